@@ -1,0 +1,253 @@
+"""routerd's one exception tree.
+
+Every error a client can see is an :class:`APIError`. Each class knows the HTTP status routerd answers
+with, the OpenAI error ``type`` and ``code`` it carries, whether the router may retry it on another
+deployment (``retryable``), and whether it counts against the deployment that raised it (``cools_down``).
+Retryability is decided by class, never by matching message strings.
+
+Where the ``openai`` package has a matching exception, ours subclasses it, so code written as
+``except openai.RateLimitError`` keeps working against routerd's SDK::
+
+    RouterdError
+    ├── ConfigError                      a routing file that does not load/validate/compile
+    └── APIError (openai.APIError)               500 api_error
+        ├── BadRequestError (openai.BadRequestError)       400 invalid_request_error
+        │   ├── ContextWindowExceededError                 400 code=context_length_exceeded
+        │   ├── ContentPolicyViolationError                400 code=content_policy_violation
+        │   └── UnsupportedParamsError                     400 code=unsupported_parameter
+        ├── RequestTooLargeError                           413
+        ├── UnprocessableEntityError (openai.Unprocessable) 422
+        ├── AuthenticationError (openai.AuthenticationError)      401  cools down (upstream: misconfigured)
+        ├── PermissionDeniedError (openai.PermissionDeniedError)  403  cools down
+        ├── NotFoundError (openai.NotFoundError)                  404  cools down when upstream
+        ├── RateLimitError (openai.RateLimitError)                429  retryable, cools down
+        ├── InternalServerError (openai.InternalServerError)      500  retryable, cools down
+        │   ├── BadGatewayError                                   502  upstream 5xx / garbage
+        │   └── ServiceUnavailableError                           503  retryable, cools down
+        ├── APIConnectionError (openai.APIConnectionError)        502  retryable, cools down
+        │   └── Timeout (openai.APITimeoutError)                  504  retryable, cools down
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx2  # the HTTP library the openai package's exception types are declared on
+import openai
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "AuthenticationError",
+    "BadGatewayError",
+    "BadRequestError",
+    "ConfigError",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "RouterdError",
+    "ServiceUnavailableError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "UnsupportedParamsError",
+    "error_for_status",
+]
+
+_ROUTERD_URL = "http://routerd.invalid/"
+
+
+class RouterdError(Exception):
+    """Root of everything routerd raises on purpose."""
+
+
+class ConfigError(RouterdError):
+    """A routing file that failed to load, validate or compile.
+
+    ``issues`` holds every problem found (objects with ``file``, ``line``, ``col``, ``path``,
+    ``message``); ``str()`` renders them one per line as ``file:line:col: yaml.path: message``.
+    """
+
+    def __init__(self, issues: list[Any]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues) or "invalid configuration")
+
+
+class APIError(RouterdError, openai.APIError):
+    """An error in OpenAI's shape. Subclasses set the status, type, code and retry semantics."""
+
+    status_code: int = 500
+    error_type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str | None] = None
+    retryable: ClassVar[bool] = False
+    cools_down: ClassVar[bool] = False
+    request_id: str | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        llm_provider: str | None = None,
+        model: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        deployment_id: str | None = None,
+        upstream_status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        # openai's constructors want a live httpx2 response; routerd errors may come from no response
+        # at all (a refused connection, our own validation), so the attributes are set directly.
+        Exception.__init__(self, message)
+        if status_code is not None:
+            self.status_code = status_code
+        self.message = message
+        self.llm_provider = llm_provider
+        self.model = model
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.type = self.error_type
+        self.retry_after = retry_after
+        self.deployment_id = deployment_id
+        self.upstream_status = upstream_status
+        self.headers = dict(headers or {})
+        self.body = self.to_dict()["error"]
+        self.request = httpx2.Request("POST", _ROUTERD_URL)
+        self.response = httpx2.Response(self.status_code, request=self.request)
+        self.request_id: str | None = None
+
+    def __str__(self) -> str:
+        prefix = f"routerd.{type(self).__name__}"
+        where = "".join(
+            f" {name}={value}" for name, value in (("provider", self.llm_provider), ("model", self.model)) if value
+        )
+        return f"{prefix}:{where} {self.message}" if where else f"{prefix}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
+        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers the HTTP answer carries: ``Retry-After`` when we know when to come back."""
+        headers = {}
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, int(self.retry_after + 0.999)))
+        return headers
+
+
+class BadRequestError(APIError, openai.BadRequestError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContextWindowExceededError(BadRequestError):
+    default_code = "context_length_exceeded"
+
+
+class ContentPolicyViolationError(BadRequestError):
+    default_code = "content_policy_violation"
+
+
+class UnsupportedParamsError(BadRequestError):
+    default_code = "unsupported_parameter"
+
+
+class RequestTooLargeError(APIError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class UnprocessableEntityError(APIError, openai.UnprocessableEntityError):
+    status_code = 422
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(APIError, openai.AuthenticationError):
+    status_code = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+    cools_down = True
+
+
+class PermissionDeniedError(APIError, openai.PermissionDeniedError):
+    status_code = 403
+    error_type = "permission_error"
+    cools_down = True
+
+
+class NotFoundError(APIError, openai.NotFoundError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "model_not_found"
+    cools_down = True
+
+
+class RateLimitError(APIError, openai.RateLimitError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+    retryable = True
+    cools_down = True
+
+
+class InternalServerError(APIError, openai.InternalServerError):
+    status_code = 500
+    error_type = "api_error"
+    retryable = True
+    cools_down = True
+
+
+class BadGatewayError(InternalServerError):
+    status_code = 502
+    default_code = "upstream_error"
+
+
+class ServiceUnavailableError(InternalServerError):
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "service_unavailable"
+
+
+class APIConnectionError(APIError, openai.APIConnectionError):
+    status_code = 502
+    error_type = "api_connection_error"
+    default_code = "upstream_connection_error"
+    retryable = True
+    cools_down = True
+
+
+class Timeout(APIConnectionError, openai.APITimeoutError):
+    status_code = 504
+    error_type = "timeout"
+    default_code = "upstream_timeout"
+
+
+# Upstream statuses that have a class of their own; the rest of 4xx are bad requests, the rest of 5xx
+# bad gateways.
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: Timeout,
+    413: RequestTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+    504: Timeout,
+    529: ServiceUnavailableError,  # Anthropic's "overloaded"
+}
+
+
+def error_for_status(status: int) -> type[APIError]:
+    """The error class for an upstream HTTP status."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if 400 <= status < 500:
+        return BadRequestError
+    return BadGatewayError

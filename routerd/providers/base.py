@@ -1,0 +1,207 @@
+"""The provider adapter protocol and the registry adapters are found by name.
+
+An adapter turns one OpenAI-shaped request into one upstream call and the upstream answer back into
+OpenAI's shape. Translation is pure (request dict in, request bytes out; response dict in, response
+dict out) and tested against stored payloads; the HTTP client is injected (:mod:`routerd.transport`).
+
+Contract, for every endpoint an adapter supports:
+
+* ``body`` is the client's OpenAI-shaped request (already parsed). ``body["model"]`` is the public
+  name the client asked for; the adapter sends ``deployment.model`` upstream instead.
+* The result is an :class:`UpstreamResponse` whose ``body`` is OpenAI-shaped.
+* Streams are async iterators of OpenAI chunk dicts (``chat.completion.chunk`` /
+  ``text_completion``). Any upstream HTTP error is raised *before* the first chunk is yielded, so the
+  router can still fail over; errors after that are raised mid-iteration.
+* Failures are raised as :mod:`routerd.errors` classes (``raise ... from exc``) carrying
+  ``llm_provider``, ``model``, ``deployment_id``, ``upstream_status`` and ``retry_after``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from routerd.config.table import Deployment
+from routerd.errors import UnsupportedParamsError
+from routerd.transport import HttpClient
+
+JSON = dict[str, Any]
+
+CHAT = "chat"
+COMPLETIONS = "completions"
+EMBEDDINGS = "embeddings"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One attempt: which deployment, what to send, and how long it may take."""
+
+    deployment: Deployment
+    body: JSON
+    timeout: float
+    # headers the client asked to forward (SDK ``extra_headers``); never the client's routerd key
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    drop_params: bool = False
+    request_id: str = ""
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    """A complete upstream answer, translated to OpenAI's shape."""
+
+    body: JSON
+    # upstream headers worth keeping (``x-ratelimit-remaining-*`` for metrics), lower-cased
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """What every provider adapter implements."""
+
+    name: str
+    #: endpoints this provider serves natively: a subset of {CHAT, COMPLETIONS, EMBEDDINGS}
+    endpoints: frozenset[str]
+
+    def prepare(self, deployment: Deployment) -> Any:
+        """Precompute what does not change per request (URLs, headers). Pure; runs at compile time."""
+        ...
+
+    async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse: ...
+
+    def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]: ...
+
+    async def completion(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse: ...
+
+    def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]: ...
+
+    async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse: ...
+
+
+_REGISTRY: dict[str, Adapter] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(adapter: Adapter, *aliases: str) -> Adapter:
+    """Make ``adapter`` available under its name (and aliases) to configs and the SDK."""
+    _REGISTRY[adapter.name] = adapter
+    for alias in aliases:
+        _ALIASES[alias] = adapter.name
+    return adapter
+
+
+def canonical_provider(name: str) -> str | None:
+    """The registered name for a provider prefix, or None when routerd has no such provider."""
+    _ensure_loaded()
+    if name in _REGISTRY:
+        return name
+    return _ALIASES.get(name)
+
+
+def get_adapter(name: str) -> Adapter:
+    """The adapter registered under ``name`` (or one of its aliases). KeyError if none."""
+    _ensure_loaded()
+    canonical = canonical_provider(name)
+    if canonical is None:
+        raise KeyError(name)
+    return _REGISTRY[canonical]
+
+
+def provider_names() -> list[str]:
+    """Every accepted provider prefix, aliases included."""
+    _ensure_loaded()
+    return sorted({*_REGISTRY, *_ALIASES})
+
+
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    # Adapters register themselves on import; importing the package that lists them is enough.
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import routerd.providers.builtin  # noqa: F401
+
+
+class ParamPolicy:
+    """Which OpenAI parameters a provider accepts, and what to do with the others.
+
+    With ``drop_params`` the unsupported ones are removed; without it the call fails with a 400 that
+    names the parameter and the provider, before anything is sent.
+    """
+
+    def __init__(self, provider: str, unsupported: frozenset[str]) -> None:
+        self.provider = provider
+        self.unsupported = unsupported
+
+    def apply(self, body: JSON, drop_params: bool, model: str | None = None) -> JSON:
+        present = [key for key in body if key in self.unsupported and body[key] is not None]
+        if not present:
+            return body
+        if drop_params:
+            return {k: v for k, v in body.items() if k not in self.unsupported}
+        raise UnsupportedParamsError(
+            f"{self.provider} does not support parameter(s) {', '.join(sorted(present))}; "
+            "remove them or set drop_params: true",
+            llm_provider=self.provider,
+            model=model,
+            param=sorted(present)[0],
+        )
+
+
+class BaseAdapter:
+    """Shared behaviour: a chat-only provider serves ``/v1/completions`` through chat.
+
+    The prompt is sent as a user message and the chat answer is returned in ``text_completion`` shape.
+    Subclasses with a native completions endpoint override :meth:`completion`.
+    """
+
+    name: ClassVar[str] = ""
+    endpoints: frozenset[str] = frozenset({CHAT})
+
+    def prepare(self, deployment: Deployment) -> Any:
+        return None
+
+    async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, CHAT)
+
+    def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        raise _unsupported(self.name, "streamed chat")
+
+    async def completion(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        from routerd.providers.textcompat import chat_to_text_completion, text_request_to_chat
+
+        prompts, chat_body = text_request_to_chat(request.body)
+        answers = []
+        for prompt_body in chat_body:
+            answer = await self.chat(http, _with_body(request, prompt_body))
+            answers.append(answer)
+        return UpstreamResponse(
+            chat_to_text_completion(request.body, prompts, [a.body for a in answers]),
+            answers[-1].headers if answers else {},
+        )
+
+    async def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        from routerd.providers.textcompat import chat_chunk_to_text_chunk, text_request_to_chat
+
+        _, chat_bodies = text_request_to_chat(request.body)
+        for prompt_index, prompt_body in enumerate(chat_bodies):
+            async for chunk in self.chat_stream(http, _with_body(request, prompt_body)):
+                yield chat_chunk_to_text_chunk(chunk, prompt_index, len(chat_bodies))
+
+    async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, EMBEDDINGS)
+
+
+def _with_body(request: UpstreamRequest, body: JSON) -> UpstreamRequest:
+    from dataclasses import replace
+
+    return replace(request, body=body)
+
+
+def _unsupported(provider: str, what: str) -> UnsupportedParamsError:
+    return UnsupportedParamsError(f"provider {provider} does not support {what}", llm_provider=provider)
+
+
+# Resolves a provider for a bare model name ("gpt-4o" -> "openai"); filled by routerd.providers.infer.
+InferFn = Callable[[str], str | None]
