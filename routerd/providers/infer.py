@@ -34,6 +34,37 @@ PROVIDER_PREFIXES: dict[str, str] = {
     "lm_studio": "lm_studio",
 }
 
+# Environment variables a deployment falls back to when its api_key / api_base is not in the file.
+DEFAULT_API_KEY_ENV: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "text-completion-openai": "OPENAI_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "azure_text": "AZURE_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "hosted_vllm": "HOSTED_VLLM_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "fireworks_ai": "FIREWORKS_AI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "perplexity": "PERPLEXITYAI_API_KEY",
+    "xai": "XAI_API_KEY",
+    "lm_studio": "LM_STUDIO_API_KEY",
+}
+DEFAULT_API_BASE_ENV: dict[str, str] = {
+    "openai": "OPENAI_API_BASE",
+    "text-completion-openai": "OPENAI_API_BASE",
+    "azure": "AZURE_API_BASE",
+    "azure_text": "AZURE_API_BASE",
+    "anthropic": "ANTHROPIC_API_BASE",
+    "hosted_vllm": "HOSTED_VLLM_API_BASE",
+    "ollama": "OLLAMA_API_BASE",
+    "lm_studio": "LM_STUDIO_API_BASE",
+}
+DEFAULT_API_VERSION_ENV: dict[str, str] = {"azure": "AZURE_API_VERSION", "azure_text": "AZURE_API_VERSION"}
+
 _OPENAI_BARE = re.compile(
     r"^(gpt-|chatgpt-|o1|o3|o4|text-embedding-|text-davinci|davinci|babbage|omni-moderation|ft:|dall-e|whisper|tts-)"
 )
