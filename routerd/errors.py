@@ -123,13 +123,22 @@ class APIError(RouterdError, openai.APIError):
     def __str__(self) -> str:
         prefix = f"routerd.{type(self).__name__}"
         where = "".join(
-            f" {name}={value}" for name, value in (("provider", self.llm_provider), ("model", self.model)) if value
+            f" {name}={value}"
+            for name, value in (("provider", self.llm_provider), ("model", self.model))
+            if value
         )
         return f"{prefix}:{where} {self.message}" if where else f"{prefix}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
-        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
     def response_headers(self) -> dict[str, str]:
         """Headers the HTTP answer carries: ``Retry-After`` when we know when to come back."""

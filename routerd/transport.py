@@ -314,6 +314,8 @@ def _multipart(files: Any, data: Mapping[str, Any]) -> aiohttp.FormData:
         form.add_field(key, str(value))
     items = files.items() if isinstance(files, Mapping) else files
     for key, spec in items:
-        filename, payload, content_type = (list(spec) + [None, None])[:3]
-        form.add_field(key, payload, filename=filename, content_type=content_type or "application/octet-stream")
+        filename, payload, content_type = ([*list(spec), None, None])[:3]
+        form.add_field(
+            key, payload, filename=filename, content_type=content_type or "application/octet-stream"
+        )
     return form

@@ -1,0 +1,142 @@
+"""The Starlette application: routes, lifespan, and the app factories uvicorn starts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from routerd.config.table import RoutingTable
+from routerd.errors import APIError, NotFoundError
+from routerd.events import EventBus
+from routerd.routing.executor import Router
+from routerd.server import inference, ops
+from routerd.server.errors import error_response
+from routerd.server.state import AppState, ReloadStatus
+from routerd.settings import Settings
+
+log = logging.getLogger("routerd.server")
+
+# Extra route providers (files, fine-tuning, metrics, admin) register here so this module stays small.
+RouteFactory = Callable[[], Sequence[BaseRoute]]
+_EXTRA_ROUTES: list[RouteFactory] = []
+LifespanHook = Callable[[AppState], contextlib.AbstractAsyncContextManager[None]]
+_LIFESPAN_HOOKS: list[LifespanHook] = []
+
+
+def add_routes(factory: RouteFactory) -> RouteFactory:
+    """Register a function returning extra routes for every app created afterwards."""
+    _EXTRA_ROUTES.append(factory)
+    return factory
+
+
+def add_lifespan_hook(hook: LifespanHook) -> LifespanHook:
+    """Register an async context manager entered at start-up and exited at shutdown."""
+    _LIFESPAN_HOOKS.append(hook)
+    return hook
+
+
+def _both(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[Route]:
+    """Each OpenAI endpoint is served with and without the ``/v1`` prefix."""
+    return [Route(f"/v1{path}", endpoint, methods=methods), Route(path, endpoint, methods=methods)]
+
+
+def core_routes() -> list[BaseRoute]:
+    return [
+        *_both("/chat/completions", inference.chat_completions, ["POST"]),
+        *_both("/completions", inference.completions, ["POST"]),
+        *_both("/embeddings", inference.embeddings, ["POST"]),
+        *_both("/models", ops.list_models, ["GET"]),
+        *_both("/models/{model_id:path}", ops.get_model, ["GET"]),
+        Route("/health/liveliness", ops.liveliness, methods=["GET"]),
+        Route("/health/liveness", ops.liveliness, methods=["GET"]),
+        Route("/health/readiness", ops.readiness, methods=["GET"]),
+        Route("/health", ops.health, methods=["GET"]),
+        Route("/v1/routerd/explain", ops.explain, methods=["GET"]),
+    ]
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(
+            NotFoundError(f"no route {request.method} {request.url.path}", code="not_found")
+        )
+    err = APIError(str(exc.detail), status_code=exc.status_code, code="http_error")
+    err.type = "invalid_request_error"
+    return error_response(err)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+def create_app(
+    table: RoutingTable,
+    *,
+    settings: Settings | None = None,
+    router: Router | None = None,
+    events: EventBus | None = None,
+    config_path: Path | None = None,
+) -> Starlette:
+    """An app serving ``table``. Tests pass their own router (fake clock, injected HTTP client)."""
+    settings = settings or Settings()
+    events = events or (router.events if router is not None else EventBus())
+    router = router or Router(table, events=events)
+    state = AppState(
+        router=router,
+        settings=settings,
+        events=events,
+        config_path=config_path,
+        reload=ReloadStatus(content_hash=table.content_hash),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.master_key is None:
+            log.warning(
+                "no master key configured: this gateway is open to anyone who can reach it; "
+                "set general_settings.master_key or ROUTERD_MASTER_KEY"
+            )
+        async with contextlib.AsyncExitStack() as stack:
+            for hook in _LIFESPAN_HOOKS:
+                await stack.enter_async_context(hook(state))
+            try:
+                yield
+            finally:
+                state.draining = True
+                await state.router.aclose()
+
+    routes: list[BaseRoute] = core_routes()
+    for factory in _EXTRA_ROUTES:
+        routes.extend(factory())
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
+    )
+    if settings.log_requests:
+        from routerd.logs import RequestLogger
+
+        events.subscribe(RequestLogger())
+    app.state.routerd = state
+    return app
+
+
+def app_from_settings() -> Starlette:
+    """The uvicorn factory (``--workers N`` imports this in every worker): config from ``ROUTERD_CONFIG``."""
+    from routerd.config import load_config
+    from routerd.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings)
+    table = load_config(settings.config)
+    return create_app(table, settings=settings, config_path=settings.config)

@@ -1,0 +1,39 @@
+"""The one place errors become HTTP responses, in OpenAI's ``{"error": {...}}`` shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from routerd.errors import APIError, InternalServerError
+
+log = logging.getLogger("routerd.server")
+
+
+def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
+    """The HTTP answer for ``exc``; unexpected exceptions become a 500 that reveals nothing internal."""
+    if not isinstance(exc, APIError):
+        log.exception("unhandled error", exc_info=exc)
+        exc = InternalServerError("routerd hit an internal error; see its log for details")
+    all_headers = {**exc.response_headers(), **(headers or {})}
+    return Response(
+        orjson.dumps(exc.to_dict()),
+        status_code=exc.status_code,
+        headers=all_headers,
+        media_type="application/json",
+    )
+
+
+def sse_error_event(exc: BaseException) -> bytes:
+    """An in-band SSE error event, for failures after a stream's first byte went out."""
+    body: dict[str, Any]
+    if isinstance(exc, APIError):
+        body = exc.to_dict()
+        body["error"]["status_code"] = exc.status_code
+    else:
+        log.exception("unhandled error in stream", exc_info=exc)
+        body = InternalServerError("stream interrupted by an internal error").to_dict()
+    return b"data: " + orjson.dumps(body) + b"\n\n"

@@ -1,0 +1,41 @@
+"""Daemon settings: command-line flags override ``ROUTERD_*`` environment variables override defaults.
+
+These are the settings of the *process* (where to listen, how many workers, logging). Routing lives in
+the YAML file and reloads live; these need a restart, and a reload that would change them says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """``routerd serve`` settings (``ROUTERD_HOST``, ``ROUTERD_PORT``, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTERD_", extra="ignore", frozen=True)
+
+    config: Path = Field(default=Path("config.yaml"), description="routing file (YAML)")
+    host: str = Field(default="127.0.0.1", description="listen address; 0.0.0.0 in containers")
+    port: int = Field(default=4000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    master_key: SecretStr | None = Field(
+        default=None, description="overrides general_settings.master_key when set"
+    )
+    max_body_mb: float | None = Field(
+        default=None, gt=0, description="request body limit; overrides general_settings.max_request_size_mb"
+    )
+    drain_timeout: float = Field(
+        default=30.0, ge=0, description="seconds to finish in-flight requests on SIGTERM"
+    )
+    watch: bool = Field(default=True, description="reload the routing file when it changes")
+    reload_debounce_ms: int = Field(default=50, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    log_requests: bool = Field(default=True, description="one structured log line per request")
+    metrics_port: int | None = Field(default=None, description="serve /metrics on a separate port")
+    metrics_require_auth: bool = Field(default=False, description="/metrics needs the master key")
+    access_log: bool = False
