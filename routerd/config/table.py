@@ -185,6 +185,7 @@ class RoutingTable:
     server: ServerSettings
     content_hash: str
     source: str = ""  # the file it came from
+    sources: tuple[str, ...] = ()  # every file read to build it: the main file, then its includes
     files_settings: tuple[ProviderSettings, ...] = ()
     finetune_settings: tuple[ProviderSettings, ...] = ()
     environment_variables: Mapping[str, str] = EMPTY_MAP

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +20,13 @@ from routerd.events import EventBus
 from routerd.routing.executor import Router
 from routerd.server import inference, ops
 from routerd.server.errors import error_response
+from routerd.server.reload import reload_lifespan, reload_routes
 from routerd.server.state import AppState, ReloadStatus
 from routerd.settings import Settings
 
 log = logging.getLogger("routerd.server")
 
-# Extra route providers (files, fine-tuning, metrics, admin) register here so this module stays small.
-RouteFactory = Callable[[], Sequence[BaseRoute]]
-_EXTRA_ROUTES: list[RouteFactory] = []
 LifespanHook = Callable[[AppState], contextlib.AbstractAsyncContextManager[None]]
-_LIFESPAN_HOOKS: list[LifespanHook] = []
-
-
-def add_routes(factory: RouteFactory) -> RouteFactory:
-    """Register a function returning extra routes for every app created afterwards."""
-    _EXTRA_ROUTES.append(factory)
-    return factory
-
-
-def add_lifespan_hook(hook: LifespanHook) -> LifespanHook:
-    """Register an async context manager entered at start-up and exited at shutdown."""
-    _LIFESPAN_HOOKS.append(hook)
-    return hook
 
 
 def _both(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[Route]:
@@ -62,6 +47,11 @@ def core_routes() -> list[BaseRoute]:
         Route("/health", ops.health, methods=["GET"]),
         Route("/v1/routerd/explain", ops.explain, methods=["GET"]),
     ]
+
+
+def lifespan_hooks() -> list[LifespanHook]:
+    """What starts with the server and stops with it, in order."""
+    return [reload_lifespan]
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -107,7 +97,7 @@ def create_app(
                 "set general_settings.master_key or ROUTERD_MASTER_KEY"
             )
         async with contextlib.AsyncExitStack() as stack:
-            for hook in _LIFESPAN_HOOKS:
+            for hook in lifespan_hooks():
                 await stack.enter_async_context(hook(state))
             try:
                 yield
@@ -115,9 +105,7 @@ def create_app(
                 state.draining = True
                 await state.router.aclose()
 
-    routes: list[BaseRoute] = core_routes()
-    for factory in _EXTRA_ROUTES:
-        routes.extend(factory())
+    routes: list[BaseRoute] = [*core_routes(), *reload_routes()]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

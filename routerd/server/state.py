@@ -14,6 +14,7 @@ from routerd.settings import Settings
 if TYPE_CHECKING:
     from routerd.config.table import RoutingTable
     from routerd.routing.executor import Router
+    from routerd.server.reload import Reloader
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class AppState:
     reload: ReloadStatus = field(default_factory=ReloadStatus)
     started_at: float = field(default_factory=time.time)
     draining: bool = False
+    reloader: Reloader | None = None
 
     @property
     def table(self) -> RoutingTable:

@@ -1,0 +1,186 @@
+"""Throughput and added latency of routerd in front of a fast fake OpenAI upstream.
+
+Starts three processes on loopback: a minimal aiohttp upstream answering a fixed chat completion,
+routerd (one worker, uvloop + httptools) routing an `openai/` deployment to it, and this load driver.
+Prints requests/s, p50/p99 latency at 1 and 32 in flight through routerd and direct to the upstream,
+routerd's added latency (p50 through routerd minus p50 direct), and routerd's peak RSS.
+
+    .venv/bin/python bench/bench_proxy.py [--seconds 10] [--stream]
+
+A benchmark, not a test: it asserts nothing and prints numbers for the closing notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+
+UPSTREAM = r"""
+import sys, orjson
+from aiohttp import web
+BODY = orjson.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
+    "model": "gpt-4o-mini", "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
+    "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}})
+CHUNKS = [orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+    "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}) for w in ["po", "ng"]]
+async def chat(request):
+    body = await request.json()
+    if body.get("stream"):
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for c in CHUNKS:
+            await resp.write(b"data: " + c + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+    return web.Response(body=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_post("/v1/chat/completions", chat)
+import asyncio, uvloop
+uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+CONFIG = """
+model_list:
+  - model_name: bench
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:{port}/v1
+      api_key: sk-bench-not-a-real-key
+general_settings:
+  master_key: sk-routerd-bench
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def drive(
+    url: str, headers: dict[str, str], body: bytes, concurrency: int, seconds: float, stream: bool
+):
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop_at:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - started)
+
+        # warm-up
+        for _ in range(50):
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+        began = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.monotonic() - began
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "requests": len(latencies),
+        "errors": errors,
+    }
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--stream", action="store_true", help="measure streamed chat instead of plain")
+    args = parser.parse_args()
+
+    upstream_port, routerd_port = free_port(), free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="routerd-bench-"))
+    config = workdir / "bench.yaml"
+    config.write_text(CONFIG.format(port=upstream_port))
+    env = {
+        **os.environ,
+        "ROUTERD_LOG_LEVEL": "warning",
+        "ROUTERD_LOG_REQUESTS": "false",
+        "ROUTERD_WATCH": "false",
+    }
+    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)])
+    routerd = subprocess.Popen(
+        [sys.executable, "-m", "routerd.cli", "serve", "--config", str(config), "--port", str(routerd_port)],
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        asyncio.run(measure(args, upstream_port, routerd_port))
+        print(f"routerd peak RSS: {peak_rss_mb(routerd.pid):.1f} MB")
+    finally:
+        for process in (routerd, upstream):
+            process.terminate()
+        for process in (routerd, upstream):
+            process.wait(timeout=15)
+
+
+async def measure(args: argparse.Namespace, upstream_port: int, routerd_port: int) -> None:
+    await wait_ready(f"http://127.0.0.1:{routerd_port}/health/readiness")
+    body = orjson.dumps(
+        {"model": "bench", "messages": [{"role": "user", "content": "ping"}], "stream": args.stream}
+    )
+    direct_body = body.replace(b'"bench"', b'"gpt-4o-mini"')
+    auth = {"authorization": "Bearer sk-routerd-bench", "content-type": "application/json"}
+    direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
+    routed_url = f"http://127.0.0.1:{routerd_port}/v1/chat/completions"
+    print(f"routerd bench: {'streamed' if args.stream else 'plain'} chat, {args.seconds:.0f}s per run")
+    for concurrency in (1, 32):
+        direct = await drive(direct_url, auth, direct_body, concurrency, args.seconds, args.stream)
+        routed = await drive(routed_url, auth, body, concurrency, args.seconds, args.stream)
+        added = routed["p50_ms"] - direct["p50_ms"]
+        print(
+            f"in flight {concurrency:>2}: routerd {routed['rps']:8.0f} req/s  p50 {routed['p50_ms']:6.2f} ms  "
+            f"p99 {routed['p99_ms']:6.2f} ms  errors {routed['errors']}  | direct {direct['rps']:8.0f} req/s  "
+            f"p50 {direct['p50_ms']:6.2f} ms  | added p50 {added:5.2f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Live reload of the routing file: on a file change, SIGHUP, or ``POST /admin/reload``.
+
+All or nothing: the new file is loaded, validated and compiled aside (in a worker thread, so the
+event loop keeps serving), then published with one reference swap in the router. Any error leaves
+the old table serving; the error, with its file:line:col, is logged, counted, and shown in
+``/health`` until a good file arrives. Requests in flight keep the table they started with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from routerd.config.table import RoutingTable
+from routerd.config.watcher import changes
+from routerd.errors import BadRequestError, ConfigError
+from routerd.events import ConfigReloaded
+from routerd.server.auth import require_key
+from routerd.server.errors import error_response
+from routerd.server.state import AppState
+
+log = logging.getLogger("routerd.reload")
+
+Loader = Callable[[Path], RoutingTable]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    result: str  # "success" | "unchanged" | "failure"
+    generation: int
+    content_hash: str
+    error: str | None = None
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "result": self.result,
+            "generation": self.generation,
+            "content_hash": self.content_hash,
+            "error": self.error,
+            "duration_ms": round(self.duration * 1000, 3),
+        }
+
+
+def _default_loader(path: Path) -> RoutingTable:
+    from routerd.config import load_config
+
+    return load_config(path)
+
+
+class Reloader:
+    """Serialises reloads of one daemon's routing file and records their outcome in ``state``."""
+
+    def __init__(self, state: AppState, loader: Loader | None = None) -> None:
+        self.state = state
+        self.loader = loader or _default_loader
+        self._lock = anyio.Lock()
+
+    def watched_paths(self) -> list[Path]:
+        table = self.state.table
+        sources = table.sources or ((table.source,) if table.source else ())
+        paths = [Path(p) for p in sources]
+        if not paths and self.state.config_path is not None:
+            paths = [self.state.config_path]
+        return paths
+
+    async def reload(self, reason: str) -> ReloadOutcome:
+        """Load the file again and publish it if it is valid and different."""
+        path = self.state.config_path
+        if path is None:
+            raise BadRequestError("this routerd was started without a config file; nothing to reload")
+        async with self._lock:
+            started = time.perf_counter()
+            status = self.state.reload
+            status.last_attempt_at = time.time()
+            try:
+                table = await anyio.to_thread.run_sync(self.loader, path)
+            except Exception as exc:
+                message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+                status.failures += 1
+                status.last_error = message
+                log.error(
+                    "reload (%s) failed; still serving generation %d:\n%s", reason, status.generation, message
+                )
+                self._emit("failure", message)
+                return ReloadOutcome(
+                    "failure", status.generation, status.content_hash, message, time.perf_counter() - started
+                )
+            status.last_error = None
+            if table.content_hash == status.content_hash:
+                return ReloadOutcome(
+                    "unchanged", status.generation, status.content_hash, None, time.perf_counter() - started
+                )
+            self.state.router.publish(table)
+            status.generation += 1
+            status.content_hash = table.content_hash
+            status.loaded_at = time.time()
+            for warning in table.warnings:
+                log.warning("config: %s", warning)
+            log.info(
+                "reload (%s): generation %d (%s), %d groups",
+                reason,
+                status.generation,
+                table.content_hash[:12],
+                len(table.groups) + len(table.wildcard_groups),
+            )
+            self._emit("success", None)
+            return ReloadOutcome(
+                "success", status.generation, status.content_hash, None, time.perf_counter() - started
+            )
+
+    def _emit(self, result: str, error: str | None) -> None:
+        status = self.state.reload
+        self.state.events.emit(
+            ConfigReloaded(
+                result=result,
+                generation=status.generation,
+                content_hash=status.content_hash,
+                at=time.time(),
+                error=error,
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def reload_lifespan(state: AppState) -> AsyncIterator[None]:
+    """Start the file watcher (unless ``--no-watch``) and the SIGHUP handler; stop both at shutdown."""
+    reloader = Reloader(state)
+    state.reloader = reloader
+    if state.config_path is None:
+        yield
+        return
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        if state.settings.watch:
+            tasks.start_soon(_watch, reloader, stop)
+        _install_sighup(reloader, tasks)
+        try:
+            yield
+        finally:
+            stop.set()
+            tasks.cancel_scope.cancel()
+
+
+async def _watch(reloader: Reloader, stop: anyio.Event) -> None:
+    debounce = reloader.state.settings.reload_debounce_ms
+    try:
+        async for _ in changes(reloader.watched_paths, debounce_ms=debounce, stop_event=stop):
+            await reloader.reload("file change")
+    except Exception:
+        log.exception("config watcher stopped; reload with SIGHUP or POST /admin/reload")
+
+
+def _install_sighup(reloader: Reloader, tasks: anyio.abc.TaskGroup) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: tasks.start_soon(reloader.reload, "SIGHUP"))
+    except (NotImplementedError, RuntimeError, ValueError):
+        # not the main thread (tests run the server in a thread) or no SIGHUP on this platform
+        log.debug("SIGHUP reload not available in this thread")
+
+
+async def admin_reload(request: Request) -> Response:
+    state: AppState = request.app.state.routerd
+    try:
+        require_key(request, state.master_key)
+        reloader = state.reloader
+        if reloader is None:
+            raise BadRequestError("reload is not available in this process")
+        outcome = await reloader.reload("POST /admin/reload")
+    except Exception as exc:
+        return error_response(exc)
+    status = 200 if outcome.result != "failure" else 422
+    return Response(orjson.dumps(outcome.to_dict()), status_code=status, media_type="application/json")
+
+
+def reload_routes() -> list[BaseRoute]:
+    return [Route("/admin/reload", admin_reload, methods=["POST"])]
