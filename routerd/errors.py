@@ -85,6 +85,9 @@ class APIError(RouterdError, openai.APIError):
     retryable: ClassVar[bool] = False
     cools_down: ClassVar[bool] = False
     request_id: str | None
+    # How the call was routed (a routerd.routing.types.RoutingInfo), attached by the router to errors it
+    # raises so the server can still set x-routerd-* headers on error responses.
+    routing: Any = None
 
     def __init__(
         self,

@@ -11,12 +11,34 @@ a table between concurrent requests needs no locks.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
-EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
+
+class _EmptyMapping(Mapping[str, Any]):
+    """The shared empty default of mapping fields: read-only, and hashable, because Python 3.11's
+    dataclasses reject unhashable defaults (``MappingProxyType`` is hashable only from 3.12)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+EMPTY_MAP: Mapping[str, Any] = _EmptyMapping()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +190,8 @@ class ServerSettings:
     max_request_size_mb: float = 10.0
     metrics_require_auth: bool = False
     callbacks: tuple[str, ...] = ()  # e.g. ("prometheus",)
+    # shared state between replicas (router_settings.redis_url, or redis_host/port/password/db)
+    redis_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -192,6 +216,8 @@ class RoutingTable:
     warnings: tuple[str, ...] = ()
     # deployment id -> deployment, across all groups
     deployments: Mapping[str, Deployment] = EMPTY_MAP
+    # aliases declared with ``hidden: true``: they route, but /v1/models does not list them
+    hidden_aliases: frozenset[str] = frozenset()
 
     def __hash__(self) -> int:
         return hash(self.content_hash)
@@ -216,7 +242,7 @@ class RoutingTable:
 
     def public_names(self) -> list[str]:
         """Names ``/v1/models`` lists: groups and aliases (wildcards are patterns, not models)."""
-        return sorted({*self.groups, *self.aliases})
+        return sorted({*self.groups, *(a for a in self.aliases if a not in self.hidden_aliases)})
 
 
 def wildcard_deployments(group: Group, requested: str) -> tuple[Deployment, ...]:

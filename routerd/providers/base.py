@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from routerd.config.table import Deployment
 from routerd.errors import UnsupportedParamsError
@@ -156,7 +156,8 @@ class BaseAdapter:
     Subclasses with a native completions endpoint override :meth:`completion`.
     """
 
-    name: ClassVar[str] = ""
+    # an instance-level annotation (not ClassVar) so subclasses satisfy the Adapter protocol's ``name``
+    name: str = ""
     endpoints: frozenset[str] = frozenset({CHAT})
 
     def prepare(self, deployment: Deployment) -> Any:
@@ -169,25 +170,16 @@ class BaseAdapter:
         raise _unsupported(self.name, "streamed chat")
 
     async def completion(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
-        from routerd.providers.textcompat import chat_to_text_completion, text_request_to_chat
+        # one chat call per prompt (concurrently), answers converted with chat_to_text_completion
+        from routerd.providers.textcompat import complete_via_chat
 
-        prompts, chat_body = text_request_to_chat(request.body)
-        answers = []
-        for prompt_body in chat_body:
-            answer = await self.chat(http, _with_body(request, prompt_body))
-            answers.append(answer)
-        return UpstreamResponse(
-            chat_to_text_completion(request.body, prompts, [a.body for a in answers]),
-            answers[-1].headers if answers else {},
-        )
+        return await complete_via_chat(self, http, request)
 
-    async def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
-        from routerd.providers.textcompat import chat_chunk_to_text_chunk, text_request_to_chat
+    def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        # chunks converted with chat_chunk_to_text_chunk; one id and one summed usage chunk
+        from routerd.providers.textcompat import stream_via_chat
 
-        _, chat_bodies = text_request_to_chat(request.body)
-        for prompt_index, prompt_body in enumerate(chat_bodies):
-            async for chunk in self.chat_stream(http, _with_body(request, prompt_body)):
-                yield chat_chunk_to_text_chunk(chunk, prompt_index, len(chat_bodies))
+        return stream_via_chat(self, http, request)
 
     async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, EMBEDDINGS)

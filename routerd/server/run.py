@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import uvicorn
+from starlette.applications import Starlette
 
 from routerd.logs import configure_logging
 from routerd.settings import Settings
@@ -32,16 +34,6 @@ def serve(settings: Settings) -> None:
 
     configure_logging(settings)
     table = load_config(settings.config)
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "timeout_graceful_shutdown": settings.drain_timeout,
-        "log_config": None,
-        "access_log": settings.access_log,
-        "lifespan": "on",
-    }
     log.info(
         "routerd serving %s on %s:%s (%d worker(s))",
         settings.config,
@@ -49,9 +41,23 @@ def serve(settings: Settings) -> None:
         settings.port,
         settings.workers,
     )
+    app: Starlette | str
     if settings.workers > 1:
         _export(settings)
-        uvicorn.run("routerd.server.app:app_from_settings", factory=True, workers=settings.workers, **common)
+        app = "routerd.server.app:app_from_settings"
     else:
         del app_from_settings
-        uvicorn.run(create_app(table, settings=settings, config_path=settings.config), **common)
+        app = create_app(table, settings=settings, config_path=settings.config)
+    uvicorn.run(
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers if settings.workers > 1 else None,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
+        log_config=None,
+        access_log=settings.access_log,
+        lifespan="on",
+    )

@@ -1,0 +1,50 @@
+"""Where the router keeps per-deployment health: the :class:`HealthStore` interface and its backends.
+
+The router reads health on every call, so the interface is synchronous and must never do I/O on the
+call path: a store hands out :class:`~routerd.routing.health.DeploymentHealth` records that live in
+this process, and the router reads and updates them between awaits (no locks needed on one event
+loop). :class:`MemoryHealthStore` is the default.
+
+A backend shared between replicas (Redis) implements the same interface over local records and
+mirrors them in the background: :meth:`HealthStore.set_breaker` is the hook where a breaker change
+(most importantly a cooldown) is published, and remote cooldowns are merged into local records by
+keeping the later deadline, which is safe because deadlines only ever move later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from routerd.routing.health import Breaker, DeploymentHealth
+from routerd.state.memory import MemoryHealthStore
+
+__all__ = ["HealthStore", "MemoryHealthStore"]
+
+
+class HealthStore(Protocol):
+    """Per-deployment health records, keyed by deployment id."""
+
+    def record(self, deployment_id: str) -> DeploymentHealth:
+        """The record for ``deployment_id``, created healthy on first use. The same object each time."""
+        ...
+
+    def get(self, deployment_id: str) -> DeploymentHealth | None:
+        """The record if one exists, without creating it."""
+        ...
+
+    def set_breaker(self, deployment_id: str, record: DeploymentHealth, breaker: Breaker) -> None:
+        """Store a breaker transition (``record`` is ``record(deployment_id)``)."""
+        ...
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        """Drop the records of deployments for which ``keep(id)`` is false (after a reload)."""
+        ...
+
+    def items(self) -> Iterator[tuple[str, DeploymentHealth]]:
+        """Every (id, record) pair, for reports."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and background tasks."""
+        ...

@@ -32,7 +32,7 @@ def free_port() -> int:
 class RouterdServer:
     """A uvicorn server for ``app`` on ``127.0.0.1:<free port>`` in a daemon thread."""
 
-    def __init__(self, app: Starlette, *, port: int | None = None, drain_timeout: float = 5.0) -> None:
+    def __init__(self, app: Starlette, *, port: int | None = None, drain_timeout: int = 5) -> None:
         self.app = app
         self.port = port or free_port()
         config = uvicorn.Config(

@@ -1,0 +1,279 @@
+"""Translating upstream failures into routerd's exception tree, shared by every adapter.
+
+An upstream answers an error in one of many shapes: OpenAI's ``{"error": {"message", "type", "code"}}``,
+Azure's variant of it (``code`` as a string status, ``innererror`` for content filtering), vLLM's
+top-level ``{"object": "error", "message", ...}``, FastAPI's ``{"detail": ...}``, or a plain-text / HTML
+page from a proxy in between. :class:`ErrorContext` turns any of them into the matching
+:mod:`routerd.errors` class, carrying the provider, model, deployment id, the upstream status and the
+delay the upstream asked for (``retry-after-ms`` / ``Retry-After``).
+
+The class is chosen by HTTP status (:func:`routerd.errors.error_for_status`) and refined by the
+error ``code`` the upstream gave. Upstream messages are bounded in length and scrubbed of anything
+that looks like a credential: OpenAI's 401 message, for one, echoes part of the key it was sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from routerd.errors import (
+    APIConnectionError,
+    APIError,
+    BadGatewayError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    error_for_status,
+)
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "ErrorContext",
+    "parse_retry_after",
+    "redact",
+]
+
+#: upstream messages longer than this are cut (a proxy's HTML error page can be megabytes)
+MAX_MESSAGE_CHARS = 1000
+
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "context_window_exceeded", "string_above_max_length"})
+_POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "responsibleaipolicyviolation"})
+
+# Servers that report an overlong prompt without a code (vLLM, llama.cpp, TGI) only say so in the
+# message. Matching text is limited to translating a 400 at this boundary; the router decides by class.
+_CONTEXT_MESSAGE = re.compile(
+    r"maximum context length|context length|context window|prompt is too long|too many tokens", re.I
+)
+
+# In-band (streamed) errors have no HTTP status of their own; their ``type`` says what they are.
+_STATUS_BY_TYPE = {
+    "invalid_request_error": 400,
+    "badrequesterror": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "tokens": 429,
+    "requests": 429,
+    "server_error": 500,
+    "api_error": 500,
+    "service_unavailable": 503,
+    "overloaded_error": 529,
+    "timeout": 504,
+}
+
+# Credentials that upstream messages are known to echo (sometimes partly masked): OpenAI-style
+# ``sk-...`` keys, Google ``AIza...`` keys, bearer tokens.
+_SECRET_PATTERNS = re.compile(
+    r"(?:\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{4,}|\bAIza[0-9A-Za-z_\-]{10,}|(?i:bearer)\s+[A-Za-z0-9_\-.=*]{8,})"
+)
+_WHITESPACE = re.compile(r"\s+")
+_HTML_TAG = re.compile(r"<[^>]{0,200}>")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with the given secrets, and anything shaped like an API key, replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _SECRET_PATTERNS.sub("***", text)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the upstream asked us to wait, or None.
+
+    ``retry-after-ms`` (OpenAI, Azure) is preferred for its precision; ``Retry-After`` may be seconds
+    or an HTTP date, which is taken relative to ``now`` (wall-clock seconds, injectable for tests).
+    ``headers`` must have lower-cased names (routerd's transports guarantee it).
+    """
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis) / 1000.0
+        except ValueError:
+            value = -1.0
+        if value >= 0 and value == value:  # rejects NaN
+            return value
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        reference = time.time() if now is None else now
+        return max(0.0, when.timestamp() - reference)
+    if seconds != seconds or seconds < 0:  # NaN or negative: ignore
+        return None
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorContext:
+    """Who an error is about: built once per deployment (adapters keep it in their prepared state)."""
+
+    provider: str
+    model: str
+    deployment_id: str = ""
+    # this deployment's credentials, scrubbed from any upstream message
+    secrets: tuple[str, ...] = ()
+    # wall clock for HTTP-date Retry-After values; injectable for tests
+    wall_clock: Callable[[], float] = time.time
+
+    def make(
+        self,
+        cls: type[APIError],
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> APIError:
+        """An instance of ``cls`` annotated with this context."""
+        return cls(
+            message,
+            llm_provider=self.provider,
+            model=self.model,
+            deployment_id=self.deployment_id or None,
+            upstream_status=upstream_status,
+            code=code,
+            param=param,
+            retry_after=retry_after,
+        )
+
+    def annotate(self, exc: APIError) -> APIError:
+        """Fill in who ``exc`` is about when the raiser (e.g. the transport) did not know."""
+        if exc.llm_provider is None:
+            exc.llm_provider = self.provider
+        if exc.model is None:
+            exc.model = self.model
+        if exc.deployment_id is None and self.deployment_id:
+            exc.deployment_id = self.deployment_id
+        return exc
+
+    def from_response(self, status: int, headers: Mapping[str, str], content: bytes) -> APIError:
+        """The error for a non-2xx upstream answer (``headers`` lower-cased)."""
+        retry_after = parse_retry_after(headers, self.wall_clock())
+        try:
+            payload = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict):
+            return self.from_payload(payload, status=status, retry_after=retry_after)
+        text = _plain_text(content)
+        message = text or f"upstream answered HTTP {status} with an empty body"
+        return self.make(
+            error_for_status(status),
+            self._clean(message),
+            upstream_status=status,
+            retry_after=retry_after,
+        )
+
+    def from_payload(
+        self, payload: Mapping[str, Any], *, status: int | None = None, retry_after: float | None = None
+    ) -> APIError:
+        """The error described by a JSON error body, or by an in-band ``{"error": ...}`` stream event.
+
+        Without an HTTP status (in-band errors) the status comes from the error's numeric ``code``
+        or its ``type``; an unknown one is treated as an upstream server error.
+        """
+        error = payload.get("error")
+        if isinstance(error, Mapping):
+            details: Mapping[str, Any] = error
+        elif isinstance(error, str):
+            details = {"message": error, "type": payload.get("type"), "code": payload.get("code")}
+        else:
+            details = payload
+        message = details.get("message")
+        if not isinstance(message, str) or not message:
+            detail = payload.get("detail")
+            message = _stringify(detail) if detail else ""
+        raw_code = details.get("code")
+        error_type = details.get("type")
+        if status is None:
+            status = _status_from_details(raw_code, error_type)
+        code = raw_code if isinstance(raw_code, str) and not raw_code.isdigit() else None
+        param = details.get("param") if isinstance(details.get("param"), str) else None
+        cls = _refine(error_for_status(status), status, code, details, message)
+        if not message:
+            message = f"upstream answered HTTP {status}"
+        return self.make(
+            cls,
+            self._clean(message),
+            upstream_status=status,
+            code=code,
+            param=param,
+            retry_after=retry_after,
+        )
+
+    def bad_gateway(self, message: str, *, upstream_status: int | None = None) -> APIError:
+        """An upstream that answered something routerd cannot read."""
+        return self.make(BadGatewayError, message, upstream_status=upstream_status)
+
+    def stream_cut(self, chunks_seen: int) -> APIError:
+        """An upstream stream that ended (or dropped) before it was complete."""
+        return self.make(
+            APIConnectionError,
+            f"upstream stream ended unexpectedly after {chunks_seen} chunk(s)",
+        )
+
+    def _clean(self, message: str) -> str:
+        message = redact(message, self.secrets)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+        return message
+
+
+def _refine(
+    cls: type[APIError], status: int, code: str | None, details: Mapping[str, Any], message: str
+) -> type[APIError]:
+    if not 400 <= status < 500:
+        return cls
+    lowered = code.lower() if code else ""
+    inner = details.get("innererror")
+    inner_code = inner.get("code") if isinstance(inner, Mapping) else None
+    if lowered in _POLICY_CODES or (isinstance(inner_code, str) and inner_code.lower() in _POLICY_CODES):
+        return ContentPolicyViolationError
+    if lowered in _CONTEXT_CODES:
+        return ContextWindowExceededError
+    if status == 400 and not lowered and message and _CONTEXT_MESSAGE.search(message):
+        return ContextWindowExceededError
+    return cls
+
+
+def _status_from_details(code: Any, error_type: Any) -> int:
+    if isinstance(code, int) and 400 <= code <= 599:
+        return code
+    if isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
+        return int(code)
+    if isinstance(error_type, str):
+        return _STATUS_BY_TYPE.get(error_type.lower(), 500)
+    return 500
+
+
+def _plain_text(content: bytes) -> str:
+    text = content[: MAX_MESSAGE_CHARS * 4].decode("utf-8", "replace")
+    if "<" in text:  # an HTML error page from a proxy: keep its words, not its markup
+        text = _HTML_TAG.sub(" ", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)

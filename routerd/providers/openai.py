@@ -1,0 +1,591 @@
+"""OpenAI and every server that speaks its API.
+
+Providers served here:
+
+* ``openai/`` (and bare OpenAI names such as ``gpt-4o`` or ``ft:gpt-4o-mini:my-org:suffix:abc123``):
+  ``https://api.openai.com/v1`` unless ``api_base`` points at any OpenAI-compatible server (vLLM,
+  LM Studio, llama.cpp, Ollama's ``/v1``); ``custom_openai/`` is an alias.
+* ``text-completion-openai/``: models that only have ``/v1/completions`` (``gpt-3.5-turbo-instruct``,
+  ``davinci-002``); chat requests are served through that endpoint.
+* ``hosted_vllm/``: a vLLM server; ``api_base`` is required and ``/v1`` is appended when missing.
+* OpenAI-compatible hosted APIs with their default base URLs (``groq/``, ``mistral/``, ``deepseek/``,
+  ``together_ai/``, ``fireworks_ai/``, ``openrouter/``, ``perplexity/``, ``xai/``, ``ollama/``,
+  ``lm_studio/``).
+
+Per deployment, :meth:`OpenAIAdapter.prepare` computes the URLs, the headers (authorization,
+organization, ``extra_headers``) and the body defaults (provider-specific ``litellm_params`` such as
+``top_k`` for vLLM, and ``extra_body``) once, at compile time. A request then costs one dict merge,
+one ``orjson.dumps``, one HTTP call and one ``orjson.loads``; bodies are never modelled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+
+from routerd.config.table import Deployment
+from routerd.errors import APIConnectionError, APIError, BadRequestError, ConfigError
+from routerd.providers import textcompat
+from routerd.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    JSON,
+    BaseAdapter,
+    UpstreamRequest,
+    UpstreamResponse,
+    register,
+)
+from routerd.providers.errors import ErrorContext
+from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV
+from routerd.providers.sse import iter_json_chunks
+from routerd.transport import HttpClient
+
+__all__ = [
+    "KEPT_RESPONSE_HEADERS",
+    "ROUTERD_REQUEST_KEYS",
+    "OpenAIAdapter",
+    "OpenAIEndpoint",
+    "body_defaults",
+    "post_json",
+    "stream_json",
+    "strip_routerd_keys",
+]
+
+OPENAI_API_BASE = "https://api.openai.com/v1"
+
+#: request keys that steer routerd / the LiteLLM SDK and must never reach an upstream
+ROUTERD_REQUEST_KEYS = frozenset(
+    {
+        "mock_response",
+        "mock_tool_calls",
+        "mock_testing_fallbacks",
+        "mock_timeout",
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "num_retries",
+        "max_retries",
+        "timeout",
+        "request_timeout",
+        "stream_timeout",
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "custom_llm_provider",
+        "drop_params",
+        "additional_drop_params",
+        "caching",
+        "cache",
+        "tags",
+        "model_list",
+        "extra_headers",
+        "proxy_server_request",
+        "litellm_metadata",
+        "litellm_call_id",
+        "routerd",
+    }
+)
+
+# litellm_params keys routerd or the SDK interpret; everything else in ``Deployment.extra`` is a
+# provider body parameter (``top_k``, ``repetition_penalty``, ``guided_json``, ...) sent upstream.
+_NOT_BODY_KEYS = ROUTERD_REQUEST_KEYS | frozenset(
+    {
+        "model",
+        "model_info",
+        "organization",
+        "headers",
+        "extra_body",
+        "use_in_pass_through",
+        "use_litellm_proxy",
+        "merge_reasoning_content_in_choices",
+        "configurable_clientside_auth_params",
+        "max_budget",
+        "budget_duration",
+        "rpm",
+        "tpm",
+        "weight",
+        "order",
+        "region_name",
+        "tenant_id",
+        "client_id",
+        "client_secret",
+        "cooldown_time",
+        "allowed_openai_params",
+    }
+)
+_NOT_BODY_PREFIXES = (
+    "mock_",
+    "vertex_",
+    "aws_",
+    "azure_",
+    "litellm_",
+    "routerd_",
+    "input_cost",
+    "output_cost",
+)
+
+#: upstream response headers worth keeping (rate-limit state, for metrics and routing)
+KEPT_RESPONSE_HEADERS = (
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+)
+
+# OpenAI models (and fine-tunes of them) that only have /v1/completions
+_TEXT_ONLY_MODEL = re.compile(r"^(?:ft:)?(?:gpt-3\.5-turbo-instruct|davinci-002|babbage-002|text-davinci-)")
+_ENDPOINT_TAILS = ("/chat/completions", "/completions", "/embeddings")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIEndpoint:
+    """What :meth:`OpenAIAdapter.prepare` computes for one deployment (its ``prepared``)."""
+
+    model: str
+    chat_url: str
+    completions_url: str
+    embeddings_url: str
+    headers: Mapping[str, str]
+    # provider-specific parameters from litellm_params; the client's own values win
+    body_defaults: Mapping[str, Any]
+    # keys removed from every request (litellm's ``additional_drop_params``)
+    drop_keys: frozenset[str]
+    errors: ErrorContext
+    # the model only has /v1/completions: chat requests go through it
+    text_only: bool
+    # /v1/completions requests are sent as they are (else served through chat)
+    native_completions: bool
+
+    def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
+        """The upstream body: defaults, then the client's keys, then the upstream model name.
+
+        ``stream`` True/False forces streaming on/off (``stream_options`` only goes with a stream);
+        None leaves both out (embeddings).
+        """
+        if not ROUTERD_REQUEST_KEYS.isdisjoint(body):
+            body = strip_routerd_keys(body)
+        out = (
+            {**self.body_defaults, **body, "model": self.model}
+            if self.body_defaults
+            else {**body, "model": self.model}
+        )
+        if self.drop_keys:
+            for key in self.drop_keys.intersection(out):
+                del out[key]
+        if stream:
+            out["stream"] = True
+        else:
+            out.pop("stream", None)
+            out.pop("stream_options", None)
+        return out
+
+
+def strip_routerd_keys(body: Mapping[str, Any]) -> JSON:
+    """``body`` without the keys that only steer routerd (see :data:`ROUTERD_REQUEST_KEYS`)."""
+    return {key: value for key, value in body.items() if key not in ROUTERD_REQUEST_KEYS}
+
+
+def body_defaults(extra: Mapping[str, Any]) -> JSON:
+    """The body parameters a deployment's provider-specific ``litellm_params`` contribute."""
+    defaults = {
+        key: value
+        for key, value in extra.items()
+        if key not in _NOT_BODY_KEYS and not key.startswith(_NOT_BODY_PREFIXES) and value is not None
+    }
+    extra_body = extra.get("extra_body")
+    if isinstance(extra_body, Mapping):
+        defaults.update(extra_body)
+    return defaults
+
+
+def _extra_headers(extra: Mapping[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key in ("headers", "extra_headers"):
+        value = extra.get(key)
+        if isinstance(value, Mapping):
+            headers.update({str(k).lower(): str(v) for k, v in value.items() if v is not None})
+    return headers
+
+
+def pick_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream headers routerd keeps (:data:`KEPT_RESPONSE_HEADERS`)."""
+    kept = {}
+    for name in KEPT_RESPONSE_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            kept[name] = value
+    return kept
+
+
+class OpenAIAdapter(BaseAdapter):
+    """``openai/``: chat, completions and embeddings against any OpenAI-compatible base URL."""
+
+    name = "openai"
+    endpoints = frozenset({CHAT, COMPLETIONS, EMBEDDINGS})
+    #: None: the deployment must name its api_base
+    default_api_base: ClassVar[str | None] = OPENAI_API_BASE
+    #: append ``/v1`` to an api_base that does not end with it (vLLM users often give the bare host)
+    append_v1: ClassVar[bool] = False
+    #: every model of this provider only has /v1/completions
+    text_only: ClassVar[bool] = False
+    #: send /v1/completions natively for every model (else only for text-only models)
+    native_completions: ClassVar[bool] = False
+
+    # --- compile time -------------------------------------------------------------------------
+
+    def prepare(self, deployment: Deployment) -> OpenAIEndpoint:
+        """URLs, headers and body defaults of ``deployment``; ConfigError when it cannot be called."""
+        base = self.api_base(deployment)
+        extra = deployment.extra
+        text_only = (
+            self.text_only
+            or deployment.info.mode == "completion"
+            or bool(_TEXT_ONLY_MODEL.match(deployment.model))
+        )
+        key = self.api_key(deployment)
+        drop = extra.get("additional_drop_params")
+        return OpenAIEndpoint(
+            model=deployment.model,
+            chat_url=self.url(base, deployment, "chat/completions"),
+            completions_url=self.url(base, deployment, "completions"),
+            embeddings_url=self.url(base, deployment, "embeddings"),
+            headers={
+                "content-type": "application/json",
+                **_extra_headers(extra),
+                **self.auth_headers(deployment, key),
+            },
+            body_defaults=body_defaults(extra),
+            drop_keys=frozenset(drop) if isinstance(drop, list | tuple) else frozenset(),
+            errors=ErrorContext(
+                provider=self.name,
+                model=deployment.model,
+                deployment_id=deployment.id,
+                secrets=tuple(s for s in (key, extra.get("azure_ad_token")) if isinstance(s, str) and s),
+            ),
+            text_only=text_only,
+            native_completions=text_only or self.native_completions,
+        )
+
+    def api_base(self, deployment: Deployment) -> str:
+        """The base URL requests go to: the deployment's, the provider's env variable, the default."""
+        env = DEFAULT_API_BASE_ENV.get(self.name)
+        base = deployment.api_base or (os.environ.get(env) if env else None) or self.default_api_base
+        if not base:
+            raise ConfigError(
+                [f"deployment {deployment.id} ({deployment.litellm_model}): {self.name} needs api_base"]
+            )
+        base = base.rstrip("/")
+        for tail in _ENDPOINT_TAILS:  # a full endpoint URL pasted as the base
+            if base.endswith(tail):
+                base = base[: -len(tail)]
+                break
+        if self.append_v1 and not base.endswith("/v1"):
+            base += "/v1"
+        return base
+
+    def api_key(self, deployment: Deployment) -> str | None:
+        """The deployment's key, else the provider's default environment variable (if any)."""
+        if deployment.api_key:
+            return deployment.api_key
+        env = DEFAULT_API_KEY_ENV.get(self.name)
+        return os.environ.get(env) if env else None
+
+    def url(self, base: str, deployment: Deployment, endpoint: str) -> str:
+        return f"{base}/{endpoint}"
+
+    def auth_headers(self, deployment: Deployment, key: str | None) -> dict[str, str]:
+        headers = {}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        if deployment.organization:
+            headers["openai-organization"] = deployment.organization
+        return headers
+
+    # --- request time -------------------------------------------------------------------------
+
+    def endpoint(self, deployment: Deployment) -> OpenAIEndpoint:
+        """The prepared endpoint; wildcard deployments (``prepared is None``) are prepared now."""
+        prepared = deployment.prepared
+        if isinstance(prepared, OpenAIEndpoint):
+            return prepared
+        try:
+            return self.prepare(deployment)
+        except ConfigError as exc:
+            raise APIConnectionError(
+                f"deployment is not callable: {exc}",
+                llm_provider=self.name,
+                model=deployment.model,
+                deployment_id=deployment.id,
+            ) from exc
+
+    async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        ep = self.endpoint(request.deployment)
+        if ep.text_only:
+            return await self._chat_via_text(http, request, ep)
+        body = ep.body(request.body, stream=False)
+        return await post_json(http, ep.chat_url, _headers(ep, request), body, request.timeout, ep.errors)
+
+    def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        try:
+            ep = self.endpoint(request.deployment)
+        except APIError as exc:
+            return _RaiseWhenIterated(exc)
+        if ep.text_only:
+            return self._chat_stream_via_text(http, request, ep)
+        body = ep.body(request.body, stream=True)
+        return stream_json(http, ep.chat_url, _headers(ep, request), body, request.timeout, ep.errors)
+
+    async def completion(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        ep = self.endpoint(request.deployment)
+        if not ep.native_completions:
+            return await super().completion(http, request)
+        body = ep.body(request.body, stream=False)
+        return await post_json(
+            http, ep.completions_url, _headers(ep, request), body, request.timeout, ep.errors
+        )
+
+    def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        try:
+            ep = self.endpoint(request.deployment)
+        except APIError as exc:
+            return _RaiseWhenIterated(exc)
+        if not ep.native_completions:
+            return super().completion_stream(http, request)
+        body = ep.body(request.body, stream=True)
+        return stream_json(http, ep.completions_url, _headers(ep, request), body, request.timeout, ep.errors)
+
+    async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        ep = self.endpoint(request.deployment)
+        body = ep.body(request.body, stream=None)
+        return await post_json(
+            http, ep.embeddings_url, _headers(ep, request), body, request.timeout, ep.errors
+        )
+
+    async def _chat_via_text(
+        self, http: HttpClient, request: UpstreamRequest, ep: OpenAIEndpoint
+    ) -> UpstreamResponse:
+        text_body = textcompat.chat_request_to_text(
+            request.body, drop_params=request.drop_params, provider=self.name
+        )
+        body = ep.body(text_body, stream=False)
+        answer = await post_json(
+            http, ep.completions_url, _headers(ep, request), body, request.timeout, ep.errors
+        )
+        return UpstreamResponse(textcompat.text_completion_to_chat(answer.body), answer.headers)
+
+    async def _chat_stream_via_text(
+        self, http: HttpClient, request: UpstreamRequest, ep: OpenAIEndpoint
+    ) -> AsyncIterator[JSON]:
+        text_body = textcompat.chat_request_to_text(
+            request.body, drop_params=request.drop_params, provider=self.name
+        )
+        body = ep.body(text_body, stream=True)
+        started: set[int] = set()
+        stream = stream_json(
+            http, ep.completions_url, _headers(ep, request), body, request.timeout, ep.errors
+        )
+        try:
+            async for chunk in stream:
+                yield textcompat.text_chunk_to_chat_chunk(chunk, started)
+        finally:
+            await stream.aclose()
+
+
+class _RaiseWhenIterated:
+    """A stream that fails on its first ``anext()``.
+
+    Stream methods return their iterator without awaiting anything, so failures found while setting
+    up the call surface where every upstream error does: callers need one error path, not two.
+    """
+
+    def __init__(self, exc: APIError) -> None:
+        self._exc = exc
+
+    def __aiter__(self) -> _RaiseWhenIterated:
+        return self
+
+    async def __anext__(self) -> JSON:
+        raise self._exc
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _headers(ep: OpenAIEndpoint, request: UpstreamRequest) -> Mapping[str, str]:
+    if not request.extra_headers:
+        return ep.headers
+    # the deployment's credentials win over anything a caller forwards
+    return {**{k.lower(): v for k, v in request.extra_headers.items()}, **ep.headers}
+
+
+def _dumps(body: JSON, errors: ErrorContext) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError as exc:
+        raise errors.make(BadRequestError, f"request body is not JSON-serializable: {exc}") from exc
+
+
+async def post_json(
+    http: HttpClient,
+    url: str,
+    headers: Mapping[str, str],
+    body: JSON,
+    timeout: float,
+    errors: ErrorContext,
+) -> UpstreamResponse:
+    """POST ``body`` as JSON and return the JSON answer; any failure raised translated."""
+    content = _dumps(body, errors)
+    try:
+        response = await http.request("POST", url, headers=headers, content=content, timeout=timeout)
+    except APIError as exc:
+        errors.annotate(exc)
+        raise
+    status = response.status
+    if not 200 <= status < 300:
+        raise errors.from_response(status, response.headers, response.content)
+    try:
+        payload = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise errors.bad_gateway(
+            f"upstream answered HTTP {status} with a body that is not JSON", upstream_status=status
+        ) from None
+    if not isinstance(payload, dict):
+        raise errors.bad_gateway(
+            f"upstream answered HTTP {status} with JSON that is not an object", upstream_status=status
+        )
+    if "error" in payload and payload["error"] and "choices" not in payload and "data" not in payload:
+        # some compatible servers answer 200 with an error body
+        raise errors.from_payload(payload)
+    return UpstreamResponse(payload, pick_headers(response.headers))
+
+
+async def stream_json(
+    http: HttpClient,
+    url: str,
+    headers: Mapping[str, str],
+    body: JSON,
+    timeout: float,
+    errors: ErrorContext,
+) -> AsyncGenerator[JSON, None]:
+    """POST ``body`` and yield the chunks of the SSE answer.
+
+    A non-2xx answer is raised before anything is yielded. Closing the generator closes the
+    upstream response (the connection is dropped, which cancels the generation upstream).
+    """
+    content = _dumps(body, errors)
+    try:
+        async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:
+            status = response.status
+            if not 200 <= status < 300:
+                raise errors.from_response(status, response.headers, await response.aread())
+            content_type = response.headers.get("content-type") or ""
+            if content_type.startswith("application/json"):
+                # the server ignored stream=true and sent one complete answer
+                for chunk in _complete_as_chunks(await response.aread(), status, errors):
+                    yield chunk
+                return
+            async for chunk in iter_json_chunks(response.aiter_lines(), errors):
+                yield chunk
+    except APIError as exc:
+        errors.annotate(exc)
+        raise
+
+
+def _complete_as_chunks(content: bytes, status: int, errors: ErrorContext) -> list[JSON]:
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise errors.bad_gateway("upstream stream answer is not JSON", upstream_status=status) from None
+    if not isinstance(payload, dict):
+        raise errors.bad_gateway("upstream stream answer is not a JSON object", upstream_status=status)
+    if payload.get("error"):
+        raise errors.from_payload(payload)
+    if payload.get("object") != "chat.completion":
+        return [payload]  # a text_completion object is already a valid chunk
+    chunks = []
+    for choice in payload.get("choices") or ():
+        delta = dict(choice.get("message") or {})
+        if delta.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(delta["tool_calls"])]
+        chunks.append(
+            {
+                "id": payload.get("id"),
+                "object": "chat.completion.chunk",
+                "created": payload.get("created"),
+                "model": payload.get("model"),
+                "choices": [
+                    {
+                        "index": choice.get("index", 0),
+                        "delta": delta,
+                        "logprobs": choice.get("logprobs"),
+                        "finish_reason": choice.get("finish_reason"),
+                    }
+                ],
+            }
+        )
+    if payload.get("usage"):
+        chunks.append({**chunks[-1], "choices": [], "usage": payload["usage"]} if chunks else payload)
+    return chunks
+
+
+class TextCompletionOpenAIAdapter(OpenAIAdapter):
+    """``text-completion-openai/``: /v1/completions models; chat is served through that endpoint."""
+
+    name = "text-completion-openai"
+    endpoints = frozenset({COMPLETIONS, EMBEDDINGS})
+    text_only: ClassVar[bool] = True
+
+
+class HostedVLLMAdapter(OpenAIAdapter):
+    """``hosted_vllm/``: a vLLM server. It has /v1/completions for every model, so those are native."""
+
+    name = "hosted_vllm"
+    default_api_base: ClassVar[str | None] = None
+    append_v1: ClassVar[bool] = True
+    native_completions: ClassVar[bool] = True
+
+
+# OpenAI-compatible hosted APIs: (provider, default base URL, append /v1 to a configured base)
+_COMPATIBLE: tuple[tuple[str, str, bool], ...] = (
+    ("groq", "https://api.groq.com/openai/v1", False),
+    ("mistral", "https://api.mistral.ai/v1", False),
+    ("deepseek", "https://api.deepseek.com/v1", False),
+    ("together_ai", "https://api.together.xyz/v1", False),
+    ("fireworks_ai", "https://api.fireworks.ai/inference/v1", False),
+    ("openrouter", "https://openrouter.ai/api/v1", False),
+    ("perplexity", "https://api.perplexity.ai", False),
+    ("xai", "https://api.x.ai/v1", False),
+    # local servers, whose base is usually given (OLLAMA_API_BASE, ...) as the bare host
+    ("ollama", "http://localhost:11434/v1", True),
+    ("lm_studio", "http://localhost:1234/v1", True),
+)
+
+
+def _compatible_adapter(provider: str, base: str, append_v1: bool) -> OpenAIAdapter:
+    attributes = {
+        "name": provider,
+        "default_api_base": base,
+        "append_v1": append_v1,
+        "__doc__": f"``{provider}/``: the OpenAI-compatible API at {base}.",
+    }
+    adapter: OpenAIAdapter = type(f"OpenAICompatibleAdapter_{provider}", (OpenAIAdapter,), attributes)()
+    return adapter
+
+
+register(OpenAIAdapter(), "custom_openai")
+register(TextCompletionOpenAIAdapter())
+register(HostedVLLMAdapter())
+for _provider, _base, _append_v1 in _COMPATIBLE:
+    register(
+        _compatible_adapter(_provider, _base, _append_v1),
+        *(("ollama_chat",) if _provider == "ollama" else ()),
+    )

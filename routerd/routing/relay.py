@@ -1,0 +1,114 @@
+"""The stream handed to the client: the first chunk (already received), then the rest of the upstream.
+
+A plain async generator cannot do this job: if it is closed (or dropped) before its first
+``__anext__`` its body never runs, so nothing would close the upstream or finish the accounting.
+:class:`StreamRelay` finishes exactly once, whichever comes first: the upstream ends, the upstream
+fails (the error is raised to the reader mid-stream), the reader calls :meth:`StreamRelay.aclose`
+(which closes the adapter's generator and so the upstream connection), or the relay is garbage
+collected unread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from routerd.config.table import Deployment
+from routerd.errors import APIError
+
+__all__ = ["StreamRelay", "close_iterator"]
+
+log = logging.getLogger("routerd.router")
+
+JSON = dict[str, Any]
+
+# (relay, error or None, whether the upstream ended normally) -> None; called exactly once
+OnEnd = Callable[["StreamRelay", "APIError | None", bool], None]
+
+
+class StreamRelay:
+    """An async iterator of OpenAI chunk dicts; see the module docstring."""
+
+    __slots__ = ("_deployment", "_done", "_first", "_iterator", "_on_end", "chunks", "usage")
+
+    def __init__(
+        self, iterator: AsyncIterator[JSON], first: JSON, deployment: Deployment, on_end: OnEnd
+    ) -> None:
+        self._iterator = iterator
+        self._first: JSON | None = first
+        self._deployment = deployment
+        self._on_end = on_end
+        self._done = False
+        self.chunks = 0  # chunks handed to the reader
+        self.usage: Any = None  # the last ``usage`` object seen in a chunk
+
+    def __aiter__(self) -> StreamRelay:
+        return self
+
+    async def __anext__(self) -> JSON:
+        if self._done:
+            raise StopAsyncIteration
+        chunk = self._first
+        if chunk is not None:
+            self._first = None
+        else:
+            try:
+                chunk = await anext(self._iterator)
+            except StopAsyncIteration:
+                await self._finish(None, finished=True)
+                raise
+            except APIError as exc:
+                await self._finish(exc, finished=False)
+                raise
+            except Exception as exc:
+                dep = self._deployment
+                log.error("stream from deployment %s failed inside routerd", dep.id, exc_info=exc)
+                error = APIError(
+                    f"internal error relaying the {dep.provider} stream ({type(exc).__name__})",
+                    llm_provider=dep.provider,
+                    model=dep.model,
+                    deployment_id=dep.id,
+                )
+                await self._finish(error, finished=False)
+                raise error from exc
+            except BaseException:  # cancelled while waiting for the upstream: the reader went away
+                await self._finish(None, finished=False)
+                raise
+        self.chunks += 1
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop reading: closes the upstream connection and finishes the accounting."""
+        if not self._done:
+            await self._finish(None, finished=False)
+
+    async def _finish(self, error: APIError | None, *, finished: bool) -> None:
+        self._done = True
+        try:
+            await close_iterator(self._iterator)
+        finally:
+            self._on_end(self, error, finished)
+
+    def __del__(self) -> None:
+        # Dropped unread and unclosed: account for it now. The adapter's generator is closed by the
+        # event loop's async-generator finaliser when it is collected in turn.
+        if not self._done:
+            self._done = True
+            try:
+                self._on_end(self, None, False)
+            except Exception:
+                log.exception("accounting for an abandoned stream failed")
+
+
+async def close_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an adapter's stream (and so its upstream connection), if it can be closed."""
+    aclose: Callable[[], Awaitable[Any]] | None = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # the upstream is being abandoned; a failure to close it changes nothing
+            log.debug("closing an upstream stream failed", exc_info=True)

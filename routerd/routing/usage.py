@@ -1,0 +1,106 @@
+"""Requests and tokens per deployment over a sliding minute, in one-second buckets.
+
+The window at time ``t`` holds the seconds ``floor(t) - 60 .. floor(t)``: 61 buckets, slightly more
+than a minute. Admitting a call only when the window plus the call fits the limit therefore
+guarantees that *no* 60-second span ever holds more than ``rpm`` calls (or ``tpm`` tokens), not just
+each calendar minute: any span ending at an admitted call lies inside the window that admitted it.
+Memory is constant (two lists of 61 ints) and each operation is O(1) amortised.
+
+Token counts are estimates when a call starts and are corrected with the upstream's reported usage
+when it ends (:meth:`UsageWindow.adjust`), so the ``tpm`` bound holds for what was known at admission.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["BUCKETS", "UsageWindow"]
+
+BUCKETS = 61  # one per second: the current second and the 60 before it
+
+
+class UsageWindow:
+    """Sliding per-minute counts of requests and tokens for one deployment."""
+
+    __slots__ = ("_requests", "_second", "_tokens", "requests", "tokens")
+
+    def __init__(self) -> None:
+        self._requests = [0] * BUCKETS
+        self._tokens = [0] * BUCKETS
+        self._second = -(2**62)  # the newest second seen
+        self.requests = 0  # totals over the window as of the last advance
+        self.tokens = 0
+
+    def _advance(self, now: float) -> int:
+        second = math.floor(now)
+        last = self._second
+        if second <= last:
+            return last  # a clock never runs backwards; if it did, count into the newest bucket
+        if second - last >= BUCKETS:
+            if self.requests or self.tokens:
+                self._requests = [0] * BUCKETS
+                self._tokens = [0] * BUCKETS
+                self.requests = self.tokens = 0
+        else:
+            # Seconds last+1 .. second reuse the buckets of seconds 61 earlier, which left the window.
+            requests, tokens = self._requests, self._tokens
+            for s in range(last + 1, second + 1):
+                i = s % BUCKETS
+                if requests[i] or tokens[i]:
+                    self.requests -= requests[i]
+                    self.tokens -= tokens[i]
+                    requests[i] = tokens[i] = 0
+        self._second = second
+        return second
+
+    def used(self, now: float) -> tuple[int, int]:
+        """(requests, tokens) in the window ending at ``now``."""
+        self._advance(now)
+        return self.requests, self.tokens
+
+    def add(self, now: float, tokens: int) -> int:
+        """Count one call of ``tokens`` (estimated) tokens; returns a stamp for :meth:`adjust`."""
+        second = self._advance(now)
+        i = second % BUCKETS
+        self._requests[i] += 1
+        self._tokens[i] += tokens
+        self.requests += 1
+        self.tokens += tokens
+        return second
+
+    def adjust(self, now: float, stamp: int, delta: int) -> None:
+        """Correct the tokens of the call counted at ``stamp`` by ``delta`` once usage is known."""
+        second = self._advance(now)
+        if second - stamp >= BUCKETS or delta == 0:
+            return  # that second already left the window
+        i = stamp % BUCKETS
+        delta = max(delta, -self._tokens[i])
+        self._tokens[i] += delta
+        self.tokens += delta
+
+    def free_at(self, now: float, rpm: int | None, tpm: int | None, tokens: int) -> float:
+        """When one more call of ``tokens`` tokens fits ``rpm`` / ``tpm``: ``now`` if it fits already.
+
+        A single call larger than ``tpm`` is admitted into an empty window, otherwise it could never
+        be served. ``math.inf`` when it can never fit (a limit of zero).
+        """
+        second = self._advance(now)
+        if (rpm is not None and rpm <= 0) or (tpm is not None and tpm <= 0):
+            return math.inf
+        requests, used_tokens = self.requests, self.tokens
+        if _fits(requests, used_tokens, rpm, tpm, tokens):
+            return now
+        # Walk the buckets oldest first: bucket of second s leaves the window at s + BUCKETS.
+        for s in range(second - BUCKETS + 1, second + 1):
+            i = s % BUCKETS
+            requests -= self._requests[i]
+            used_tokens -= self._tokens[i]
+            if _fits(requests, used_tokens, rpm, tpm, tokens):
+                return float(s + BUCKETS)
+        return float(second + BUCKETS)  # unreachable: an empty window always fits
+
+
+def _fits(requests: int, used_tokens: int, rpm: int | None, tpm: int | None, tokens: int) -> bool:
+    if rpm is not None and requests + 1 > rpm:
+        return False
+    return tpm is None or used_tokens <= 0 or used_tokens + tokens <= tpm

@@ -1,0 +1,27 @@
+"""Fixtures shared by the whole suite. Keep this small and generic; area-specific fixtures live in
+the area's own conftest.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from routerd.testing import FakeClock
+from routerd.transport import AiohttpClient, HttpClient, HttpxClient
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock that moves only when told (pass ``fake_clock.monotonic`` / ``fake_clock.sleep``)."""
+    return FakeClock()
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[HttpClient]:
+    """Each of routerd's HTTP clients in turn: a test using it runs once per transport."""
+    client: HttpClient = AiohttpClient() if request.param == "aiohttp" else HttpxClient()
+    try:
+        yield client
+    finally:
+        await client.aclose()
