@@ -70,6 +70,15 @@ class DeploymentStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestStarted:
+    """A client request arrived; emitted by the server before anything can fail, and paired with the
+    :class:`RequestFinished` of the same ``request_id`` (the in-flight gauge counts the difference)."""
+
+    request_id: str
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
 class RequestFinished:
     """One client request ended; emitted by the server (or the SDK) once per request."""
 
@@ -91,6 +100,20 @@ class RequestFinished:
     completion_tokens: int = 0
     cost: float | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementRequest:
+    """One request to the files or fine-tuning API ended; emitted by the server once per request."""
+
+    request_id: str
+    api: str  # "files" | "fine_tuning"
+    # "create" | "list" | "retrieve" | "delete" | "content" | "cancel" | "events" | "checkpoints"
+    operation: str
+    provider: str  # "openai" | "azure" | "vertex_ai"; "" when the request failed before one was chosen
+    status: int  # the HTTP status routerd answered with
+    latency: float  # seconds, whole request
+    error: str | None = None  # error class name
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,9 @@ from routerd.events import EventBus
 from routerd.routing.executor import Router
 from routerd.server import inference, ops
 from routerd.server.errors import error_response
+from routerd.server.files import files_routes
+from routerd.server.fine_tuning import fine_tuning_routes
+from routerd.server.metrics_routes import metrics_lifespan, metrics_routes
 from routerd.server.reload import reload_lifespan, reload_routes
 from routerd.server.state import AppState, ReloadStatus
 from routerd.settings import Settings
@@ -51,7 +54,7 @@ def core_routes() -> list[BaseRoute]:
 
 def lifespan_hooks() -> list[LifespanHook]:
     """What starts with the server and stops with it, in order."""
-    return [reload_lifespan]
+    return [metrics_lifespan, reload_lifespan]
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -105,7 +108,13 @@ def create_app(
                 state.draining = True
                 await state.router.aclose()
 
-    routes: list[BaseRoute] = [*core_routes(), *reload_routes()]
+    routes: list[BaseRoute] = [
+        *core_routes(),
+        *reload_routes(),
+        *files_routes(),
+        *fine_tuning_routes(),
+        *metrics_routes(state),
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

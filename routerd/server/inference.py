@@ -17,8 +17,9 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from routerd.cost import request_cost, response_cost_header
 from routerd.errors import APIError, BadRequestError, RequestTooLargeError
-from routerd.events import RequestFinished
+from routerd.events import RequestFinished, RequestStarted
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
@@ -123,6 +124,7 @@ async def handle(request: Request, endpoint: str) -> Response:
     state: AppState = request.app.state.routerd
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     log = _RequestLog(state, endpoint, request_id, started)
+    state.events.emit(RequestStarted(request_id, endpoint))
     try:
         require_key(request, state.master_key)
         body = validate_body(endpoint, parse_json(await read_body(request, state.max_body_bytes)))
@@ -149,7 +151,10 @@ async def handle(request: Request, endpoint: str) -> Response:
             headers={**headers, "cache-control": "no-cache"},
         )
     response_body = result.response.body if result.response is not None else {}
-    log.finish(200, result.info, _usage(response_body))
+    tokens = _usage(response_body)
+    cost = request_cost(result.deployment, *tokens, response_model=response_body.get("model"))
+    log.finish(200, result.info, tokens, cost=cost)
+    headers.update(response_cost_header(cost))
     return Response(orjson.dumps(response_body), media_type="application/json", headers=headers)
 
 
@@ -160,6 +165,7 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
     tokens = (0, 0)
     status = 200
     error: str | None = None
+    cost: float | None = None
     try:
         async for chunk in stream:
             if chunk.get("usage"):
@@ -182,7 +188,9 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
-        log.finish(status, result.info, tokens, error=error)
+        if tokens != (0, 0):
+            cost = request_cost(result.deployment, *tokens)
+        log.finish(status, result.info, tokens, error=error, cost=cost)
 
 
 async def chat_completions(request: Request) -> Response:

@@ -30,6 +30,7 @@ def serve(settings: Settings) -> None:
     file:line:col errors instead of starting a gateway with nothing to route.
     """
     from routerd.config import load_config
+    from routerd.metrics.multiprocess import prepare_multiprocess_dir
     from routerd.server.app import app_from_settings, create_app
 
     configure_logging(settings)
@@ -43,6 +44,8 @@ def serve(settings: Settings) -> None:
     )
     app: Starlette | str
     if settings.workers > 1:
+        # every worker writes its samples to a shared directory; a scrape of any worker merges them
+        prepare_multiprocess_dir()
         _export(settings)
         app = "routerd.server.app:app_from_settings"
     else:

@@ -13,6 +13,7 @@ from routerd.settings import Settings
 
 if TYPE_CHECKING:
     from routerd.config.table import RoutingTable
+    from routerd.metrics.runtime import MetricsRuntime
     from routerd.routing.executor import Router
     from routerd.server.reload import Reloader
 
@@ -40,6 +41,7 @@ class AppState:
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     reloader: Reloader | None = None
+    metrics: MetricsRuntime | None = None  # created by routerd.server.metrics_routes
 
     @property
     def table(self) -> RoutingTable:

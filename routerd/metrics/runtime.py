@@ -1,0 +1,85 @@
+"""One app's metrics: the registry, the metric families, the event recorder, and rendering a scrape."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+
+from routerd.metrics.definitions import RouterdMetrics
+from routerd.metrics.multiprocess import collection_registry, forget_dead_workers, multiprocess_dir
+from routerd.metrics.recorder import DeploymentLookup, MetricsRecorder
+
+HealthReport = Callable[[], Mapping[str, Any]]
+
+
+class MetricsRuntime:
+    """Everything ``/metrics`` needs, for one app.
+
+    ``registry`` is private to the app unless one is passed (tests pass their own, or read this one);
+    the global default registry is never used. In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``)
+    values live in per-process files and a scrape merges every worker's; the process/GC collectors,
+    which describe only one process, are then left out.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        health_report: HealthReport | None = None,
+        deployment: DeploymentLookup | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        process_metrics: bool = True,
+        max_label_values: int = 2000,
+    ) -> None:
+        # ``*_created`` series would double the number of series in the text format, and no query or
+        # alert of routerd's uses them. prometheus_client only offers this switch process-wide.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.multiprocess_dir: Path | None = multiprocess_dir()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        if process_metrics and registry is None and self.multiprocess_dir is None:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self.metrics = RouterdMetrics(self.registry)
+        self.recorder = MetricsRecorder(
+            self.metrics, clock=clock, deployment=deployment, max_label_values=max_label_values
+        )
+        self._health_report = health_report
+        self._collect_from = collection_registry() if self.multiprocess_dir is not None else self.registry
+        self.port: int | None = None  # the separate metrics port, once bound
+
+    def refresh(self) -> None:
+        """Bring the per-deployment gauges up to date with the router (call on the event loop)."""
+        if self._health_report is not None:
+            self.recorder.apply_health_report(self._health_report())
+        else:
+            self.recorder.refresh()
+
+    def render(
+        self, accept: str | None = None, accept_encoding: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The exposition body and its headers: Prometheus text, or OpenMetrics when asked; gzip when accepted.
+
+        Blocking (reads every worker's file in multiprocess mode): run it off the event loop.
+        """
+        if self.multiprocess_dir is not None:
+            forget_dead_workers(self.multiprocess_dir)
+        encoder, content_type = choose_encoder(accept or "")
+        body = encoder(self._collect_from)
+        headers = {"content-type": content_type}
+        if gzip_accepted(accept_encoding or ""):
+            body = gzip.compress(body, compresslevel=5)
+            headers["content-encoding"] = "gzip"
+        return body, headers

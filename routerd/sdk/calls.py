@@ -1,0 +1,187 @@
+"""Turning one SDK call's arguments into a :class:`~routerd.sdk.engine.CallSpec`, and running it.
+
+Shared by the module-level functions (:mod:`routerd.sdk.main`) and :class:`routerd.Router`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from routerd.config.table import RoutingTable
+from routerd.errors import BadRequestError, ConfigError
+from routerd.providers.base import CHAT, COMPLETIONS
+from routerd.routing.executor import Router as CoreRouter
+from routerd.sdk.engine import (
+    CallSpec,
+    compile_mapping,
+    hidden_params,
+    mock_twin,
+    response_object,
+    router_cache,
+)
+from routerd.sdk.loop import background_loop
+from routerd.sdk.params import (
+    IGNORED_KWARGS,
+    headers_param,
+    mock_exception,
+    response_format_param,
+    timeout_seconds,
+)
+from routerd.sdk.resolve import DEPLOYMENT_KWARGS, Target, resolve_fallbacks, resolve_target
+from routerd.sdk.streaming import AsyncStreamWrapper, SyncStreamWrapper, chat_chunk, text_chunk
+
+__all__ = ["CREDENTIAL_KWARGS", "FALLBACK_KINDS", "finish_async", "finish_sync", "prepare", "split_call_args"]
+
+#: arguments that say where the upstream is and how to authenticate
+CREDENTIAL_KWARGS = frozenset(
+    {"api_key", "api_base", "base_url", "api_version", "organization", "custom_llm_provider", "deployment_id"}
+)
+#: per-call fallback lists the router reads from the body
+FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+
+
+def split_call_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(body parameters, SDK options) from every argument of a call, ``None`` values dropped.
+
+    SDK options are what steers the call without being an upstream parameter: credentials, the
+    timeout, headers, ``model_list``, deployment settings. ``mock_response``, ``num_retries``,
+    fallbacks, ``metadata`` and ``tags`` stay in the body, where the router reads (and removes) them.
+    """
+    body: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in args.items():
+        if value is None or key in IGNORED_KWARGS:
+            continue
+        if key in CREDENTIAL_KWARGS or key in DEPLOYMENT_KWARGS or key in _OPTION_KEYS:
+            options[key] = value
+        else:
+            body[key] = value
+    extra_body = options.pop("extra_body", None)
+    if extra_body is not None:
+        if not isinstance(extra_body, Mapping):
+            raise BadRequestError("extra_body must be a mapping", param="extra_body")
+        body.update(extra_body)
+    if "response_format" in body:
+        body["response_format"] = response_format_param(body["response_format"])
+    return body, options
+
+
+_OPTION_KEYS = frozenset(
+    {"timeout", "request_timeout", "extra_headers", "headers", "extra_body", "model_list"}
+)
+
+
+def prepare(endpoint: str, model: str, body: dict[str, Any], options: dict[str, Any]) -> CallSpec:
+    """The call for ``completion()``-style functions: on ``model_list`` when given, else on a table
+    built for the model and its fallbacks (see :mod:`routerd.sdk.resolve`)."""
+    mock = "mock_response" in body
+    if mock:
+        error = mock_exception(body["mock_response"], model)
+        if error is not None:
+            raise error
+    timeout = timeout_seconds(options.get("timeout", options.get("request_timeout")))
+    headers = headers_param(options.get("extra_headers"), options.get("headers"))
+    model_list = options.get("model_list")
+    if model_list is not None:
+        router = _model_list_router(model_list, mock)
+    else:
+        router = _auto_router(model, body, options, mock)
+    body["model"] = model
+    return CallSpec(router, endpoint, body, model, timeout, headers)
+
+
+def _model_list_router(model_list: Any, mock: bool) -> CoreRouter:
+    if not isinstance(model_list, list):
+        raise BadRequestError("model_list must be a list of deployments", param="model_list")
+    try:
+        digest = hashlib.sha256(orjson.dumps(model_list, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except TypeError as exc:
+        raise BadRequestError(f"model_list must be plain JSON-like data: {exc}", param="model_list") from None
+
+    def table() -> RoutingTable:
+        compiled = compile_mapping({"model_list": model_list}, "<model_list>")
+        return mock_twin(compiled) if mock else compiled
+
+    return router_cache.get(("model_list", digest, mock), table)
+
+
+def _auto_router(model: str, body: dict[str, Any], options: dict[str, Any], mock: bool) -> CoreRouter:
+    deployment_kwargs = {k: v for k, v in options.items() if k in DEPLOYMENT_KWARGS}
+    primary = resolve_target(
+        model,
+        api_key=options.get("api_key"),
+        api_base=options.get("api_base", options.get("base_url")),
+        api_version=options.get("api_version"),
+        organization=options.get("organization"),
+        custom_llm_provider=options.get("custom_llm_provider"),
+        deployment_id=options.get("deployment_id"),
+        mock=mock,
+        deployment_kwargs=deployment_kwargs,
+    )
+    targets = [primary]
+    for kind in FALLBACK_KINDS:
+        entries = body.get(kind)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise BadRequestError(f"{kind} must be a list of model names", param=kind)
+        resolved = resolve_fallbacks(entries, primary, mock=mock)
+        targets.extend(resolved)
+        body[kind] = [t.group for t in resolved]
+    key = ("auto", *(t.cache_key() for t in targets))
+    return router_cache.get(key, lambda: _auto_table(model, targets))
+
+
+def _auto_table(model: str, targets: list[Target]) -> RoutingTable:
+    config = {
+        "model_list": [t.model_list_entry() for t in _unique(targets)],
+        "router_settings": {"disable_cooldowns": True},
+    }
+    try:
+        return compile_mapping(config, f"<completion model={model}>")
+    except ConfigError as exc:
+        raise BadRequestError(
+            f"cannot call model '{model}': {exc}", model=model, llm_provider=targets[0].provider
+        ) from None
+
+
+def _unique(targets: list[Target]) -> list[Target]:
+    seen: set[str] = set()
+    out = []
+    for target in targets:
+        if target.group not in seen:
+            seen.add(target.group)
+            out.append(target)
+    return out
+
+
+def _converter(endpoint: str) -> Any:
+    return chat_chunk if endpoint == CHAT else text_chunk if endpoint == COMPLETIONS else None
+
+
+def finish_sync(spec: CallSpec) -> Any:
+    """Run ``spec`` on the SDK's background loop; a response object or a :class:`SyncStreamWrapper`."""
+    result = background_loop.run(spec.run())
+    if result.stream is not None:
+        return SyncStreamWrapper(
+            result.stream,
+            _converter(spec.endpoint),
+            loop=background_loop,
+            model=spec.model,
+            hidden_params=hidden_params(result),
+        )
+    return response_object(spec.endpoint, result)
+
+
+async def finish_async(spec: CallSpec) -> Any:
+    """Run ``spec`` on the running loop; a response object or an :class:`AsyncStreamWrapper`."""
+    result = await spec.run()
+    if result.stream is not None:
+        return AsyncStreamWrapper(
+            result.stream, _converter(spec.endpoint), model=spec.model, hidden_params=hidden_params(result)
+        )
+    return response_object(spec.endpoint, result)

@@ -1,0 +1,279 @@
+"""Stream objects returned with ``stream=True``, and :func:`stream_chunk_builder`.
+
+The router yields OpenAI chunk dicts from an async iterator. :class:`AsyncStreamWrapper` (from
+``acompletion``) converts them on the caller's loop; :class:`SyncStreamWrapper` (from ``completion``)
+pulls each chunk from the SDK's background loop, so a synchronous ``for`` loop reads a stream that
+lives on that loop. Both close the upstream connection when closed, when used as a context manager,
+when iteration ends, or (sync) when the wrapper is garbage-collected half-read.
+
+Chunks that carry no choices are normalised for the usual ``chunk.choices[0].delta.content`` loop: the
+final usage chunk (``stream_options={"include_usage": True}``) gets one empty choice, and chunks with
+neither choices nor usage (Azure's leading ``prompt_filter_results`` chunk) are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from routerd.sdk.loop import BackgroundLoop
+from routerd.sdk.types import (
+    ChatCompletionMessageToolCall,
+    Choices,
+    Function,
+    FunctionCall,
+    Message,
+    ModelResponse,
+    ModelResponseStream,
+    OpenAIObject,
+    StreamingChoices,
+    TextChoices,
+    TextCompletionResponse,
+    Usage,
+    build,
+)
+from routerd.tokens import count_message_tokens, estimate_tokens
+
+__all__ = [
+    "AsyncStreamWrapper",
+    "CustomStreamWrapper",
+    "SyncStreamWrapper",
+    "chat_chunk",
+    "stream_chunk_builder",
+    "text_chunk",
+]
+
+Chunk = TypeVar("Chunk", bound=OpenAIObject)
+
+
+def chat_chunk(data: Mapping[str, Any]) -> ModelResponseStream | None:
+    """A chat chunk object, or None for a chunk with nothing for the caller (see the module doc)."""
+    chunk = build(ModelResponseStream, data)
+    if not chunk.choices:
+        if chunk.usage is None:
+            return None
+        chunk.choices = [StreamingChoices()]
+    return chunk
+
+
+def text_chunk(data: Mapping[str, Any]) -> TextCompletionResponse | None:
+    """A text-completion chunk object, or None for a chunk with nothing for the caller."""
+    chunk = build(TextCompletionResponse, data)
+    if not chunk.choices:
+        if chunk.usage is None:
+            return None
+        chunk.choices = [TextChoices()]
+    return chunk
+
+
+class CustomStreamWrapper(Generic[Chunk]):
+    """What ``stream=True`` returns. ``model`` is the requested model; ``_hidden_params`` tells how the
+    call was routed (as on complete responses)."""
+
+    def __init__(
+        self,
+        source: AsyncIterator[dict[str, Any]],
+        convert: Callable[[Mapping[str, Any]], Chunk | None],
+        *,
+        model: str,
+        hidden_params: dict[str, Any] | None = None,
+    ) -> None:
+        self._source = source
+        self._convert = convert
+        self._closed = False
+        self.model = model
+        self._hidden_params: dict[str, Any] = hidden_params or {}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _next(self) -> Chunk:
+        """The next chunk worth returning; StopAsyncIteration (after closing) at the end."""
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            while True:
+                chunk = self._convert(await self._source.__anext__())
+                if chunk is not None:
+                    return chunk
+        except BaseException:
+            await self._aclose_source()
+            raise
+
+    async def _aclose_source(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class AsyncStreamWrapper(CustomStreamWrapper[Chunk]):
+    """``async for chunk in await acompletion(..., stream=True)``."""
+
+    def __aiter__(self) -> AsyncStreamWrapper[Chunk]:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        return await self._next()
+
+    async def aclose(self) -> None:
+        """Stop reading and close the upstream connection."""
+        await self._aclose_source()
+
+    async def __aenter__(self) -> AsyncStreamWrapper[Chunk]:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class SyncStreamWrapper(CustomStreamWrapper[Chunk]):
+    """``for chunk in completion(..., stream=True)``; chunks are read on the SDK's background loop."""
+
+    def __init__(
+        self,
+        source: AsyncIterator[dict[str, Any]],
+        convert: Callable[[Mapping[str, Any]], Chunk | None],
+        *,
+        loop: BackgroundLoop,
+        model: str,
+        hidden_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(source, convert, model=model, hidden_params=hidden_params)
+        self._loop = loop
+
+    def __iter__(self) -> SyncStreamWrapper[Chunk]:
+        return self
+
+    def __next__(self) -> Chunk:
+        if self._closed:
+            raise StopIteration
+        try:
+            return self._loop.run(self._next())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop reading and close the upstream connection."""
+        if not self._closed:
+            self._loop.run(self._aclose_source())
+
+    def __enter__(self) -> SyncStreamWrapper[Chunk]:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A caller that breaks out of its loop and drops the stream must not leave the upstream
+        # connection open: close it on the loop, without waiting (this may run in any thread).
+        if not getattr(self, "_closed", True):
+            self._loop.submit(self._aclose_source())
+
+
+# --- rebuilding a complete response from chunks ------------------------------------------------------
+
+
+def stream_chunk_builder(
+    chunks: Iterable[ModelResponseStream | Mapping[str, Any]],
+    messages: list[Mapping[str, Any]] | None = None,
+) -> ModelResponse | None:
+    """The complete :class:`ModelResponse` a list of streamed chat chunks adds up to.
+
+    Content and tool-call arguments are concatenated per choice; usage is the stream's usage chunk
+    when there was one, else estimated from ``messages`` and the text (see :mod:`routerd.tokens`).
+    None when ``chunks`` is empty.
+    """
+    items = [c.model_dump() if isinstance(c, OpenAIObject) else dict(c) for c in chunks]
+    if not items:
+        return None
+    head = next((c for c in items if c.get("id")), items[0])
+    choices: dict[int, _ChoiceParts] = {}
+    usage: dict[str, Any] | None = None
+    for chunk in items:
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            parts = choices.setdefault(int(choice.get("index") or 0), _ChoiceParts())
+            parts.add(choice)
+    built = [parts.choice(index) for index, parts in sorted(choices.items())]
+    if usage is None:
+        prompt = count_message_tokens(messages) if messages else 0
+        completion = sum(
+            estimate_tokens(c.message.content or "") for c in built if isinstance(c.message.content, str)
+        )
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+    response = ModelResponse(
+        id=head.get("id") or "",
+        created=head.get("created") or 0,
+        model=head.get("model"),
+        choices=built,
+        usage=build(Usage, usage),
+        system_fingerprint=head.get("system_fingerprint"),
+    )
+    return response
+
+
+class _ChoiceParts:
+    """The pieces of one choice collected from a stream."""
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.text: list[str] = []
+        self.finish_reason: str | None = None
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.function_call: dict[str, str] | None = None
+
+    def add(self, choice: Mapping[str, Any]) -> None:
+        delta = choice.get("delta") or {}
+        if delta.get("role"):
+            self.role = delta["role"]
+        if delta.get("content"):
+            self.text.append(delta["content"])
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+        for piece in delta.get("tool_calls") or ():
+            call = self.tool_calls.setdefault(
+                int(piece.get("index") or 0), {"id": None, "type": "function", "name": None, "arguments": []}
+            )
+            call["id"] = piece.get("id") or call["id"]
+            call["type"] = piece.get("type") or call["type"]
+            function = piece.get("function") or {}
+            call["name"] = function.get("name") or call["name"]
+            if function.get("arguments"):
+                call["arguments"].append(function["arguments"])
+        legacy = delta.get("function_call")
+        if legacy:
+            if self.function_call is None:
+                self.function_call = {"name": "", "arguments": ""}
+            self.function_call["name"] = legacy.get("name") or self.function_call["name"]
+            self.function_call["arguments"] += legacy.get("arguments") or ""
+
+    def choice(self, index: int) -> Choices:
+        tool_calls = [
+            ChatCompletionMessageToolCall(
+                id=call["id"],
+                type=call["type"],
+                function=Function(name=call["name"], arguments="".join(call["arguments"])),
+            )
+            for _, call in sorted(self.tool_calls.items())
+        ]
+        message = Message(
+            role=self.role,
+            content="".join(self.text) if self.text or not tool_calls else None,
+            tool_calls=tool_calls or None,
+            function_call=FunctionCall(**self.function_call) if self.function_call else None,
+        )
+        return Choices(index=index, message=message, finish_reason=self.finish_reason)
