@@ -122,6 +122,12 @@ async def drive(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -152,7 +158,7 @@ def main() -> None:
         cwd=REPO,
     )
     try:
-        asyncio.run(measure(args, upstream_port, routerd_port))
+        asyncio.run(measure(args, upstream_port, routerd_port, routerd.pid))
         print(f"routerd peak RSS: {peak_rss_mb(routerd.pid):.1f} MB")
     finally:
         for process in (routerd, upstream):
@@ -161,7 +167,7 @@ def main() -> None:
             process.wait(timeout=15)
 
 
-async def measure(args: argparse.Namespace, upstream_port: int, routerd_port: int) -> None:
+async def measure(args: argparse.Namespace, upstream_port: int, routerd_port: int, routerd_pid: int) -> None:
     await wait_ready(f"http://127.0.0.1:{routerd_port}/health/readiness")
     body = orjson.dumps(
         {"model": "bench", "messages": [{"role": "user", "content": "ping"}], "stream": args.stream}
@@ -173,12 +179,16 @@ async def measure(args: argparse.Namespace, upstream_port: int, routerd_port: in
     print(f"routerd bench: {'streamed' if args.stream else 'plain'} chat, {args.seconds:.0f}s per run")
     for concurrency in (1, 32):
         direct = await drive(direct_url, auth, direct_body, concurrency, args.seconds, args.stream)
+        cpu_before = cpu_seconds(routerd_pid)
         routed = await drive(routed_url, auth, body, concurrency, args.seconds, args.stream)
+        # CPU per request is what bounds one worker's throughput, whatever else shares the machine
+        cpu_us = (cpu_seconds(routerd_pid) - cpu_before) / (routed["requests"] + 50) * 1e6
         added = routed["p50_ms"] - direct["p50_ms"]
         print(
             f"in flight {concurrency:>2}: routerd {routed['rps']:8.0f} req/s  p50 {routed['p50_ms']:6.2f} ms  "
             f"p99 {routed['p99_ms']:6.2f} ms  errors {routed['errors']}  | direct {direct['rps']:8.0f} req/s  "
-            f"p50 {direct['p50_ms']:6.2f} ms  | added p50 {added:5.2f} ms"
+            f"p50 {direct['p50_ms']:6.2f} ms  | added p50 {added:5.2f} ms  | routerd CPU {cpu_us:4.0f} us/req "
+            f"(= {1e6 / cpu_us:5.0f} req/s per core)"
         )
 
 

@@ -15,6 +15,7 @@ Both translate transport failures into routerd's errors (:class:`~routerd.errors
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -227,8 +228,13 @@ class AiohttpClient:
         session = self._session
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300, keepalive_timeout=30)
-            # auto_decompress stays on; raise_for_status stays off: adapters read error bodies.
-            session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+            # auto_decompress stays on; raise_for_status stays off: adapters read error bodies. Provider
+            # APIs set no cookies routerd should keep, and the cookie jar costs time on every request.
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
             self._session = session
         return session
 
@@ -256,7 +262,7 @@ class AiohttpClient:
                 headers=dict(headers),
                 data=body,
                 params=_clean_params(params),
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_total_timeout(timeout),
             ) as response:
                 payload = await response.read()
                 return HttpResponse(
@@ -300,6 +306,12 @@ class AiohttpClient:
             await self._session.close()
             # aiohttp recommends a short sleep so SSL transports finish closing before the loop ends.
             await asyncio.sleep(0)
+
+
+@functools.lru_cache(maxsize=256)
+def _total_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    # the same few deadlines recur on every call: build each ClientTimeout once
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
