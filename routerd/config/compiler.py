@@ -196,6 +196,9 @@ class _Compiler:
             metrics_require_auth=_first(general.metrics_require_auth, defaults.metrics_require_auth),
             callbacks=tuple(dict.fromkeys(callbacks)),
             redis_url=redis_url(self.config.router_settings),
+            host=general.host,
+            port=general.port,
+            workers=general.workers,
         )
 
     def _provider_settings(self, spec: ProviderSettingsSpec) -> ProviderSettings:

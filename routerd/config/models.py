@@ -404,6 +404,18 @@ class GeneralSettings(_Model):
         default=None, description="Largest request body in MB (default 10)."
     )
     metrics_require_auth: bool | None = Field(default=None, description="/metrics needs the master key.")
+    host: str | None = Field(
+        default=None, description="Listen address (routerd; --host and ROUTERD_HOST win). Needs a restart."
+    )
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Listen port (routerd; --port and ROUTERD_PORT win). Needs a restart.",
+    )
+    workers: int | None = Field(
+        default=None, ge=1, le=256, description="Worker processes (routerd; --workers wins). Needs a restart."
+    )
 
 
 class ProviderSettingsSpec(_Model):

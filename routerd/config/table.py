@@ -192,6 +192,14 @@ class ServerSettings:
     callbacks: tuple[str, ...] = ()  # e.g. ("prometheus",)
     # shared state between replicas (router_settings.redis_url, or redis_host/port/password/db)
     redis_url: str | None = field(default=None, repr=False)
+    # process settings the file may give (flags and ROUTERD_* win); they take effect only at start-up
+    host: str | None = None
+    port: int | None = None
+    workers: int | None = None
+
+    def restart_only(self) -> dict[str, object]:
+        """The settings a reload cannot apply: changing them needs a restart."""
+        return {"host": self.host, "port": self.port, "workers": self.workers, "redis_url": self.redis_url}
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -8,6 +8,7 @@ the old table serving; the error, with its file:line:col, is logged, counted, an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -66,6 +67,8 @@ class Reloader:
         self.state = state
         self.loader = loader or _default_loader
         self._lock = anyio.Lock()
+        # what the process started with: host/port/workers/state backend cannot follow a reload
+        self._startup_server = state.table.server
 
     def watched_paths(self) -> list[Path]:
         table = self.state.table
@@ -86,6 +89,9 @@ class Reloader:
             status.last_attempt_at = time.time()
             try:
                 table = await anyio.to_thread.run_sync(self.loader, path)
+                if table.content_hash != status.content_hash:
+                    # publish validates what only the router can (strategy arguments) before swapping
+                    self.state.router.publish(table)
             except Exception as exc:
                 message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
                 status.failures += 1
@@ -102,7 +108,7 @@ class Reloader:
                 return ReloadOutcome(
                     "unchanged", status.generation, status.content_hash, None, time.perf_counter() - started
                 )
-            self.state.router.publish(table)
+            status.restart_required = self._restart_required(table)
             status.generation += 1
             status.content_hash = table.content_hash
             status.loaded_at = time.time()
@@ -119,6 +125,19 @@ class Reloader:
             return ReloadOutcome(
                 "success", status.generation, status.content_hash, None, time.perf_counter() - started
             )
+
+    def _restart_required(self, table: RoutingTable) -> tuple[str, ...]:
+        """Settings the new file changes that only a restart applies; logged, and shown in /health."""
+        started = self._startup_server.restart_only()
+        changed = tuple(
+            name for name, value in table.server.restart_only().items() if value != started.get(name)
+        )
+        if changed:
+            log.warning(
+                "reload: general_settings/router_settings %s changed; they take effect only after a restart",
+                ", ".join(changed),
+            )
+        return changed
 
     def _emit(self, result: str, error: str | None) -> None:
         status = self.state.reload
@@ -145,7 +164,8 @@ async def reload_lifespan(state: AppState) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tasks:
         if state.settings.watch:
             tasks.start_soon(_watch, reloader, stop)
-        _install_sighup(reloader, tasks)
+        if _install_sighup(hup := asyncio.Event()):
+            tasks.start_soon(_reload_on_sighup, reloader, hup)
         try:
             yield
         finally:
@@ -162,15 +182,24 @@ async def _watch(reloader: Reloader, stop: anyio.Event) -> None:
         log.exception("config watcher stopped; reload with SIGHUP or POST /admin/reload")
 
 
-def _install_sighup(reloader: Reloader, tasks: anyio.abc.TaskGroup) -> None:
-    import asyncio
-
+def _install_sighup(hup: asyncio.Event) -> bool:
+    """Make SIGHUP set ``hup``; False where that is impossible."""
     loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGHUP, lambda: tasks.start_soon(reloader.reload, "SIGHUP"))
-    except (NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, hup.set)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):
         # not the main thread (tests run the server in a thread) or no SIGHUP on this platform
         log.debug("SIGHUP reload not available in this thread")
+        return False
+    return True
+
+
+async def _reload_on_sighup(reloader: Reloader, hup: asyncio.Event) -> None:
+    # The signal handler only sets the event: it runs outside any task, where nothing can be awaited.
+    while True:
+        await hup.wait()
+        hup.clear()
+        await reloader.reload("SIGHUP")
 
 
 async def admin_reload(request: Request) -> Response:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors.multiprocess import Multiprocess
 
+from routerd.config.table import RoutingTable
 from routerd.logs import configure_logging
 from routerd.settings import Settings
 
@@ -35,6 +39,7 @@ def serve(settings: Settings) -> None:
 
     configure_logging(settings)
     table = load_config(settings.config)
+    settings = with_file_settings(settings, table)
     log.info(
         "routerd serving %s on %s:%s (%d worker(s))",
         settings.config,
@@ -51,10 +56,10 @@ def serve(settings: Settings) -> None:
     else:
         del app_from_settings
         app = create_app(table, settings=settings, config_path=settings.config)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         factory=settings.workers > 1,
-        workers=settings.workers if settings.workers > 1 else None,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -64,3 +69,48 @@ def serve(settings: Settings) -> None:
         access_log=settings.access_log,
         lifespan="on",
     )
+    if settings.workers > 1:
+        _ReloadingSupervisor(config, sockets=[config.bind_socket()]).run()
+    else:
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        uvicorn.Server(config).run()
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handler: exit with status 0.
+
+    uvicorn drains on SIGTERM, then restores the previous handler and raises the signal again so that
+    its default action ends the process; that would report a clean, drained shutdown as a kill
+    (status -15 / 143) to supervisors. With this handler in place the re-raised signal (or one that
+    arrives before uvicorn is listening) ends the process with status 0 instead.
+    """
+    raise SystemExit(0)
+
+
+def with_file_settings(settings: Settings, table: RoutingTable) -> Settings:
+    """Settings with the file's ``general_settings.host/port/workers`` where no flag or env var set them."""
+    from_file = {
+        name: value
+        for name, value in (
+            ("host", table.server.host),
+            ("port", table.server.port),
+            ("workers", table.server.workers),
+        )
+        if value is not None and name not in settings.model_fields_set
+    }
+    return settings.model_copy(update=from_file) if from_file else settings
+
+
+class _ReloadingSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, except that SIGHUP reloads the routing file in every worker.
+
+    uvicorn's own answer to SIGHUP is to replace the workers one by one: requests in flight on the old
+    workers are cut, and a broken file at that moment would leave workers that cannot start. Each
+    worker already reloads on SIGHUP all-or-nothing (keeping its table on error), so forward it.
+    """
+
+    def handle_hup(self) -> None:
+        log.info("SIGHUP: reloading the routing file in %d workers", len(self.processes))
+        for process in self.processes:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
