@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 
 from routerd.testing import FakeOpenAI
-
 from routerd.testing.server import RouterdServer
 
 from .support import OPENAI_KEY, OPENAI_KEY_ENV, gateway_config, reset, running_fake, write_config
@@ -18,7 +17,6 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     """A FakeOpenAI that requires ``OPENAI_KEY``, shared by a module (reset before every test)."""
     with running_fake(FakeOpenAI(api_key=OPENAI_KEY)) as fake:
         yield fake
-
 
 
 @pytest.fixture(scope="module")

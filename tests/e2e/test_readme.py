@@ -1,0 +1,102 @@
+"""Issue 3, done when: the README's first command serves ``configs/example.yaml`` and the README's curl
+example gets an answer from it, offline. The commands are read from the README itself, so the test
+breaks when the README and the product drift apart."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from routerd.testing.server import RouterdServer
+
+from .support import REPO
+
+README = REPO / "README.md"
+EXAMPLE_ANSWERS = {
+    "Hello from the first mock deployment.",
+    "Hello from the second mock deployment.",
+}
+
+
+def bash_blocks(text: str) -> list[list[str]]:
+    """The README's bash code blocks, each as the words of its (continuation-joined) command."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    return [shlex.split(block.replace("\\\n", " "), comments=True) for block in blocks]
+
+
+def serve_config(words: list[str]) -> Path:
+    """The ``--config`` of the ``routerd serve`` in a command line."""
+    serve = words.index("serve")
+    assert words[serve - 1].endswith("routerd"), words
+    return REPO / words[words.index("--config", serve) + 1]
+
+
+@dataclass(frozen=True)
+class CurlRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    data: bytes | None
+
+
+def curl_request(words: list[str]) -> CurlRequest:
+    """The request a ``curl`` command line would send (the options the README uses)."""
+    assert words[0] == "curl", words
+    method, url, headers, data = "GET", "", {}, None
+    options = iter(words[1:])
+    for word in options:
+        if word in ("-H", "--header"):
+            name, _, value = next(options).partition(":")
+            headers[name.strip()] = value.strip()
+        elif word in ("-d", "--data", "--data-raw"):
+            data, method = next(options).encode(), "POST"
+        elif word in ("-X", "--request"):
+            method = next(options)
+        elif word.startswith("http"):
+            url = word
+        elif word not in ("-s", "--silent", "-S", "--show-error", "-f", "--fail"):
+            raise AssertionError(f"the test does not understand curl option {word!r}; teach it")
+    return CurlRequest(method, url, headers, data)
+
+
+@pytest.fixture(scope="module")
+def readme_commands() -> list[list[str]]:
+    return bash_blocks(README.read_text(encoding="utf-8"))
+
+
+def test_first_command_serves_the_example_config(readme_commands: list[list[str]]) -> None:
+    first = readme_commands[0]
+
+    assert "serve" in first
+    assert serve_config(first) == REPO / "configs" / "example.yaml"
+    assert serve_config(first).is_file()
+
+
+def test_readme_curl_example_gets_an_answer_offline(readme_commands: list[list[str]]) -> None:
+    curls = [words for words in readme_commands if words and words[0] == "curl"]
+    assert curls, "the README shows no curl example"
+    request = curl_request(curls[0])
+    documented = urlsplit(request.url)
+    assert (documented.hostname, documented.port) == ("127.0.0.1", 4000)  # where the first command listens
+
+    # The same request, to the daemon serving the first command's config on a free port instead of 4000.
+    with RouterdServer.from_file(serve_config(readme_commands[0])) as server:
+        response = httpx.request(
+            request.method,
+            server.base_url + documented.path,
+            headers=request.headers,
+            content=request.data,
+            timeout=10,
+        )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] in EXAMPLE_ANSWERS
+    assert response.headers["x-routerd-model-id"] in {"mini-primary", "mini-secondary"}
