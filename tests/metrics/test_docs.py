@@ -1,24 +1,21 @@
-"""docs/metrics.md lists every metric routerd exports, with its type and exactly its labels."""
+"""The README's metrics section lists every metric routerd exports, with its type and exactly its labels."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from readme_sections import readme_section
 
 from routerd.metrics import RouterdMetrics
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+DOC = readme_section("Metrics, cost and the request log")
 _ROW = re.compile(r"^\| `(routerd_[a-z0-9_]+)` \| (\w+)[^|]*\|([^|]*)\|", re.MULTILINE)
 
 
 def documented() -> dict[str, tuple[str, set[str]]]:
-    """metric -> (type, labels) from the tables in docs/metrics.md."""
-    return {
-        name: (kind, set(re.findall(r"`([a-z_]+)`", labels)))
-        for name, kind, labels in _ROW.findall(DOC.read_text())
-    }
+    """metric -> (type, labels) from the tables of the README's metrics section."""
+    return {name: (kind, set(re.findall(r"`([a-z_]+)`", labels))) for name, kind, labels in _ROW.findall(DOC)}
 
 
 def test_every_metric_is_documented_with_its_type_and_labels() -> None:

@@ -1,17 +1,17 @@
-"""Every ```python block of docs/sdk.md runs, offline, as written."""
+"""Every ```python block of the README's SDK section runs, offline, as written."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from readme_sections import readme_section
 
 import routerd
 import routerd.sdk
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
+DOC = readme_section("The Python SDK")
+BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC, flags=re.S | re.M)
 
 
 @pytest.fixture(autouse=True)
@@ -28,5 +28,5 @@ def test_the_document_has_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
-    exec(compile(BLOCKS[index], f"{DOC.name}[block {index}]", "exec"), {"__name__": "__doc_example__"})
+    exec(compile(BLOCKS[index], f"README.md[SDK block {index}]", "exec"), {"__name__": "__doc_example__"})
     assert capsys.readouterr().out.strip()  # every example prints what it shows
