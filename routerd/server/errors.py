@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from routerd.errors import APIError, InternalServerError
+from routerd.errors import APIError, AuthenticationError, InternalServerError, PermissionDeniedError
 
 log = logging.getLogger("routerd.server")
 
@@ -18,13 +18,24 @@ def error_response(exc: BaseException, headers: dict[str, str] | None = None) ->
     if not isinstance(exc, APIError):
         log.exception("unhandled error", exc_info=exc)
         exc = InternalServerError("routerd hit an internal error; see its log for details")
+    body = exc.to_dict()
+    if isinstance(exc, AuthenticationError | PermissionDeniedError) and exc.upstream_status is not None:
+        body["error"].update(_upstream_credentials(exc))
     all_headers = {**exc.response_headers(), **(headers or {})}
     return Response(
-        orjson.dumps(exc.to_dict()),
-        status_code=exc.status_code,
-        headers=all_headers,
-        media_type="application/json",
+        orjson.dumps(body), status_code=exc.status_code, headers=all_headers, media_type="application/json"
     )
+
+
+def _upstream_credentials(exc: APIError) -> dict[str, str]:
+    # The client's own key was fine: an upstream refused the gateway's credentials for one of its
+    # deployments. Said plainly, so nobody rotates the wrong key.
+    where = f"deployment {exc.deployment_id}" if exc.deployment_id else "a deployment"
+    return {
+        "message": f"upstream {exc.llm_provider or 'provider'} refused the credentials routerd has for {where}: "
+        f"{exc.message}",
+        "code": "upstream_authentication_error",
+    }
 
 
 def sse_error_event(exc: BaseException) -> bytes:
