@@ -1,5 +1,5 @@
 """``routerd serve`` as a real process: SIGTERM drains in-flight requests (bounded) and exits 0;
-``--workers 2`` starts worker processes that serve requests."""
+``--workers 2`` starts worker processes that serve requests, and SIGHUP reloads them all in place."""
 
 from __future__ import annotations
 
@@ -125,4 +125,42 @@ def test_two_workers_serve_requests(tmp_path: Path) -> None:
 
     assert [r.status_code for r in responses] == [200] * 6, daemon.output
     assert {r.json()["choices"][0]["message"]["content"] for r in responses} == {"fast answer"}
+    assert exit_code == 0, daemon.output
+
+
+def test_sighup_reloads_every_worker_in_place(tmp_path: Path) -> None:
+    config = write_config(tmp_path, CONFIG)
+    daemon = DaemonProcess(config, tmp_path / "routerd.log", "--workers", "2")  # --no-watch: only SIGHUP
+    try:
+        daemon.wait_ready()
+        wait_for(
+            lambda: len(set(re.findall(r"Started server process \[(\d+)\]", daemon.output))) == 2,
+            timeout=60,
+            what="two worker processes",
+        )
+        config.write_text(
+            CONFIG.replace(
+                "router_settings:",
+                "  - model_name: added\n    litellm_params: {model: mock/x, mock_response: added by SIGHUP}\n"
+                "router_settings:",
+            )
+        )
+        assert post_chat(daemon.base_url, "added").status_code == 404  # not watched: nothing yet
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: daemon.output.count("reload (SIGHUP): generation 2") == 2,
+            timeout=30,
+            what="both workers reloading",
+        )
+        # every new connection may land on either worker: all of them answer the new group
+        responses = [post_chat(daemon.base_url, "added") for _ in range(8)]
+        workers = set(re.findall(r"Started server process \[(\d+)\]", daemon.output))
+        daemon.process.send_signal(signal.SIGTERM)
+        exit_code = daemon.process.wait(timeout=60)
+    finally:
+        daemon.stop()
+
+    assert [r.status_code for r in responses] == [200] * 8, daemon.output
+    assert {r.json()["choices"][0]["message"]["content"] for r in responses} == {"added by SIGHUP"}
+    assert len(workers) == 2, "SIGHUP must reload the workers, not replace them"
     assert exit_code == 0, daemon.output
