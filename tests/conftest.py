@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from routerd.fasthttp import FastHttpClient
 from routerd.testing import FakeClock
 from routerd.transport import AiohttpClient, HttpClient, HttpxClient
 
@@ -18,15 +17,10 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["aiohttp", "httpx", "fast"])
+@pytest.fixture(params=["aiohttp", "httpx"])
 async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[HttpClient]:
     """Each of routerd's HTTP clients in turn: a test using it runs once per transport."""
-    clients: dict[str, type[HttpClient]] = {
-        "aiohttp": AiohttpClient,
-        "httpx": HttpxClient,
-        "fast": FastHttpClient,
-    }
-    client = clients[request.param]()
+    client: HttpClient = AiohttpClient() if request.param == "aiohttp" else HttpxClient()
     try:
         yield client
     finally:
