@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from routerd.errors import BadRequestError
+from routerd.jsonkind import json_kind
 
 CHAT = "chat"
 PREFERENCE = "preference"
@@ -120,7 +121,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise _Issues(f"not valid JSON at column {exc.colno}: {exc.msg}") from None
     if not isinstance(value, dict):
-        raise _Issues(f"an example must be a JSON object, got {_kind(value)}")
+        raise _Issues(f"an example must be a JSON object, got {json_kind(value)}")
     return value
 
 
@@ -161,7 +162,7 @@ def _check_messages(messages: Any, where: str) -> list[dict[str, Any]]:
 
 def _check_message(message: Any, where: str) -> None:
     if not isinstance(message, dict):
-        raise _Issues(f"'{where}' must be an object, got {_kind(message)}")
+        raise _Issues(f"'{where}' must be an object, got {json_kind(message)}")
     role = message.get("role")
     if role not in ROLES:
         raise _Issues(f"'{where}.role' must be one of {', '.join(ROLES)}, got {role!r}")
@@ -176,7 +177,7 @@ def _check_message(message: Any, where: str) -> None:
         _check_parts(content, f"{where}.content")
     elif not isinstance(content, str):
         raise _Issues(
-            f"'{where}.content' must be a string or an array of content parts, got {_kind(content)}"
+            f"'{where}.content' must be a string or an array of content parts, got {json_kind(content)}"
         )
     if "weight" in message:
         if role != "assistant":
@@ -262,17 +263,3 @@ _CHECKS = {
     COMPLETION: _check_completion,
     GEMINI: _check_gemini,
 }
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

@@ -26,7 +26,7 @@ from routerd.providers.base import (
     register,
 )
 from routerd.providers.errors import ErrorContext
-from routerd.providers.google_common import GENERATE, STREAM, Endpoint, GoogleAdapter, json_or_none
+from routerd.providers.google_common import GENERATE, STREAM, Endpoint, GoogleAdapter
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.tokens import estimate_tokens
 from routerd.transport import HttpClient
@@ -124,31 +124,18 @@ class GeminiAdapter(GoogleAdapter):
         target = self.target(deployment)
         errors = target.errors
         body = target.params.client_body(request.body)
+        if body.get("encoding_format") not in (None, "float", "base64"):
+            raise errors.make(
+                BadRequestError, "encoding_format must be float or base64", param="encoding_format"
+            )
         try:
-            if body.get("encoding_format") not in (None, "float", "base64"):
-                raise errors.make(
-                    BadRequestError, "encoding_format must be float or base64", param="encoding_format"
-                )
             payload = orjson.dumps(
                 target.params.upstream_body(translate.to_batch_embed_request(body, target.model_path))
-            )
-            response = await http.request(
-                "POST",
-                target.embed.url,
-                headers=target.embed.headers,
-                content=payload,
-                timeout=request.timeout,
             )
         except APIError as exc:
             errors.annotate(exc)
             raise
-        if response.status >= 400:
-            raise self._error(deployment, response.status, response.content, response.headers, errors)
-        data = json_or_none(response.content)
-        if not isinstance(data, dict):
-            raise errors.bad_gateway(
-                f"{self.name} answered a body that is not a JSON object", upstream_status=200
-            )
+        data = await self._post_json(http, request, target.embed.url, target.embed.headers, payload, errors)
         vectors = translate.embedding_vectors(data)
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])

@@ -57,28 +57,37 @@ class GoogleAdapter(BaseAdapter):
         payload = self._payload(request)
         endpoint = await self.endpoint(deployment, GENERATE)
         errors = endpoint.errors
+        data = await self._post_json(http, request, endpoint.url, _merge(endpoint, request), payload, errors)
+        body = translate.to_openai_completion(
+            data, model=deployment.model, created=int(time.time()), errors=errors
+        )
+        return UpstreamResponse(body, {})
+
+    async def _post_json(
+        self,
+        http: HttpClient,
+        request: UpstreamRequest,
+        url: str,
+        headers: Mapping[str, str],
+        payload: bytes,
+        errors: ErrorContext,
+    ) -> JSON:
+        """POST ``payload`` and return the JSON object answered, or raise the translated error."""
         try:
             response = await http.request(
-                "POST",
-                endpoint.url,
-                headers=_merge(endpoint, request),
-                content=payload,
-                timeout=request.timeout,
+                "POST", url, headers=headers, content=payload, timeout=request.timeout
             )
         except APIError as exc:
             errors.annotate(exc)
             raise
         if response.status >= 400:
-            raise self._error(deployment, response.status, response.content, response.headers, errors)
+            raise self._error(request.deployment, response.status, response.content, response.headers, errors)
         data = json_or_none(response.content)
         if not isinstance(data, dict):
             raise errors.bad_gateway(
                 f"{self.name} answered a body that is not a JSON object", upstream_status=200
             )
-        body = translate.to_openai_completion(
-            data, model=deployment.model, created=int(time.time()), errors=errors
-        )
-        return UpstreamResponse(body, {})
+        return data
 
     async def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         deployment = request.deployment

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routerd.errors import BadRequestError
+from routerd.jsonkind import json_kind
 
 Check = Callable[[Any], bool]
 
@@ -161,7 +162,7 @@ def validate_body(endpoint: str, body: Any) -> dict[str, Any]:
         check = fields.get(name)
         if check is not None and value is not None and not check(value):
             raise BadRequestError(
-                f"'{name}' must be {_DESCRIBE[check]}, got {_json_type(value)}",
+                f"'{name}' must be {_DESCRIBE[check]}, got {json_kind(value)}",
                 param=name,
                 code="invalid_type",
             )
@@ -191,21 +192,7 @@ def _validate_messages(messages: list[Any]) -> None:
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise BadRequestError(
-                f"'{where}.content' must be a string or an array of content parts, got {_json_type(content)}",
+                f"'{where}.content' must be a string or an array of content parts, got {json_kind(content)}",
                 param=f"{where}.content",
                 code="invalid_type",
             )
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
