@@ -67,9 +67,11 @@ def in_flight(base_url: str) -> float:
 
 
 def refuses_connections(base_url: str) -> bool:
+    """No new request is served: the connection is refused, or (when it was already waiting in the
+    listen backlog as the listener closed) closed without an answer."""
     try:
         httpx.get(f"{base_url}/health/liveliness", timeout=1)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
         return True
     return False
 
