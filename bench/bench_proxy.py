@@ -193,10 +193,11 @@ def main() -> None:
         asyncio.run(measure(args, upstream_port, routerd_port, routerd.pid))
         print(f"routerd peak RSS: {peak_rss_mb(routerd.pid):.1f} MB")
     finally:
+        # routerd first, and only then its upstream: requests still draining must not fail and wait out
+        # a cooldown because the upstream vanished under them
         for process in (routerd, upstream):
             process.terminate()
-        for process in (routerd, upstream):
-            process.wait(timeout=15)
+            process.wait(timeout=40)
 
 
 async def measure(args: argparse.Namespace, upstream_port: int, routerd_port: int, routerd_pid: int) -> None:

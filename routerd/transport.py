@@ -4,9 +4,10 @@ Adapters never touch a client library directly; they call :class:`HttpClient`. T
 
 * :class:`HttpxClient` wraps any ``httpx.AsyncClient``. This is the interface users inject (their own
   proxies, certificates, or ``httpx.MockTransport`` in tests).
-* :class:`AiohttpClient` wraps an ``aiohttp.ClientSession``. The daemon's default, because the hot path
-  pays for every microsecond: on this machine plain httpx costs ~780 us per request at 1 in flight and
-  degrades with concurrency, aiohttp ~190 us (see bench/).
+* :class:`AiohttpClient` wraps an ``aiohttp.ClientSession``: on this machine plain httpx costs ~780 us
+  per request at 1 in flight and degrades with concurrency, aiohttp ~190 us (see bench/).
+* :class:`routerd.fasthttp.FastHttpClient` (asyncio Protocols + httptools) is leaner still and is the
+  daemon's default through :func:`default_client`; multipart uploads and query params go to aiohttp.
 
 Both translate transport failures into routerd's errors (:class:`~routerd.errors.Timeout`,
 :class:`~routerd.errors.APIConnectionError`), so adapters only deal with HTTP statuses.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -234,6 +236,8 @@ class AiohttpClient:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # HTTP(S)_PROXY / NO_PROXY are honoured: default_client() picks this client when they are set
+                trust_env=True,
             )
             self._session = session
         return session
@@ -306,6 +310,25 @@ class AiohttpClient:
             await self._session.close()
             # aiohttp recommends a short sleep so SSL transports finish closing before the loop ends.
             await asyncio.sleep(0)
+
+
+# --- the default ---------------------------------------------------------------------------------
+
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def default_client() -> HttpClient:
+    """The daemon's client: :class:`routerd.fasthttp.FastHttpClient`, or :class:`AiohttpClient`.
+
+    aiohttp is used when ``ROUTERD_HTTP_CLIENT=aiohttp`` is set, and when any ``HTTP(S)_PROXY`` /
+    ``ALL_PROXY`` variable is set: the fast client speaks no proxy protocol.
+    """
+    choice = os.environ.get("ROUTERD_HTTP_CLIENT", "").strip().lower()
+    if choice == "aiohttp" or any(os.environ.get(name) for name in _PROXY_VARS):
+        return AiohttpClient()
+    from routerd.fasthttp import FastHttpClient  # here: fasthttp imports this module
+
+    return FastHttpClient()
 
 
 @functools.lru_cache(maxsize=256)

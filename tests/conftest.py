@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from routerd.fasthttp import FastHttpClient
 from routerd.testing import FakeClock
 from routerd.transport import AiohttpClient, HttpClient, HttpxClient
 
@@ -17,10 +18,15 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx", "fast"])
 async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[HttpClient]:
     """Each of routerd's HTTP clients in turn: a test using it runs once per transport."""
-    client: HttpClient = AiohttpClient() if request.param == "aiohttp" else HttpxClient()
+    clients: dict[str, type[HttpClient]] = {
+        "aiohttp": AiohttpClient,
+        "httpx": HttpxClient,
+        "fast": FastHttpClient,
+    }
+    client = clients[request.param]()
     try:
         yield client
     finally:

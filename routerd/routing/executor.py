@@ -46,7 +46,7 @@ from routerd.routing.strategies import latency_alpha, make_strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore, MemoryHealthStore
 from routerd.tokens import count_request_tokens
-from routerd.transport import AiohttpClient, HttpClient
+from routerd.transport import HttpClient, default_client
 
 __all__ = ["Router"]
 
@@ -81,7 +81,7 @@ class Router:
         events: EventBus | None = None,
     ) -> None:
         self._owns_http = http is None
-        self._http: HttpClient = http if http is not None else AiohttpClient()
+        self._http: HttpClient = http if http is not None else default_client()
         self._store: HealthStore = state if state is not None else MemoryHealthStore()
         self._clock = clock
         self._sleep = sleep
