@@ -31,7 +31,7 @@ import functools
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Final, cast
@@ -393,6 +393,13 @@ class _Pool:
         self.all.discard(conn)
         conn.close()
 
+    def close_idle(self, keys: Iterable[tuple[str, str, int]]) -> None:
+        """Close the idle connections of these origins."""
+        for key in keys:
+            for conn in self._idle.pop(key, ()):
+                self._origin_of.pop(conn, None)
+                self._drop(conn)
+
     def close(self) -> None:
         for conn in list(self.all):
             conn.close()
@@ -429,6 +436,20 @@ class FastHttpClient:
         self._user_agent = user_agent
         self._pool: _Pool | None = None
         self._fallback: AiohttpClient | None = None
+        # origins no deployment uses any more (after a reload): their connections are not pooled again
+        self._retired: frozenset[tuple[str, str, int]] = frozenset()
+
+    def retire_origins(self, removed: Iterable[str], kept: Iterable[str] = ()) -> None:
+        """Stop pooling connections to the upstreams of removed deployments.
+
+        Idle connections to them close now; busy ones close when their request ends, so nothing in
+        flight is cut. ``kept`` (the bases still in use) takes origins back that a reload re-added.
+        """
+        gone = {_parse_url(url)[0].key for url in removed}
+        back = {_parse_url(url)[0].key for url in kept}
+        self._retired = frozenset((self._retired | gone) - back)
+        if self._pool is not None:
+            self._pool.close_idle(self._retired)
 
     # --- HttpClient ------------------------------------------------------------------------------
 
@@ -604,7 +625,7 @@ class FastHttpClient:
         return conn
 
     def _release(self, pool: _Pool, origin: _Origin, conn: _Connection) -> None:
-        if conn.reusable and pool is self._pool:
+        if conn.reusable and pool is self._pool and origin.key not in self._retired:
             pool.put(origin, conn)
         else:
             pool.all.discard(conn)

@@ -112,7 +112,9 @@ class Router:
         Raises ValueError (and keeps the old table) when the policy names an unknown strategy.
         """
         view = _make_view(table)  # everything that can fail happens before the swap
+        previous = self._view.table
         self._view = view
+        self._retire_upstreams(previous, table)
         exact: set[str] = set(table.deployments)
         wildcard_prefixes: list[str] = []
         for group in table.groups.values():
@@ -121,6 +123,16 @@ class Router:
             wildcard_prefixes.extend(f"{dep.id}:" for dep in group.deployments)
         prefixes = tuple(wildcard_prefixes)
         self._store.retain(lambda dep_id: dep_id in exact or (bool(prefixes) and dep_id.startswith(prefixes)))
+
+    def _retire_upstreams(self, old: RoutingTable, new: RoutingTable) -> None:
+        """Let the HTTP client stop pooling connections to upstreams only removed deployments used."""
+        retire = getattr(self._http, "retire_origins", None)
+        if retire is None:
+            return
+        kept = {dep.api_base for dep in new.deployments.values() if dep.api_base}
+        removed = {dep.api_base for dep in old.deployments.values() if dep.api_base} - kept
+        if removed:
+            retire(removed, kept)
 
     # --- calls ---------------------------------------------------------------------------------------
 

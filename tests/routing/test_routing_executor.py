@@ -555,3 +555,27 @@ async def test_aclose_closes_an_owned_client_only(clock: FakeClock) -> None:
     router = Router(make_table({"g": [dep("a")]}), http=http, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
     await router.aclose()
     assert not http.closed
+
+
+async def test_publish_tells_the_http_client_which_upstreams_no_deployment_uses_any_more() -> None:
+    class RetiringHttp:
+        def __init__(self) -> None:
+            self.calls: list[tuple[set[str], set[str]]] = []
+
+        def retire_origins(self, removed: set[str], kept: set[str]) -> None:
+            self.calls.append((set(removed), set(kept)))
+
+        async def aclose(self) -> None:
+            pass
+
+    http = RetiringHttp()
+    east, west = "https://east.example/v1", "https://west.example/v1"
+    router = Router(
+        make_table({"g": [dep("a", api_base=east), dep("b", api_base=west), dep("c")]}),
+        http=http,  # type: ignore[arg-type]
+    )
+    router.publish(make_table({"g": [dep("a", api_base=east), dep("c")]}, content_hash="v2"))
+    router.publish(make_table({"g": [dep("a", api_base=east), dep("c")]}, content_hash="v3"))  # nothing gone
+    router.publish(make_table({"g": [dep("b", api_base=west)]}, content_hash="v4"))
+    assert http.calls == [({west}, {east}), ({east}, {west})]
+    await router.aclose()

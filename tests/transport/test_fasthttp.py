@@ -703,3 +703,30 @@ def test_works_on_uvloop() -> None:
     assert lines[-2] == b"data: [DONE]"
     assert connections == 2  # three calls shared one; the abandoned stream's was not reused
     assert disconnects == 1
+
+
+async def test_retired_origin_idle_connections_close_and_busy_ones_are_not_pooled_again(
+    client: FastHttpClient,
+) -> None:
+    async def handler(
+        conn: int, request: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\ndata: x\n\n")
+        return True
+
+    async with RawServer(handler) as server:
+        await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+        assert len(client._get_pool().all) == 1  # kept alive, idle
+        # a reload removed every deployment using this upstream
+        client.retire_origins([server.url], kept=["http://127.0.0.1:9/v1"])
+        assert client._get_pool().all == set()  # the idle connection closed at once
+        # a request in flight on the old table still completes, on a connection not pooled afterwards
+        async with client.stream("POST", server.url, headers={}, content=b"{}", timeout=5) as stream:
+            assert [line async for line in stream.aiter_lines()] == [b"data: x", b""]
+        assert client._get_pool().all == set()
+        # a later reload adds the upstream back: pooling resumes
+        client.retire_origins([], kept=[server.url])
+        await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+        await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+    assert len(client._get_pool().all) == 1
+    assert server.connections == 3  # the first, the retired stream's, and one reused by the last two
