@@ -66,6 +66,7 @@ def cross_check(parts: Parts) -> list[Issue]:
         *_fallbacks(parts, names),
         *_provider_settings(parts),
         *_callbacks(parts),
+        *_redis(parts),
         *_credentials(parts),
         *_backoff(parts),
         *_empty(parts),
@@ -341,6 +342,22 @@ def _callbacks(parts: Parts) -> Iterator[Issue]:
                     + ")",
                     warning=True,
                 )
+
+
+REDIS_KEYS = ("redis_url", "redis_host", "redis_port", "redis_password", "redis_db")
+
+
+def _redis(parts: Parts) -> Iterator[Issue]:
+    # Accepted (LiteLLM configs carry them) but not acted on yet: say so rather than imply shared state.
+    for key in REDIS_KEYS:
+        if _raw_at(parts.raw, ("router_settings", key)) is not None:
+            yield parts.issue(
+                ("router_settings", key),
+                "accepted but not acted on: routerd has no Redis state backend yet, so cooldowns and "
+                "rpm/tpm windows are kept per process (limits apply per replica)",
+                warning=True,
+                at_key=True,
+            )
 
 
 def _credentials(parts: Parts) -> Iterator[Issue]:

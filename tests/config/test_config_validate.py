@@ -463,3 +463,14 @@ def test_numbers_are_accepted_where_names_are_expected(check: Check) -> None:
     assert result.table is not None
     [deployment] = result.table.deployments.values()
     assert (deployment.group, deployment.organization) == ("4", "12345")
+
+
+def test_redis_settings_are_accepted_with_a_warning_that_state_is_per_process(check: Check) -> None:
+    text = ONE_DEPLOYMENT + "router_settings:\n  redis_host: cache.internal\n  redis_port: 6379\n"
+    result = check(text, env={})
+    assert result.ok
+    assert [f"{w.line}:{w.col}: {w.path}" for w in result.warnings] == [
+        "7:3: router_settings.redis_host",
+        "8:3: router_settings.redis_port",
+    ]
+    assert all("no Redis state backend yet" in w.message for w in result.warnings)
