@@ -31,6 +31,23 @@ KNOWN_CALLBACKS = frozenset({"prometheus"})
 #: Providers that are commonly run without an API key (local servers); no missing-key warning.
 KEYLESS_PROVIDERS = frozenset({"mock", "hosted_vllm", "lm_studio", "ollama"})
 
+#: The built-in mock provider's fault settings (read by routerd.providers.mock.MockSettings).
+MOCK_PARAMS = frozenset(
+    {
+        "mock_latency_ms",
+        "mock_stream_chunk_delay_ms",
+        "mock_error_status",
+        "mock_error_rate",
+        "mock_error_code",
+        "mock_error_message",
+        "mock_retry_after",
+        "mock_hang",
+        "mock_stream_cut_after",
+        "mock_embedding_dim",
+        "mock_seed",
+    }
+)
+
 #: ``litellm_params`` keys that are not routerd settings but are well known to be provider specific
 #: or per-call defaults. They pass through to the adapter (``Deployment.extra``) without a typo check;
 #: other unknown keys pass through too unless they look like a misspelt known key.
@@ -91,18 +108,6 @@ PASSTHROUGH_PARAMS = frozenset(
         "aws_web_identity_token",
         "aws_bedrock_runtime_endpoint",
         "additional_drop_params",
-        # the built-in mock provider's fault settings (routerd.providers.mock)
-        "mock_latency_ms",
-        "mock_stream_chunk_delay_ms",
-        "mock_error_status",
-        "mock_error_rate",
-        "mock_error_code",
-        "mock_error_message",
-        "mock_retry_after",
-        "mock_hang",
-        "mock_stream_cut_after",
-        "mock_embedding_dim",
-        "mock_seed",
         # LiteLLM bookkeeping that has no effect on the upstream call
         "base_model",
         "input_cost_per_second",
@@ -113,6 +118,7 @@ PASSTHROUGH_PARAMS = frozenset(
         "merge_reasoning_content_in_choices",
         "configurable_clientside_auth_params",
     }
+    | MOCK_PARAMS
 )
 
 #: Top-level LiteLLM sections routerd ignores.

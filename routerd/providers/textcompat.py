@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from routerd.errors import UnsupportedParamsError
 from routerd.providers import shapes
+from routerd.providers.openai_parts import content_text
 
 if TYPE_CHECKING:
     from routerd.providers.base import Adapter, UpstreamRequest, UpstreamResponse
@@ -300,7 +301,7 @@ def chat_request_to_text(body: Mapping[str, Any], *, drop_params: bool = False, 
 
 def messages_to_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
     """The text of chat messages, joined by blank lines (a text model has no notion of roles)."""
-    texts = [_message_text(message.get("content")) for message in messages]
+    texts = [content_text(message.get("content")) for message in messages]
     return "\n\n".join(text for text in texts if text)
 
 
@@ -379,18 +380,6 @@ def _meaningful(key: str, value: Any) -> bool:
     if key == "modalities":
         return bool(value != ["text"])
     return not (key == "tool_choice" and value == "none")
-
-
-def _message_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
-        )
-    return str(content)
 
 
 def _text_finish_reason(reason: Any) -> str | None:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from routerd.config.frozen import is_secret_key
+from routerd.config.keys import MOCK_PARAMS
 from routerd.errors import BadRequestError
 from routerd.providers.infer import (
     DEFAULT_API_BASE_ENV,
@@ -72,18 +73,8 @@ DEPLOYMENT_KWARGS = frozenset(
         "aws_session_name",
         "aws_web_identity_token",
         "aws_bedrock_runtime_endpoint",
-        "mock_latency_ms",
-        "mock_stream_chunk_delay_ms",
-        "mock_error_status",
-        "mock_error_rate",
-        "mock_error_code",
-        "mock_error_message",
-        "mock_retry_after",
-        "mock_hang",
-        "mock_stream_cut_after",
-        "mock_embedding_dim",
-        "mock_seed",
     }
+    | MOCK_PARAMS
 )
 
 MOCK = "mock"
