@@ -87,7 +87,7 @@ async def handle(
     call = ManagementCall(request, api, operation)
     status, error = 200, None
     try:
-        require_key(request, call.state.master_key)
+        require_key(request.headers, call.state.master_key)
         result = await work(call)
         response = result if isinstance(result, Response) else json_response(result)
         response.headers["x-request-id"] = call.request_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,20 +81,19 @@ class RouterdApp(Starlette):
     from a dict. Everything else takes the normal way.
     """
 
-    _fast_routes: dict[str, Callable[[Request], Awaitable[Response]]] = {}
+    _fast_routes: dict[str, inference.InferenceEndpoint] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self._fast_routes.get(scope["path"])
             if endpoint is not None:
                 scope["app"] = self
-                response = await endpoint(Request(scope, receive, send))
-                await response(scope, receive, send)
+                await endpoint(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
 
-def _fast_routes() -> dict[str, Callable[[Request], Awaitable[Response]]]:
+def _fast_routes() -> dict[str, inference.InferenceEndpoint]:
     handlers = {
         "/chat/completions": inference.chat_completions,
         "/completions": inference.completions,

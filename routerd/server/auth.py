@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import hmac
-
-from starlette.requests import Request
+from collections.abc import Mapping
 
 from routerd.errors import AuthenticationError
 
 
-def presented_key(request: Request) -> str | None:
-    """The key the client sent, from either header OpenAI clients use."""
-    authorization = request.headers.get("authorization")
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key the client sent, from either header OpenAI clients use (``headers``: lower-case names)."""
+    authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token:
             return token.strip()
-    api_key = request.headers.get("api-key") or request.headers.get("x-api-key")
+    api_key = headers.get("api-key") or headers.get("x-api-key")
     return api_key.strip() if api_key else None
 
 
-def require_key(request: Request, master_key: str | None) -> None:
-    """Raise 401 unless the request carries ``master_key``; with no key configured everything passes."""
+def require_key(headers: Mapping[str, str], master_key: str | None) -> None:
+    """Raise 401 unless ``headers`` carry ``master_key``; with no key configured everything passes."""
     if master_key is None:
         return
-    key = presented_key(request)
+    key = presented_key(headers)
     # compare_digest takes constant time in the length of the expected key, so a timing probe learns
     # nothing about how much of a guess was right.
     if key is None or not hmac.compare_digest(key.encode(), master_key.encode()):

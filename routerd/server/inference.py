@@ -7,8 +7,8 @@ orjson. Streams are relayed chunk by chunk as they arrive; nothing is buffered.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +16,7 @@ import anyio
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import APIError, BadRequestError, RequestTooLargeError
@@ -30,19 +31,38 @@ from routerd.server.validation import validate_body
 _SSE_DONE = b"data: [DONE]\n\n"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading them all."""
-    declared = request.headers.get("content-length")
+async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The request body from ASGI ``receive``, refusing more than ``limit`` bytes without reading them all.
+
+    ``declared`` is the Content-Length header, if any. Raises ClientDisconnect when the client leaves
+    before the body is complete.
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"request body of {declared} bytes exceeds the {limit}-byte limit")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False) and message["type"] == "http.request":
+        if len(body) > limit:
+            raise RequestTooLargeError(f"request body exceeds the {limit}-byte limit")
+        return body  # the usual case: the whole body in one message
+    chunks = [body]
+    size = len(body)
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
         if size > limit:
             raise RequestTooLargeError(f"request body exceeds the {limit}-byte limit")
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
         chunks.append(chunk)
-    return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body of a Starlette request, bounded as :func:`receive_body`."""
+    return await receive_body(request.receive, request.headers.get("content-length"), limit)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -118,16 +138,27 @@ class _RequestLog:
         )
 
 
-async def handle(request: Request, endpoint: str) -> Response:
-    """Serve one inference request for ``endpoint`` (chat, completions or embeddings)."""
+def _headers(scope: Scope) -> dict[str, str]:
+    # ASGI servers give lower-case names; a handful of headers, decoded once
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one inference request for ``endpoint`` (chat, completions or embeddings).
+
+    Plain ASGI rather than Starlette's Request/Response: this runs for nearly every request, and
+    their header parsing and rendering cost more than the rest of routerd's own work on a request.
+    The request's accounting (metrics, the request log) runs once the answer is on its way.
+    """
     started = time.perf_counter()
-    state: AppState = request.app.state.routerd
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    headers = _headers(scope)
+    request_id = headers.get("x-request-id") or os.urandom(16).hex()
     log = _RequestLog(state, endpoint, request_id, started)
     state.events.emit(RequestStarted(request_id, endpoint))
     try:
-        require_key(request, state.master_key)
-        body = validate_body(endpoint, parse_json(await read_body(request, state.max_body_bytes)))
+        require_key(headers, state.master_key)
+        raw = await receive_body(receive, headers.get("content-length"), state.max_body_bytes)
+        body = validate_body(endpoint, parse_json(raw))
         log.model = body["model"]
         log.stream = bool(body.get("stream"))
         timeout = body.get("timeout")
@@ -135,27 +166,41 @@ async def handle(request: Request, endpoint: str) -> Response:
             endpoint, body, request_id=request_id, timeout=float(timeout) if timeout is not None else None
         )
     except ClientDisconnect:
-        log.finish(499, None, error="ClientDisconnect")
-        return Response(status_code=499)
+        try:
+            await Response(status_code=499)(scope, receive, send)
+        finally:
+            log.finish(499, None, error="ClientDisconnect")
+        return
     except Exception as exc:
         info: RoutingInfo | None = getattr(exc, "routing", None)
         status = exc.status_code if isinstance(exc, APIError) else 500
-        log.finish(status, info, error=type(exc).__name__)
-        return error_response(exc, routing_headers(request_id, info))
+        try:
+            await error_response(exc, routing_headers(request_id, info))(scope, receive, send)
+        finally:
+            log.finish(status, info, error=type(exc).__name__)
+        return
 
-    headers = routing_headers(request_id, result.info)
     if result.stream is not None:
-        return StreamingResponse(
-            _relay(result, log),
-            media_type="text/event-stream",
-            headers={**headers, "cache-control": "no-cache"},
+        stream_headers = routing_headers(request_id, result.info)
+        stream_headers["cache-control"] = "no-cache"
+        response = StreamingResponse(
+            _relay(result, log), media_type="text/event-stream", headers=stream_headers
         )
+        await response(scope, receive, send)
+        return
     response_body = result.response.body if result.response is not None else {}
     tokens = _usage(response_body)
     cost = request_cost(result.deployment, *tokens, response_model=response_body.get("model"))
-    log.finish(200, result.info, tokens, cost=cost)
-    headers.update(response_cost_header(cost))
-    return Response(orjson.dumps(response_body), media_type="application/json", headers=headers)
+    payload = orjson.dumps(response_body)
+    answer_headers = routing_headers(request_id, result.info)
+    answer_headers.update(response_cost_header(cost))
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    raw_headers += [(name.encode(), value.encode("latin-1")) for name, value in answer_headers.items()]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": payload})
+    finally:
+        log.finish(200, result.info, tokens, cost=cost)
 
 
 async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
@@ -193,13 +238,18 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
         log.finish(status, result.info, tokens, error=error, cost=cost)
 
 
-async def chat_completions(request: Request) -> Response:
-    return await handle(request, CHAT)
+class InferenceEndpoint:
+    """The ASGI app of one inference endpoint; ``scope["app"]`` is the routerd application."""
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await handle(scope["app"].state.routerd, self.endpoint, scope, receive, send)
 
 
-async def completions(request: Request) -> Response:
-    return await handle(request, COMPLETIONS)
-
-
-async def embeddings(request: Request) -> Response:
-    return await handle(request, EMBEDDINGS)
+chat_completions = InferenceEndpoint(CHAT)
+completions = InferenceEndpoint(COMPLETIONS)
+embeddings = InferenceEndpoint(EMBEDDINGS)

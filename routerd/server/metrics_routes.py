@@ -64,7 +64,7 @@ def metrics_endpoint(state: AppState) -> Callable[[Request], Awaitable[Response]
     async def metrics(request: Request) -> Response:
         if _requires_auth(state):
             try:
-                require_key(request, state.master_key)
+                require_key(request.headers, state.master_key)
             except Exception as exc:
                 return error_response(exc)
         runtime = metrics_runtime(state)

@@ -31,7 +31,7 @@ def _model_card(name: str, created: int) -> dict[str, Any]:
 async def list_models(request: Request) -> Response:
     state = _state(request)
     try:
-        require_key(request, state.master_key)
+        require_key(request.headers, state.master_key)
     except Exception as exc:
         return error_response(exc)
     created = int(state.reload.loaded_at)
@@ -44,7 +44,7 @@ async def get_model(request: Request) -> Response:
     state = _state(request)
     model_id = request.path_params["model_id"]
     try:
-        require_key(request, state.master_key)
+        require_key(request.headers, state.master_key)
         if state.table.resolve(model_id) is None:
             raise NotFoundError(
                 f"model '{model_id}' is not served here; GET /v1/models lists the models this gateway serves",
@@ -76,7 +76,7 @@ async def readiness(request: Request) -> Response:
 async def health(request: Request) -> Response:
     state = _state(request)
     try:
-        require_key(request, state.master_key)
+        require_key(request.headers, state.master_key)
     except Exception as exc:
         return error_response(exc)
     reload = state.reload
@@ -103,7 +103,7 @@ async def health(request: Request) -> Response:
 async def explain(request: Request) -> Response:
     state = _state(request)
     try:
-        require_key(request, state.master_key)
+        require_key(request.headers, state.master_key)
         model = request.query_params.get("model")
         if not model:
             raise BadRequestError("query parameter 'model' is required", param="model")

@@ -205,7 +205,7 @@ async def _reload_on_sighup(reloader: Reloader, hup: asyncio.Event) -> None:
 async def admin_reload(request: Request) -> Response:
     state: AppState = request.app.state.routerd
     try:
-        require_key(request, state.master_key)
+        require_key(request.headers, state.master_key)
         reloader = state.reloader
         if reloader is None:
             raise BadRequestError("reload is not available in this process")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from routerd.errors import AuthenticationError
 from routerd.server.auth import presented_key, require_key
 
 
-def _request(headers: dict[str, str]) -> Request:
+def _request(headers: dict[str, str]) -> Headers:
+    """The headers as Starlette's routes see them (the inference fast path passes a plain dict)."""
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": raw})
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": raw}).headers
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,9 @@ def test_right_key_passes_and_wrong_key_is_401() -> None:
     assert "sk-right" not in caught.value.message
     with pytest.raises(AuthenticationError):
         require_key(_request({}), "sk-right")
+
+
+def test_plain_dict_of_lower_case_headers_works_too() -> None:
+    require_key({"authorization": "Bearer sk-right"}, "sk-right")
+    with pytest.raises(AuthenticationError):
+        require_key({"api-key": "sk-wrong"}, "sk-right")
