@@ -81,11 +81,11 @@ class RouterdApp(Starlette):
     from a dict. Everything else takes the normal way.
     """
 
-    _fast_routes: dict[str, inference.InferenceEndpoint] = {}
+    fast_routes: dict[str, inference.InferenceEndpoint] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self._fast_routes.get(scope["path"])
+            endpoint = self.fast_routes.get(scope["path"])
             if endpoint is not None:
                 scope["app"] = self
                 await endpoint(scope, receive, send)
@@ -154,7 +154,7 @@ def create_app(
         from routerd.logs import RequestLogger
 
         events.subscribe(RequestLogger())
-    app._fast_routes = _fast_routes()
+    app.fast_routes = _fast_routes()
     app.state.routerd = state
     return app
 

@@ -14,6 +14,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from routerd.config.table import RoutingTable
 from routerd.logs import configure_logging
+from routerd.server.protocol import RouterdHttpProtocol
 from routerd.settings import Settings
 
 log = logging.getLogger("routerd.server")
@@ -63,7 +64,7 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=RouterdHttpProtocol,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
         log_config=None,
         access_log=settings.access_log,

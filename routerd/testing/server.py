@@ -3,8 +3,9 @@
     with RouterdServer.from_file("configs/example.yaml") as server:
         client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="...")
 
-The server runs the same app, uvicorn, uvloop and httptools as ``routerd serve``; only the process
-boundary is missing, so tests can reach into ``server.state`` (router, reload status) to assert on it.
+The server runs the same app, uvicorn and HTTP protocol as ``routerd serve`` (on asyncio's own loop);
+only the process boundary is missing, so tests can reach into ``server.state`` (router, reload status)
+to assert on it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from routerd.server.protocol import RouterdHttpProtocol
 from routerd.server.state import AppState
 
 
@@ -40,7 +42,7 @@ class RouterdServer:
             host="127.0.0.1",
             port=self.port,
             loop="asyncio",
-            http="httptools",
+            http=RouterdHttpProtocol,
             lifespan="on",
             log_config=None,
             access_log=False,
