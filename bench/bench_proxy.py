@@ -3,9 +3,11 @@
 Starts three processes on loopback: a minimal aiohttp upstream answering a fixed chat completion,
 routerd (one worker, uvloop + httptools) routing an `openai/` deployment to it, and this load driver.
 Prints requests/s, p50/p99 latency at 1 and 32 in flight through routerd and direct to the upstream,
-routerd's added latency (p50 through routerd minus p50 direct), and routerd's peak RSS.
+routerd's added latency (p50 through routerd minus p50 direct), routerd's CPU time per request, and
+its peak RSS. Direct and routed runs alternate for several rounds and the medians are reported: on a
+shared machine a burst of noise then spoils one round, not the result.
 
-    .venv/bin/python bench/bench_proxy.py [--seconds 10] [--stream]
+    .venv/bin/python bench/bench_proxy.py [--seconds 2] [--rounds 5] [--stream]
 
 A benchmark, not a test: it asserts nothing and prints numbers for the closing notes.
 """
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -119,6 +122,7 @@ async def drive(
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "requests": len(latencies),
+        "warmup": 50,  # requests sent before timing, which routerd's CPU time includes
         "errors": errors,
     }
 
@@ -141,7 +145,10 @@ def wrk_run(url: str, body: bytes, connections: int, seconds: float) -> dict[str
         text=True,
         check=True,
     ).stdout
-    result = {"rps": float(out.split("Requests/sec:")[1].split()[0])}
+    result = {
+        "rps": float(out.split("Requests/sec:")[1].split()[0]),
+        "requests": float(out.split(" requests in ")[0].split()[-1]),
+    }
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] in ("50%", "99%"):
@@ -169,7 +176,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=int, default=2, help="length of each run (whole seconds, for wrk)")
+    parser.add_argument("--rounds", type=int, default=5, help="direct/routed pairs per load level")
     parser.add_argument("--stream", action="store_true", help="measure streamed chat instead of plain")
     args = parser.parse_args()
 
@@ -209,33 +217,63 @@ async def measure(args: argparse.Namespace, upstream_port: int, routerd_port: in
     auth = {"authorization": "Bearer sk-routerd-bench", "content-type": "application/json"}
     direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
     routed_url = f"http://127.0.0.1:{routerd_port}/v1/chat/completions"
-    print(f"routerd bench: {'streamed' if args.stream else 'plain'} chat, {args.seconds:.0f}s per run")
-    for concurrency in (1, 32):
-        direct = await drive(direct_url, auth, direct_body, concurrency, args.seconds, args.stream)
-        cpu_before = cpu_seconds(routerd_pid)
-        routed = await drive(routed_url, auth, body, concurrency, args.seconds, args.stream)
-        # CPU per request is what bounds one worker's throughput, whatever else shares the machine
-        cpu_us = (cpu_seconds(routerd_pid) - cpu_before) / (routed["requests"] + 50) * 1e6
-        added = routed["p50_ms"] - direct["p50_ms"]
-        print(
-            f"in flight {concurrency:>2}: routerd {routed['rps']:8.0f} req/s  p50 {routed['p50_ms']:6.2f} ms  "
-            f"p99 {routed['p99_ms']:6.2f} ms  errors {routed['errors']}  | direct {direct['rps']:8.0f} req/s  "
-            f"p50 {direct['p50_ms']:6.2f} ms  | added p50 {added:5.2f} ms  | routerd CPU {cpu_us:4.0f} us/req "
-            f"(= {1e6 / cpu_us:5.0f} req/s per core)"
-        )
+    print(
+        f"routerd bench: {'streamed' if args.stream else 'plain'} chat; per load: {args.rounds} rounds of "
+        f"{args.seconds:.0f}s direct then {args.seconds:.0f}s through routerd; medians over the rounds"
+    )
+
+    async def python_driver(url: str, concurrency: int) -> dict[str, float]:
+        payload = direct_body if url == direct_url else body
+        return await drive(url, auth, payload, concurrency, args.seconds, args.stream)
+
+    async def wrk_driver(url: str, concurrency: int) -> dict[str, float]:
+        payload = direct_body if url == direct_url else body
+        return await asyncio.to_thread(wrk_run, url, payload, concurrency, args.seconds)
+
+    drivers = [("python", python_driver)]
     if shutil.which("wrk"):
+        drivers.append(("wrk", wrk_driver))
+    for name, driver in drivers:
         for concurrency in (1, 32):
-            direct = wrk_run(direct_url, direct_body, concurrency, args.seconds)
-            cpu_before = cpu_seconds(routerd_pid)
-            routed = wrk_run(routed_url, body, concurrency, args.seconds)
-            print(
-                f"wrk, {concurrency:>2} connections: routerd {routed['rps']:8.0f} req/s  p50 {routed['p50_ms']:6.2f} ms  "
-                f"p99 {routed['p99_ms']:6.2f} ms  non-2xx {routed['non_2xx']:.0f}  | direct {direct['rps']:8.0f} req/s  "
-                f"p50 {direct['p50_ms']:6.2f} ms  | added p50 {routed['p50_ms'] - direct['p50_ms']:5.2f} ms  | "
-                f"routerd CPU {(cpu_seconds(routerd_pid) - cpu_before) / (routed['rps'] * args.seconds) * 1e6:4.0f} us/req"
-            )
-    else:
+            await compare(name, driver, concurrency, args.rounds, direct_url, routed_url, routerd_pid)
+    if not shutil.which("wrk"):
         print("(install wrk for a load generator that leaves the CPU to routerd: apt-get install wrk)")
+
+
+Driver = Callable[[str, int], Awaitable[dict[str, float]]]
+
+
+async def compare(
+    name: str, driver: Driver, concurrency: int, rounds: int, direct_url: str, routed_url: str, pid: int
+) -> None:
+    """Alternate direct and routed runs: a noisy neighbour then skews a pair, not one side of the result.
+
+    The added latency is the median over rounds of (routed p50 - direct p50) of the same round.
+    """
+    direct: list[dict[str, float]] = []
+    routed: list[dict[str, float]] = []
+    cpu = 0.0
+    for _ in range(rounds):
+        direct.append(await driver(direct_url, concurrency))
+        before = cpu_seconds(pid)
+        routed.append(await driver(routed_url, concurrency))
+        # CPU per request is what bounds one worker's throughput, whatever else shares the machine
+        cpu += cpu_seconds(pid) - before
+    added = sorted(r["p50_ms"] - d["p50_ms"] for d, r in zip(direct, routed, strict=True))
+    requests = sum(r["requests"] + r.get("warmup", 0) for r in routed)
+    failed = sum(r.get("errors", r.get("non_2xx", 0.0)) for r in routed)
+
+    def median(results: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in results)
+
+    cpu_us = cpu / requests * 1e6
+    print(
+        f"{name:>6}, {concurrency:>2} in flight: routerd {median(routed, 'rps'):6.0f} req/s  "
+        f"p50 {median(routed, 'p50_ms'):6.2f} ms  p99 {median(routed, 'p99_ms'):6.2f} ms  failed {failed:.0f}  | "
+        f"direct {median(direct, 'rps'):6.0f} req/s  p50 {median(direct, 'p50_ms'):6.2f} ms  | "
+        f"added p50 {statistics.median(added):5.2f} ms (rounds {' '.join(f'{a:.2f}' for a in added)})  | "
+        f"routerd CPU {cpu_us:4.0f} us/req (= {1e6 / cpu_us:5.0f} req/s per core)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import platform
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from routerd import __version__
+from routerd.metrics.lean import CounterFamily, GaugeFamily, HistogramFamily, metric_classes
+from routerd.metrics.multiprocess import multiprocess_dir
 
 # Whole requests and upstream calls: LLM answers take from milliseconds (embeddings, cached) to minutes.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -37,16 +39,18 @@ class RouterdMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         r = registry
+        # prometheus_client's classes only when values must be shared with other worker processes
+        Counter, Gauge, Histogram = metric_classes(multiprocess_dir() is not None)
 
         # -- client requests (RequestFinished) --------------------------------------------------
-        self.requests = Counter(
+        self.requests: CounterFamily = Counter(
             "routerd_requests",
             "Client requests answered, by model group, the deployment that answered (or was last "
             "tried), provider, endpoint and HTTP status.",
             (*_DEPLOYMENT, "endpoint", "status"),
             registry=r,
         )
-        self.request_duration = Histogram(
+        self.request_duration: HistogramFamily = Histogram(
             "routerd_request_duration_seconds",
             "Whole-request latency as the client sees it, retries and fallbacks included (for streams, "
             "until the last chunk).",
@@ -54,7 +58,7 @@ class RouterdMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.overhead_duration = Histogram(
+        self.overhead_duration: HistogramFamily = Histogram(
             "routerd_overhead_duration_seconds",
             "routerd's own time per request: request latency minus the time spent in upstream calls "
             "(includes backoff sleeps between retries).",
@@ -62,32 +66,32 @@ class RouterdMetrics:
             buckets=OVERHEAD_BUCKETS,
             registry=r,
         )
-        self.ttft = Histogram(
+        self.ttft: HistogramFamily = Histogram(
             "routerd_time_to_first_token_seconds",
             "Streams: time from the start of the answering upstream call to its first chunk.",
             (*_DEPLOYMENT, "endpoint"),
             buckets=TTFT_BUCKETS,
             registry=r,
         )
-        self.tokens = Counter(
+        self.tokens: CounterFamily = Counter(
             "routerd_tokens",
             "Tokens reported by the upstream's usage, by direction (input = prompt, output = completion).",
             (*_DEPLOYMENT, "direction"),
             registry=r,
         )
-        self.cost = Counter(
+        self.cost: CounterFamily = Counter(
             "routerd_cost_usd",
             "Spend in US dollars, from per-token prices (the deployment's, else the bundled table).",
             _DEPLOYMENT,
             registry=r,
         )
-        self.unpriced = Counter(
+        self.unpriced: CounterFamily = Counter(
             "routerd_unpriced_requests",
             "Requests with token usage but no known price: their cost is missing from routerd_cost_usd_total.",
             _DEPLOYMENT,
             registry=r,
         )
-        self.in_flight = Gauge(
+        self.in_flight: GaugeFamily = Gauge(
             "routerd_requests_in_flight",
             "Client requests being served right now (streams count until their last chunk).",
             ("endpoint",),
@@ -96,13 +100,13 @@ class RouterdMetrics:
         )
 
         # -- upstream calls (AttemptFinished) ---------------------------------------------------
-        self.upstream_requests = Counter(
+        self.upstream_requests: CounterFamily = Counter(
             "routerd_upstream_requests",
             "Calls to upstream deployments (every attempt, retries included), by upstream status.",
             (*_DEPLOYMENT, "endpoint", "status"),
             registry=r,
         )
-        self.upstream_duration = Histogram(
+        self.upstream_duration: HistogramFamily = Histogram(
             "routerd_upstream_duration_seconds",
             "Latency of one upstream call (to the end of the body or stream).",
             (*_DEPLOYMENT, "endpoint"),
@@ -111,7 +115,7 @@ class RouterdMetrics:
         )
         # The upstream's own view of its limits is global, so the most recent value any worker saw is
         # the best estimate.
-        self.ratelimit_requests = Gauge(
+        self.ratelimit_requests: GaugeFamily = Gauge(
             "routerd_upstream_ratelimit_remaining_requests",
             "Requests left in the upstream's current rate-limit window (x-ratelimit-remaining-requests "
             "or anthropic-ratelimit-requests-remaining), as last reported.",
@@ -119,7 +123,7 @@ class RouterdMetrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
-        self.ratelimit_tokens = Gauge(
+        self.ratelimit_tokens: GaugeFamily = Gauge(
             "routerd_upstream_ratelimit_remaining_tokens",
             "Tokens left in the upstream's current rate-limit window (x-ratelimit-remaining-tokens or "
             "anthropic-ratelimit-tokens-remaining), as last reported.",
@@ -129,19 +133,19 @@ class RouterdMetrics:
         )
 
         # -- recovery (RetryScheduled, FallbackTaken, CooldownStarted) ---------------------------
-        self.retries = Counter(
+        self.retries: CounterFamily = Counter(
             "routerd_retries",
             "Retries scheduled, by the group and deployment that failed and the error class.",
             ("model_group", "deployment", "error"),
             registry=r,
         )
-        self.fallbacks = Counter(
+        self.fallbacks: CounterFamily = Counter(
             "routerd_fallbacks",
             "Fallbacks from one model group to another, by reason and by whether the target answered.",
             ("from_group", "to_group", "reason", "result"),
             registry=r,
         )
-        self.cooldowns = Counter(
+        self.cooldowns: CounterFamily = Counter(
             "routerd_cooldowns",
             "Cooldowns started, by deployment and reason (error class, or retry_after).",
             (*_DEPLOYMENT, "reason"),
@@ -150,21 +154,21 @@ class RouterdMetrics:
 
         # -- deployment health ------------------------------------------------------------------
         # Health is per worker (unless a shared store is configured): "max" reads "any live worker".
-        self.deployment_state = Gauge(
+        self.deployment_state: GaugeFamily = Gauge(
             "routerd_deployment_state",
             "1 for the deployment's current breaker state (healthy, cooling_down, half_open), else 0.",
             (*_DEPLOYMENT, "state"),
             multiprocess_mode="livemax",
             registry=r,
         )
-        self.cooldown_remaining = Gauge(
+        self.cooldown_remaining: GaugeFamily = Gauge(
             "routerd_deployment_cooldown_remaining_seconds",
             "Seconds until a cooling-down deployment may be probed again (0 when not cooling down).",
             _DEPLOYMENT,
             multiprocess_mode="livemax",
             registry=r,
         )
-        self.deployment_in_flight = Gauge(
+        self.deployment_in_flight: GaugeFamily = Gauge(
             "routerd_deployment_in_flight",
             "Upstream calls in flight per deployment (what least-busy routing balances), as of the last "
             "health refresh.",
@@ -174,33 +178,33 @@ class RouterdMetrics:
         )
 
         # -- configuration and build ------------------------------------------------------------
-        self.config_reloads = Counter(
+        self.config_reloads: CounterFamily = Counter(
             "routerd_config_reloads",
             "Reloads of the routing file, by result (success, failure). Unchanged files are not counted.",
             ("result",),
             registry=r,
         )
         # "min" across workers: the oldest configuration any live worker still serves.
-        self.config_generation = Gauge(
+        self.config_generation: GaugeFamily = Gauge(
             "routerd_config_generation",
             "Generation of the routing table being served (1 at start, +1 per successful reload).",
             multiprocess_mode="livemin",
             registry=r,
         )
-        self.config_last_success = Gauge(
+        self.config_last_success: GaugeFamily = Gauge(
             "routerd_config_last_reload_success_timestamp_seconds",
             "Unix time the routing table being served was loaded.",
             multiprocess_mode="livemin",
             registry=r,
         )
-        self.config_last_successful = Gauge(
+        self.config_last_successful: GaugeFamily = Gauge(
             "routerd_config_last_reload_successful",
             "1 if the last attempt to load the routing file succeeded, 0 while the file on disk is broken "
             "(the previous table keeps serving).",
             multiprocess_mode="livemin",
             registry=r,
         )
-        self.build_info = Gauge(
+        self.build_info: GaugeFamily = Gauge(
             "routerd_build_info",
             "Always 1; the labels say which routerd and Python are running.",
             ("version", "python"),

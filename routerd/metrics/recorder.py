@@ -2,7 +2,7 @@
 
 This runs synchronously inside :meth:`routerd.events.EventBus.emit`, i.e. on the request path, so
 each event costs a handful of dict lookups and counter increments: label children are looked up once
-per label set and cached (``Metric.labels()`` validates and locks on every call).
+per label set and cached (``labels()`` builds a key and validates on every call).
 
 Deployment health follows the router's events between scrapes (a cooldown sets ``cooling_down`` and
 its deadline; a state change sets the state) and is reconciled with the router's own health report on
@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
-
 from routerd.config.table import Deployment
 from routerd.cost import request_cost
 from routerd.events import (
@@ -35,6 +33,9 @@ from routerd.events import (
 )
 from routerd.metrics.definitions import DEPLOYMENT_STATES, RouterdMetrics
 from routerd.metrics.labels import OVERFLOW, LabelGuard
+from routerd.metrics.lean import CounterChild as Counter
+from routerd.metrics.lean import GaugeChild as Gauge
+from routerd.metrics.lean import HistogramChild as Histogram
 
 log = logging.getLogger("routerd.metrics")
 

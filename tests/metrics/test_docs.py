@@ -28,7 +28,7 @@ def test_every_metric_is_documented_with_its_type_and_labels() -> None:
             continue
         (family,) = describe()
         name = family.name + ("_total" if family.type == "counter" else "")
-        exported[name] = (family.type, set(attribute._labelnames))
+        exported[name] = (family.type, set(attribute.labelnames))
     assert set(rows) == set(exported)
     for name, (kind, labels) in exported.items():
         assert rows[name] == (kind, labels), name
