@@ -5,7 +5,9 @@ routerd (one worker, uvloop + httptools) routing an `openai/` deployment to it, 
 Prints requests/s, p50/p99 latency at 1 and 32 in flight through routerd and direct to the upstream,
 routerd's added latency (p50 through routerd minus p50 direct), routerd's CPU time per request, and
 its peak RSS. Direct and routed runs alternate for several rounds and the medians are reported: on a
-shared machine a burst of noise then spoils one round, not the result.
+shared machine a burst of noise then spoils one round, not the result. Each line ends with the CPU
+time the hypervisor gave to other guests during its rounds (steal): numbers taken under heavy steal
+are not comparable with numbers taken without.
 
     .venv/bin/python bench/bench_proxy.py [--seconds 2] [--rounds 5] [--stream]
 
@@ -167,6 +169,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all ticks, stolen ticks) of the machine so far: steal is time the hypervisor gave elsewhere."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return sum(fields), fields[7]
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -253,6 +261,7 @@ async def compare(
     direct: list[dict[str, float]] = []
     routed: list[dict[str, float]] = []
     cpu = 0.0
+    ticks, stolen = cpu_ticks()
     for _ in range(rounds):
         direct.append(await driver(direct_url, concurrency))
         before = cpu_seconds(pid)
@@ -260,6 +269,8 @@ async def compare(
         # CPU per request is what bounds one worker's throughput, whatever else shares the machine
         cpu += cpu_seconds(pid) - before
     added = sorted(r["p50_ms"] - d["p50_ms"] for d, r in zip(direct, routed, strict=True))
+    ticks_now, stolen_now = cpu_ticks()
+    steal = 100 * (stolen_now - stolen) / max(ticks_now - ticks, 1)
     requests = sum(r["requests"] + r.get("warmup", 0) for r in routed)
     failed = sum(r.get("errors", r.get("non_2xx", 0.0)) for r in routed)
 
@@ -272,7 +283,7 @@ async def compare(
         f"p50 {median(routed, 'p50_ms'):6.2f} ms  p99 {median(routed, 'p99_ms'):6.2f} ms  failed {failed:.0f}  | "
         f"direct {median(direct, 'rps'):6.0f} req/s  p50 {median(direct, 'p50_ms'):6.2f} ms  | "
         f"added p50 {statistics.median(added):5.2f} ms (rounds {' '.join(f'{a:.2f}' for a in added)})  | "
-        f"routerd CPU {cpu_us:4.0f} us/req (= {1e6 / cpu_us:5.0f} req/s per core)"
+        f"routerd CPU {cpu_us:4.0f} us/req (= {1e6 / cpu_us:5.0f} req/s per core)  | steal {steal:.0f}%"
     )
 
 

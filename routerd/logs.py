@@ -77,6 +77,9 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # uvicorn writes access lines whenever its logger has a handler to reach (a worker process sets up
+    # logging after uvicorn applied its own access_log switch): only when asked for
+    logging.getLogger("uvicorn.access").propagate = settings.access_log
 
 
 class RequestLogger:

@@ -7,7 +7,7 @@ orjson. Streams are relayed chunk by chunk as they arrive; nothing is buffered.
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +29,9 @@ from routerd.server.state import AppState
 from routerd.server.validation import validate_body
 
 _SSE_DONE = b"data: [DONE]\n\n"
+# Request ids need to be unique, not secret: the random module's generator (seeded from the OS,
+# re-seeded in a forked child) gives 128 bits without the system call os.urandom makes every time.
+_random_bits = random.getrandbits
 
 
 async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
@@ -152,7 +155,7 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     """
     started = time.perf_counter()
     headers = _headers(scope)
-    request_id = headers.get("x-request-id") or os.urandom(16).hex()
+    request_id = headers.get("x-request-id") or f"{_random_bits(128):032x}"
     log = _RequestLog(state, endpoint, request_id, started)
     state.events.emit(RequestStarted(request_id, endpoint))
     try:

@@ -10,56 +10,56 @@ from typing import Any
 import pytest
 
 from routerd.server import protocol
-from routerd.server.protocol import HeldHeadTransport
 from routerd.testing.server import RouterdServer
 
 
-class RecordingTransport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
+class FakeCycle:
+    """What ``_render`` reads of uvicorn's RequestResponseCycle."""
 
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
+    def __init__(self, *, keep_alive: bool = True) -> None:
+        self.default_headers = [(b"date", b"Mon, 23 Nov 2026 00:00:00 GMT"), (b"server", b"uvicorn")]
+        self.keep_alive = keep_alive
 
 
-def _held() -> tuple[HeldHeadTransport, RecordingTransport]:
-    real = RecordingTransport()
-    return HeldHeadTransport(real), real  # type: ignore[arg-type]
+def _start(*headers: tuple[bytes, bytes], status: int = 200) -> dict[str, Any]:
+    return {"type": "http.response.start", "status": status, "headers": list(headers)}
 
 
-def test_head_and_body_leave_in_one_write() -> None:
-    held, real = _held()
-    held.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    assert real.writes == []
-    held.write(b'{"ok":true}')
-    assert real.writes == [b'HTTP/1.1 200 OK\r\n\r\n{"ok":true}']
+def _render(start: dict[str, Any], body: bytes, *, keep_alive: bool = True) -> bytes | None:
+    return protocol._render(FakeCycle(keep_alive=keep_alive), start, body)  # type: ignore[arg-type]
 
 
-def test_a_stream_joins_only_its_first_chunk_to_the_head() -> None:
-    held, real = _held()
-    for data in (b"HEAD", b"chunk-1", b"chunk-2", b""):
-        held.write(data)
-    assert real.writes == [b"HEADchunk-1", b"chunk-2", b""]
+def test_a_complete_answer_is_rendered_whole() -> None:
+    answer = _render(_start((b"Content-Type", b"application/json"), (b"content-length", b"2")), b"{}")
+    assert answer == (
+        b"HTTP/1.1 200 OK\r\ndate: Mon, 23 Nov 2026 00:00:00 GMT\r\nserver: uvicorn\r\n"
+        b"content-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+    )
+    closing = _render(_start((b"content-length", b"0"), status=404), b"", keep_alive=False)
+    assert closing is not None
+    assert closing.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert closing.endswith(b"content-length: 0\r\nconnection: close\r\n\r\n")
 
 
-@pytest.mark.parametrize("end", ["close", "abort"])
-def test_closing_sends_a_held_head_first(end: str) -> None:
-    held, real = _held()
-    held.write(bytearray(b"HEAD"))
-    getattr(held, end)()
-    assert real.writes == [b"HEAD"]
-    assert real.closed
-    assert held.is_closing()  # everything else is the real transport's
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (((b"x-request-id", b"abc\r\nset-cookie: evil=1"), (b"content-length", b"2")), 200),  # injection
+        (((b"x-request-id", b"abc\x00"), (b"content-length", b"2")), 200),
+        (((b"bad name", b"v"), (b"content-length", b"2")), 200),
+        (((b"content-length", b"3"),), 200),  # does not match the body
+        ((), 200),  # no length
+        (((b"content-length", b"2"), (b"content-length", b"2")), 200),
+        (((b"content-length", b"2"), (b"connection", b"close")), 200),  # framing: uvicorn's way
+        (((b"transfer-encoding", b"chunked"),), 200),
+        (((b"content-length", b"2"),), 204),
+        (((b"content-length", b"2"),), 999),
+    ],
+)
+def test_answers_it_cannot_vouch_for_are_left_to_uvicorn(
+    headers: tuple[tuple[bytes, bytes], ...], status: int
+) -> None:
+    assert _render(_start(*headers, status=status), b"{}") is None
 
 
 CONFIG = """
@@ -118,14 +118,16 @@ def _chat(content: str) -> bytes:
 def test_keep_alive_and_pipelined_requests_through_the_fast_path(
     server: RouterdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    held: list[str] = []
+    direct: list[bytes] = []
 
-    class CountingHeldHeadTransport(HeldHeadTransport):
-        def __init__(self, transport: Any) -> None:
-            held.append("fast path")
-            super().__init__(transport)
+    def counting_render(cycle: Any, start: Any, body: bytes) -> bytes | None:
+        answer = render(cycle, start, body)
+        if answer is not None:
+            direct.append(answer)
+        return answer
 
-    monkeypatch.setattr(protocol, "HeldHeadTransport", CountingHeldHeadTransport)
+    render = protocol._render
+    monkeypatch.setattr(protocol, "_render", counting_render)
     auth: dict[str, Any] = {"authorization": "Bearer sk-test-master", "x_request_id": "pipelined"}
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         # two requests in one packet, then a third on the same connection, then a non-inference route
@@ -145,7 +147,7 @@ def test_keep_alive_and_pipelined_requests_through_the_fast_path(
     assert "date" in first[1]  # uvicorn's default headers still go out
     assert bad[0].startswith(b"HTTP/1.1 400") and b"invalid_json" in bad[2]
     assert live[0] == b"HTTP/1.1 200 OK"
-    assert len(held) == 3  # the three inference requests, not the health probe
+    assert len(direct) == 3  # the three inference answers, written whole; not the health probe
 
 
 def test_connection_close_is_honoured(server: RouterdServer) -> None:
