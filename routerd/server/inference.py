@@ -88,6 +88,19 @@ def routing_headers(request_id: str, info: RoutingInfo | None) -> dict[str, str]
     return headers
 
 
+def _answer_headers(request_id: str, info: RoutingInfo, length: int) -> list[tuple[bytes, bytes]]:
+    """:func:`routing_headers` of a successful answer, as ASGI wants them, plus its type and length."""
+    return [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % length),
+        (b"x-request-id", request_id.encode("latin-1")),
+        (b"x-routerd-model-id", info.deployment_id.encode()),
+        (b"x-routerd-attempts", b"%d" % info.attempts),
+        (b"x-routerd-attempted-retries", b"%d" % info.retries),
+        (b"x-routerd-attempted-fallbacks", b"%d" % info.fallbacks),
+    ]
+
+
 def _usage(body: dict[str, Any] | None) -> tuple[int, int]:
     usage = body.get("usage") if body else None
     if not isinstance(usage, dict):
@@ -195,10 +208,8 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     tokens = _usage(response_body)
     cost = request_cost(result.deployment, *tokens, response_model=response_body.get("model"))
     payload = orjson.dumps(response_body)
-    answer_headers = routing_headers(request_id, result.info)
-    answer_headers.update(response_cost_header(cost))
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-    raw_headers += [(name.encode(), value.encode("latin-1")) for name, value in answer_headers.items()]
+    raw_headers = _answer_headers(request_id, result.info, len(payload))
+    raw_headers += [(name.encode(), value.encode()) for name, value in response_cost_header(cost).items()]
     try:
         await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
         await send({"type": "http.response.body", "body": payload})
