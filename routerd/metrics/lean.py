@@ -121,8 +121,6 @@ class _HistogramValue:
 class _Family:
     """Children by label values; registered on ``registry`` as a collector."""
 
-    _kind = ""
-
     def __init__(
         self,
         name: str,
