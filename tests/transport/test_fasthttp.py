@@ -290,6 +290,27 @@ async def test_request_timeout(fake: CountingFake, client: FastHttpClient) -> No
     await fake.wait_disconnect()
 
 
+async def test_each_request_on_a_kept_connection_gets_its_own_deadline(
+    fake: CountingFake, client: FastHttpClient
+) -> None:
+    """The connection's one timer was set for the first request's deadline; a later request's longer
+    deadline must still be waited for in full, and a shorter one must still fire on time."""
+    url = f"{fake.base_url}/chat/completions"
+    loop = asyncio.get_running_loop()
+    await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.3)
+    await asyncio.sleep(0.2)  # the first request's deadline passes while the connection is idle
+    fake.enqueue(Reply(hang=True))
+    started = loop.time()
+    with pytest.raises(Timeout):
+        await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.6)
+    assert 0.55 <= loop.time() - started < 3
+    fake.enqueue(Reply(hang=True))
+    started = loop.time()
+    with pytest.raises(Timeout):
+        await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.2)
+    assert 0.15 <= loop.time() - started < 0.55
+
+
 async def test_stream_head_timeout(fake: CountingFake, client: FastHttpClient) -> None:
     fake.enqueue(Reply(hang=True))
     with pytest.raises(Timeout):
