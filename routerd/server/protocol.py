@@ -14,6 +14,10 @@ every header in one pass. Streams and answers it cannot vouch for go to uvicorn'
 With the access log on, the request still passes the proxy-headers middleware (the log shows the
 client address it resolves). Other routes, ``Expect: 100-continue`` and uvicorn's concurrency limit
 go uvicorn's usual way.
+
+This leans on uvicorn internals (``_start_asgi_task`` and the cycle's attributes), which is why
+pyproject.toml bounds uvicorn's version and tests/server/test_protocol.py checks the direct path is
+really taken.
 """
 
 from __future__ import annotations
