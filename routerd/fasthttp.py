@@ -259,8 +259,7 @@ class _Connection(asyncio.Protocol):
             # connection has a later deadline, and checking it when the old timer fires is cheaper
             # than creating and cancelling a timer per request (about 3 us each with uvloop).
             self._stop_timer()
-            self._timer = loop.call_at(deadline, self._on_timer)
-            self._timer_at = deadline
+            self._arm_timer(deadline)
         try:
             await waiter
         finally:
@@ -276,8 +275,11 @@ class _Connection(asyncio.Protocol):
         if self._loop.time() + _TIMER_SLACK >= deadline:
             waiter.set_exception(TimeoutError())
         else:  # a later wait than the one the timer was set for
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-            self._timer_at = deadline
+            self._arm_timer(deadline)
+
+    def _arm_timer(self, deadline: float) -> None:
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
