@@ -1,15 +1,14 @@
-"""Sections of README.md, for the tests that keep the documentation true to the code."""
+"""The former README sections, now pages under docs/ (kept for tests written before the move).
+
+``readme_section(title)`` finds the section with that title in whichever docs/ page holds it; new
+tests use :mod:`docs_pages` directly.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from docs_pages import doc_section
 
 
 def readme_section(title: str) -> str:
-    """The README section under ``## {title}``, up to the next section of the same level."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end >= 0 else len(text)]
+    """The documentation section titled ``title`` (formerly ``## {title}`` in README.md)."""
+    return doc_section(title)

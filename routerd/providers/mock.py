@@ -11,7 +11,7 @@ It serves chat, completions and embeddings without any network, in OpenAI's exac
   or JSON text, ``id`` optional) or OpenAI's own ``{"type": "function", "function": {...}}``.
 
 Faults come from provider-specific ``litellm_params`` (``Deployment.extra``), listed in
-:class:`MockSettings` and the README (the mock provider). Errors are produced by building the error body a real
+:class:`MockSettings` and docs/providers.md (the mock provider). Errors are produced by building the error body a real
 upstream would send and passing it through the shared translation, so failover, cooldowns and
 ``Retry-After`` behave exactly as with a real provider. The error rate draws from a ``random.Random``
 seeded per deployment (``mock_seed``, else the deployment id), so tests are deterministic.

@@ -88,7 +88,7 @@ def stop_list(stop: Any) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class DeploymentParams:
     """What a deployment's provider-specific ``litellm_params`` add to every call (see
-    the README, "Provider-specific parameters"), for adapters that translate the body:
+    docs/providers.md, "Provider-specific parameters"), for adapters that translate the body:
 
     * OpenAI-shaped defaults (``temperature``, ``max_tokens``, ``top_k``...) under the client's own
       values, before translation;

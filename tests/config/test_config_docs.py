@@ -1,10 +1,11 @@
-"""The README's routing-file section documents every key routerd accepts, and every LiteLLM key it ignores."""
+"""The configuration reference (docs/configuration.md) documents every key routerd accepts, and every LiteLLM
+key it ignores."""
 
 from __future__ import annotations
 
 import pytest
+from docs_pages import doc_page
 from pydantic import BaseModel
-from readme_sections import readme_section
 
 from routerd.config import keys
 from routerd.config.models import (
@@ -22,7 +23,7 @@ from routerd.config.models import (
 )
 from routerd.providers.infer import PROVIDER_PREFIXES
 
-DOC = readme_section("The routing file")
+DOC = doc_page("configuration.md")
 
 MODELS: list[type[BaseModel]] = [
     Config,
@@ -42,16 +43,14 @@ MODELS: list[type[BaseModel]] = [
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_accepted_key_is_documented(model: type[BaseModel]) -> None:
     missing = [name for name in model.model_fields if f"`{name}`" not in DOC]
-    assert not missing, f"the README's routing-file section does not mention {missing}"
+    assert not missing, f"docs/configuration.md does not mention {missing}"
 
 
 def test_every_ignored_litellm_key_is_documented() -> None:
     ignored = [*keys.IGNORED_TOP_LEVEL, *keys.IGNORED_ROUTER_SETTINGS, *keys.IGNORED_LITELLM_SETTINGS]
     ignored += list(keys.IGNORED_GENERAL_SETTINGS)
     missing = [key for key in ignored if f"`{key}`" not in DOC]
-    assert not missing, (
-        f"the README's routing-file section does not list {missing} as accepted but not acted on"
-    )
+    assert not missing, f"docs/configuration.md does not list {missing} as accepted but not acted on"
 
 
 def test_every_provider_prefix_and_strategy_is_documented() -> None:

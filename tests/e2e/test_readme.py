@@ -1,6 +1,7 @@
 """Issue 3, done when: the README's first command serves ``configs/example.yaml`` and the README's curl
-example gets an answer from it, offline. The commands are read from the README itself, so the test
-breaks when the README and the product drift apart."""
+example gets an answer from it, offline. The commands are read from the README itself (and from the
+quickstart page, docs/index.md, which repeats them), so the test breaks when the documents and the
+product drift apart."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from routerd.testing.server import RouterdServer
 from .support import REPO
 
 README = REPO / "README.md"
+QUICKSTART = REPO / "docs" / "index.md"
 EXAMPLE_ANSWERS = {
     "Hello from the first mock deployment.",
     "Hello from the second mock deployment.",
@@ -65,9 +67,16 @@ def curl_request(words: list[str]) -> CurlRequest:
     return CurlRequest(method, url, headers, data)
 
 
-@pytest.fixture(scope="module")
-def readme_commands() -> list[list[str]]:
-    return bash_blocks(README.read_text(encoding="utf-8"))
+@pytest.fixture(scope="module", params=[README, QUICKSTART], ids=["README", "quickstart"])
+def readme_commands(request: pytest.FixtureRequest) -> list[list[str]]:
+    document: Path = request.param
+    return bash_blocks(document.read_text(encoding="utf-8"))
+
+
+def test_readme_and_quickstart_start_with_the_same_two_commands() -> None:
+    readme, quickstart = (bash_blocks(doc.read_text(encoding="utf-8")) for doc in (README, QUICKSTART))
+    assert readme[:2] == quickstart[:2]
+    assert quickstart[1] == ["bash", ".ci/run"]
 
 
 def test_first_command_serves_the_example_config(readme_commands: list[list[str]]) -> None:

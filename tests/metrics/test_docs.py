@@ -1,20 +1,20 @@
-"""The README's metrics section lists every metric routerd exports, with its type and exactly its labels."""
+"""The metrics page (docs/operations/metrics.md) lists every metric routerd exports, with its type and exactly its labels."""
 
 from __future__ import annotations
 
 import re
 
+from docs_pages import doc_page
 from prometheus_client import CollectorRegistry
-from readme_sections import readme_section
 
 from routerd.metrics import RouterdMetrics
 
-DOC = readme_section("Metrics, cost and the request log")
+DOC = doc_page("operations/metrics.md")
 _ROW = re.compile(r"^\| `(routerd_[a-z0-9_]+)` \| (\w+)[^|]*\|([^|]*)\|", re.MULTILINE)
 
 
 def documented() -> dict[str, tuple[str, set[str]]]:
-    """metric -> (type, labels) from the tables of the README's metrics section."""
+    """metric -> (type, labels) from the tables of the metrics page."""
     return {name: (kind, set(re.findall(r"`([a-z_]+)`", labels))) for name, kind, labels in _ROW.findall(DOC)}
 
 

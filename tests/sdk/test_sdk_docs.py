@@ -1,17 +1,18 @@
-"""Every ```python block of the README's SDK section runs, offline, as written."""
+"""Every ```python block of the SDK page (docs/sdk.md) and of the README's tour runs, offline, as written."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from readme_sections import readme_section
+from docs_pages import README, doc_page
 
 import routerd
 import routerd.sdk
 
-DOC = readme_section("The Python SDK")
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC, flags=re.S | re.M)
+_PYTHON = re.compile(r"^```python\n(.*?)^```", flags=re.S | re.M)
+BLOCKS = [("docs/sdk.md", block) for block in _PYTHON.findall(doc_page("sdk.md"))]
+BLOCKS += [("README.md", block) for block in _PYTHON.findall(README.read_text(encoding="utf-8"))]
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +23,13 @@ def sdk_on_routerd(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setattr(routerd, name, getattr(routerd.sdk, name), raising=False)
 
 
-def test_the_document_has_examples() -> None:
-    assert len(BLOCKS) >= 10
+def test_the_documents_have_examples() -> None:
+    assert len([page for page, _ in BLOCKS if page == "docs/sdk.md"]) >= 10
+    assert [page for page, _ in BLOCKS if page == "README.md"]
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("index", range(len(BLOCKS)), ids=lambda i: f"{BLOCKS[i][0]}-{i}")
 def test_example_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
-    exec(compile(BLOCKS[index], f"README.md[SDK block {index}]", "exec"), {"__name__": "__doc_example__"})
+    page, block = BLOCKS[index]
+    exec(compile(block, f"{page}[python block {index}]", "exec"), {"__name__": "__doc_example__"})
     assert capsys.readouterr().out.strip()  # every example prints what it shows
