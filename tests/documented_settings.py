@@ -1,0 +1,322 @@
+"""Every documented setting, and the tests that fail when it has no effect.
+
+The documentation (docs/configuration.md for the routing file, docs/api/openai.md for ``ROUTERD_*``)
+promises what each setting does. ``tests/test_settings_docs.py`` checks that every setting routerd
+accepts is listed in exactly one of the tables below:
+
+* :data:`BEHAVIOUR` -- the tests that exercise the setting's effect (a test that would fail if the
+  setting were ignored). Each named test must exist and mention the setting (or the name it goes by in
+  the compiled table, given in :data:`EVIDENCE`) in its own source or its module's.
+* :data:`NO_EFFECT` -- settings documented as having no effect of their own (accepted for LiteLLM
+  compatibility, or informational). The documentation says so; the reason is given here.
+* :data:`UNTESTED` -- settings that act, but no test yet fails when they do not (to be written).
+* :data:`KNOWN_GAPS` -- settings the documentation says act, that do not act today. Listed so the
+  check is honest rather than silently passing; each names where it will get its meaning.
+
+Keys are written as in the file: ``router_settings.num_retries``, ``litellm_params.rpm``, and
+``provider_settings.X`` for a key of an entry of ``files_settings`` / ``finetune_settings``. Settings
+of the process are written as their environment variables (``ROUTERD_PORT``).
+"""
+
+from __future__ import annotations
+
+_EXEC = "tests/routing/test_routing_executor.py"
+_HEALTH = "tests/routing/test_routing_health.py"
+_RECOVERY = "tests/routing/test_routing_recovery.py"
+_STRATEGIES = "tests/routing/test_routing_strategies.py"
+_COMPILE = "tests/config/test_config_compile.py"
+_LOADER = "tests/config/test_config_loader.py"
+_COST = "tests/metrics/test_cost.py"
+_METRICS_SERVER = "tests/metrics/test_server.py"
+_PROCESS = "tests/e2e/test_process.py"
+_EFFECTS = "tests/test_settings_effects.py"
+_SETTINGS = "tests/routing/test_routing_settings.py"
+# litellm_settings keys that mean the same as router_settings keys reach the same policy: this test
+# shows that, the router_settings entry's tests show the policy acting.
+_VERTEX_FILES = "tests/finetune/test_gateway_vertex.py::test_file_list_retrieve_delete"
+_BOTH = f"{_EFFECTS}::test_litellm_settings_reach_the_policy_the_router_uses"
+
+BEHAVIOUR: dict[str, tuple[str, ...]] = {
+    # -- top level
+    "model_list": ("tests/sdk/test_sdk_calls.py::test_model_list_routes_over_the_given_deployments",),
+    "include": (f"{_LOADER}::test_include_concatenates_lists_and_merges_mappings",),
+    "environment_variables": (
+        f"{_LOADER}::test_environment_variables_section_feeds_references_without_touching_os_environ",
+    ),
+    "files_settings": (
+        "tests/finetune/test_gateway_errors.py::test_a_provider_without_a_settings_entry_names_the_missing_entry",
+    ),
+    "finetune_settings": (
+        "tests/finetune/test_finetune_requests.py::test_a_provider_without_an_entry_names_the_config_key",
+    ),
+    # -- a deployment
+    "model_list[].model_name": ("tests/e2e/test_readme.py::test_readme_curl_example_gets_an_answer_offline",),
+    "litellm_params.model": (f"{_COMPILE}::test_provider_resolution",),
+    "litellm_params.custom_llm_provider": (f"{_COMPILE}::test_provider_resolution",),
+    "litellm_params.api_key": (
+        "tests/providers/test_openai_adapter.py::test_wrong_key_is_authentication_error_without_the_key",
+    ),
+    "litellm_params.api_base": (
+        "tests/providers/test_openai_translation.py::test_api_base_override_for_compatible_servers",
+    ),
+    "litellm_params.api_version": ("tests/providers/test_azure_adapter.py::test_deployment_urls",),
+    "litellm_params.organization": (
+        "tests/providers/test_openai_translation.py::test_prepare_precomputes_urls_and_headers",
+    ),
+    "litellm_params.timeout": (f"{_SETTINGS}::test_deployment_timeout_bounds_each_attempt",),
+    "litellm_params.stream_timeout": (
+        "tests/routing/test_routing_streams.py::test_stream_timeout_before_first_chunk_uses_stream_timeout",
+    ),
+    "litellm_params.num_retries": (
+        "tests/routing/test_routing_plan.py::test_group_plan_precomputes_weights_costs_and_retries",
+    ),
+    "litellm_params.rpm": (f"{_EXEC}::test_no_deployment_ever_exceeds_its_rpm",),
+    "litellm_params.tpm": (
+        "tests/routing/test_routing_usage.py::test_no_sixty_second_span_ever_exceeds_the_limits",
+    ),
+    "litellm_params.weight": (f"{_STRATEGIES}::test_weighted_choice_matches_weights",),
+    "litellm_params.order": (
+        "tests/routing/test_routing_plan.py::test_lower_order_tier_first_higher_tier_only_when_it_is_unavailable",
+    ),
+    "litellm_params.cooldown_time": (
+        "tests/sdk/test_sdk_router.py::test_router_retries_on_another_deployment_and_cools_the_failing_one_down",
+    ),
+    "litellm_params.input_cost_per_token": (f"{_COST}::test_deployment_prices_win_over_the_table",),
+    "litellm_params.output_cost_per_token": (f"{_COST}::test_deployment_prices_win_over_the_table",),
+    "litellm_params.mock_response": (
+        "tests/providers/test_mock_provider.py::test_request_mock_response_beats_the_deployment_one",
+    ),
+    "litellm_params.drop_params": (
+        "tests/providers/test_anthropic_adapter.py::test_unsupported_parameter_is_a_400_without_drop_params",
+        "tests/providers/test_anthropic_adapter.py::test_drop_params_drops_them",
+    ),
+    "model_info.id": (f"{_EXEC}::test_publish_keeps_health_of_remaining_ids_and_drops_removed",),
+    "model_info.max_input_tokens": (
+        f"{_EXEC}::test_context_window_precheck_falls_back_without_calling_the_small_model",
+    ),
+    "model_info.max_output_tokens": (
+        "tests/providers/test_anthropic_adapter.py::test_default_max_tokens_respects_the_model_output_limit",
+    ),
+    "model_info.input_cost_per_token": (f"{_COST}::test_deployment_prices_win_over_the_table",),
+    "model_info.output_cost_per_token": (f"{_COST}::test_deployment_prices_win_over_the_table",),
+    "model_info.base_model": (f"{_COST}::test_base_model_prices_a_freely_named_azure_deployment",),
+    "model_info.mode": ("tests/providers/test_openai_translation.py::test_which_models_are_text_only",),
+    # -- router_settings
+    "router_settings.num_retries": (
+        f"{_EXEC}::test_retries_exhausted_raise_the_last_error_with_routing_info",
+    ),
+    "router_settings.allowed_fails": (
+        f"{_HEALTH}::test_cools_down_after_more_than_allowed_fails_in_a_window",
+    ),
+    "router_settings.cooldown_time": (f"{_EFFECTS}::test_cooldown_rules_come_from_the_file",),
+    "router_settings.fallbacks": (
+        f"{_EXEC}::test_group_all_down_falls_back_to_the_next_group_across_providers",
+        "tests/e2e/test_failover.py::test_openai_503_falls_back_to_anthropic",
+    ),
+    "router_settings.context_window_fallbacks": (
+        f"{_EXEC}::test_context_window_error_from_upstream_uses_context_window_fallbacks",
+    ),
+    "router_settings.content_policy_fallbacks": (
+        "tests/e2e/test_failover.py::test_gemini_safety_block_goes_to_the_content_policy_fallback",
+    ),
+    "router_settings.default_fallbacks": (
+        f"{_RECOVERY}::test_fallback_chains_never_loop_and_stop_at_max_fallbacks",
+    ),
+    "router_settings.max_fallbacks": (
+        f"{_EXEC}::test_fallback_chain_stops_at_max_fallbacks_and_skips_unknown_and_tried_groups",
+    ),
+    "router_settings.routing_strategy": (
+        f"{_EXEC}::test_latency_routing_moves_traffic_away_from_a_slow_deployment",
+        f"{_EXEC}::test_least_busy_counts_calls_in_flight",
+        f"{_EXEC}::test_cost_based_routing_prefers_the_cheapest_healthy",
+    ),
+    "router_settings.routing_strategy_args": (
+        f"{_STRATEGIES}::test_latency_buffer_spreads_over_near_equals",
+    ),
+    "router_settings.retry_policy": (
+        f"{_RECOVERY}::test_retryable_errors_use_the_budget_with_policy_and_request_overrides",
+    ),
+    "router_settings.allowed_fails_policy": (f"{_HEALTH}::test_allowed_fails_policy_is_per_error_class",),
+    "router_settings.max_cooldown_time": (f"{_EFFECTS}::test_cooldown_rules_come_from_the_file",),
+    "router_settings.disable_cooldowns": (f"{_EFFECTS}::test_disable_cooldowns_from_the_file",),
+    "router_settings.timeout": (f"{_SETTINGS}::test_router_timeout_bounds_the_whole_call",),
+    "router_settings.stream_timeout": (
+        "tests/routing/test_routing_streams.py::test_stream_timeout_before_first_chunk_uses_stream_timeout",
+    ),
+    "router_settings.retry_after": (f"{_SETTINGS}::test_retry_after_is_the_minimum_sleep_before_a_retry",),
+    "router_settings.backoff_base": (
+        f"{_EXEC}::test_retry_on_the_only_deployment_sleeps_a_jittered_backoff",
+    ),
+    "router_settings.backoff_cap": (
+        f"{_EXEC}::test_retry_after_is_honoured_before_retrying_the_same_deployment",
+    ),
+    "router_settings.model_group_alias": (f"{_EXEC}::test_aliases_resolve_to_their_group",),
+    # -- the entries of retry_policy / allowed_fails_policy that act (see NO_EFFECT for the others)
+    "retry_policy.AuthenticationErrorRetries": (
+        f"{_EFFECTS}::test_retry_policy_per_error_class_from_the_file",
+    ),
+    "retry_policy.TimeoutErrorRetries": (f"{_EFFECTS}::test_retry_policy_per_error_class_from_the_file",),
+    "retry_policy.RateLimitErrorRetries": (f"{_EFFECTS}::test_retry_policy_per_error_class_from_the_file",),
+    "retry_policy.InternalServerErrorRetries": (
+        f"{_EFFECTS}::test_retry_policy_per_error_class_from_the_file",
+    ),
+    "allowed_fails_policy.AuthenticationErrorAllowedFails": (
+        f"{_EFFECTS}::test_allowed_fails_policy_per_error_class_from_the_file",
+    ),
+    "allowed_fails_policy.TimeoutErrorAllowedFails": (
+        f"{_EFFECTS}::test_allowed_fails_policy_per_error_class_from_the_file",
+    ),
+    "allowed_fails_policy.RateLimitErrorAllowedFails": (
+        f"{_EFFECTS}::test_allowed_fails_policy_per_error_class_from_the_file",
+    ),
+    "allowed_fails_policy.InternalServerErrorAllowedFails": (
+        f"{_EFFECTS}::test_allowed_fails_policy_per_error_class_from_the_file",
+    ),
+    "model_group_alias.model": (f"{_EXEC}::test_aliases_resolve_to_their_group",),
+    "model_group_alias.hidden": (f"{_EFFECTS}::test_a_hidden_alias_routes_but_is_not_listed",),
+    # -- litellm_settings
+    "litellm_settings.num_retries": (
+        _BOTH,
+        f"{_EXEC}::test_retries_exhausted_raise_the_last_error_with_routing_info",
+    ),
+    "litellm_settings.allowed_fails": (
+        _BOTH,
+        f"{_HEALTH}::test_cools_down_after_more_than_allowed_fails_in_a_window",
+    ),
+    "litellm_settings.cooldown_time": (_BOTH, f"{_EFFECTS}::test_cooldown_rules_come_from_the_file"),
+    "litellm_settings.fallbacks": (
+        _BOTH,
+        f"{_EXEC}::test_group_all_down_falls_back_to_the_next_group_across_providers",
+    ),
+    "litellm_settings.context_window_fallbacks": (
+        _BOTH,
+        f"{_EXEC}::test_context_window_error_from_upstream_uses_context_window_fallbacks",
+    ),
+    "litellm_settings.content_policy_fallbacks": (
+        _BOTH,
+        "tests/e2e/test_failover.py::test_gemini_safety_block_goes_to_the_content_policy_fallback",
+    ),
+    "litellm_settings.default_fallbacks": (
+        _BOTH,
+        f"{_RECOVERY}::test_fallback_chains_never_loop_and_stop_at_max_fallbacks",
+    ),
+    "litellm_settings.max_fallbacks": (
+        _BOTH,
+        f"{_EXEC}::test_fallback_chain_stops_at_max_fallbacks_and_skips_unknown_and_tried_groups",
+    ),
+    "litellm_settings.request_timeout": (_BOTH, f"{_SETTINGS}::test_router_timeout_bounds_the_whole_call"),
+    "litellm_settings.drop_params": (
+        _BOTH,
+        "tests/providers/test_anthropic_adapter.py::test_drop_params_drops_them",
+    ),
+    # -- general_settings
+    "general_settings.master_key": ("tests/e2e/test_errors.py::test_bad_key_is_a_401",),
+    "general_settings.max_request_size_mb": ("tests/e2e/test_errors.py::test_body_over_the_limit_is_a_413",),
+    "general_settings.metrics_require_auth": (f"{_METRICS_SERVER}::test_metrics_can_require_the_master_key",),
+    "general_settings.host": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
+    "general_settings.port": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
+    "general_settings.workers": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
+    # -- files_settings / finetune_settings entries
+    "provider_settings.custom_llm_provider": (
+        "tests/finetune/test_gateway_errors.py::test_a_provider_without_a_settings_entry_names_the_missing_entry",
+    ),
+    "provider_settings.api_key": (
+        "tests/finetune/test_finetune_requests.py::test_environment_defaults_fill_only_empty_fields",
+    ),
+    "provider_settings.api_base": (
+        "tests/finetune/test_finetune_requests.py::test_the_azure_client_builds_azure_urls",
+    ),
+    "provider_settings.api_version": (
+        "tests/finetune/test_finetune_requests.py::test_the_azure_client_builds_azure_urls",
+    ),
+    "provider_settings.vertex_project": (_VERTEX_FILES,),
+    "provider_settings.vertex_credentials": (_VERTEX_FILES,),
+    "provider_settings.vertex_location": (_VERTEX_FILES,),
+    # -- the process (ROUTERD_*)
+    "ROUTERD_CONFIG": (f"{_PROCESS}::test_two_workers_serve_requests",),
+    "ROUTERD_HOST": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
+    "ROUTERD_PORT": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
+    "ROUTERD_WORKERS": (f"{_PROCESS}::test_two_workers_serve_requests",),
+    "ROUTERD_MASTER_KEY": (f"{_EFFECTS}::test_the_master_key_variable_wins_over_the_file",),
+    "ROUTERD_MAX_BODY_MB": (
+        "tests/finetune/test_gateway_errors.py::test_an_upload_over_the_body_limit_is_a_413",
+    ),
+    "ROUTERD_DRAIN_TIMEOUT": (f"{_PROCESS}::test_sigterm_drains_in_flight_requests_then_exits_0",),
+    "ROUTERD_WATCH": (
+        "tests/reload/test_reload_live.py::test_fifty_rewrites_under_load_drop_nothing_and_only_valid_versions_go_live",
+        f"{_PROCESS}::test_sighup_reloads_every_worker_in_place",  # --no-watch: an edit alone changes nothing
+    ),
+    "ROUTERD_LOG_LEVEL": (f"{_EFFECTS}::test_log_level_and_format",),
+    "ROUTERD_LOG_FORMAT": (f"{_EFFECTS}::test_log_level_and_format",),
+    "ROUTERD_LOG_REQUESTS": (f"{_EFFECTS}::test_log_requests_switches_the_request_log_line",),
+    "ROUTERD_METRICS_PORT": (
+        f"{_METRICS_SERVER}::test_a_separate_metrics_port_serves_metrics_and_the_api_port_does_not",
+    ),
+    "ROUTERD_METRICS_REQUIRE_AUTH": (f"{_METRICS_SERVER}::test_metrics_can_require_the_master_key",),
+    "ROUTERD_ACCESS_LOG": (f"{_EFFECTS}::test_access_log_switches_uvicorns_access_log",),
+    "ROUTERD_HTTP_CLIENT": ("tests/transport/test_fasthttp.py::test_default_client",),
+}
+
+# What a test calls a setting when it is not the key's own name (the compiled table's or the health
+# rules' name); a regular expression searched in the test's and its module's source.
+EVIDENCE: dict[str, str] = {
+    "model_list[].model_name": r"serve_config|model_name",
+    "litellm_params.model": r"\bmodel\b",
+    "litellm_params.api_key": r"api_key|\bkey\b",
+    "litellm_params.num_retries": r"num_retries",
+    "litellm_params.cooldown_time": r"cooldown_time",
+    "litellm_params.input_cost_per_token": r"input_cost_per_token",
+    "litellm_params.output_cost_per_token": r"output_cost_per_token",
+    "model_info.id": r"\bids?\b",
+    "router_settings.allowed_fails": r"allowed_fails",
+    "router_settings.routing_strategy_args": r"lowest_latency_buffer",
+    "router_settings.retry_policy": r"RetryPolicy\(",
+    "router_settings.allowed_fails_policy": r"AllowedFailsPolicy\(",
+    "router_settings.model_group_alias": r"alias",
+    "model_group_alias.model": r"alias",
+    "router_settings.fallbacks": r"fallbacks",
+    "litellm_settings.fallbacks": r"fallbacks",
+    "general_settings.master_key": r"master_key",
+    "general_settings.max_request_size_mb": r"max_request_size_mb",
+    "provider_settings.custom_llm_provider": r"custom_llm_provider",
+    "ROUTERD_CONFIG": r"--config|ROUTERD_CONFIG",
+    "ROUTERD_WORKERS": r"--workers|ROUTERD_WORKERS",
+    "ROUTERD_MAX_BODY_MB": r"max_body_mb|ROUTERD_MAX_BODY_MB",
+    "ROUTERD_DRAIN_TIMEOUT": r"drain_timeout|ROUTERD_DRAIN_TIMEOUT",
+    "ROUTERD_WATCH": r"watch",
+    "ROUTERD_METRICS_PORT": r"metrics_port|ROUTERD_METRICS_PORT",
+    "ROUTERD_METRICS_REQUIRE_AUTH": r"metrics_require_auth|ROUTERD_METRICS_REQUIRE_AUTH",
+}
+
+NO_EFFECT: dict[str, str] = {
+    "litellm_params.tags": "free-form, informational (documented as such)",
+    "litellm_params.region_name": "informational; only part of the deployment's derived id",
+    "retry_policy.BadRequestErrorRetries": "client errors are never retried (docs/routing.md, Retries)",
+    "retry_policy.ContentPolicyViolationErrorRetries": "client errors are never retried (docs/routing.md, Retries)",
+    "allowed_fails_policy.BadRequestErrorAllowedFails": "client errors never cool a deployment down",
+    "allowed_fails_policy.ContentPolicyViolationErrorAllowedFails": "client errors never cool a deployment down",
+    "litellm_settings.callbacks": "/metrics is always served; other integrations get a warning",
+    "litellm_settings.success_callback": "merged into callbacks",
+    "litellm_settings.failure_callback": "merged into callbacks",
+    "router_settings.redis_host": "no shared state store yet (docs/operations/scale-out.md); warned at check",
+    "router_settings.redis_port": "no shared state store yet; warned at check",
+    "router_settings.redis_password": "no shared state store yet; warned at check",
+    "router_settings.redis_db": "no shared state store yet; warned at check",
+    "router_settings.redis_url": "no shared state store yet; warned at check",
+}
+
+UNTESTED: dict[str, str] = {
+    "ROUTERD_RELOAD_DEBOUNCE_MS": "reaches the file watcher (server/reload.py); no test shows bursts gathered by it",
+    "provider_settings.organization": "sent as openai-organization by the OpenAI files client; no test checks it",
+}
+
+KNOWN_GAPS: dict[str, str] = {
+    "router_settings.enable_pre_call_checks": (
+        "compiled into the policy but read by nothing: the context-window pre-check runs whatever it says; "
+        "the LiteLLM-compatibility issue gives it its meaning"
+    ),
+    "litellm_params.max_retries": (
+        "compiled into the deployment but read by nothing (no retries inside one attempt); "
+        "the LiteLLM-compatibility issue gives it its meaning"
+    ),
+}
