@@ -129,8 +129,8 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     from routerd.config import load_config
     from routerd.errors import ConfigError
-    from routerd.routing.executor import Router
-    from routerd.routing.explain import format_explain
+    from routerd.routing.executor import CallRouter
+    from routerd.routing.explain import explain, format_explain
 
     out = out or sys.stdout
     try:
@@ -146,9 +146,9 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.samples < 1:
         sys.stderr.write("routerd: --samples must be at least 1\n")
         return 2
-    router = Router(table)
+    router = CallRouter(table)
     try:
-        report = router.explain(args.model, samples=args.samples)
+        report = explain(router, args.model, samples=args.samples)
     finally:
         asyncio.run(router.aclose())
     if args.json:

@@ -37,6 +37,7 @@ class AttemptFinished:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     upstream_headers: Mapping[str, str] = field(default_factory=dict)
+    calls: int = 1  # upstream calls this attempt made (a text completion through chat: one per prompt)
 
 
 @dataclass(slots=True)

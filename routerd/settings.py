@@ -39,3 +39,21 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, description="serve /metrics on a separate port")
     metrics_require_auth: bool = Field(default=False, description="/metrics needs the master key")
     access_log: bool = False
+    # Bounds on what one request may make the router do (issue 21); see routerd.routing.limits.
+    max_prompts: int = Field(
+        default=128, ge=1, description="most prompts one /v1/completions request may list (400 beyond)"
+    )
+    prompt_concurrency: int = Field(
+        default=8, ge=1, description="upstream chat calls in flight at once for one request's prompt list"
+    )
+    max_num_retries: int = Field(default=10, ge=0, description="cap on a request's num_retries")
+    max_request_timeout: float = Field(default=600.0, gt=0, description="cap on a request's timeout (s)")
+    max_stream_duration: float = Field(
+        default=3600.0, gt=0, description="a stream is ended with an in-band error after this many seconds"
+    )
+    max_wildcard_models: int = Field(
+        default=1024, ge=1, description="concrete models of wildcard groups kept, least recently used evicted"
+    )
+    metrics_max_wildcard_labels: int = Field(
+        default=100, ge=1, description="distinct wildcard model/deployment label values before folding"
+    )

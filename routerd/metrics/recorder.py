@@ -353,7 +353,7 @@ class MetricsRecorder:
         m.config_last_successful.set(1 if last_reload_ok else 0)
 
     def apply_health_report(self, report: Mapping[str, Any]) -> None:
-        """Adopt the router's view (:meth:`routerd.routing.executor.Router.health_report`).
+        """Adopt the router's view (:func:`routerd.routing.explain.health_report`).
 
         The report lists exactly the deployments being served, each with its effective state and
         remaining cooldown, so deployments a reload added appear (healthy) and those it removed are

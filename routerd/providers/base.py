@@ -44,6 +44,8 @@ class UpstreamRequest:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     drop_params: bool = False
     request_id: str = ""
+    # upstream calls in flight at once when one request fans out (a text completion's prompt list)
+    concurrency: int = 8
 
 
 @dataclass(slots=True)
@@ -183,6 +185,14 @@ class BaseAdapter:
 
     async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, EMBEDDINGS)
+
+    def completion_calls(self, deployment: Deployment, body: JSON) -> int:
+        """Upstream calls :meth:`completion` makes for ``body``: one per prompt when served through chat."""
+        if COMPLETIONS in self.endpoints:
+            return 1
+        from routerd.providers.textcompat import prompt_count
+
+        return prompt_count(body)
 
 
 def _with_body(request: UpstreamRequest, body: JSON) -> UpstreamRequest:

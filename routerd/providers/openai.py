@@ -353,6 +353,14 @@ class OpenAIAdapter(BaseAdapter):
             http, ep.completions_url, _headers(ep, request), body, request.timeout, ep.errors
         )
 
+    def completion_calls(self, deployment: Deployment, body: JSON) -> int:
+        """One call when this deployment has /v1/completions, else one chat call per prompt."""
+        try:
+            native = self.endpoint(deployment).native_completions
+        except APIError:
+            return 1  # the attempt itself will fail with this error
+        return 1 if native else textcompat.prompt_count(body)
+
     def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         try:
             ep = self.endpoint(request.deployment)

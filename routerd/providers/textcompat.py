@@ -1,7 +1,9 @@
 """Serving ``/v1/completions`` through chat, and chat through ``/v1/completions``.
 
 Most providers only have a chat endpoint. For them a text completion request becomes one chat request
-per prompt (the prompt as the user message) and the chat answers are returned in ``text_completion``
+per prompt (the prompt as the user message), at most ``request.concurrency`` in flight at once
+(``ROUTERD_PROMPT_CONCURRENCY``; the router refuses lists longer than ``ROUTERD_MAX_PROMPTS`` and
+counts every one of those calls against the deployment's ``rpm``), and the chat answers are returned in ``text_completion``
 shape: choice ``i * n + j`` is choice ``j`` of prompt ``i``, as OpenAI numbers them; ``echo`` prefixes
 the prompt; ``logprobs: k`` becomes ``logprobs: true, top_logprobs: k`` and the answer's token
 log-probabilities are converted back. Parameters chat cannot express (``suffix``, ``best_of`` above
@@ -18,8 +20,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from routerd.errors import UnsupportedParamsError
+from routerd.errors import BadGatewayError, UnsupportedParamsError
 from routerd.providers import shapes
+from routerd.providers.answers import malformed
 from routerd.providers.openai_parts import content_text
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ __all__ = [
     "chat_request_to_text",
     "chat_to_text_completion",
     "complete_via_chat",
+    "prompt_count",
     "stream_via_chat",
     "text_chunk_to_chat_chunk",
     "text_completion_to_chat",
@@ -115,6 +119,14 @@ def _prompts(prompt: Any, drop_params: bool, provider: str) -> list[str]:
         llm_provider=provider or None,
         param="prompt",
     )
+
+
+def prompt_count(body: Mapping[str, Any]) -> int:
+    """How many chat calls a ``/v1/completions`` body becomes when served through chat (at least 1)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) > 1 and isinstance(prompt[0], str):
+        return len(prompt)
+    return 1
 
 
 def chat_to_text_completion(
@@ -213,17 +225,41 @@ async def complete_via_chat(adapter: Adapter, http: HttpClient, request: Upstrea
     if len(chat_bodies) == 1:
         answers = [await adapter.chat(http, replace(request, body=chat_bodies[0]))]
     else:
-        tasks = [asyncio.ensure_future(adapter.chat(http, replace(request, body=b))) for b in chat_bodies]
-        try:
-            answers = list(await asyncio.gather(*tasks))
-        except BaseException:
-            # gather() leaves the other calls running when one fails; they must not outlive the request
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        answers = await _chat_all(adapter, http, request, chat_bodies)
+    for answer in answers:
+        problem = malformed("chat", answer.body)
+        if problem is not None:
+            dep = request.deployment
+            raise BadGatewayError(
+                f"the upstream answered 200 with a malformed body: {problem}",
+                llm_provider=dep.provider,
+                model=dep.model,
+                deployment_id=dep.id,
+            )
     body = chat_to_text_completion(request.body, prompts, [answer.body for answer in answers])
     return UpstreamResponse(body, answers[-1].headers)
+
+
+async def _chat_all(
+    adapter: Adapter, http: HttpClient, request: UpstreamRequest, chat_bodies: Sequence[JSON]
+) -> list[UpstreamResponse]:
+    """Every chat call, at most ``request.concurrency`` at a time; the first failure cancels the rest."""
+    gate = asyncio.Semaphore(max(request.concurrency, 1))
+
+    async def one(chat_body: JSON) -> UpstreamResponse:
+        async with gate:
+            return await adapter.chat(http, replace(request, body=chat_body))
+
+    # Tasks wait on the gate before they open a connection, so only ``concurrency`` sockets exist at once.
+    tasks = [asyncio.ensure_future(one(b)) for b in chat_bodies]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        # gather() leaves the other calls running when one fails; they must not outlive the request
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def stream_via_chat(

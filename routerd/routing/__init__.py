@@ -1,9 +1,11 @@
 """Routing: pick a deployment per call, recover from failures, and explain the choice.
 
 Pure decisions live in :mod:`~routerd.routing.strategies`, :mod:`~routerd.routing.health`,
-:mod:`~routerd.routing.usage`, :mod:`~routerd.routing.backoff`, :mod:`~routerd.routing.plan` and
-:mod:`~routerd.routing.recovery`; :mod:`~routerd.routing.executor` (the :class:`Router`) and
-:mod:`~routerd.routing.attempt` are the only modules that do I/O.
+:mod:`~routerd.routing.usage`, :mod:`~routerd.routing.backoff`, :mod:`~routerd.routing.plan`,
+:mod:`~routerd.routing.policy` (the retry policy as a pure step) and :mod:`~routerd.routing.recovery`;
+:mod:`~routerd.routing.executor` (the :class:`CallRouter`, a thin driver) and
+:mod:`~routerd.routing.attempt` are the only modules that do I/O. Reports over a router's state are
+in :mod:`~routerd.routing.explain`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ from typing import TYPE_CHECKING, Any
 from routerd.routing.types import CallResult, RoutingInfo
 
 if TYPE_CHECKING:
-    from routerd.routing.executor import Router
+    from routerd.routing.executor import CallRouter, Router
     from routerd.routing.explain import format_explain
 
-__all__ = ["CallResult", "Router", "RoutingInfo", "format_explain"]
+__all__ = ["CallResult", "CallRouter", "Router", "RoutingInfo", "format_explain"]
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily: the executor imports routerd.state, which imports routerd.routing.health.
-    if name == "Router":
-        from routerd.routing.executor import Router
+    if name in ("CallRouter", "Router"):
+        from routerd.routing import executor
 
-        return Router
+        return getattr(executor, name)
     if name == "format_explain":
         from routerd.routing.explain import format_explain
 

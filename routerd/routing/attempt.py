@@ -9,14 +9,17 @@ closes the upstream connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from routerd.config.table import Deployment, RouterPolicy, RoutingTable
 from routerd.errors import APIError, BadGatewayError, Timeout
 from routerd.events import AttemptFinished, CooldownStarted, DeploymentStateChanged, EventBus
+from routerd.providers.answers import malformed
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Adapter, UpstreamRequest, UpstreamResponse
 from routerd.routing.health import (
     HEALTHY,
@@ -31,19 +34,21 @@ from routerd.routing.health import (
     on_success,
     release_probe,
 )
+from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
 from routerd.routing.options import RequestOptions
-from routerd.routing.plan import Candidate, GroupPlan, Pick
+from routerd.routing.plan import GroupPlan, Pick
 from routerd.routing.relay import StreamRelay, close_iterator
 from routerd.routing.strategies import Strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore
 from routerd.transport import HttpClient
 
-__all__ = ["AttemptRunner", "Call", "PreparedGroup", "TableView"]
+__all__ = ["Attempt", "AttemptRunner", "Call", "PreparedGroup", "TableView", "locate", "upstream_calls"]
 
 log = logging.getLogger("routerd.router")
 
 JSON = dict[str, Any]
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 # endpoint -> (adapter method for a complete answer, adapter method for a stream or None)
 ENDPOINT_METHODS: Mapping[str, tuple[str, str | None]] = {
@@ -94,10 +99,11 @@ class Call:
     root: str = ""  # the group the client asked for
     tried: list[str] = field(default_factory=list)  # group names tried (and requested names)
     tokens: int = -1  # estimated prompt tokens; -1 until counted
+    fanout: int = 1  # prompts of a /v1/completions request (upstream calls when served through chat)
 
 
 class AttemptRunner:
-    """Runs attempts against adapters and keeps the health records and events in step."""
+    """Starts attempts against adapters; each :class:`Attempt` then accounts for itself."""
 
     def __init__(
         self,
@@ -105,13 +111,13 @@ class AttemptRunner:
         store: HealthStore,
         events: EventBus,
         clock: Callable[[], float],
+        limits: CallLimits = DEFAULT_LIMITS,
     ) -> None:
         self._http = http
         self._store = store
         self._events = events
-        self._clock = clock
-
-    # --- breaker bookkeeping -----------------------------------------------------------------------
+        self.clock = clock
+        self.limits = limits
 
     def set_breaker(self, dep: Deployment, record: DeploymentHealth, new: Breaker, now: float) -> None:
         """Store a breaker transition and emit what changed."""
@@ -128,74 +134,243 @@ class AttemptRunner:
         if new.state is not old.state:
             self._events.emit(DeploymentStateChanged(dep.id, dep.group, dep.provider, new.state.value))
 
-    # --- one attempt ---------------------------------------------------------------------------------
-
     async def run(self, call: Call, group: PreparedGroup, choice: Pick) -> CallResult:
         """Call the chosen deployment. Raises a routerd error (already accounted) on failure."""
-        candidate, record = choice.candidate, choice.record
-        dep = candidate.deployment
+        candidate = choice.candidate
         i = candidate.index
-        info = call.info
-        info.attempts += 1
-        info.group = group.plan.name
-        info.deployment_id = dep.id
-        info.provider = dep.provider
-        start = self._clock()
+        adapter = group.adapters[i]
+        calls = upstream_calls(adapter, candidate.deployment, call.endpoint, call.body)
+        start = self.clock()
         limit = group.stream_timeouts[i] if call.stream else group.timeouts[i]
         timeout = max(min(limit, call.deadline - start), 0.001)
         # Nothing below awaits before the call is counted: "check capacity, then count" is atomic.
-        if choice.probe:
-            self.set_breaker(dep, record, begin_probe(record.breaker, start, timeout), start)
-        record.in_flight += 1
-        tokens = max(call.tokens, 0)
-        stamp = record.usage.add(start, tokens)
+        attempt = Attempt(self, call, group.plan.name, choice, start, calls, timeout)
         request = UpstreamRequest(
-            deployment=dep,
+            deployment=candidate.deployment,
             body=call.body,
             timeout=timeout,
             extra_headers=call.extra_headers,
             drop_params=group.drop_params[i],
             request_id=call.request_id,
+            concurrency=self.limits.prompt_concurrency,
         )
-        adapter = group.adapters[i]
         method, stream_method = ENDPOINT_METHODS[call.endpoint]
-        iterator: AsyncIterator[JSON] | None = None
-        # The attempt's deadline is enforced by the adapter and its HTTP client (request.timeout), not
-        # by an asyncio.timeout here: that would cost ~10 us per call to duplicate the transport's.
         try:
             if call.stream and stream_method is not None:
-                iterator = getattr(adapter, stream_method)(self._http, request)
-                first = await anext(iterator)
+                iterator: AsyncIterator[JSON] = getattr(adapter, stream_method)(self._http, request)
             else:
                 response: UpstreamResponse = await getattr(adapter, method)(self._http, request)
+                problem = malformed(call.endpoint, response.body)
         except BaseException as exc:
-            if iterator is not None:
-                await close_iterator(iterator)
-            error = self._as_api_error(exc, dep, timeout)
-            if error is None:  # cancelled: the client went away mid-attempt
-                self._abandon(dep, record)
-                raise
-            self._fail(call, candidate, record, start, error, stream=call.stream)
-            if error is exc:
-                raise
-            raise error from exc
-        if iterator is None:
-            return self._succeed(call, candidate, record, stamp, start, response)
-        now = self._clock()
-        ttft = now - start
-        info.ttft = ttft
-        info.upstream_latency += ttft
+            raise attempt.failed(exc)  # noqa: B904 -- failed() chains it (or returns exc itself)
+        if call.stream and stream_method is not None:
+            return await attempt.stream(iterator)
+        if problem is not None:
+            raise attempt.failed(attempt.bad_answer(problem))
+        return attempt.succeed(response)
+
+    def emit(self, event: AttemptFinished) -> None:
+        self._events.emit(event)
+
+
+class Attempt:
+    """One attempt on one deployment: counts itself in, and accounts for its outcome exactly once.
+
+    In-flight counts, the usage window, latency averages, the breaker (and its events), the call's
+    :class:`RoutingInfo` and one :class:`~routerd.events.AttemptFinished` are all updated here.
+    """
+
+    __slots__ = ("_call", "_calls", "_dep", "_group", "_record", "_runner", "_stamp", "_start", "_timeout")
+
+    def __init__(
+        self,
+        runner: AttemptRunner,
+        call: Call,
+        group: str,
+        choice: Pick,
+        start: float,
+        calls: int,
+        timeout: float,
+    ) -> None:
+        self._runner = runner
+        self._call = call
+        self._group = group
+        self._dep = dep = choice.candidate.deployment
+        self._record = record = choice.record
+        self._start = start
+        self._calls = calls
+        self._timeout = timeout
+        call.info.started(group, dep, calls)
+        if choice.probe:
+            runner.set_breaker(dep, record, begin_probe(record.breaker, start, timeout), start)
+        record.in_flight += 1
+        self._stamp = record.usage.add(start, max(call.tokens, 0), requests=calls)
+
+    # --- complete answers ----------------------------------------------------------------------------
+
+    def succeed(self, response: UpstreamResponse) -> CallResult:
+        """A complete answer arrived (and had the right shape)."""
+        now = self._runner.clock()
+        latency = now - self._start
+        prompt_tokens, completion_tokens = _usage(response.body.get("usage"))
+        self._record.observe_success(now, latency, completion_tokens, None, self._call.view.alpha)
+        self._release_ok(now, prompt_tokens, completion_tokens)
+        self._call.info.waited(latency)
+        self._finished(
+            latency,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            headers=response.headers,
+        )
+        return CallResult(deployment=self._dep, info=self._call.info, response=response)
+
+    def failed(
+        self, exc: BaseException, *, ttft: float | None = None, completion_tokens: int = 0
+    ) -> BaseException:
+        """Account for ``exc`` raised by the adapter; returns what the caller should raise.
+
+        A cancellation (the client went away) only releases what the attempt holds and is returned
+        as is: it must reach the caller's task, never become a retry.
+        """
+        error = self._as_api_error(exc)
+        if error is None:
+            self.abandon()
+            return exc
+        self._fail(error, ttft=ttft, completion_tokens=completion_tokens)
+        if error is not exc:
+            error.__cause__ = exc
+        return error
+
+    def bad_answer(self, problem: str) -> APIError:
+        """The error for an answer of the wrong shape: the upstream's fault, retried elsewhere."""
+        dep = self._dep
+        return BadGatewayError(
+            f"the upstream answered 200 with a malformed body: {problem}",
+            llm_provider=dep.provider,
+            model=dep.model,
+            deployment_id=dep.id,
+        )
+
+    def abandon(self) -> None:
+        """The attempt was cancelled before an answer: undo in-flight, free the probe slot."""
+        record = self._record
+        record.in_flight -= 1
+        if record.breaker.state is BreakerState.HALF_OPEN:
+            self._runner.set_breaker(self._dep, record, release_probe(record.breaker), self._runner.clock())
+
+    # --- streams -------------------------------------------------------------------------------------
+
+    async def stream(self, iterator: AsyncIterator[JSON]) -> CallResult:
+        """Wait for the first chunk (bounded in total, not only per read), then hand out the relay."""
+        try:
+            # The adapter's timeout is per read: an upstream dripping bytes or ``: ping`` comments
+            # would reset it forever. The first content chunk must come within the attempt's timeout.
+            async with asyncio.timeout(self._timeout):
+                first = await anext(iterator)
+        except BaseException as exc:
+            await close_iterator(iterator)
+            raise self.failed(exc)  # noqa: B904 -- failed() chains it (or returns exc itself)
+        runner = self._runner
+        now = runner.clock()
+        ttft = now - self._start
+        self._call.info.first_chunk(ttft)
+        record = self._record
         if record.breaker is not HEALTHY:
             # The first chunk proves the deployment answers: a half-open probe succeeded now, not
             # when a possibly long stream ends.
-            self.set_breaker(dep, record, on_success(record.breaker, now), now)
+            runner.set_breaker(self._dep, record, on_success(record.breaker, now), now)
 
         def on_end(relay: StreamRelay, error: APIError | None, finished: bool) -> None:
-            self._end_stream(call, candidate, record, stamp, start, ttft, relay, error, finished)
+            self._end_stream(ttft, relay, error, finished)
 
-        return CallResult(deployment=dep, info=info, stream=StreamRelay(iterator, first, dep, on_end))
+        relay = StreamRelay(iterator, first, self._dep, on_end, runner.limits.max_stream_duration)
+        return CallResult(deployment=self._dep, info=self._call.info, stream=relay)
 
-    def _as_api_error(self, exc: BaseException, dep: Deployment, timeout: float) -> APIError | None:
+    def _end_stream(self, ttft: float, relay: StreamRelay, error: APIError | None, finished: bool) -> None:
+        """Account for a relayed stream once it ended, failed, or was closed by the reader."""
+        prompt_tokens, completion_tokens = _usage(relay.usage)
+        if not completion_tokens:
+            completion_tokens = relay.chunks  # about one token per chunk when the upstream sent no usage
+        if error is not None:
+            self._fail(error, ttft=ttft, completion_tokens=completion_tokens)
+            return
+        now = self._runner.clock()
+        latency = now - self._start
+        if finished:
+            self._record.observe_success(now, latency, completion_tokens, ttft, self._call.view.alpha)
+        # A stream closed early by the client still proved the deployment answers.
+        self._release_ok(now, prompt_tokens, completion_tokens)
+        self._call.info.waited(latency - ttft)
+        self._finished(latency, ttft=ttft, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+    # --- accounting ----------------------------------------------------------------------------------
+
+    def _release_ok(self, now: float, prompt_tokens: int, completion_tokens: int) -> None:
+        record = self._record
+        record.in_flight -= 1
+        if prompt_tokens or completion_tokens:
+            record.usage.adjust(
+                now, self._stamp, prompt_tokens + completion_tokens - max(self._call.tokens, 0)
+            )
+        if record.breaker is not HEALTHY:
+            self._runner.set_breaker(self._dep, record, on_success(record.breaker, now), now)
+
+    def _fail(self, error: APIError, *, ttft: float | None = None, completion_tokens: int = 0) -> None:
+        runner = self._runner
+        now = runner.clock()
+        elapsed = now - self._start
+        dep, record, view = self._dep, self._record, self._call.view
+        record.in_flight -= 1
+        failure = classify(error)
+        record.observe_failure(now, elapsed, failure.reason, failure.cools_down, view.alpha)
+        cooldown_time = dep.cooldown_time if dep.cooldown_time is not None else view.rules.cooldown_time
+        breaker = on_failure(record.breaker, now, failure, view.rules, cooldown_time)
+        if breaker is not record.breaker:
+            _log_cooldown(dep, breaker, failure.kind, failure.reason, error, now)
+            runner.set_breaker(dep, record, breaker, now)
+        locate(error, dep)
+        self._call.info.waited(elapsed if ttft is None else elapsed - ttft)
+        self._finished(
+            elapsed,
+            error=error,
+            ttft=ttft,
+            completion_tokens=completion_tokens,
+        )
+
+    def _finished(
+        self,
+        latency: float,
+        *,
+        error: APIError | None = None,
+        ttft: float | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """The one place an attempt's :class:`AttemptFinished` is built."""
+        call, dep = self._call, self._dep
+        self._runner.emit(
+            AttemptFinished(
+                request_id=call.request_id,
+                group=dep.group,
+                deployment_id=dep.id,
+                provider=dep.provider,
+                endpoint=call.endpoint,
+                stream=call.stream,
+                ok=error is None,
+                status=200 if error is None else (error.upstream_status or error.status_code),
+                error=None if error is None else type(error).__name__,
+                latency=latency,
+                ttft=ttft,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                upstream_headers=headers if headers is not None else _NO_HEADERS,
+                calls=self._calls,
+            )
+        )
+
+    def _as_api_error(self, exc: BaseException) -> APIError | None:
+        dep = self._dep
         if isinstance(exc, APIError):
             return exc
         if isinstance(exc, StopAsyncIteration):
@@ -207,7 +382,7 @@ class AttemptRunner:
             )
         if isinstance(exc, TimeoutError):
             return Timeout(
-                f"the upstream did not answer within {timeout:.3g}s",
+                f"the upstream did not answer within {self._timeout:.3g}s",
                 llm_provider=dep.provider,
                 model=dep.model,
                 deployment_id=dep.id,
@@ -223,178 +398,46 @@ class AttemptRunner:
             )
         return None  # CancelledError, KeyboardInterrupt, ...
 
-    # --- outcomes ------------------------------------------------------------------------------------
 
-    def _succeed(
-        self,
-        call: Call,
-        candidate: Candidate,
-        record: DeploymentHealth,
-        stamp: int,
-        start: float,
-        response: UpstreamResponse,
-    ) -> CallResult:
-        now = self._clock()
-        latency = now - start
-        dep = candidate.deployment
-        record.in_flight -= 1
-        prompt_tokens, completion_tokens = _usage(response.body.get("usage"))
-        record.observe_success(now, latency, completion_tokens, None, call.view.alpha)
-        if prompt_tokens or completion_tokens:
-            record.usage.adjust(now, stamp, prompt_tokens + completion_tokens - max(call.tokens, 0))
-        if record.breaker is not HEALTHY:
-            self.set_breaker(dep, record, on_success(record.breaker, now), now)
-        info = call.info
-        info.upstream_latency += latency
-        self._events.emit(
-            AttemptFinished(
-                request_id=call.request_id,
-                group=dep.group,
-                deployment_id=dep.id,
-                provider=dep.provider,
-                endpoint=call.endpoint,
-                stream=False,
-                ok=True,
-                status=200,
-                error=None,
-                latency=latency,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                upstream_headers=response.headers,
-            )
+def locate(error: APIError, dep: Deployment) -> None:
+    """Errors leave an attempt carrying where they happened, for logs and the client's message."""
+    if error.deployment_id is None:
+        error.deployment_id = dep.id
+    if error.llm_provider is None:
+        error.llm_provider = dep.provider
+
+
+def upstream_calls(adapter: Adapter, dep: Deployment, endpoint: str, body: Mapping[str, Any]) -> int:
+    """How many upstream calls one attempt makes (a text completion served through chat: one per prompt)."""
+    if endpoint != COMPLETIONS:
+        return 1
+    count: Callable[[Deployment, Mapping[str, Any]], int] | None = getattr(adapter, "completion_calls", None)
+    return count(dep, body) if count is not None else 1
+
+
+def _log_cooldown(
+    dep: Deployment, breaker: Breaker, kind: ErrorKind, reason: str, error: APIError, now: float
+) -> None:
+    if breaker.state is not BreakerState.COOLING_DOWN:
+        return
+    if kind is ErrorKind.AUTHENTICATION:
+        log.error(
+            "deployment %s (group %s, provider %s, model %s) answered %s: it is misconfigured "
+            "(check its api_key, api_base and model); cooling it down for %.0fs",
+            dep.id,
+            dep.group,
+            dep.provider,
+            dep.model,
+            error.upstream_status or error.status_code,
+            breaker.until - now,
         )
-        return CallResult(deployment=dep, info=info, response=response)
-
-    def _fail(
-        self,
-        call: Call,
-        candidate: Candidate,
-        record: DeploymentHealth,
-        start: float,
-        error: APIError,
-        *,
-        stream: bool,
-        ttft: float | None = None,
-        completion_tokens: int = 0,
-    ) -> None:
-        now = self._clock()
-        elapsed = now - start
-        dep = candidate.deployment
-        view = call.view
-        record.in_flight -= 1
-        failure = classify(error)
-        record.observe_failure(now, elapsed, failure.reason, failure.cools_down, view.alpha)
-        cooldown_time = dep.cooldown_time if dep.cooldown_time is not None else view.rules.cooldown_time
-        breaker = on_failure(record.breaker, now, failure, view.rules, cooldown_time)
-        if breaker is not record.breaker:
-            if breaker.state is BreakerState.COOLING_DOWN and failure.kind is ErrorKind.AUTHENTICATION:
-                log.error(
-                    "deployment %s (group %s, provider %s, model %s) answered %s: it is misconfigured "
-                    "(check its api_key, api_base and model); cooling it down for %.0fs",
-                    dep.id,
-                    dep.group,
-                    dep.provider,
-                    dep.model,
-                    error.upstream_status or error.status_code,
-                    breaker.until - now,
-                )
-            elif breaker.state is BreakerState.COOLING_DOWN:
-                log.warning(
-                    "deployment %s (group %s) cooling down for %.1fs after %s",
-                    dep.id,
-                    dep.group,
-                    breaker.until - now,
-                    failure.reason,
-                )
-            self.set_breaker(dep, record, breaker, now)
-        # Errors leave here carrying where they happened, for logs and the client's message.
-        if error.deployment_id is None:
-            error.deployment_id = dep.id
-        if error.llm_provider is None:
-            error.llm_provider = dep.provider
-        info = call.info
-        info.upstream_latency += elapsed if ttft is None else elapsed - ttft
-        self._events.emit(
-            AttemptFinished(
-                request_id=call.request_id,
-                group=dep.group,
-                deployment_id=dep.id,
-                provider=dep.provider,
-                endpoint=call.endpoint,
-                stream=stream,
-                ok=False,
-                status=error.upstream_status or error.status_code,
-                error=type(error).__name__,
-                latency=elapsed,
-                ttft=ttft,
-                completion_tokens=completion_tokens,
-            )
-        )
-
-    def _abandon(self, dep: Deployment, record: DeploymentHealth) -> None:
-        """The attempt was cancelled before an answer: undo in-flight, free the probe slot."""
-        record.in_flight -= 1
-        if record.breaker.state is BreakerState.HALF_OPEN:
-            self.set_breaker(dep, record, release_probe(record.breaker), self._clock())
-
-    # --- streams -------------------------------------------------------------------------------------
-
-    def _end_stream(
-        self,
-        call: Call,
-        candidate: Candidate,
-        record: DeploymentHealth,
-        stamp: int,
-        start: float,
-        ttft: float,
-        relay: StreamRelay,
-        error: APIError | None,
-        finished: bool,
-    ) -> None:
-        """Account for a relayed stream once it ended, failed, or was closed by the reader."""
-        prompt_tokens, completion_tokens = _usage(relay.usage)
-        if not completion_tokens:
-            completion_tokens = relay.chunks  # about one token per chunk when the upstream sent no usage
-        if error is not None:
-            self._fail(
-                call,
-                candidate,
-                record,
-                start,
-                error,
-                stream=True,
-                ttft=ttft,
-                completion_tokens=completion_tokens,
-            )
-            return
-        now = self._clock()
-        latency = now - start
-        dep = candidate.deployment
-        record.in_flight -= 1
-        if finished:
-            record.observe_success(now, latency, completion_tokens, ttft, call.view.alpha)
-        if prompt_tokens or completion_tokens:
-            record.usage.adjust(now, stamp, prompt_tokens + completion_tokens - max(call.tokens, 0))
-        if record.breaker is not HEALTHY:
-            # A stream closed early by the client still proved the deployment answers.
-            self.set_breaker(dep, record, on_success(record.breaker, now), now)
-        call.info.upstream_latency += latency - ttft
-        self._events.emit(
-            AttemptFinished(
-                request_id=call.request_id,
-                group=dep.group,
-                deployment_id=dep.id,
-                provider=dep.provider,
-                endpoint=call.endpoint,
-                stream=True,
-                ok=True,
-                status=200,
-                error=None,
-                latency=latency,
-                ttft=ttft,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-            )
+    else:
+        log.warning(
+            "deployment %s (group %s) cooling down for %.1fs after %s",
+            dep.id,
+            dep.group,
+            breaker.until - now,
+            reason,
         )
 
 

@@ -1,11 +1,14 @@
-"""The router: the one object that turns routing decisions into upstream calls.
+"""The call router: the one object that turns routing decisions into upstream calls.
 
-:class:`Router` holds the current :class:`~routerd.config.table.RoutingTable` (swapped atomically by
-:meth:`Router.publish`) and a :class:`~routerd.state.HealthStore`. For every call it resolves the model
-to a group, then loops: ask the pure planner (:func:`routerd.routing.plan.pick`) for a deployment, run
-one attempt (:class:`~routerd.routing.attempt.AttemptRunner`), and on failure consult the pure recovery
-rules (:mod:`routerd.routing.recovery`) to retry (re-routing with no sleep, else after a jittered
-backoff) or to fall back to another group. Time, sleep and randomness are injected.
+:class:`CallRouter` (the core of both the daemon and the SDK's ``routerd.Router``) holds the current
+:class:`~routerd.config.table.RoutingTable` (swapped atomically by :meth:`CallRouter.publish`) and a
+:class:`~routerd.state.HealthStore`. For every call it resolves the model to a group and drives the
+group's attempts: it asks the pure planner (:func:`routerd.routing.plan.pick`) for a deployment, the pure
+retry policy (:func:`routerd.routing.policy.step`) what to do next (attempt, pick again, sleep, give up),
+and runs one attempt at a time (:class:`~routerd.routing.attempt.Attempt`). When a group gives up, the
+pure recovery rules (:mod:`routerd.routing.recovery`) choose the fallback group. Time, sleep and
+randomness are injected. Reports over the router's state (``explain``, ``/health``) live in
+:mod:`routerd.routing.explain`.
 
 A call keeps the table snapshot it started with: a reload never changes a request in flight.
 """
@@ -30,34 +33,38 @@ from routerd.errors import (
     InternalServerError,
     NotFoundError,
     RateLimitError,
-    ServiceUnavailableError,
-    Timeout,
 )
-from routerd.events import EventBus, FallbackTaken, RetryScheduled
-from routerd.providers.base import EMBEDDINGS, Adapter, get_adapter
+from routerd.events import EventBus, FallbackTaken
+from routerd.providers.base import COMPLETIONS, EMBEDDINGS, Adapter, get_adapter
+from routerd.providers.textcompat import prompt_count
 from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, PreparedGroup, TableView
-from routerd.routing.backoff import retry_delay
-from routerd.routing.explain import explain_group, health_entry
-from routerd.routing.health import CooldownRules, DeploymentHealth, effective_state
-from routerd.routing.options import split_request
-from routerd.routing.plan import Blocked, Pick, build_group_plan, pick
-from routerd.routing.recovery import CONTEXT_WINDOW, ERROR, fallback_reason, next_fallback, retries_allowed
+from routerd.routing.health import CooldownRules
+from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
+from routerd.routing.options import RequestOptions, split_request
+from routerd.routing.plan import GroupPlan, build_group_plan, pick
+from routerd.routing.policy import (
+    EXPIRED,
+    INITIAL,
+    Attempt,
+    Failed,
+    GiveUp,
+    GroupRules,
+    Outcome,
+    Sleep,
+    step,
+)
+from routerd.routing.recovery import fallback_reason, next_fallback
 from routerd.routing.strategies import latency_alpha, make_strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore, MemoryHealthStore
 from routerd.tokens import count_request_tokens
 from routerd.transport import HttpClient, default_client
 
-__all__ = ["Router"]
+__all__ = ["CallRouter", "Router"]
 
 log = logging.getLogger("routerd.router")
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-# Concrete models served through wildcard groups are prepared on first use and cached per table;
-# clients choose those names, so the cache is bounded.
-_MAX_WILDCARD_MODELS = 1024
-# While a half-open deployment's single probe is in flight, waiters re-check this often.
-_PROBE_POLL = 0.25
 _MOCK_ERRORS: Mapping[str, type[APIError]] = {
     "InternalServerError": InternalServerError,
     "ContextWindowExceededError": ContextWindowExceededError,
@@ -66,8 +73,11 @@ _MOCK_ERRORS: Mapping[str, type[APIError]] = {
 }
 
 
-class Router:
-    """Routes OpenAI-shaped calls over a routing table; the server and the SDK both use this."""
+class CallRouter:
+    """Routes OpenAI-shaped calls over a routing table; the server and the SDK both use this.
+
+    (The SDK's user-facing ``routerd.Router`` wraps one of these.)
+    """
 
     def __init__(
         self,
@@ -79,6 +89,7 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         events: EventBus | None = None,
+        limits: CallLimits = DEFAULT_LIMITS,
     ) -> None:
         self._owns_http = http is None
         self._http: HttpClient = http if http is not None else default_client()
@@ -87,15 +98,21 @@ class Router:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._events = events if events is not None else EventBus()
-        self._runner = AttemptRunner(self._http, self._store, self._events, clock)
+        self._limits = limits
+        self._runner = AttemptRunner(self._http, self._store, self._events, clock, limits)
         self._view = _make_view(table)
 
-    # --- table ---------------------------------------------------------------------------------------
+    # --- table and state -----------------------------------------------------------------------------
 
     @property
     def table(self) -> RoutingTable:
         """The routing table new calls use."""
         return self._view.table
+
+    @property
+    def view(self) -> TableView:
+        """The current table with everything derived from it (for reports)."""
+        return self._view
 
     @property
     def events(self) -> EventBus:
@@ -104,6 +121,14 @@ class Router:
     @property
     def state(self) -> HealthStore:
         return self._store
+
+    @property
+    def limits(self) -> CallLimits:
+        return self._limits
+
+    def now(self) -> float:
+        """The router's clock (injected; monotonic seconds)."""
+        return self._clock()
 
     def publish(self, table: RoutingTable) -> None:
         """Make ``table`` current with one reference assignment.
@@ -150,9 +175,11 @@ class Router:
         ``body`` is the client's parsed OpenAI request; router-only keys (``num_retries``,
         ``fallbacks``, ...) are honoured and removed before an adapter sees it. ``timeout`` (else
         the body's ``timeout``, else ``router_settings.timeout``) bounds the whole call, retries and
-        fallbacks included. A stream is returned once its first chunk has arrived, so failover happens
-        before anything reaches the client.
+        fallbacks included; a client's ``timeout`` and ``num_retries`` are capped by the router's
+        :class:`~routerd.routing.limits.CallLimits`. A stream is returned once its first chunk has
+        arrived, so failover happens before anything reaches the client.
 
+        Cancelling the calling task stops the call at once (no further retry, sleep or fallback).
         Raises :mod:`routerd.errors` classes; each carries ``routing`` (a :class:`RoutingInfo`).
         """
         if endpoint not in ENDPOINT_METHODS:
@@ -166,6 +193,10 @@ class Router:
                     "'model' is required: one of the models listed by GET /v1/models", param="model"
                 )
             body, options = split_request(body)
+            options = _capped(options, self._limits)
+            fanout = 1
+            if endpoint == COMPLETIONS:
+                fanout = _check_prompts(body, self._limits.max_prompts)
             if timeout is None:
                 timeout = options.timeout if options.timeout is not None else view.policy.timeout
             call = Call(
@@ -179,6 +210,7 @@ class Router:
                 request_id=request_id,
                 extra_headers=extra_headers if extra_headers is not None else _NO_HEADERS,
                 info=info,
+                fanout=fanout,
             )
             return await self._route(call, model)
         except APIError as exc:
@@ -186,22 +218,15 @@ class Router:
             raise
 
     async def _route(self, call: Call, model: str) -> CallResult:
-        group = self._resolve(call.view, model)
+        """Run the requested group, then fallback groups while the recovery rules name one."""
+        group = self.resolve(model, call.view)
         if group is None:
-            raise NotFoundError(
-                f"model '{model}' is not served by this router; GET /v1/models lists the available models",
-                model=model,
-                param="model",
-                code="model_not_found",
-            )
-        name = group.plan.name
-        call.root = name
+            raise _not_served(model)
+        call.root = name = group.plan.name
         call.tried.append(model)
         if name != model:
             call.tried.append(name)
-        info = call.info
-        info.group = name
-        info.tried_groups.append(name)
+        call.info.entered(name, fallback=False)
         came_from: tuple[str, str] | None = None  # (previous group, reason) when this group is a fallback
         while True:
             try:
@@ -214,9 +239,7 @@ class Router:
                     raise
                 came_from = (group.plan.name, target[1])
                 group = target[0]
-                info.fallbacks += 1
-                info.group = group.plan.name
-                info.tried_groups.append(group.plan.name)
+                call.info.entered(group.plan.name, fallback=True)
                 continue
             if came_from is not None:
                 self._events.emit(FallbackTaken(came_from[0], group.plan.name, came_from[1], "success"))
@@ -236,7 +259,7 @@ class Router:
                 return None
             name, why = target
             tried.append(name)
-            group = self._resolve(view, name)
+            group = self.resolve(name, view)
             if group is None:
                 log.warning("fallback target '%s' of '%s' is not a model group; skipped", name, call.root)
                 continue
@@ -247,110 +270,79 @@ class Router:
             return group, why
 
     async def _run_group(self, call: Call, group: PreparedGroup, *, first: bool) -> CallResult:
-        """Attempts against one group with its own retry budget; raises when the group gives up."""
-        view = call.view
-        policy = view.policy
+        """Drive one group's attempts by the pure policy (:func:`~routerd.routing.policy.step`)."""
         plan = group.plan
-        options = call.options
-        if first and options.mock_failure is not None:
-            raise _MOCK_ERRORS[options.mock_failure](
-                f"simulated {options.mock_failure} for '{plan.name}' (mock_testing_* in the request)",
+        if first and call.options.mock_failure is not None:
+            raise _MOCK_ERRORS[call.options.mock_failure](
+                f"simulated {call.options.mock_failure} for '{plan.name}' (mock_testing_* in the request)",
                 model=plan.name,
             )
         record_of = self._store.record
         records = [record_of(c.deployment.id) for c in plan.candidates]
         if plan.needs_tokens and call.tokens < 0:
             call.tokens = count_request_tokens(call.endpoint, call.body)
-        tokens = max(call.tokens, 0)
-        budget = plan.num_retries if plan.num_retries is not None else policy.num_retries
-        retries = 0  # retry budget spent (counted at the failure that asks for the retry)
-        exclude: set[str] = set()  # deployments that failed this call in this group
-        last: APIError | None = None
-        last_id = ""
-        retry_pending = False  # the next attempt is a retry (counted in RoutingInfo when it starts)
-        retry_announced = False  # RetryScheduled already emitted for it (when it needed a backoff)
-        check_size = True
+        rules = _group_rules(call, plan)
+
+        def fallback_open(reason: str | None) -> bool:
+            return self._next_group(call, reason, commit=False) is not None
+
+        state = INITIAL
+        outcome: Outcome
         while True:
             now = self._clock()
             if now >= call.deadline:
-                if last is not None:
-                    raise last
-                raise Timeout(
-                    f"the call's {call.limit:g}s timeout passed before a deployment of '{plan.name}' answered",
-                    model=plan.name,
-                )
-            choice = pick(
-                plan,
-                records,
-                view.strategy,
-                now=now,
-                rng=self._rng,
-                tokens=tokens,
-                stream=call.stream,
-                exclude=exclude,
-                check_size=check_size,
-            )
-            if isinstance(choice, Pick):
-                if retry_pending and last is not None:
-                    call.info.retries += 1
-                    if not retry_announced:  # re-routed to another deployment: no sleep
-                        self._events.emit(RetryScheduled(plan.name, last_id, type(last).__name__, 0.0))
-                    retry_pending = retry_announced = False
-                try:
-                    return await self._runner.run(call, group, choice)
-                except APIError as exc:
-                    if retries >= retries_allowed(exc, budget, policy.retry_policy, options.num_retries):
-                        raise
-                    retries += 1
-                    last, last_id = exc, choice.candidate.deployment.id
-                    exclude.add(last_id)
-                    retry_pending = True
-                    continue
-            if choice.too_large and not exclude:
-                if self._next_group(call, CONTEXT_WINDOW, commit=False) is not None:
-                    raise _context_window_error(plan.name, plan.candidates, tokens)
-                # Nowhere bigger to go: the estimate may be pessimistic, so let the upstream judge.
-                check_size = False
-                continue
-            if last is not None and exclude:
-                # Every deployment not yet tried is unavailable: retry the same set after a backoff,
-                # unless a fallback group can take the call right away, or the error said that
-                # deployment is misconfigured (401/403/404: retrying it cannot help).
-                if not last.retryable or self._next_group(call, fallback_reason(last), commit=False):
-                    raise last
-                delay = retry_delay(
-                    retries,
-                    base=policy.backoff_base,
-                    cap=policy.backoff_cap,
+                outcome = EXPIRED
+            else:
+                outcome = pick(
+                    plan,
+                    records,
+                    call.view.strategy,
+                    now=now,
                     rng=self._rng,
-                    retry_after=last.retry_after,
-                    minimum=policy.retry_after,
-                    max_retry_after=policy.max_cooldown_time,
+                    tokens=rules.tokens,
+                    stream=call.stream,
+                    exclude=state.exclude,
+                    check_size=state.check_size,
+                    calls=call.fanout,
                 )
-                if now + delay >= call.deadline:
-                    raise last
-                self._events.emit(RetryScheduled(plan.name, last_id, type(last).__name__, delay))
-                retry_announced = True
-                await self._sleep(delay)
-                exclude.clear()
-                continue
-            if choice.cooling and self._next_group(call, ERROR, commit=False) is None:
-                # Everything is cooling down and nowhere else to go: wait for the first to return
-                # when that fits the deadline.
-                wake = min(choice.until, now + _PROBE_POLL) if choice.probing else choice.until
-                if wake < call.deadline:
-                    await self._sleep(wake - now)
-                    continue
-            error = _unavailable(plan.name, choice, now)
-            if last is not None:
-                raise error from last
-            raise error
+            state, command = step(state, outcome, now, rules, fallback_open=fallback_open, rng=self._rng)
+            while isinstance(command, Attempt):
+                if command.retry:
+                    call.info.retried()
+                if command.announce is not None:
+                    self._events.emit(command.announce)
+                try:
+                    return await self._runner.run(call, group, command.pick)
+                except APIError as exc:
+                    failed = Failed(exc, command.pick.candidate.deployment.id)
+                    state, command = step(
+                        state, failed, now, rules, fallback_open=fallback_open, rng=self._rng
+                    )
+            if isinstance(command, Sleep):
+                if command.announce is not None:
+                    self._events.emit(command.announce)
+                await self._sleep(command.seconds)
+            elif isinstance(command, GiveUp):
+                if command.cause is not None and command.cause is not command.error:
+                    raise command.error from command.cause
+                raise command.error
 
     # --- resolution ----------------------------------------------------------------------------------
 
-    def _resolve(self, view: TableView, model: str) -> PreparedGroup | None:
-        prepared = view.groups.get(model) or view.wildcards.get(model)
+    def resolve(self, model: str, view: TableView | None = None) -> PreparedGroup | None:
+        """The prepared group serving ``model`` in ``view`` (default: the current one), or None.
+
+        Concrete models of wildcard groups are prepared on first use and kept, least recently used
+        first out, up to ``limits.max_wildcard_models``; an evicted model's health records go with it.
+        """
+        view = view if view is not None else self._view
+        prepared = view.groups.get(model)
         if prepared is not None:
+            return prepared
+        wildcards = view.wildcards
+        prepared = wildcards.pop(model, None)
+        if prepared is not None:
+            wildcards[model] = prepared  # most recently used last
             return prepared
         table = view.table
         group = table.resolve(model)
@@ -365,66 +357,18 @@ class Router:
             return prepared
         requested = table.aliases.get(model, model)
         prepared = _prepare(view, requested, wildcard_deployments(group, requested), reprepare=True)
-        if len(view.wildcards) >= _MAX_WILDCARD_MODELS:
-            view.wildcards.pop(next(iter(view.wildcards)))
-        view.wildcards[model] = prepared
+        while len(wildcards) >= self._limits.max_wildcard_models:
+            self._evict(wildcards.pop(next(iter(wildcards))))
+        wildcards[model] = prepared
         return prepared
 
-    # --- reports -------------------------------------------------------------------------------------
-
-    def explain(self, model: str, *, samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-        """Why calls for ``model`` go where they go, without calling any provider.
-
-        The candidates in order with weight, tier, health, cooldown remaining and window usage, and the
-        distribution of ``samples`` simulated picks (seeded with ``seed``) under the current health.
-        See :func:`routerd.routing.explain.format_explain` for the text rendering.
-        """
-        view = self._view
-        group = self._resolve(view, model)
-        if group is None:
-            raise NotFoundError(
-                f"model '{model}' is not served by this router; GET /v1/models lists the available models",
-                model=model,
-                param="model",
-                code="model_not_found",
-            )
-        records = [self._peek(c.deployment.id) for c in group.plan.candidates]
-        return explain_group(
-            model=model,
-            plan=group.plan,
-            records=records,
-            view=view,
-            now=self._clock(),
-            samples=samples,
-            seed=seed,
-        )
-
-    def health_report(self) -> dict[str, Any]:
-        """Per-deployment health for ``GET /health``: state, cooldowns, usage. No secrets."""
-        view = self._view
-        now = self._clock()
-        entries = []
-        counts = {"healthy": 0, "cooling_down": 0, "half_open": 0}
-        seen: set[str] = set()
-        deployments: list[Deployment] = []
-        for group in view.table.groups.values():
-            deployments.extend(group.deployments)
-        for prepared in list(view.wildcards.values()):
-            deployments.extend(c.deployment for c in prepared.plan.candidates)
-        for dep in deployments:
-            if dep.id in seen:
-                continue
-            seen.add(dep.id)
-            record = self._peek(dep.id)
-            entry = health_entry(dep, record, now)
-            counts[effective_state(record.breaker, now).value] += 1
-            entries.append(entry)
-        return {"table": view.table.content_hash, "counts": counts, "deployments": entries}
-
-    def _peek(self, deployment_id: str) -> DeploymentHealth:
-        # Reports must not create records for deployments that never took a call.
-        record = self._store.get(deployment_id)
-        return record if record is not None else DeploymentHealth()
+    def _evict(self, prepared: PreparedGroup) -> None:
+        """Forget an evicted wildcard model's health records (idle ones only: a call may hold them)."""
+        ids = {c.deployment.id for c in prepared.plan.candidates}
+        busy = {i for i in ids if (r := self._store.get(i)) is not None and r.in_flight > 0}
+        gone = ids - busy
+        if gone:
+            self._store.retain(lambda dep_id: dep_id not in gone)
 
     async def aclose(self) -> None:
         """Close the HTTP client (when the router created it) and the health store."""
@@ -488,29 +432,59 @@ def _first(*values: float | None) -> float:
     raise ValueError("no timeout configured")  # RouterPolicy.timeout always has a value
 
 
-def _unavailable(group: str, blocked: Blocked, now: float) -> APIError:
-    if blocked.rate_limited and not blocked.cooling:
-        wait = blocked.limit_until - now
-        return RateLimitError(
-            f"every deployment of '{group}' is at its rpm/tpm limit; capacity frees in {wait:.1f}s",
-            model=group,
-            retry_after=wait,
+def _group_rules(call: Call, plan: GroupPlan) -> GroupRules:
+    policy = call.view.policy
+    return GroupRules(
+        plan=plan,
+        deadline=call.deadline,
+        limit=call.limit,
+        budget=plan.num_retries if plan.num_retries is not None else policy.num_retries,
+        retry_policy=policy.retry_policy,
+        request_retries=call.options.num_retries,
+        backoff_base=policy.backoff_base,
+        backoff_cap=policy.backoff_cap,
+        retry_after=policy.retry_after,
+        max_retry_after=policy.max_cooldown_time,
+        tokens=max(call.tokens, 0),
+    )
+
+
+def _capped(options: RequestOptions, limits: CallLimits) -> RequestOptions:
+    """A client's ``num_retries`` and ``timeout`` cut to the router's limits (they are client-chosen)."""
+    retries, timeout = options.num_retries, options.timeout
+    if (retries is None or retries <= limits.max_num_retries) and (
+        timeout is None or timeout <= limits.max_timeout
+    ):
+        return options
+    return replace(
+        options,
+        num_retries=None if retries is None else min(retries, limits.max_num_retries),
+        timeout=None if timeout is None else min(timeout, limits.max_timeout),
+    )
+
+
+def _check_prompts(body: Mapping[str, Any], most: int) -> int:
+    """How many prompts a ``/v1/completions`` body lists; more than ``most`` is refused (400) at once."""
+    count = prompt_count(body)
+    if count > most:
+        prompts = body["prompt"]
+        raise BadRequestError(
+            f"'prompt' lists {len(prompts)} prompts; this gateway accepts at most {most} per request "
+            "(ROUTERD_MAX_PROMPTS): split the request",
+            param="prompt",
+            code="too_many_prompts",
         )
-    wait = blocked.until - now
-    retry_after = wait if wait != float("inf") else None
-    when = f"; the first returns in {wait:.1f}s" if retry_after is not None else ""
-    return ServiceUnavailableError(
-        f"no deployment of '{group}' can take the call: all are cooling down after errors{when}",
-        model=group,
-        retry_after=retry_after,
+    return count
+
+
+def _not_served(model: str) -> NotFoundError:
+    return NotFoundError(
+        f"model '{model}' is not served by this router; GET /v1/models lists the available models",
+        model=model,
+        param="model",
+        code="model_not_found",
     )
 
 
-def _context_window_error(group: str, candidates: Sequence[Any], tokens: int) -> ContextWindowExceededError:
-    largest = max((c.max_input_tokens or 0) for c in candidates)
-    return ContextWindowExceededError(
-        f"the prompt (about {tokens} tokens) is larger than every deployment of '{group}' accepts "
-        f"(largest max_input_tokens: {largest})",
-        model=group,
-        param="messages",
-    )
+# The name the core router had before the SDK's ``routerd.Router`` existed; kept for old imports.
+Router = CallRouter

@@ -1,4 +1,8 @@
-"""``routerd explain``: why calls for a model go where they go, without calling any provider.
+"""Reports over a router's state: ``routerd explain`` and the deployments of ``GET /health``.
+
+:func:`explain` tells why calls for a model go where they go, without calling any provider;
+:func:`health_report` lists every deployment's health. Both read the router's table and health
+records and change nothing (no record is created for a deployment that never took a call).
 
 :func:`explain_group` builds a JSON-able report from the routing table and the current health: the
 candidates in priority order with weight, tier, health, cooldown remaining and rpm/tpm window usage,
@@ -22,8 +26,61 @@ from routerd.routing.recovery import CONTENT_POLICY, CONTEXT_WINDOW, ERROR, fall
 
 if TYPE_CHECKING:
     from routerd.routing.attempt import TableView
+    from routerd.routing.executor import CallRouter
 
-__all__ = ["explain_group", "format_explain", "health_entry"]
+__all__ = ["explain", "explain_group", "format_explain", "health_entry", "health_report"]
+
+
+def explain(router: CallRouter, model: str, *, samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Why calls for ``model`` go where they go on ``router``, without calling any provider.
+
+    The candidates in order with weight, tier, health, cooldown remaining and window usage, and the
+    distribution of ``samples`` simulated picks (seeded with ``seed``) under the current health.
+    Raises :class:`~routerd.errors.NotFoundError` when the router does not serve ``model``.
+    """
+    from routerd.errors import NotFoundError
+
+    view = router.view
+    group = router.resolve(model, view)
+    if group is None:
+        raise NotFoundError(
+            f"model '{model}' is not served by this router; GET /v1/models lists the available models",
+            model=model,
+            param="model",
+            code="model_not_found",
+        )
+    records = [_peek(router, c.deployment.id) for c in group.plan.candidates]
+    return explain_group(
+        model=model, plan=group.plan, records=records, view=view, now=router.now(), samples=samples, seed=seed
+    )
+
+
+def health_report(router: CallRouter) -> dict[str, Any]:
+    """Per-deployment health for ``GET /health``: state, cooldowns, usage. No secrets."""
+    view = router.view
+    now = router.now()
+    entries = []
+    counts = {"healthy": 0, "cooling_down": 0, "half_open": 0}
+    seen: set[str] = set()
+    deployments: list[Deployment] = []
+    for group in view.table.groups.values():
+        deployments.extend(group.deployments)
+    for prepared in list(view.wildcards.values()):
+        deployments.extend(c.deployment for c in prepared.plan.candidates)
+    for dep in deployments:
+        if dep.id in seen:
+            continue
+        seen.add(dep.id)
+        record = _peek(router, dep.id)
+        counts[effective_state(record.breaker, now).value] += 1
+        entries.append(health_entry(dep, record, now))
+    return {"table": view.table.content_hash, "counts": counts, "deployments": entries}
+
+
+def _peek(router: CallRouter, deployment_id: str) -> DeploymentHealth:
+    # Reports must not create records for deployments that never took a call.
+    record = router.state.get(deployment_id)
+    return record if record is not None else DeploymentHealth()
 
 
 def explain_group(

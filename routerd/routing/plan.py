@@ -147,11 +147,13 @@ def pick(
     stream: bool = False,
     exclude: Container[str] = (),
     check_size: bool = True,
+    calls: int = 1,
 ) -> Pick | Blocked:
     """Choose the deployment for the next call. ``records`` are aligned with ``plan.candidates``.
 
     ``tokens`` is the estimated prompt size (0 when unknown); ``check_size`` turns the
-    ``max_input_tokens`` filter on. Pure apart from the draws from ``rng``.
+    ``max_input_tokens`` filter on; ``calls`` is how many upstream calls the attempt makes (counted
+    against ``rpm``). Pure apart from the draws from ``rng``.
     """
     eligible: list[Candidate] = []
     eligible_records: list[DeploymentHealth] = []
@@ -174,7 +176,7 @@ def pick(
                 cool_until = min(cool_until, at)
             continue
         if candidate.rpm is not None or candidate.tpm is not None:
-            at = record.usage.free_at(now, candidate.rpm, candidate.tpm, tokens)
+            at = record.usage.free_at(now, candidate.rpm, candidate.tpm, tokens, calls)
             if at > now:
                 limit_until = min(limit_until, at)
                 continue

@@ -6,16 +6,23 @@ A plain async generator cannot do this job: if it is closed (or dropped) before 
 fails (the error is raised to the reader mid-stream), the reader calls :meth:`StreamRelay.aclose`
 (which closes the adapter's generator and so the upstream connection), or the relay is garbage
 collected unread.
+
+A relayed stream lasts at most ``max_duration`` seconds (``ROUTERD_MAX_STREAM_DURATION``): the adapter's
+timeouts are per read, so an upstream that keeps sending (``: ping`` comments, or chunks forever) would
+otherwise be relayed forever. Past it the reader gets a :class:`~routerd.errors.Timeout` mid-stream
+(which the server turns into an in-band error event) and the upstream is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError
+from routerd.errors import APIError, Timeout
 
 __all__ = ["StreamRelay", "close_iterator"]
 
@@ -30,12 +37,30 @@ OnEnd = Callable[["StreamRelay", "APIError | None", bool], None]
 class StreamRelay:
     """An async iterator of OpenAI chunk dicts; see the module docstring."""
 
-    __slots__ = ("_deployment", "_done", "_first", "_iterator", "_on_end", "chunks", "usage")
+    __slots__ = (
+        "_deadline",
+        "_deployment",
+        "_done",
+        "_first",
+        "_iterator",
+        "_limit",
+        "_on_end",
+        "chunks",
+        "usage",
+    )
 
     def __init__(
-        self, iterator: AsyncIterator[JSON], first: JSON, deployment: Deployment, on_end: OnEnd
+        self,
+        iterator: AsyncIterator[JSON],
+        first: JSON,
+        deployment: Deployment,
+        on_end: OnEnd,
+        max_duration: float = math.inf,
     ) -> None:
         self._iterator = iterator
+        self._limit = max_duration
+        # on the event loop's clock, which asyncio.timeout_at uses; None: unbounded
+        self._deadline = asyncio.get_running_loop().time() + max_duration if max_duration < math.inf else None
         self._first: JSON | None = first
         self._deployment = deployment
         self._on_end = on_end
@@ -54,13 +79,18 @@ class StreamRelay:
             self._first = None
         else:
             try:
-                chunk = await anext(self._iterator)
+                async with asyncio.timeout_at(self._deadline):
+                    chunk = await anext(self._iterator)
             except StopAsyncIteration:
                 await self._finish(None, finished=True)
                 raise
             except APIError as exc:
                 await self._finish(exc, finished=False)
                 raise
+            except TimeoutError as exc:
+                error = self._timed_out()
+                await self._finish(error, finished=False)
+                raise error from exc
             except Exception as exc:
                 dep = self._deployment
                 log.error("stream from deployment %s failed inside routerd", dep.id, exc_info=exc)
@@ -80,6 +110,21 @@ class StreamRelay:
         if usage:
             self.usage = usage
         return chunk
+
+    def _timed_out(self) -> APIError:
+        dep = self._deployment
+        expired = self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+        why = (
+            f"passed the longest a stream may last ({self._limit:g}s, ROUTERD_MAX_STREAM_DURATION)"
+            if expired
+            else "timed out"
+        )
+        return Timeout(
+            f"the stream from deployment {dep.id} {why}",
+            llm_provider=dep.provider,
+            model=dep.model,
+            deployment_id=dep.id,
+        )
 
     async def aclose(self) -> None:
         """Stop reading: closes the upstream connection and finishes the accounting."""

@@ -12,17 +12,48 @@ from routerd.providers.base import UpstreamResponse
 
 @dataclass(slots=True)
 class RoutingInfo:
-    """How a call was routed; becomes the ``x-routerd-*`` response headers and the log line."""
+    """How a call was routed; becomes the ``x-routerd-*`` response headers and the log line.
+
+    Callers read the fields; only the methods below write them (one writer per fact), so the headers
+    and the log can be trusted to mean the same thing everywhere.
+    """
 
     group: str = ""  # the group that answered (or was last tried)
     deployment_id: str = ""
     provider: str = ""
-    attempts: int = 0
+    attempts: int = 0  # upstream calls made (a text completion fanned out to N chat calls counts N)
     retries: int = 0
     fallbacks: int = 0
     upstream_latency: float = 0.0  # seconds spent in upstream calls
     ttft: float | None = None
     tried_groups: list[str] = field(default_factory=list)
+
+    def entered(self, group: str, *, fallback: bool) -> None:
+        """The call moved to ``group``: the requested one, or a fallback."""
+        if fallback:
+            self.fallbacks += 1
+        self.group = group
+        self.tried_groups.append(group)
+
+    def retried(self) -> None:
+        """A retry (after a failure, in the same group) is about to start."""
+        self.retries += 1
+
+    def started(self, group: str, deployment: Deployment, calls: int) -> None:
+        """An attempt of ``calls`` upstream calls started on ``deployment``."""
+        self.attempts += calls
+        self.group = group
+        self.deployment_id = deployment.id
+        self.provider = deployment.provider
+
+    def first_chunk(self, ttft: float) -> None:
+        """A stream's first chunk arrived ``ttft`` seconds after its attempt started."""
+        self.ttft = ttft
+        self.upstream_latency += ttft
+
+    def waited(self, seconds: float) -> None:
+        """Time spent waiting on an upstream (besides a stream's time to first chunk)."""
+        self.upstream_latency += seconds
 
 
 @dataclass(slots=True)

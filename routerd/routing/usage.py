@@ -58,13 +58,16 @@ class UsageWindow:
         self._advance(now)
         return self.requests, self.tokens
 
-    def add(self, now: float, tokens: int) -> int:
-        """Count one call of ``tokens`` (estimated) tokens; returns a stamp for :meth:`adjust`."""
+    def add(self, now: float, tokens: int, requests: int = 1) -> int:
+        """Count ``requests`` calls (one attempt's) of ``tokens`` (estimated) tokens in all.
+
+        Returns a stamp for :meth:`adjust`.
+        """
         second = self._advance(now)
         i = second % BUCKETS
-        self._requests[i] += 1
+        self._requests[i] += requests
         self._tokens[i] += tokens
-        self.requests += 1
+        self.requests += requests
         self.tokens += tokens
         return second
 
@@ -78,29 +81,31 @@ class UsageWindow:
         self._tokens[i] += delta
         self.tokens += delta
 
-    def free_at(self, now: float, rpm: int | None, tpm: int | None, tokens: int) -> float:
-        """When one more call of ``tokens`` tokens fits ``rpm`` / ``tpm``: ``now`` if it fits already.
+    def free_at(self, now: float, rpm: int | None, tpm: int | None, tokens: int, requests: int = 1) -> float:
+        """When ``requests`` more calls of ``tokens`` tokens fit ``rpm`` / ``tpm``: ``now`` if they fit.
 
-        A single call larger than ``tpm`` is admitted into an empty window, otherwise it could never
-        be served. ``math.inf`` when it can never fit (a limit of zero).
+        A single attempt larger than ``tpm`` (or making more calls than ``rpm``, as a text completion
+        fanned out to one chat call per prompt does) is admitted into an empty window, otherwise it
+        could never be served. ``math.inf`` when it can never fit (a limit of zero).
         """
         second = self._advance(now)
         if (rpm is not None and rpm <= 0) or (tpm is not None and tpm <= 0):
             return math.inf
+        calls = requests
         requests, used_tokens = self.requests, self.tokens
-        if _fits(requests, used_tokens, rpm, tpm, tokens):
+        if _fits(requests, used_tokens, rpm, tpm, tokens, calls):
             return now
         # Walk the buckets oldest first: bucket of second s leaves the window at s + BUCKETS.
         for s in range(second - BUCKETS + 1, second + 1):
             i = s % BUCKETS
             requests -= self._requests[i]
             used_tokens -= self._tokens[i]
-            if _fits(requests, used_tokens, rpm, tpm, tokens):
+            if _fits(requests, used_tokens, rpm, tpm, tokens, calls):
                 return float(s + BUCKETS)
         return float(second + BUCKETS)  # unreachable: an empty window always fits
 
 
-def _fits(requests: int, used_tokens: int, rpm: int | None, tpm: int | None, tokens: int) -> bool:
-    if rpm is not None and requests + 1 > rpm:
+def _fits(requests: int, used_tokens: int, rpm: int | None, tpm: int | None, tokens: int, calls: int) -> bool:
+    if rpm is not None and requests + calls > rpm and requests > 0:
         return False
     return tpm is None or used_tokens <= 0 or used_tokens + tokens <= tpm

@@ -14,7 +14,7 @@ import orjson
 from routerd.config.table import RoutingTable
 from routerd.errors import BadRequestError, ConfigError
 from routerd.providers.base import CHAT, COMPLETIONS
-from routerd.routing.executor import Router as CoreRouter
+from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.sdk.engine import (
     CallSpec,
     compile_mapping,

@@ -1,6 +1,6 @@
 """The SDK's side of the one routing core: tables, cached routers, and turning results into objects.
 
-Every SDK call ends in :meth:`routerd.routing.executor.Router.call`, the method the daemon's HTTP
+Every SDK call ends in :meth:`routerd.routing.executor.CallRouter.call`, the method the daemon's HTTP
 handlers call; the SDK only decides which routing table to call it on:
 
 * ``routerd.Router(model_list=...)`` compiles its ``model_list`` once, through the config pipeline
@@ -31,7 +31,7 @@ from routerd.config.table import Deployment, Group, RoutingTable
 from routerd.cost import request_cost
 from routerd.errors import ConfigError
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
-from routerd.routing.executor import Router as CoreRouter
+from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
 from routerd.sdk.loop import shared_http
 from routerd.sdk.types import EmbeddingResponse, ModelResponse, TextCompletionResponse, build

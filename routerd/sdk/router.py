@@ -35,7 +35,8 @@ from routerd.config.table import RoutingTable
 from routerd.errors import BadRequestError
 from routerd.events import EventBus
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
-from routerd.routing.executor import Router as CoreRouter
+from routerd.routing.executor import CallRouter as CoreRouter
+from routerd.routing.explain import explain, health_report
 from routerd.sdk.calls import CREDENTIAL_KWARGS, finish_async, finish_sync, split_call_args
 from routerd.sdk.engine import CallSpec, compile_mapping, mock_twin
 from routerd.sdk.loop import background_loop, shared_http
@@ -150,11 +151,11 @@ class Router:
 
     def health(self) -> dict[str, Any]:
         """Per-deployment health (state, cooldowns, usage windows), as the daemon's ``/health``."""
-        return self._core.health_report()
+        return health_report(self._core)
 
     def explain(self, model: str, **kwargs: Any) -> dict[str, Any]:
         """Where calls for ``model`` would go and why, without calling any provider."""
-        return self._core.explain(model, **kwargs)
+        return explain(self._core, model, **kwargs)
 
     # --- calls -----------------------------------------------------------------------------------
 

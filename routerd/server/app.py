@@ -18,7 +18,8 @@ from starlette.types import Receive, Scope, Send
 from routerd.config.table import RoutingTable
 from routerd.errors import APIError, NotFoundError
 from routerd.events import EventBus
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
+from routerd.routing.limits import CallLimits
 from routerd.server import inference, ops
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
@@ -106,14 +107,14 @@ def create_app(
     table: RoutingTable,
     *,
     settings: Settings | None = None,
-    router: Router | None = None,
+    router: CallRouter | None = None,
     events: EventBus | None = None,
     config_path: Path | None = None,
 ) -> Starlette:
     """An app serving ``table``. Tests pass their own router (fake clock, injected HTTP client)."""
     settings = settings or Settings()
     events = events or (router.events if router is not None else EventBus())
-    router = router or Router(table, events=events)
+    router = router or CallRouter(table, events=events, limits=CallLimits.from_settings(settings))
     state = AppState(
         router=router,
         settings=settings,

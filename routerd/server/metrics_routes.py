@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from routerd.metrics.multiprocess import worker_exiting
 from routerd.metrics.runtime import MetricsRuntime
+from routerd.routing.explain import health_report
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.state import AppState
@@ -43,7 +44,7 @@ def metrics_runtime(state: AppState) -> MetricsRuntime:
     """The app's :class:`MetricsRuntime`, created on first use (on a private registry)."""
     if state.metrics is None:
         runtime = MetricsRuntime(
-            health_report=state.router.health_report,
+            health_report=lambda: health_report(state.router),
             deployment=lambda deployment_id: state.table.deployments.get(deployment_id),
         )
         # at once, not at startup: in multiprocess mode another worker's scrape may read this

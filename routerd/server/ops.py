@@ -10,6 +10,8 @@ from starlette.responses import Response
 
 from routerd import __version__
 from routerd.errors import BadRequestError, NotFoundError
+from routerd.routing.explain import explain as explain_model
+from routerd.routing.explain import health_report
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.state import AppState
@@ -95,7 +97,7 @@ async def health(request: Request) -> Response:
                 "restart_required": list(reload.restart_required),
                 "warnings": list(state.table.warnings),
             },
-            "deployments": state.router.health_report(),
+            "deployments": health_report(state.router),
         }
     )
 
@@ -114,7 +116,7 @@ async def explain(request: Request) -> Response:
             raise NotFoundError(
                 f"model '{model}' is not served here; GET /v1/models lists them", param="model"
             )
-        report = state.router.explain(model, samples=int(samples_raw))
+        report = explain_model(state.router, model, samples=int(samples_raw))
     except Exception as exc:
         return error_response(exc)
     return _json(report)

@@ -14,7 +14,7 @@ from routerd.settings import Settings
 if TYPE_CHECKING:
     from routerd.config.table import RoutingTable
     from routerd.metrics.runtime import MetricsRuntime
-    from routerd.routing.executor import Router
+    from routerd.routing.executor import CallRouter
     from routerd.server.reload import Reloader
 
 
@@ -33,7 +33,7 @@ class ReloadStatus:
 
 @dataclass(slots=True)
 class AppState:
-    router: Router
+    router: CallRouter
     settings: Settings
     events: EventBus
     config_path: Path | None = None

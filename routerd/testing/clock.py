@@ -4,7 +4,7 @@ Code under test takes its clock and sleep function as parameters; tests pass a :
 so time moves only when the test (or a sleep) says so, and nothing waits for real::
 
     clock = FakeClock()
-    router = Router(table, clock=clock.monotonic, sleep=clock.sleep)
+    router = CallRouter(table, clock=clock.monotonic, sleep=clock.sleep)
     ...
     clock.advance(30)            # a cooldown of 30 s has now passed
     assert clock.sleeps == [0.5]  # the retry slept once, for 0.5 s

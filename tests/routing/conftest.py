@@ -11,7 +11,7 @@ import pytest
 from routerd.config.table import RoutingTable
 from routerd.events import EventBus
 from routerd.providers.base import register
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
 from routerd.testing.clock import FakeClock
 
 from .fakes import FakeAdapter, Recorder
@@ -52,13 +52,13 @@ def recorder() -> Recorder:
 @pytest.fixture
 async def make_router(
     clock: FakeClock, adapter: FakeAdapter, recorder: Recorder
-) -> AsyncIterator[Callable[..., Router]]:
-    routers: list[Router] = []
+) -> AsyncIterator[Callable[..., CallRouter]]:
+    routers: list[CallRouter] = []
 
-    def build(table: RoutingTable, seed: int = 7, **kwargs: Any) -> Router:
+    def build(table: RoutingTable, seed: int = 7, **kwargs: Any) -> CallRouter:
         bus = EventBus()
         bus.subscribe(recorder)
-        router = Router(
+        router = CallRouter(
             table,
             http=NoHttp(),  # type: ignore[arg-type]
             clock=clock,

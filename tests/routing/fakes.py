@@ -142,6 +142,7 @@ class FakeAdapter(BaseAdapter):
             "model": request.deployment.model,
             "usage": usage,
             "answered_by": request.deployment.id,
+            **_payload(kind),
         }
         return UpstreamResponse(body, {"x-fake": "1"})
 
@@ -256,3 +257,13 @@ class SecondFakeAdapter(FakeAdapter):
     """The same fake under a second provider name, for cross-provider fallbacks."""
 
     name = FAKE2
+
+
+def _payload(kind: str) -> JSON:
+    """The answer's content in the real wire shape (the router checks it)."""
+    if kind == "chat.completion":
+        message = {"role": "assistant", "content": "ok"}
+        return {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    if kind == "text_completion":
+        return {"choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]}
+    return {"data": [{"object": "embedding", "index": 0, "embedding": [0.0]}]}

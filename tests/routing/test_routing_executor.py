@@ -27,20 +27,21 @@ from routerd.events import (
     RetryScheduled,
 )
 from routerd.providers.base import register
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
+from routerd.routing.explain import health_report
 from routerd.routing.health import BreakerState, effective_state
 from routerd.testing.clock import FakeClock
 
 from .fakes import FAKE2, FakeAdapter, Recorder, SecondFakeAdapter, chat, dep, fail, make_table, ok
 
-RouterFactory = Callable[..., Router]
+RouterFactory = Callable[..., CallRouter]
 
 
 def server_error() -> InternalServerError:
     return InternalServerError("upstream 500", upstream_status=500)
 
 
-def state_of(router: Router, dep_id: str, now: float) -> BreakerState:
+def state_of(router: CallRouter, dep_id: str, now: float) -> BreakerState:
     record = router.state.get(dep_id)
     assert record is not None
     return effective_state(record.breaker, now)
@@ -525,7 +526,7 @@ async def test_health_report_has_states_and_no_secrets(
     table = make_table({"g": [dep("a", api_key="sk-secret-xyz", rpm=10), dep("b")]})
     router = make_router(table)
     await router.call("chat", chat())
-    report = router.health_report()
+    report = health_report(router)
     assert report["counts"] == {"healthy": 1, "cooling_down": 1, "half_open": 0}
     by_id = {d["id"]: d for d in report["deployments"]}
     assert by_id["a"]["state"] == "cooling_down" and by_id["a"]["cooldown_remaining"] == 60.0
@@ -552,7 +553,7 @@ async def test_aclose_closes_an_owned_client_only(clock: FakeClock) -> None:
     from .conftest import NoHttp
 
     http = NoHttp()
-    router = Router(make_table({"g": [dep("a")]}), http=http, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+    router = CallRouter(make_table({"g": [dep("a")]}), http=http, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
     await router.aclose()
     assert not http.closed
 
@@ -570,7 +571,7 @@ async def test_publish_tells_the_http_client_which_upstreams_no_deployment_uses_
 
     http = RetiringHttp()
     east, west = "https://east.example/v1", "https://west.example/v1"
-    router = Router(
+    router = CallRouter(
         make_table({"g": [dep("a", api_base=east), dep("b", api_base=west), dep("c")]}),
         http=http,  # type: ignore[arg-type]
     )

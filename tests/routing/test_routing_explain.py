@@ -8,11 +8,12 @@ import pytest
 from routerd.config.table import RouterPolicy
 from routerd.errors import NotFoundError, RateLimitError
 from routerd.routing import format_explain
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
+from routerd.routing.explain import explain
 
 from .fakes import FakeAdapter, chat, dep, fail, make_table
 
-RouterFactory = Callable[..., Router]
+RouterFactory = Callable[..., CallRouter]
 
 
 def table() -> object:
@@ -34,7 +35,7 @@ async def test_explain_reports_candidates_and_the_pick_distribution(
     make_router: RouterFactory, adapter: FakeAdapter
 ) -> None:
     router = make_router(table())
-    report = router.explain("best", samples=4000)
+    report = explain(router, "best", samples=4000)
     assert adapter.calls == []  # no provider is called
     orjson.dumps(report)  # JSON-able
     assert report["group"] == "gpt-4o" and report["strategy"] == "simple-shuffle"
@@ -44,7 +45,7 @@ async def test_explain_reports_candidates_and_the_pick_distribution(
     assert by_id["azure-eu"]["share"] == pytest.approx(0.75, abs=0.03)
     assert by_id["openai"]["share"] == pytest.approx(0.25, abs=0.03)
     assert by_id["standby"]["picks"] == 0 and "standby" in by_id["standby"]["note"]
-    assert report == router.explain("best", samples=4000)  # seeded: same state, same numbers
+    assert report == explain(router, "best", samples=4000)  # seeded: same state, same numbers
 
 
 async def test_explain_shows_cooldowns_and_usage(make_router: RouterFactory, adapter: FakeAdapter) -> None:
@@ -52,7 +53,7 @@ async def test_explain_shows_cooldowns_and_usage(make_router: RouterFactory, ada
     router = make_router(table())
     while "azure-eu" not in adapter.calls:
         await router.call("chat", chat("gpt-4o"))
-    report = router.explain("gpt-4o", samples=100)
+    report = explain(router, "gpt-4o", samples=100)
     by_id = {c["id"]: c for c in report["candidates"]}
     assert by_id["azure-eu"]["state"] == "cooling_down"
     assert by_id["azure-eu"]["cooldown_remaining"] == pytest.approx(30.0)
@@ -68,11 +69,11 @@ async def test_explain_when_nothing_can_be_picked(make_router: RouterFactory, ad
     router = make_router(table())
     with pytest.raises(RateLimitError):
         await router.call("chat", chat("mini"))
-    report = router.explain("mini", samples=10)
+    report = explain(router, "mini", samples=10)
     assert report["blocked"]["retry_after"] == pytest.approx(12.0)
     assert "no pick possible now" in format_explain(report)
 
 
 async def test_explain_unknown_model(make_router: RouterFactory) -> None:
     with pytest.raises(NotFoundError):
-        make_router(table()).explain("nope")
+        explain(make_router(table()), "nope")

@@ -15,7 +15,7 @@ import pytest
 from routerd.config.table import RouterPolicy
 from routerd.errors import APIError
 from routerd.events import EventBus, FallbackTaken
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
 from routerd.routing.health import BreakerState, effective_state
 from routerd.testing.clock import FakeClock
 from routerd.testing.openai_fake import FakeAzureOpenAI, FakeOpenAI, Reply
@@ -56,11 +56,11 @@ def question(model: str = "gpt", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": "ping"}], **extra}
 
 
-async def make(table: Any, clock: FakeClock, recorder: Recorder | None = None) -> Router:
+async def make(table: Any, clock: FakeClock, recorder: Recorder | None = None) -> CallRouter:
     bus = EventBus()
     if recorder is not None:
         bus.subscribe(recorder)
-    return Router(
+    return CallRouter(
         table, http=AiohttpClient(), clock=clock, sleep=clock.sleep, rng=random.Random(3), events=bus
     )
 

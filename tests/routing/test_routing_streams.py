@@ -10,13 +10,13 @@ import pytest
 from routerd.config.table import RouterPolicy
 from routerd.errors import BadGatewayError, InternalServerError, RateLimitError, Timeout
 from routerd.events import AttemptFinished
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
 from routerd.routing.health import BreakerState
 from routerd.testing.clock import FakeClock
 
 from .fakes import FakeAdapter, Recorder, Step, chat, dep, fail, make_table, ok
 
-RouterFactory = Callable[..., Router]
+RouterFactory = Callable[..., CallRouter]
 
 
 def server_error() -> InternalServerError:

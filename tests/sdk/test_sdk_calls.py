@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import routerd
 import routerd.sdk.engine as engine
-from routerd.routing.executor import Router as CoreRouter
+from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.sdk import (
     acompletion,
     aembedding,
