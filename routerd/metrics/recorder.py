@@ -184,6 +184,7 @@ class MetricsRecorder:
         clock: Callable[[], float] = time.monotonic,
         deployment: DeploymentLookup | None = None,
         max_label_values: int = 2000,
+        max_wildcard_values: int = 100,
     ) -> None:
         self.metrics = metrics
         self._clock = clock
@@ -193,6 +194,10 @@ class MetricsRecorder:
         self._provider = LabelGuard("provider", 200)
         self._endpoint = LabelGuard("endpoint", 20)
         self._small = LabelGuard("reason/error", 500)  # error class names and reasons
+        # Concrete models of wildcard groups are named by clients: they get a budget of their own, so
+        # a client cannot crowd configured names out of theirs (nor grow series past it).
+        self._wild_group = LabelGuard("model_group (wildcard models)", max_wildcard_values)
+        self._wild_deployment = LabelGuard("deployment (wildcard models)", max_wildcard_values)
         self._requests: dict[tuple[str, str, str, str], _RequestSeries] = {}
         self._attempts: dict[tuple[str, str, str, str], _AttemptSeries] = {}
         self._in_flight: dict[str, Gauge] = {}
@@ -220,19 +225,23 @@ class MetricsRecorder:
     def _labels4(
         self, group: str, deployment: str, provider: str, endpoint: str
     ) -> tuple[str, str, str, str]:
-        return (
-            self._group(group),
-            self._deployment_id(deployment),
-            self._provider(provider),
-            self._endpoint(endpoint),
-        )
+        group, deployment = self._names(group, deployment)
+        return (group, deployment, self._provider(provider), self._endpoint(endpoint))
+
+    def _names(self, group: str, deployment: str) -> tuple[str, str]:
+        """The (model_group, deployment) label values, folded past their budgets."""
+        lookup = self._deployment
+        if lookup is not None and ":" in deployment and lookup(deployment) is None:
+            # a concrete model of a wildcard group (its id is "<template id>:<model>")
+            return self._wild_group(group), self._wild_deployment(deployment)
+        return self._group(group), self._deployment_id(deployment)
 
     def _on_attempt(self, event: AttemptFinished) -> None:
         key = self._labels4(event.group, event.deployment_id, event.provider, event.endpoint)
         series = self._attempts.get(key)
         if series is None:
             series = self._attempts[key] = _AttemptSeries(self.metrics, key)
-        series.requests(event.status).inc()
+        series.requests(event.status).inc(event.calls)
         series.duration.observe(event.latency)
         headers = event.upstream_headers
         if headers:
@@ -296,7 +305,7 @@ class MetricsRecorder:
 
     def _on_retry(self, event: RetryScheduled) -> None:
         self.metrics.retries.labels(
-            self._group(event.group), self._deployment_id(event.deployment_id), self._small(event.error)
+            *self._names(event.group, event.deployment_id), self._small(event.error)
         ).inc()
 
     def _on_fallback(self, event: FallbackTaken) -> None:
@@ -397,7 +406,7 @@ class MetricsRecorder:
     def _track(self, dep_id: str, group: str, provider: str) -> _Track:
         track = self._tracks.get(dep_id)
         if track is None:
-            labels = (self._group(group), self._deployment_id(dep_id), self._provider(provider))
+            labels = (*self._names(group, dep_id), self._provider(provider))
             track = _Track(self.metrics, labels)
             if labels[1] != OVERFLOW:  # no per-id records beyond the label budget either
                 self._tracks[dep_id] = track

@@ -42,6 +42,7 @@ class MetricsRuntime:
         clock: Callable[[], float] = time.monotonic,
         process_metrics: bool = True,
         max_label_values: int = 2000,
+        max_wildcard_values: int = 100,
     ) -> None:
         # ``*_created`` series would double the number of series in the text format, and no query or
         # alert of routerd's uses them. prometheus_client only offers this switch process-wide.
@@ -54,7 +55,11 @@ class MetricsRuntime:
             GCCollector(registry=self.registry)
         self.metrics = RouterdMetrics(self.registry)
         self.recorder = MetricsRecorder(
-            self.metrics, clock=clock, deployment=deployment, max_label_values=max_label_values
+            self.metrics,
+            clock=clock,
+            deployment=deployment,
+            max_label_values=max_label_values,
+            max_wildcard_values=max_wildcard_values,
         )
         self._health_report = health_report
         self._collect_from = collection_registry() if self.multiprocess_dir is not None else self.registry

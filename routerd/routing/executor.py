@@ -38,7 +38,7 @@ from routerd.events import EventBus, FallbackTaken
 from routerd.providers.base import COMPLETIONS, EMBEDDINGS, Adapter, get_adapter
 from routerd.providers.textcompat import prompt_count
 from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, PreparedGroup, TableView
-from routerd.routing.health import CooldownRules
+from routerd.routing.health import CooldownRules, DeploymentHealth
 from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
 from routerd.routing.options import RequestOptions, split_request
 from routerd.routing.plan import GroupPlan, build_group_plan, pick
@@ -46,9 +46,11 @@ from routerd.routing.policy import (
     EXPIRED,
     INITIAL,
     Attempt,
+    Command,
     Failed,
     GiveUp,
     GroupRules,
+    GroupState,
     Outcome,
     Sleep,
     step,
@@ -273,59 +275,67 @@ class CallRouter:
         """Drive one group's attempts by the pure policy (:func:`~routerd.routing.policy.step`)."""
         plan = group.plan
         if first and call.options.mock_failure is not None:
-            raise _MOCK_ERRORS[call.options.mock_failure](
-                f"simulated {call.options.mock_failure} for '{plan.name}' (mock_testing_* in the request)",
-                model=plan.name,
-            )
+            raise _mock_failure(call.options.mock_failure, plan.name)
         record_of = self._store.record
         records = [record_of(c.deployment.id) for c in plan.candidates]
         if plan.needs_tokens and call.tokens < 0:
             call.tokens = count_request_tokens(call.endpoint, call.body)
         rules = _group_rules(call, plan)
 
+        def decide(state: GroupState, outcome: Outcome, now: float) -> tuple[GroupState, Command]:
+            return step(state, outcome, now, rules, fallback_open=fallback_open, rng=self._rng)
+
         def fallback_open(reason: str | None) -> bool:
             return self._next_group(call, reason, commit=False) is not None
 
         state = INITIAL
-        outcome: Outcome
         while True:
             now = self._clock()
-            if now >= call.deadline:
-                outcome = EXPIRED
-            else:
-                outcome = pick(
-                    plan,
-                    records,
-                    call.view.strategy,
-                    now=now,
-                    rng=self._rng,
-                    tokens=rules.tokens,
-                    stream=call.stream,
-                    exclude=state.exclude,
-                    check_size=state.check_size,
-                    calls=call.fanout,
-                )
-            state, command = step(state, outcome, now, rules, fallback_open=fallback_open, rng=self._rng)
+            state, command = decide(state, self._outcome(call, plan, records, state, now), now)
             while isinstance(command, Attempt):
-                if command.retry:
-                    call.info.retried()
-                if command.announce is not None:
-                    self._events.emit(command.announce)
                 try:
-                    return await self._runner.run(call, group, command.pick)
+                    return await self._attempt(call, group, command)
                 except APIError as exc:
                     failed = Failed(exc, command.pick.candidate.deployment.id)
-                    state, command = step(
-                        state, failed, now, rules, fallback_open=fallback_open, rng=self._rng
-                    )
-            if isinstance(command, Sleep):
-                if command.announce is not None:
-                    self._events.emit(command.announce)
-                await self._sleep(command.seconds)
-            elif isinstance(command, GiveUp):
-                if command.cause is not None and command.cause is not command.error:
-                    raise command.error from command.cause
-                raise command.error
+                state, command = decide(state, failed, now)
+            await self._obey(command)
+
+    def _outcome(
+        self, call: Call, plan: GroupPlan, records: list[DeploymentHealth], state: GroupState, now: float
+    ) -> Outcome:
+        """What the planner says now (or that the call's deadline has passed)."""
+        if now >= call.deadline:
+            return EXPIRED
+        return pick(
+            plan,
+            records,
+            call.view.strategy,
+            now=now,
+            rng=self._rng,
+            tokens=max(call.tokens, 0),
+            stream=call.stream,
+            exclude=state.exclude,
+            check_size=state.check_size,
+            calls=call.fanout,
+        )
+
+    async def _attempt(self, call: Call, group: PreparedGroup, command: Attempt) -> CallResult:
+        if command.retry:
+            call.info.retried()
+        if command.announce is not None:
+            self._events.emit(command.announce)
+        return await self._runner.run(call, group, command.pick)
+
+    async def _obey(self, command: Command) -> None:
+        """Carry out a command that is not an attempt: sleep, give up (raise), or nothing (re-pick)."""
+        if isinstance(command, Sleep):
+            if command.announce is not None:
+                self._events.emit(command.announce)
+            await self._sleep(command.seconds)
+        elif isinstance(command, GiveUp):
+            if command.cause is not None and command.cause is not command.error:
+                raise command.error from command.cause
+            raise command.error
 
     # --- resolution ----------------------------------------------------------------------------------
 
@@ -430,6 +440,10 @@ def _first(*values: float | None) -> float:
         if value is not None:
             return value
     raise ValueError("no timeout configured")  # RouterPolicy.timeout always has a value
+
+
+def _mock_failure(name: str, group: str) -> APIError:
+    return _MOCK_ERRORS[name](f"simulated {name} for '{group}' (mock_testing_* in the request)", model=group)
 
 
 def _group_rules(call: Call, plan: GroupPlan) -> GroupRules:

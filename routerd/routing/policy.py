@@ -51,6 +51,7 @@ from routerd.routing.recovery import CONTEXT_WINDOW, ERROR, fallback_reason, ret
 __all__ = [
     "EXPIRED",
     "INITIAL",
+    "REPICK",
     "Attempt",
     "Command",
     "Expired",

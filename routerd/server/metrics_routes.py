@@ -46,6 +46,7 @@ def metrics_runtime(state: AppState) -> MetricsRuntime:
         runtime = MetricsRuntime(
             health_report=lambda: health_report(state.router),
             deployment=lambda deployment_id: state.table.deployments.get(deployment_id),
+            max_wildcard_values=state.settings.metrics_max_wildcard_labels,
         )
         # at once, not at startup: in multiprocess mode another worker's scrape may read this
         # process's gauges before its lifespan runs, and "min" would report generation 0
