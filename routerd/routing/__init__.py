@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING, Any
 from routerd.routing.types import CallResult, RoutingInfo
 
 if TYPE_CHECKING:
-    from routerd.routing.executor import CallRouter, Router
+    from routerd.routing.executor import CallRouter
     from routerd.routing.explain import format_explain
 
-__all__ = ["CallResult", "CallRouter", "Router", "RoutingInfo", "format_explain"]
+__all__ = ["CallResult", "CallRouter", "RoutingInfo", "format_explain"]
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily: the executor imports routerd.state, which imports routerd.routing.health.
-    if name in ("CallRouter", "Router"):
-        from routerd.routing import executor
+    if name == "CallRouter":
+        from routerd.routing.executor import CallRouter
 
-        return getattr(executor, name)
+        return CallRouter
     if name == "format_explain":
         from routerd.routing.explain import format_explain
 

@@ -62,7 +62,7 @@ from routerd.state import HealthStore, MemoryHealthStore
 from routerd.tokens import count_request_tokens
 from routerd.transport import HttpClient, default_client
 
-__all__ = ["CallRouter", "Router"]
+__all__ = ["CallRouter"]
 
 log = logging.getLogger("routerd.router")
 
@@ -498,7 +498,3 @@ def _not_served(model: str) -> NotFoundError:
         param="model",
         code="model_not_found",
     )
-
-
-# The name the core router had before the SDK's ``routerd.Router`` existed; kept for old imports.
-Router = CallRouter

@@ -3,7 +3,7 @@
 Built from a ``model_list`` (LiteLLM's list of ``{"model_name", "litellm_params", "model_info"}``
 dicts) plus router settings as keyword arguments, or from a routing file. Either way the deployments
 go through the daemon's config pipeline and the calls through the daemon's
-:class:`routerd.routing.executor.Router`: the same strategies, retries with jittered backoff,
+:class:`routerd.routing.executor.CallRouter`: the same strategies, retries with jittered backoff,
 cooldowns and fallbacks. One implementation, two front doors.
 
 ::

@@ -28,6 +28,7 @@ from routerd.routing.executor import CallRouter
 from routerd.routing.health import CooldownRules, classify, on_failure
 from routerd.routing.limits import CallLimits
 from routerd.server.app import create_app
+from routerd.server.metrics_routes import metrics_runtime
 from routerd.settings import Settings
 from routerd.testing import FakeClock, FakeOpenAI, Reply, run_in_thread
 from routerd.testing.server import RouterdServer
@@ -496,3 +497,41 @@ def test_l1_the_daemon_answers_502_in_openai_shape_for_a_malformed_200(tmp_path:
     assert response.status_code == 502
     assert "malformed" in response.json()["error"]["message"]
     assert response.headers.get("x-request-id")
+
+
+# --- the settings reach the router ----------------------------------------------------------------
+
+
+def test_the_daemons_settings_set_the_routers_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    values = {
+        "ROUTERD_MAX_PROMPTS": "7",
+        "ROUTERD_PROMPT_CONCURRENCY": "3",
+        "ROUTERD_MAX_NUM_RETRIES": "4",
+        "ROUTERD_MAX_REQUEST_TIMEOUT": "30",
+        "ROUTERD_MAX_STREAM_DURATION": "90",
+        "ROUTERD_MAX_WILDCARD_MODELS": "11",
+        "ROUTERD_METRICS_MAX_WILDCARD_LABELS": "2",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(config=tmp_path / "unused.yaml", watch=False, log_requests=False)
+    app = create_app(table_of(wildcard_yaml("http://127.0.0.1:9")), settings=settings)
+    state = app.state.routerd
+    assert state.router.limits == CallLimits(
+        max_prompts=7,
+        prompt_concurrency=3,
+        max_num_retries=4,
+        max_timeout=30.0,
+        max_stream_duration=90.0,
+        max_wildcard_models=11,
+    )
+    recorder = metrics_runtime(state).recorder
+    for i in range(5):
+        recorder(
+            AttemptFinished("r", f"openai/m{i}", f"wild:m{i}", "openai", "chat", False, True, 200, None, 0.01)
+        )
+    assert len(recorder._wild_deployment) == 2  # the third and later names were folded
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    assert CallLimits.from_settings(Settings()) == CallLimits()
