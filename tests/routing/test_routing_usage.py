@@ -76,3 +76,13 @@ def test_no_sixty_second_span_ever_exceeds_the_limits(rpm: int, tpm: int | None,
         assert len(span) <= rpm
         if tpm is not None:
             assert sum(n for _, n in span) <= tpm
+
+
+def test_one_attempt_of_several_calls_counts_each_against_rpm() -> None:
+    window = UsageWindow()
+    window.add(0.0, 0, requests=4)  # a text completion of four prompts served through chat
+    assert window.used(0.0) == (4, 0)
+    assert window.free_at(1.0, 5, None, 0) == 1.0  # one more single call fits rpm 5
+    assert window.free_at(1.0, 5, None, 0, requests=4) == 61.0  # four more do not, until it leaves
+    # more calls than rpm at once fit only an empty window (else they could never be served)
+    assert UsageWindow().free_at(0.0, 5, None, 0, requests=10) == 0.0
