@@ -292,12 +292,12 @@ class CallRouter:
         while True:
             now = self._clock()
             state, command = decide(state, self._outcome(call, plan, records, state, now), now)
-            while isinstance(command, Attempt):
+            if isinstance(command, Attempt):
                 try:
                     return await self._attempt(call, group, command)
                 except APIError as exc:
                     failed = Failed(exc, command.pick.candidate.deployment.id)
-                state, command = decide(state, failed, now)
+                state, command = decide(state, failed, now)  # never another Attempt: re-pick or give up
             await self._obey(command)
 
     def _outcome(
