@@ -35,6 +35,8 @@ _SETTINGS = "tests/routing/test_routing_settings.py"
 # shows that, the router_settings entry's tests show the policy acting.
 _VERTEX_FILES = "tests/finetune/test_gateway_vertex.py::test_file_list_retrieve_delete"
 _BOTH = f"{_EFFECTS}::test_litellm_settings_reach_the_policy_the_router_uses"
+_BOUNDS = "tests/hostile/test_routing_bounds.py"
+_LIMITS = f"{_BOUNDS}::test_the_daemons_settings_set_the_routers_limits"
 
 BEHAVIOUR: dict[str, tuple[str, ...]] = {
     # -- top level
@@ -255,6 +257,28 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_METRICS_REQUIRE_AUTH": (f"{_METRICS_SERVER}::test_metrics_can_require_the_master_key",),
     "ROUTERD_ACCESS_LOG": (f"{_EFFECTS}::test_access_log_switches_uvicorns_access_log",),
     "ROUTERD_HTTP_CLIENT": ("tests/transport/test_fasthttp.py::test_default_client",),
+    # -- bounds on one request (issue 21): each reaches the router (_LIMITS) and acts (the other test)
+    "ROUTERD_MAX_PROMPTS": (
+        f"{_BOUNDS}::test_h1_the_daemon_answers_400_in_openai_shape_and_reports_the_attempts",
+        _LIMITS,
+    ),
+    "ROUTERD_PROMPT_CONCURRENCY": (
+        f"{_BOUNDS}::test_h1_fan_out_is_bounded_in_concurrency_and_counted_as_attempts",
+        _LIMITS,
+    ),
+    "ROUTERD_MAX_NUM_RETRIES": (f"{_BOUNDS}::test_m6_a_clients_num_retries_is_capped", _LIMITS),
+    "ROUTERD_MAX_REQUEST_TIMEOUT": (f"{_BOUNDS}::test_m6_a_clients_timeout_is_capped", _LIMITS),
+    "ROUTERD_MAX_STREAM_DURATION": (
+        f"{_BOUNDS}::test_l6_the_daemon_ends_an_endless_stream_with_an_in_band_error",
+    ),
+    "ROUTERD_MAX_WILDCARD_MODELS": (
+        f"{_BOUNDS}::test_m3_wildcard_models_are_kept_lru_and_evicted_with_their_health",
+        _LIMITS,
+    ),
+    "ROUTERD_METRICS_MAX_WILDCARD_LABELS": (
+        f"{_BOUNDS}::test_m3_metric_labels_of_wildcard_models_fold_past_their_budget",
+        _LIMITS,
+    ),
 }
 
 # What a test calls a setting when it is not the key's own name (the compiled table's or the health
@@ -286,6 +310,8 @@ EVIDENCE: dict[str, str] = {
     "ROUTERD_WATCH": r"watch",
     "ROUTERD_METRICS_PORT": r"metrics_port|ROUTERD_METRICS_PORT",
     "ROUTERD_METRICS_REQUIRE_AUTH": r"metrics_require_auth|ROUTERD_METRICS_REQUIRE_AUTH",
+    "ROUTERD_MAX_REQUEST_TIMEOUT": r"max_request_timeout|max_timeout",
+    "ROUTERD_METRICS_MAX_WILDCARD_LABELS": r"metrics_max_wildcard_labels|max_wildcard_values",
 }
 
 NO_EFFECT: dict[str, str] = {

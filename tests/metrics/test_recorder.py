@@ -64,7 +64,7 @@ def attempt(**overrides: object) -> AttemptFinished:
 
 
 def report(*entries: tuple[str, str, float]) -> dict[str, object]:
-    """A Router.health_report()-shaped dict: (id, state, cooldown_remaining) per deployment."""
+    """A health_report(router)-shaped dict: (id, state, cooldown_remaining) per deployment."""
     return {
         "deployments": [
             {

@@ -11,12 +11,12 @@ import pytest
 
 from routerd.config.table import RouterPolicy
 from routerd.errors import InternalServerError
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter
 from routerd.testing.clock import FakeClock
 
 from .fakes import FakeAdapter, chat, dep, fail, make_table, ok
 
-RouterFactory = Callable[..., Router]
+RouterFactory = Callable[..., CallRouter]
 
 
 def server_error() -> InternalServerError:
