@@ -30,3 +30,6 @@ RESPONSE_STORE_MAX_ENTRIES = 10_000
 RESPONSE_STORE_MAX_ENTRY_BYTES = 8 * 1024 * 1024
 #: bytes of all stored responses together; the oldest are evicted to stay below it
 RESPONSE_STORE_MAX_TOTAL_BYTES = 256 * 1024 * 1024
+
+#: characters of an Azure deployment name in a route (Azure itself allows 64; groups may be longer)
+MAX_DEPLOYMENT_NAME = 256
