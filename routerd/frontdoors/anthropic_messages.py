@@ -25,16 +25,17 @@ from routerd.frontdoors.anthropic_errors import AnthropicRequestError
 from routerd.frontdoors.limits import (
     MAX_BLOCKS_PER_MESSAGE,
     MAX_MESSAGES,
-    MAX_SHORT_STRING,
     MAX_STOP_SEQUENCES,
     MAX_TOOLS,
 )
 from routerd.frontdoors.shape import (
     check_depth,
+    need_bool,
     need_int,
     need_list,
     need_mapping,
     need_number,
+    need_short,
     need_str,
     reject_unknown,
 )
@@ -111,11 +112,11 @@ def to_chat_request(body: Any) -> JSON:
     if metadata is not None:
         user_id = need_mapping(metadata, "metadata", _ERR).get("user_id")
         if user_id is not None:
-            chat["user"] = need_str(user_id, "metadata.user_id", _ERR)[:MAX_SHORT_STRING]
+            chat["user"] = need_short(user_id, "metadata.user_id", _ERR)
     for name in _EXTRAS:
         if request.get(name) is not None:
             chat[name] = request[name]
-    if request.get("stream"):
+    if need_bool(request.get("stream"), "stream", _ERR):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}  # message_delta reports the usage
     return chat
@@ -138,7 +139,9 @@ def chat_messages(request: Mapping[str, Any]) -> list[JSON]:
         if role == "user":
             out.extend(_user_messages(content, where))
         elif role == "assistant":
-            out.append(_assistant_message(content, where))
+            assistant = _assistant_message(content, where)
+            if assistant is not None:
+                out.append(assistant)
         else:
             raise _ERR(f"{where}.role must be 'user' or 'assistant'", param=f"{where}.role")
     return out
@@ -160,7 +163,7 @@ def _system_text(system: Any) -> str:
 
 def _blocks(content: Any, where: str) -> list[Mapping[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}]
+        return [{"type": "text", "text": content}] if content else []
     blocks = need_list(content, f"{where}.content", MAX_BLOCKS_PER_MESSAGE, _ERR)
     return [need_mapping(block, f"{where}.content[{i}]", _ERR) for i, block in enumerate(blocks)]
 
@@ -184,6 +187,8 @@ def _user_messages(content: Any, where: str) -> list[JSON]:
             parts.append(_document_part(block, at))
         else:
             raise _ERR(f"content block type {kind!r} cannot be sent to this model", param=f"{at}.type")
+    if not tool_messages and not parts:
+        raise _ERR(f"{where}: user messages must have non-empty content", param=f"{where}.content")
     out = list(tool_messages)
     if parts:
         only_text = len(parts) == 1 and parts[0]["type"] == "text"
@@ -241,7 +246,7 @@ def _tool_result(block: Mapping[str, Any], where: str) -> tuple[JSON, list[JSON]
     return {"role": "tool", "tool_call_id": call_id, "content": text}, images
 
 
-def _assistant_message(content: Any, where: str) -> JSON:
+def _assistant_message(content: Any, where: str) -> JSON | None:
     texts: list[JSON] = []
     calls: list[JSON] = []
     for index, block in enumerate(_blocks(content, where)):
@@ -255,6 +260,8 @@ def _assistant_message(content: Any, where: str) -> JSON:
             continue  # chat has no field for earlier reasoning; only the final answer is history
         else:
             raise _ERR(f"content block type {kind!r} cannot be sent to this model", param=f"{at}.type")
+    if not texts and not calls:
+        return None  # only thinking (or nothing): chat would refuse an empty assistant message
     message: JSON = {"role": "assistant"}
     if len(texts) == 1:
         message["content"] = texts[0]["text"]
@@ -289,8 +296,7 @@ def _sampling(request: Mapping[str, Any], chat: JSON) -> None:
         stops = need_list(stops, "stop_sequences", MAX_STOP_SEQUENCES, _ERR)
         for index, stop in enumerate(stops):
             where = f"stop_sequences[{index}]"
-            if len(need_str(stop, where, _ERR, allow_empty=False)) > MAX_SHORT_STRING:
-                raise _ERR(f"{where} is longer than {MAX_SHORT_STRING} characters", param=where)
+            need_short(stop, where, _ERR)
         if stops:
             chat["stop"] = list(stops)
 
@@ -306,6 +312,10 @@ def _tools(request: Mapping[str, Any], chat: JSON) -> None:
         return
     choice = need_mapping(choice, "tool_choice", _ERR)
     kind = choice.get("type")
+    if "tools" not in chat and kind in ("auto", "none"):
+        return  # nothing to choose from: chat APIs refuse a tool_choice without tools
+    if "tools" not in chat and kind in ("any", "tool"):
+        raise _ERR(f"tool_choice {kind!r} needs tools", param="tool_choice")
     if kind == "auto":
         chat["tool_choice"] = "auto"
     elif kind == "any":
@@ -328,10 +338,10 @@ def _tool(tool: Any, where: str) -> JSON:
             f"server tool {tool.get('type')!r} is Anthropic's own; it cannot be sent to this model",
             param=f"{where}.type",
         )
-    name = need_str(tool.get("name"), f"{where}.name", _ERR, allow_empty=False)
+    name = need_short(tool.get("name"), f"{where}.name", _ERR)
     schema = need_mapping(tool.get("input_schema"), f"{where}.input_schema", _ERR)
     check_depth(schema, f"{where}.input_schema", _ERR)
-    function: JSON = {"name": name[:MAX_SHORT_STRING], "parameters": dict(schema)}
+    function: JSON = {"name": name, "parameters": dict(schema)}
     if tool.get("description"):
         function["description"] = need_str(tool["description"], f"{where}.description", _ERR)
     if tool.get("strict") is not None:

@@ -26,16 +26,17 @@ from routerd.frontdoors.limits import (
     MAX_BLOCKS_PER_MESSAGE,
     MAX_MESSAGES,
     MAX_METADATA_ENTRIES,
-    MAX_SHORT_STRING,
     MAX_TOOLS,
 )
 from routerd.frontdoors.response_store import ResponseStore, StoredResponse
 from routerd.frontdoors.shape import (
     check_depth,
+    need_bool,
     need_int,
     need_list,
     need_mapping,
     need_number,
+    need_short,
     need_str,
     reject_unknown,
 )
@@ -149,7 +150,8 @@ def to_chat_request(body: Any, previous: StoredResponse | None = None) -> Respon
     _sampling(request, chat)
     _tools(request, chat)
     _text_format(request, chat)
-    if request.get("stream"):
+    need_bool(request.get("store"), "store", _ERR)
+    if need_bool(request.get("stream"), "stream", _ERR):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}  # response.completed reports the usage
     _metadata(request)
@@ -318,8 +320,7 @@ def _tool(tool: Mapping[str, Any], where: str) -> JSON:
             f"tools of type {tool.get('type')!r} are OpenAI-hosted; only function tools reach this model",
             param=f"{where}.type",
         )
-    name = need_str(tool.get("name"), f"{where}.name", _ERR, allow_empty=False)
-    function: JSON = {"name": name[:MAX_SHORT_STRING]}
+    function: JSON = {"name": need_short(tool.get("name"), f"{where}.name", _ERR)}
     if tool.get("description") is not None:
         function["description"] = need_str(tool["description"], f"{where}.description", _ERR)
     if tool.get("parameters") is not None:

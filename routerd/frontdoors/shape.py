@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from routerd.errors import BadRequestError
-from routerd.frontdoors.limits import MAX_SCHEMA_DEPTH
+from routerd.frontdoors.limits import MAX_SCHEMA_DEPTH, MAX_SHORT_STRING
 
 ErrorClass = type[BadRequestError]
 
@@ -41,6 +41,23 @@ def need_str(value: Any, where: str, error: ErrorClass, *, allow_empty: bool = T
         raise error(f"{where} must be a string", param=where)
     if not value and not allow_empty:
         raise error(f"{where} must not be empty", param=where)
+    return value
+
+
+def need_short(value: Any, where: str, error: ErrorClass) -> str:
+    """``value`` if it is a non-empty string of at most ``MAX_SHORT_STRING`` characters (names, ids)."""
+    text = need_str(value, where, error, allow_empty=False)
+    if len(text) > MAX_SHORT_STRING:
+        raise error(f"{where} is longer than {MAX_SHORT_STRING} characters", param=where)
+    return text
+
+
+def need_bool(value: Any, where: str, error: ErrorClass) -> bool:
+    """``value`` if it is a boolean (None counts as false: the field was left out)."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise error(f"{where} must be a boolean", param=where)
     return value
 
 

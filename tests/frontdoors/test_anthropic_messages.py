@@ -18,7 +18,13 @@ from pydantic import TypeAdapter
 from routerd.errors import BadRequestError
 from routerd.frontdoors import anthropic_messages as am
 from routerd.frontdoors.anthropic_errors import AnthropicRequestError
-from routerd.frontdoors.limits import MAX_BLOCKS_PER_MESSAGE, MAX_SCHEMA_DEPTH, MAX_STOP_SEQUENCES, MAX_TOOLS
+from routerd.frontdoors.limits import (
+    MAX_BLOCKS_PER_MESSAGE,
+    MAX_SCHEMA_DEPTH,
+    MAX_SHORT_STRING,
+    MAX_STOP_SEQUENCES,
+    MAX_TOOLS,
+)
 from routerd.tokens import count_message_tokens
 from tests.frontdoors.conftest import load
 
@@ -165,6 +171,11 @@ for _ in range(MAX_SCHEMA_DEPTH + 1):
         (("thinking",), {"type": "enabled", "budget_tokens": 4096}, "thinking.budget_tokens"),
         (("metadata",), {"user_id": 5}, "metadata.user_id"),
         (("frequency_penalty",), 0.5, "frequency_penalty"),
+        (("stream",), "yes", "stream"),
+        (("metadata",), {"user_id": "u" * (MAX_SHORT_STRING + 1)}, "metadata.user_id"),
+        (("tool_choice",), {"type": "any"}, "tool_choice"),
+        (("messages", 0, "content"), [], "messages[0].content"),
+        (("messages", 0, "content"), "", "messages[0].content"),
     ],
 )
 def test_invalid_requests_name_the_field(path: tuple[Any, ...], value: Any, param: str) -> None:
@@ -173,6 +184,19 @@ def test_invalid_requests_name_the_field(path: tuple[Any, ...], value: Any, para
     assert caught.value.param == param
     assert caught.value.anthropic_type == "invalid_request_error"
     assert isinstance(caught.value, BadRequestError) and caught.value.status_code == 400
+
+
+def test_tool_choice_auto_without_tools_is_dropped() -> None:
+    assert "tool_choice" not in am.to_chat_request(minimal(tool_choice={"type": "auto"}))
+
+
+def test_thinking_only_assistant_turn_is_dropped() -> None:
+    body = minimal()
+    body["messages"] += [
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]},
+        {"role": "user", "content": "again"},
+    ]
+    assert [m["role"] for m in am.to_chat_request(body)["messages"]] == ["user", "user"]
 
 
 def test_too_many_blocks_in_a_message() -> None:

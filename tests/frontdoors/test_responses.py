@@ -130,6 +130,9 @@ for _ in range(MAX_SCHEMA_DEPTH + 1):
         ("max_output_tokens", 0, "max_output_tokens"),
         ("metadata", {f"k{i}": "v" for i in range(MAX_METADATA_ENTRIES + 1)}, "metadata"),
         ("background", True, "background"),
+        ("store", "yes", "store"),
+        ("stream", 1, "stream"),
+        ("tools", [{"type": "function", "name": "f" * 5000}], "tools[0].name"),
         ("conversation", "conv_1", "conversation"),
     ],
 )
