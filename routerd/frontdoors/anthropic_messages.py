@@ -204,7 +204,7 @@ def _image_part(block: Mapping[str, Any], where: str) -> JSON:
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "base64":
         media_type = source.get("media_type")
-        if media_type not in _IMAGE_TYPES:
+        if not isinstance(media_type, str) or media_type not in _IMAGE_TYPES:
             raise _ERR(
                 f"image media_type must be one of {', '.join(sorted(_IMAGE_TYPES))}",
                 param=f"{where}.source.media_type",
@@ -363,11 +363,7 @@ def _thinking(request: Mapping[str, Any], chat: JSON) -> None:
         if budget >= chat["max_tokens"]:
             raise _ERR("thinking.budget_tokens must be less than max_tokens", param="thinking.budget_tokens")
         chat["reasoning_effort"] = next(effort for floor, effort in THINKING_EFFORTS if budget >= floor)
-    elif kind == "adaptive":
-        effort = (request.get("output_config") or {}).get("effort")
-        if effort is not None:
-            chat["reasoning_effort"] = ADAPTIVE_EFFORTS.get(str(effort), "medium")
-    elif kind != "disabled":
+    elif kind not in ("adaptive", "disabled"):  # adaptive: output_config.effort decides, if given
         raise _ERR("thinking.type must be enabled, adaptive or disabled", param="thinking.type")
 
 
@@ -378,7 +374,7 @@ def _output_config(request: Mapping[str, Any], chat: JSON) -> None:
     config = need_mapping(config, "output_config", _ERR)
     effort = config.get("effort")
     if effort is not None:
-        if effort not in ADAPTIVE_EFFORTS:
+        if not isinstance(effort, str) or effort not in ADAPTIVE_EFFORTS:
             raise _ERR("output_config.effort must be low, medium, high or max", param="output_config.effort")
         chat.setdefault("reasoning_effort", ADAPTIVE_EFFORTS[effort])
     fmt = config.get("format")

@@ -194,7 +194,7 @@ def items_to_messages(items: list[JSON]) -> list[JSON]:
 
 def _message(item: Mapping[str, Any], where: str) -> list[JSON]:
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise _ERR(f"{where}.role must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role")
     content = item.get("content")
     if isinstance(content, str):
@@ -286,7 +286,7 @@ def _sampling(request: Mapping[str, Any], chat: JSON) -> None:
     if reasoning is not None:
         effort = need_mapping(reasoning, "reasoning", _ERR).get("effort")
         if effort is not None:
-            if effort not in _REASONING_EFFORTS:
+            if not isinstance(effort, str) or effort not in _REASONING_EFFORTS:
                 raise _ERR(
                     f"reasoning.effort must be one of {', '.join(sorted(_REASONING_EFFORTS))}",
                     param="reasoning.effort",
