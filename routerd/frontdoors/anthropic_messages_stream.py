@@ -110,7 +110,7 @@ class MessagesStreamTranslator:
             events.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))
         for block in delta.get("thinking_blocks") or ():
             events.extend(self._thinking_block(block))
-        text = delta.get("content")
+        text = delta.get("content") or delta.get("refusal")  # a refusal reads as text, as when not streamed
         if isinstance(text, str) and text:
             events.extend(self._ensure("text", {"type": "text", "text": ""}))
             events.append(self._block_delta({"type": "text_delta", "text": text}))
@@ -120,17 +120,23 @@ class MessagesStreamTranslator:
 
     def _thinking_block(self, block: Mapping[str, Any]) -> list[bytes]:
         # An Anthropic upstream (through routerd's chat translation) sends each finished thinking block
-        # again whole, with the signature a client must send back: only the signature is news.
+        # again whole, with the signature a client must send back: when its text was streamed already
+        # only the signature is news, and the block is complete once it is sent.
+        events: list[bytes] = []
         if block.get("type") == "redacted_thinking":
-            events = self._close()
+            events.extend(self._close())
             self._index += 1
             start = {"type": "redacted_thinking", "data": block.get("data", "")}
             events.append(sse({"type": "content_block_start", "index": self._index, "content_block": start}))
             events.append(sse({"type": "content_block_stop", "index": self._index}))
             return events
-        events = self._ensure("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        if self._open != "thinking":
+            events.extend(self._ensure("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
+            if block.get("thinking"):
+                events.append(self._block_delta({"type": "thinking_delta", "thinking": block["thinking"]}))
         if block.get("signature"):
             events.append(self._block_delta({"type": "signature_delta", "signature": block["signature"]}))
+        events.extend(self._close())
         return events
 
     def _tool_call(self, call: Mapping[str, Any]) -> list[bytes]:

@@ -16,7 +16,8 @@ drives it over the router's chunk iterator.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,13 +41,53 @@ JSON = dict[str, Any]
 log = logging.getLogger("routerd.frontdoors")
 
 
+@dataclass(frozen=True, slots=True)
+class _TextKind:
+    """How one kind of streamed text is itemised: its id prefix, events, part and finished item."""
+
+    prefix: str
+    delta_event: str
+    done_event: str
+    done_field: str
+    part: Callable[[str], JSON]
+    item: Callable[[str, str], JSON]
+
+
+_TEXT_KINDS: Mapping[str, _TextKind] = {
+    "reasoning": _TextKind(
+        "rs",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "text",
+        lambda text: {"type": "reasoning_text", "text": text},
+        lambda id_, text: reasoning_item(id_, text),
+    ),
+    "message": _TextKind(
+        "msg",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "text",
+        output_text_part,
+        lambda id_, text: message_item(id_, text),
+    ),
+    "refusal": _TextKind(
+        "msg",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "refusal",
+        lambda text: {"type": "refusal", "refusal": text},
+        lambda id_, text: message_item(id_, "", text),
+    ),
+}
+
+
 class _Item:
     """The output item being streamed."""
 
     __slots__ = ("call_id", "id", "index", "kind", "name", "text", "tool_index")
 
     def __init__(self, kind: str, item_id_: str, index: int, *, tool_index: int = -1) -> None:
-        self.kind = kind  # "message" | "function_call" | "reasoning"
+        self.kind = kind  # "function_call" or a key of _TEXT_KINDS
         self.id = item_id_
         self.index = index  # output_index
         self.text = ""  # text, arguments or reasoning so far
@@ -95,6 +136,8 @@ class ResponsesStreamTranslator:
                 events.extend(self._text("reasoning", reasoning))
             if isinstance(delta.get("content"), str) and delta["content"]:
                 events.extend(self._text("message", delta["content"]))
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                events.extend(self._text("refusal", delta["refusal"]))
             for tool_call in delta.get("tool_calls") or ():
                 events.extend(self._tool_call(tool_call))
             if choice.get("finish_reason"):
@@ -127,16 +170,17 @@ class ResponsesStreamTranslator:
     # --- items -----------------------------------------------------------------------------------
 
     def _text(self, kind: str, delta: str) -> list[bytes]:
+        """A text delta of ``kind`` (a key of ``_TEXT_KINDS``), opening its item first if needed."""
+        spec = _TEXT_KINDS[kind]
         events: list[bytes] = []
         item = self._open
         if item is None or item.kind != kind:
             events.extend(self._close())
-            prefix = "rs" if kind == "reasoning" else "msg"
             item = self._open = _Item(
-                kind, item_id(prefix, self.response_id, len(self.output)), len(self.output)
+                kind, item_id(spec.prefix, self.response_id, len(self.output)), len(self.output)
             )
-            added = reasoning_item(item.id, "", status="in_progress") if kind == "reasoning" else None
-            if added is not None:
+            if kind == "reasoning":
+                added = reasoning_item(item.id, "", status="in_progress")
                 added["content"] = []
             else:
                 added = {
@@ -149,10 +193,16 @@ class ResponsesStreamTranslator:
             events.append(self._event("response.output_item.added", output_index=item.index, item=added))
             events.append(self._part_event("response.content_part.added", item, ""))
         item.text += delta
-        name = "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
-        extra: JSON = {} if kind == "reasoning" else {"logprobs": []}
+        extra: JSON = {"logprobs": []} if kind == "message" else {}
         events.append(
-            self._event(name, item_id=item.id, output_index=item.index, content_index=0, delta=delta, **extra)
+            self._event(
+                spec.delta_event,
+                item_id=item.id,
+                output_index=item.index,
+                content_index=0,
+                delta=delta,
+                **extra,
+            )
         )
         return events
 
@@ -205,31 +255,17 @@ class ResponsesStreamTranslator:
                 )
             )
             done = function_call_item(item.id, item.call_id, item.name, item.text)
-        elif item.kind == "reasoning":
-            events.append(
-                self._event(
-                    "response.reasoning_text.done",
-                    item_id=item.id,
-                    output_index=item.index,
-                    content_index=0,
-                    text=item.text,
-                )
-            )
-            events.append(self._part_event("response.content_part.done", item, item.text))
-            done = reasoning_item(item.id, item.text)
         else:
+            spec = _TEXT_KINDS[item.kind]
+            extra: JSON = {"logprobs": []} if item.kind == "message" else {}
+            done_fields: JSON = {spec.done_field: item.text, **extra}
             events.append(
                 self._event(
-                    "response.output_text.done",
-                    item_id=item.id,
-                    output_index=item.index,
-                    content_index=0,
-                    text=item.text,
-                    logprobs=[],
+                    spec.done_event, item_id=item.id, output_index=item.index, content_index=0, **done_fields
                 )
             )
             events.append(self._part_event("response.content_part.done", item, item.text))
-            done = message_item(item.id, item.text)
+            done = spec.item(item.id, item.text)
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
         return events
@@ -237,9 +273,7 @@ class ResponsesStreamTranslator:
     # --- rendering -------------------------------------------------------------------------------
 
     def _part_event(self, name: str, item: _Item, text: str) -> bytes:
-        part = (
-            {"type": "reasoning_text", "text": text} if item.kind == "reasoning" else output_text_part(text)
-        )
+        part = _TEXT_KINDS[item.kind].part(text)
         return self._event(name, item_id=item.id, output_index=item.index, content_index=0, part=part)
 
     def _response(self, status: str, **extra: Any) -> JSON:

@@ -116,6 +116,24 @@ async def test_stop_sequence_and_signature_from_an_anthropic_upstream() -> None:
     assert message.usage.output_tokens == 0
 
 
+async def test_consecutive_thinking_blocks_stay_apart_and_whole_blocks_keep_their_text() -> None:
+    chunks = [
+        _chunk({"reasoning_content": "first"}),
+        _chunk({"thinking_blocks": [{"type": "thinking", "thinking": "first", "signature": "S1"}]}),
+        _chunk({"reasoning_content": "second"}),
+        _chunk({"thinking_blocks": [{"type": "thinking", "thinking": "second", "signature": "S2"}]}),
+        _chunk({"thinking_blocks": [{"type": "thinking", "thinking": "whole", "signature": "S3"}]}),
+        _chunk({"refusal": "I can't help with that."}),
+        _chunk({}, "content_filter"),
+    ]
+    body, _ = await translate(chunks)
+    message = final_message(decode(body))
+    thinking = [(b.thinking, b.signature) for b in message.content if b.type == "thinking"]
+    assert thinking == [("first", "S1"), ("second", "S2"), ("whole", "S3")]
+    assert message.content[-1].text == "I can't help with that."  # type: ignore[union-attr]
+    assert message.stop_reason == "refusal"
+
+
 async def test_empty_stream_still_is_a_complete_message() -> None:
     body, _ = await translate([])
     events = decode(body)

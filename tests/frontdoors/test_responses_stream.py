@@ -116,6 +116,23 @@ async def test_length_cut_ends_incomplete() -> None:
     replay(events)
 
 
+async def test_refusal_streams_as_a_refusal_part() -> None:
+    chunks = [_chunk({"refusal": "I can't "}), _chunk({"refusal": "help."}), _chunk({}, "stop")]
+    events, translator, _ = await run(chunks, {"model": "m", "input": "hi"})
+    assert [e["type"] for e in events][2:-1] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.refusal.delta",
+        "response.refusal.delta",
+        "response.refusal.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ]
+    final = replay(events)._completed_response
+    assert final.output[0].content[0].refusal == "I can't help."
+    assert translator.response is not None and translator.response["status"] == "completed"
+
+
 async def test_error_mid_stream_ends_with_response_failed() -> None:
     events, translator, stream = await run(
         [_chunk({"content": "Hi"})], {"model": "m", "input": "hi"}, error=RateLimitError("slow down")
