@@ -2,8 +2,9 @@
 
 A stored response keeps the Response object routerd answered with and the whole conversation input
 that produced it (the previous response's input and output items, then the new request's), so a
-follow-up needs one lookup, never a walk down a chain. Records are scoped by an owner key (the
-client key that created them): another key's lookup finds nothing, exactly as a missing id.
+follow-up needs one lookup, never a walk down a chain. Records are scoped by an owner (a digest of the
+client key that created them, never the key itself: a shared store keeps it at rest): another key's
+lookup finds nothing, exactly as a missing id.
 
 :class:`ResponseStore` is the interface (async, so a Redis version can follow);
 :class:`MemoryResponseStore` is the in-process default, bounded in lifetime, entries and bytes.
