@@ -8,7 +8,8 @@ write:
 * :mod:`~routerd.frontdoors.anthropic_messages` (+ ``_stream``): Anthropic's ``/v1/messages`` and
   ``/v1/messages/count_tokens``; errors in Anthropic's shape (:mod:`~routerd.frontdoors.anthropic_errors`).
 * :mod:`~routerd.frontdoors.responses` (+ ``_stream``): OpenAI's ``/v1/responses``, with stored
-  responses for ``previous_response_id`` in :mod:`~routerd.frontdoors.response_store`.
+  responses for ``previous_response_id`` in :mod:`~routerd.frontdoors.response_store` and their
+  input-item listing in :mod:`~routerd.frontdoors.response_items`.
 * :mod:`~routerd.frontdoors.azure_routes`: Azure OpenAI's ``/openai/deployments/{name}/...`` paths.
 
 Every list, nesting level and stored size a client can grow is bounded in :mod:`~routerd.frontdoors.limits`.

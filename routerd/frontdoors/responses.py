@@ -28,6 +28,7 @@ from routerd.frontdoors.limits import (
     MAX_METADATA_ENTRIES,
     MAX_TOOLS,
 )
+from routerd.frontdoors.response_items import with_ids
 from routerd.frontdoors.response_store import ResponseStore, StoredResponse
 from routerd.frontdoors.shape import (
     check_depth,
@@ -132,7 +133,7 @@ def to_chat_request(body: Any, previous: StoredResponse | None = None) -> Respon
     reject_unknown(request, KNOWN_FIELDS, "", _ERR)
     if request.get("background"):
         raise _ERR("background responses are not supported by routerd", param="background")
-    items = _input_items(request.get("input"))
+    items = with_ids(_input_items(request.get("input")))
     conversation = [*(previous.conversation() if previous else []), *items]
     if len(conversation) > MAX_MESSAGES:
         raise _ERR(f"the conversation has more than {MAX_MESSAGES} items", param="input")

@@ -30,7 +30,14 @@ def test_stored_request_is_a_real_responses_request() -> None:
 def test_full_request_translates_to_the_stored_chat_body() -> None:
     call = rs.to_chat_request(load("responses/request_full.json"))
     assert call.chat == load("responses/request_full.chat.json")
-    assert call.input_items == load("responses/request_full.json")["input"]
+    sent = load("responses/request_full.json")["input"]
+    # stored as sent, plus a type and a stable id each (the client's own id is kept)
+    assert [{k: v for k, v in item.items() if k != "id"} for item in call.input_items] == [
+        {"type": "message", **item} if "type" not in item else {k: v for k, v in item.items() if k != "id"}
+        for item in sent
+    ]
+    assert [item["id"][:3] for item in call.input_items] == ["msg", "msg", "fc_", "fc_", "fco", "fco", "msg"]
+    assert call.input_items[1]["id"] == "msg_prev"
 
 
 def test_string_input_and_json_object_format() -> None:
@@ -40,9 +47,14 @@ def test_string_input_and_json_object_format() -> None:
         "messages": [{"role": "user", "content": "hi"}],
         "response_format": {"type": "json_object"},
     }
-    assert call.input_items == [
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
-    ]
+    (item,) = call.input_items
+    assert item["id"].startswith("msg_")
+    assert item == {
+        "id": item["id"],
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "hi"}],
+    }
 
 
 def test_function_call_without_a_preceding_assistant_message_and_file_input() -> None:
