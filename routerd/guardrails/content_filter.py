@@ -1,0 +1,200 @@
+"""The ``litellm_content_filter`` guardrail: regex patterns, keywords and phrase categories, BLOCK or MASK.
+
+Pure text in, verdict out; no I/O (category and keyword files are read when the config is compiled,
+see :mod:`routerd.guardrails.filter_spec`). A :class:`ContentFilter` is built once per routing table and
+shared by every request, so scanning allocates nothing but the result.
+
+Rules are tried in two passes: every BLOCK rule first (the first hit, in configuration order, decides:
+a request that would be blocked is never partly masked), then every MASK rule, whose spans are merged
+(earliest first, the longer one wins an overlap) and replaced in one pass. Matching is
+case-insensitive for keywords and phrases, as written for patterns (custom regexes choose their flags).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Action", "ContentFilter", "Finding", "Rule", "ScanResult", "StreamScanner"]
+
+
+class Action(StrEnum):
+    """What a rule does when it matches."""
+
+    BLOCK = "BLOCK"
+    MASK = "MASK"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled rule. ``kind`` is ``pattern``, ``keyword`` or ``category``; ``name`` is what is
+    reported (a pattern's or category's name, or ``keyword``); never the matched text."""
+
+    name: str
+    kind: str
+    regex: re.Pattern[str]
+    action: Action
+    tag: str
+    check: Callable[[str], bool] | None = None
+    severity: str | None = None
+    exceptions: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Where a rule matched (offsets into the scanned text)."""
+
+    rule: str
+    kind: str
+    action: Action
+    start: int
+    end: int
+    severity: str | None = None
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """The verdict on one text: ``blocked`` is the deciding finding, or None; ``text`` is the text with
+    every MASK finding replaced (the input itself when nothing matched); ``masked`` lists them."""
+
+    text: str
+    blocked: Finding | None
+    masked: tuple[Finding, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.masked)
+
+
+def _matches(rule: Rule, text: str, start: int = 0) -> Iterable[tuple[int, int]]:
+    for match in rule.regex.finditer(text, start):
+        if "v" in rule.regex.groupindex and match.group("v") is not None:
+            span = match.span("v")
+        else:
+            span = match.span()
+        if span[0] == span[1]:
+            continue
+        if rule.check is not None and not rule.check(text[span[0] : span[1]]):
+            continue
+        if rule.exceptions is not None and _excepted(rule.exceptions, text, span):
+            continue
+        yield span
+
+
+def _excepted(exceptions: re.Pattern[str], text: str, span: tuple[int, int]) -> bool:
+    """A category hit inside an exception phrase ("suicide prevention" around "suicide") is not a hit."""
+    return any(m.start() <= span[1] and span[0] <= m.end() for m in exceptions.finditer(text))
+
+
+class ContentFilter:
+    """A compiled content filter: rules in configuration order."""
+
+    __slots__ = ("_block", "_mask", "rules")
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._block = tuple(r for r in self.rules if r.action is Action.BLOCK)
+        self._mask = tuple(r for r in self.rules if r.action is Action.MASK)
+
+    def scan(self, text: str, *, skip_before: int = 0) -> ScanResult:
+        """Scan ``text``; findings that start before ``skip_before`` are ignored (they were already decided
+        by an earlier scan: see :class:`StreamScanner`)."""
+        for rule in self._block:
+            for start, end in _matches(rule, text):
+                if start >= skip_before:
+                    finding = Finding(rule.name, rule.kind, rule.action, start, end, rule.severity)
+                    return ScanResult(text, finding, ())
+        spans: list[tuple[int, int, Rule]] = []
+        for rule in self._mask:
+            spans.extend((s, e, rule) for s, e in _matches(rule, text) if s >= skip_before)
+        if not spans:
+            return ScanResult(text, None, ())
+        return _apply_masks(text, spans)
+
+
+def _apply_masks(text: str, spans: list[tuple[int, int, Rule]]) -> ScanResult:
+    spans.sort(key=lambda item: (item[0], -item[1]))
+    findings: list[Finding] = []
+    position = 0
+    for start, end, rule in spans:
+        if start < position:
+            continue  # overlaps a span already chosen
+        findings.append(Finding(rule.name, rule.kind, rule.action, start, end, rule.severity, rule.tag))
+        position = end
+    return ScanResult(_replace(text, 0, len(text), findings), None, tuple(findings))
+
+
+class StreamScanner:
+    """Scans a text that arrives in pieces (a streamed answer) without letting a match slip through a
+    chunk boundary: the last ``window`` characters are held back until more text (or the end) arrives,
+    and a MASK match that straddles the release point holds back from its start.
+
+    Bound: a match longer than ``window`` characters that arrives split across chunks can be released
+    in part before it is complete; every rule of the prebuilt set is shorter than the default window
+    except ``private_key`` blocks.
+    """
+
+    __slots__ = ("_context", "_filter", "_pending", "blocked", "masked", "window")
+
+    #: Characters of already-released text kept in front of the pending text, so look-behind
+    #: assertions (``(?<!\d)``) see what came before.
+    CONTEXT = 32
+
+    def __init__(self, content_filter: ContentFilter, window: int = 256) -> None:
+        self._filter = content_filter
+        self.window = window
+        self._pending = ""
+        self._context = ""
+        self.blocked: Finding | None = None
+        self.masked: list[Finding] = []
+
+    def feed(self, text: str) -> str:
+        """Add ``text``; return what may be released now (masked). After a block, nothing more is released
+        and :attr:`blocked` is set."""
+        if self.blocked is not None:
+            return ""
+        self._pending += text
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        """The end of the text: release everything still held (masked), unless a block fires."""
+        if self.blocked is not None:
+            return ""
+        return self._release(final=True)
+
+    def _release(self, *, final: bool) -> str:
+        offset = len(self._context)
+        buffer = self._context + self._pending
+        result = self._filter.scan(buffer, skip_before=offset)
+        if result.blocked is not None:
+            self.blocked = result.blocked
+            self._pending = ""
+            return ""
+        cut = len(buffer) if final else max(offset, len(buffer) - self.window)
+        for finding in result.masked:
+            if finding.start < cut < finding.end:
+                cut = finding.start
+        released = _masked_slice(buffer, offset, cut, result.masked)
+        self.masked.extend(f for f in result.masked if f.end <= cut)
+        self._context = buffer[max(0, cut - self.CONTEXT) : cut]
+        self._pending = buffer[cut:]
+        return released
+
+
+def _masked_slice(text: str, start: int, stop: int, findings: Sequence[Finding]) -> str:
+    """``text[start:stop]`` with the findings that lie inside it replaced by their rules' tags."""
+    return _replace(text, start, stop, [f for f in findings if start <= f.start and f.end <= stop])
+
+
+def _replace(text: str, start: int, stop: int, findings: Sequence[Finding]) -> str:
+    pieces: list[str] = []
+    position = start
+    for finding in findings:
+        pieces.append(text[position : finding.start])
+        pieces.append(finding.tag)
+        position = finding.end
+    pieces.append(text[position:stop])
+    return "".join(pieces)

@@ -1,0 +1,217 @@
+"""The content filter: LiteLLM-shaped params compiled to rules, BLOCK before MASK, masking offsets, streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from routerd.guardrails.content_filter import Action, StreamScanner
+from routerd.guardrails.filter_spec import ContentFilterParams, compile_content_filter, read_yaml_file
+
+
+def _filter(tmp_path: Path | None = None, **params: Any):  # type: ignore[no-untyped-def]
+    spec = ContentFilterParams.model_validate(params)
+    reader = (
+        read_yaml_file(tmp_path) if tmp_path else (lambda name: pytest.fail(f"unexpected read of {name}"))
+    )
+    return compile_content_filter(spec, reader)
+
+
+PII = {
+    "patterns": [
+        {"pattern_type": "prebuilt", "pattern_name": "us_ssn", "action": "BLOCK"},
+        {"pattern_type": "prebuilt", "pattern_name": "email", "action": "MASK"},
+        {"pattern_type": "prebuilt", "pattern_name": "credit_card", "action": "mask"},
+    ],
+    "blocked_words": [
+        {"keyword": "confidential", "action": "BLOCK"},
+        {"keyword": "proprietary", "action": "MASK"},
+    ],
+}
+
+
+def test_clean_text_is_returned_unchanged() -> None:
+    text = "Nothing to see here: 12 apples, 3 pears."
+    result = _filter(**PII).scan(text)
+    assert result.blocked is None and result.masked == () and result.text is text
+
+
+def test_block_wins_over_mask_and_names_the_rule_not_the_value() -> None:
+    result = _filter(**PII).scan("mail a@b.example and SSN 123-45-6789")
+    assert result.blocked is not None
+    assert (result.blocked.rule, result.blocked.kind, result.blocked.action) == (
+        "us_ssn",
+        "pattern",
+        Action.BLOCK,
+    )
+    assert result.masked == ()
+
+
+def test_keywords_match_whole_words_case_insensitively() -> None:
+    content_filter = _filter(**PII)
+    assert content_filter.scan("This is CONFIDENTIAL.").blocked is not None
+    assert content_filter.scan("nonconfidentiality clauses").blocked is None
+    assert content_filter.scan("a Proprietary format").text == "a [KEYWORD_REDACTED] format"
+
+
+def test_mask_replaces_every_match_with_its_tag() -> None:
+    result = _filter(**PII).scan("a@b.example, card 4111-1111-1111-1111; c@d.example")
+    assert result.text == "[EMAIL_REDACTED], card [CREDIT_CARD_REDACTED]; [EMAIL_REDACTED]"
+    assert [f.rule for f in result.masked] == ["email", "credit_card", "email"]
+
+
+def test_luhn_failure_is_not_masked() -> None:
+    assert _filter(**PII).scan("ref 4111-1111-1111-1112").masked == ()
+
+
+def test_masking_offsets_are_right_in_multibyte_text() -> None:
+    text = "😀 日本語 jane@example.jp ünïcödé 4111 1111 1111 1111 終"
+    result = _filter(**PII).scan(text)
+    assert result.text == "😀 日本語 [EMAIL_REDACTED] ünïcödé [CREDIT_CARD_REDACTED] 終"
+    spans = [text[f.start : f.end] for f in result.masked]
+    assert spans == ["jane@example.jp", "4111 1111 1111 1111"]
+
+
+def test_overlapping_masks_keep_the_earliest_longest() -> None:
+    content_filter = _filter(
+        patterns=[
+            {"pattern_type": "regex", "name": "digits", "pattern": r"\d{4}", "action": "MASK"},
+            {"pattern_type": "prebuilt", "pattern_name": "credit_card", "action": "MASK"},
+        ]
+    )
+    assert content_filter.scan("4111 1111 1111 1111").text == "[CREDIT_CARD_REDACTED]"
+
+
+def test_custom_regex_and_redaction_formats() -> None:
+    content_filter = _filter(
+        patterns=[
+            {"pattern_type": "regex", "name": "employee_id", "pattern": r"\bEMP-\d{4}\b", "action": "MASK"}
+        ],
+        blocked_words=[{"keyword": "titan", "action": "MASK"}],
+        pattern_redaction_format="<{pattern_name}>",
+        keyword_redaction_tag="***",
+    )
+    assert content_filter.scan("EMP-1234 works on Titan").text == "<EMPLOYEE_ID> works on ***"
+
+
+def test_named_group_v_masks_only_the_value() -> None:
+    content_filter = _filter(
+        patterns=[{"pattern_type": "prebuilt", "pattern_name": "aws_secret_key", "action": "MASK"}]
+    )
+    text = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    assert content_filter.scan(text).text == "aws_secret_access_key = [AWS_SECRET_KEY_REDACTED]"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"patterns": [{"pattern_type": "prebuilt", "pattern_name": "emial"}]},
+            "unknown prebuilt pattern 'emial'",
+        ),
+        ({"patterns": [{"pattern_type": "regex", "pattern": "(unclosed"}]}, "not a valid regular expression"),
+        ({"patterns": [{"pattern_type": "regex"}]}, "needs `pattern`"),
+        ({"patterns": [{"pattern_type": "prebuilt", "pattern_name": "email", "action": "WARN"}]}, "action"),
+        ({"pattern_redaction_format": "[REDACTED]"}, "{pattern_name}"),
+        ({"blocked_words": [{"keyword": ""}]}, "keyword"),
+    ],
+)
+def test_invalid_params_are_rejected(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(
+        ValidationError, match=message.replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")
+    ):
+        ContentFilterParams.model_validate(params)
+
+
+def test_category_without_file_is_an_error() -> None:
+    with pytest.raises(ValueError, match="category_file"):
+        _filter(categories=[{"category": "harmful_violence"}])
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def test_categories_from_a_file_with_severity_threshold_and_exceptions(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "codenames.yaml",
+        """
+keywords:
+  - {keyword: bluebird, severity: high}
+  - {keyword: sparrow, severity: low}
+phrases:
+  - {phrase: launch plan, severity: medium, match_type: fuzzy}
+  - {phrase: leak roadmap, severity: high, match_type: proximity, max_distance: 2}
+exceptions: [bluebird public demo]
+""",
+    )
+    params = {
+        "categories": [
+            {"category": "codenames", "category_file": "codenames.yaml", "severity_threshold": "medium"}
+        ]
+    }
+    content_filter = _filter(tmp_path, **params)
+    blocked = content_filter.scan("about Bluebird tomorrow").blocked
+    assert blocked is not None and (blocked.rule, blocked.severity) == ("codenames", "high")
+    assert content_filter.scan("the launching of the plans").blocked is not None  # fuzzy: stems, filler words
+    assert content_filter.scan("we leak the new roadmap").blocked is not None  # proximity within 2 words
+    assert content_filter.scan("we leak a b c roadmap").blocked is None  # 3 words apart
+    assert content_filter.scan("a sparrow flew by").blocked is None  # low is under the medium threshold
+    assert content_filter.scan("see the bluebird public demo").blocked is None  # exception
+
+
+def test_blocked_words_file(tmp_path: Path) -> None:
+    _write(tmp_path / "words.yaml", "blocked_words:\n  - {keyword: project apollo, action: BLOCK}\n")
+    content_filter = _filter(tmp_path, blocked_words_file="words.yaml")
+    assert content_filter.scan("news on Project  Apollo").blocked is not None
+
+
+def test_missing_or_huge_files_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a readable file"):
+        _filter(tmp_path, blocked_words_file="absent.yaml")
+    (tmp_path / "big.yaml").write_bytes(b"#" * (4 * 1024 * 1024 + 1))
+    with pytest.raises(ValueError, match="larger than"):
+        _filter(tmp_path, blocked_words_file="big.yaml")
+
+
+def _stream(content_filter, pieces: list[str], window: int = 24) -> tuple[str, StreamScanner]:  # type: ignore[no-untyped-def]
+    scanner = StreamScanner(content_filter, window=window)
+    out = "".join(scanner.feed(piece) for piece in pieces) + scanner.finish()
+    return out, scanner
+
+
+def test_stream_masks_a_match_split_across_chunks() -> None:
+    out, scanner = _stream(
+        _filter(**PII), ["Reach me at jo", "hn.smith@exa", "mple.com any", " time, thanks!"]
+    )
+    assert out == "Reach me at [EMAIL_REDACTED] any time, thanks!"
+    assert [f.rule for f in scanner.masked] == ["email"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 50])
+def test_stream_output_equals_whole_text_scan_for_any_chunking(size: int) -> None:
+    content_filter = _filter(**PII)
+    text = "a@b.example then 4111 1111 1111 1111, then 😀 c@d.example and a proprietary end"
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    out, _ = _stream(content_filter, pieces)
+    assert out == content_filter.scan(text).text
+
+
+def test_stream_block_stops_releasing() -> None:
+    content_filter = _filter(**PII)
+    scanner = StreamScanner(content_filter, window=24)
+    released = scanner.feed("Your number is 123-4")
+    released += scanner.feed("5-6789 and more text that follows")
+    assert scanner.blocked is not None and scanner.blocked.rule == "us_ssn"
+    assert "123" not in released
+    assert scanner.feed("later") == "" and scanner.finish() == ""
+
+
+def test_stream_lookbehind_sees_released_text() -> None:
+    # "1123-45-6789" is not an SSN (a digit before it); the held-back window must not forget that digit
+    content_filter = _filter(**PII)
+    out, scanner = _stream(content_filter, ["x" * 30 + "1", "123-45-6789 end"], window=12)
+    assert scanner.blocked is None and out.endswith("1123-45-6789 end")

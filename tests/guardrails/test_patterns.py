@@ -1,0 +1,122 @@
+"""The prebuilt patterns: what each must find, and what it must leave alone (checksums included)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from routerd.guardrails.patterns import PREBUILT, iban_valid, luhn_valid
+
+
+def _found(name: str, text: str) -> list[str]:
+    prebuilt = PREBUILT[name]
+    regex = re.compile(prebuilt.regex, prebuilt.flags)
+    values = []
+    for match in regex.finditer(text):
+        value = match.group("v") if "v" in regex.groupindex else match.group()
+        if prebuilt.check is None or prebuilt.check(value):
+            values.append(value)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("number", "valid"),
+    [
+        ("4532015112830366", True),
+        ("4532 0151 1283 0366", True),
+        ("4532-0151-1283-0366", True),
+        ("4532015112830367", False),  # last digit off by one
+        ("378282246310005", True),  # amex test number
+        ("5555555555554444", True),
+        ("1234567890123456", False),
+        ("00000000000", False),  # too short to be a card at all
+    ],
+)
+def test_luhn(number: str, valid: bool) -> None:
+    assert luhn_valid(number) is valid
+
+
+@pytest.mark.parametrize(
+    ("iban", "valid"),
+    [
+        ("GB82 WEST 1234 5698 7654 32", True),
+        ("DE89370400440532013000", True),
+        ("FR1420041010050500013M02606", True),
+        ("GB82 WEST 1234 5698 7654 33", False),
+        ("DE89370400440532013001", False),
+        ("XX00", False),
+    ],
+)
+def test_iban_checksum(iban: str, valid: bool) -> None:
+    assert iban_valid(iban) is valid
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("email", "write to jane.doe+tag@mail.example.org today", ["jane.doe+tag@mail.example.org"]),
+        ("email", "no address @ here, nor user@localhost", []),
+        ("us_ssn", "SSN 123-45-6789.", ["123-45-6789"]),
+        ("us_ssn", "never issued: 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567", []),
+        ("us_ssn", "a longer number 1123-45-67890", []),
+        ("credit_card", "card 4111 1111 1111 1111 exp", ["4111 1111 1111 1111"]),
+        ("credit_card", "order 4111 1111 1111 1112 shipped", []),  # Luhn fails
+        ("visa", "visa 4532-0151-1283-0366", ["4532-0151-1283-0366"]),
+        ("visa", "not visa 5555 5555 5555 4444", []),
+        (
+            "mastercard",
+            "mc 5555 5555 5555 4444 and 2223000048400011",
+            ["5555 5555 5555 4444", "2223000048400011"],
+        ),
+        ("amex", "amex 3782-822463-10005", ["3782-822463-10005"]),
+        ("amex", "amex 3782-822463-10006", []),
+        ("iban", "pay to GB82 WEST 1234 5698 7654 32 please", ["GB82 WEST 1234 5698 7654 32"]),
+        ("iban", "code GB82 WEST 1234 5698 7654 33", []),
+        ("ipv4", "hosts 10.0.0.1 and 256.1.1.1 and 01.2.3.4", ["10.0.0.1"]),
+        ("phone", "call +1-555-123-4567 or (030) 1234 5678", ["+1-555-123-4567", "(030) 1234 5678"]),
+        ("aws_access_key", "key AKIAIOSFODNN7EXAMPLE here", ["AKIAIOSFODNN7EXAMPLE"]),
+        (
+            "aws_secret_key",
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+        ),
+        ("aws_secret_key", "a random 40-char run wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", []),
+        (
+            "github_token",
+            "token ghp_16C7e42F292c6912E7710c838347Ae178B4a ok",
+            ["ghp_16C7e42F292c6912E7710c838347Ae178B4a"],
+        ),
+        (
+            "openai_api_key",
+            "OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwx",
+            ["sk-proj-abcdefghijklmnopqrstuvwx"],
+        ),
+        ("openai_api_key", "an anthropic key sk-ant-abcdefghijklmnopqrstuvwx is not openai's", []),
+        (
+            "anthropic_api_key",
+            "sk-ant-api03-abcdefghijklmnopqrstuvwx",
+            ["sk-ant-api03-abcdefghijklmnopqrstuvwx"],
+        ),
+        (
+            "google_api_key",
+            "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
+            ["AIzaSyA-abcdefghijklmnopqrstuvwxyz01234"],
+        ),
+        ("slack_token", "xoxb-1234567890-abcdefghij", ["xoxb-1234567890-abcdefghij"]),
+        ("stripe_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", ["sk_live_4eC39HqLyjWDarjtT1zdp7dc"]),
+        (
+            "jwt",
+            "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijklmnop",
+            ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijklmnop"],
+        ),
+    ],
+)
+def test_prebuilt_pattern(name: str, text: str, expected: list[str]) -> None:
+    assert _found(name, text) == expected
+
+
+def test_private_key_block() -> None:
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\n-----END RSA PRIVATE KEY-----"
+    assert _found("private_key", f"here:\n{pem}\nthanks") == [pem]
+    assert _found("private_key", "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----") == []
