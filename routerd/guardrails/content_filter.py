@@ -132,9 +132,12 @@ class StreamScanner:
     chunk boundary: the last ``window`` characters are held back until more text (or the end) arrives,
     and a MASK match that straddles the release point holds back from its start.
 
-    Bound: a match longer than ``window`` characters that arrives split across chunks can be released
-    in part before it is complete; every rule of the prebuilt set is shorter than the default window
-    except ``private_key`` blocks.
+    The release point never splits a run of non-space characters (an address, a key, a token) unless
+    the run is longer than ``window``: such a value is held whole until it is complete.
+
+    Bound: a match longer than ``window`` characters (or a space-free run longer than twice the window)
+    that arrives split across chunks can be released in part before it is complete; every rule of the
+    prebuilt set is shorter than the default window except ``private_key`` blocks.
     """
 
     __slots__ = ("_context", "_filter", "_pending", "blocked", "masked", "window")
@@ -173,7 +176,11 @@ class StreamScanner:
             self.blocked = result.blocked
             self._pending = ""
             return ""
-        cut = len(buffer) if final else max(offset, len(buffer) - self.window)
+        cut = (
+            len(buffer)
+            if final
+            else _word_start(buffer, max(offset, len(buffer) - self.window), offset, self.window)
+        )
         for finding in result.masked:
             if finding.start < cut < finding.end:
                 cut = finding.start
@@ -182,6 +189,18 @@ class StreamScanner:
         self._context = buffer[max(0, cut - self.CONTEXT) : cut]
         self._pending = buffer[cut:]
         return released
+
+
+def _word_start(text: str, cut: int, floor: int, limit: int) -> int:
+    """Move a release point back to the start of the whitespace-free run it falls in (an email, a key or
+    a token is never released in part while its end may still be arriving), by at most ``limit``."""
+    if cut <= floor or text[cut - 1].isspace():
+        return cut
+    lowest = max(floor, cut - limit)
+    for index in range(cut - 1, lowest - 1, -1):
+        if text[index].isspace():
+            return index + 1
+    return cut if lowest > floor else floor
 
 
 def _masked_slice(text: str, start: int, stop: int, findings: Sequence[Finding]) -> str:

@@ -1,0 +1,108 @@
+"""Where the texts are: every text a request carries and every text an answer returns, as slots that
+can be read and rewritten in place (a MASK writes back into the same body).
+
+Request texts (``pre_call``): chat message contents (plain strings and the ``text`` parts of multi-part
+contents), tool results, the arguments of earlier assistant tool calls, text-completion prompts and
+embedding inputs (token-id arrays are not text and are left alone). Answer texts (``post_call``): each
+choice's message content, refusal and tool-call arguments, or a text completion's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Slot", "answer_slots", "request_slots"]
+
+CHAT = "chat"
+COMPLETIONS = "completions"
+EMBEDDINGS = "embeddings"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One text inside a JSON body: ``container[key]`` is a string."""
+
+    container: Any  # a dict or a list holding the text
+    key: Any  # str for dicts, int for lists
+
+    @property
+    def text(self) -> str:
+        value: str = self.container[self.key]
+        return value
+
+    def replace(self, text: str) -> None:
+        self.container[self.key] = text
+
+
+def _content_slots(message: MutableMapping[str, Any], key: str = "content") -> Iterator[Slot]:
+    content = message.get(key)
+    if isinstance(content, str):
+        yield Slot(message, key)
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, MutableMapping) and isinstance(part.get("text"), str):
+                yield Slot(part, "text")
+
+
+def _tool_call_slots(message: MutableMapping[str, Any]) -> Iterator[Slot]:
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            function = call.get("function") if isinstance(call, MutableMapping) else None
+            if isinstance(function, MutableMapping) and isinstance(function.get("arguments"), str):
+                yield Slot(function, "arguments")
+    function_call = message.get("function_call")
+    if isinstance(function_call, MutableMapping) and isinstance(function_call.get("arguments"), str):
+        yield Slot(function_call, "arguments")
+
+
+def _strings(body: MutableMapping[str, Any], key: str) -> Iterator[Slot]:
+    value = body.get(key)
+    if isinstance(value, str):
+        yield Slot(body, key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                yield Slot(value, index)
+
+
+def request_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
+    """The texts of a request body of ``endpoint`` (chat, completions or embeddings)."""
+    if endpoint == CHAT:
+        slots: list[Slot] = []
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, MutableMapping):
+                    slots.extend(_content_slots(message))
+                    slots.extend(_tool_call_slots(message))
+        return slots
+    if endpoint == COMPLETIONS:
+        return list(_strings(body, "prompt"))
+    if endpoint == EMBEDDINGS:
+        return list(_strings(body, "input"))
+    return []
+
+
+def answer_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
+    """The texts of a non-streamed answer of ``endpoint``."""
+    slots: list[Slot] = []
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        return slots
+    for choice in choices:
+        if not isinstance(choice, MutableMapping):
+            continue
+        if endpoint == COMPLETIONS:
+            if isinstance(choice.get("text"), str):
+                slots.append(Slot(choice, "text"))
+            continue
+        message = choice.get("message")
+        if isinstance(message, MutableMapping):
+            slots.extend(_content_slots(message))
+            if isinstance(message.get("refusal"), str):
+                slots.append(Slot(message, "refusal"))
+            slots.extend(_tool_call_slots(message))
+    return slots
