@@ -1,0 +1,210 @@
+"""The spend ledger: what each key, team, end user and model group spent, per budget period.
+
+Two views of the same events, both kept in memory and written to SQLite in one transaction per flush:
+
+- ``budget_spend(scope, period_start, period_end, usd)``: running totals per budget scope
+  (``key:<alias>``, ``team:<id>``, ``user:<id>``) and period, read on every call to enforce budgets;
+- ``spend_hourly(hour, key_alias, team_id, end_user, model_group, usd, prompt_tokens,
+  completion_tokens, requests, estimated)``: the record ``/v1/routerd/spend`` reports from.
+
+The database is in WAL mode and flushed every ``flush_interval`` seconds by the server (in a worker
+thread, never on the event loop), so a crash loses at most that interval; a restart loads the totals of
+periods that have not ended. End users are client-chosen names: the in-memory totals keep at most
+``max_end_users`` of them (least recently charged evicted first); the database keeps them all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BudgetScope", "SpendEvent", "SpendLedger"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS budget_spend (
+    scope TEXT NOT NULL, period_start REAL NOT NULL, period_end REAL NOT NULL, usd REAL NOT NULL,
+    PRIMARY KEY (scope, period_start));
+CREATE TABLE IF NOT EXISTS spend_hourly (
+    hour INTEGER NOT NULL, key_alias TEXT NOT NULL, team_id TEXT NOT NULL, end_user TEXT NOT NULL,
+    model_group TEXT NOT NULL, usd REAL NOT NULL, prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL, requests INTEGER NOT NULL, estimated INTEGER NOT NULL,
+    PRIMARY KEY (hour, key_alias, team_id, end_user, model_group));
+"""
+GROUPINGS = {"key": "key_alias", "team": "team_id", "end_user": "end_user", "model": "model_group"}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetScope:
+    """A budget the event counts against: ``scope`` and the period it falls in."""
+
+    scope: str
+    period_start: float
+    period_end: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpendEvent:
+    """One finished call."""
+
+    at: float
+    key_alias: str
+    team_id: str
+    end_user: str
+    model_group: str
+    usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+    budgets: tuple[BudgetScope, ...] = ()
+
+
+class SpendLedger:
+    """In-memory totals with SQLite persistence (``path=None``: an in-memory database)."""
+
+    def __init__(self, path: Path | None, *, max_end_users: int = 100_000) -> None:
+        self.path = path
+        self.max_end_users = max_end_users
+        self._budgets: dict[tuple[str, float], tuple[float, float]] = {}  # (scope, start) -> (end, usd)
+        self._users: OrderedDict[tuple[str, float], None] = OrderedDict()
+        self._pending_budgets: dict[tuple[str, float], tuple[float, float]] = {}
+        self._pending_hourly: dict[tuple[int, str, str, str, str], list[float]] = {}
+        self._lock = threading.Lock()  # memory <-> flushing thread
+        self._db: sqlite3.Connection | None = None
+
+    # -- the event loop side -------------------------------------------------------------------
+
+    def spent(self, scope: str, period_start: float) -> float:
+        """USD spent by ``scope`` in the period starting at ``period_start``."""
+        entry = self._budgets.get((scope, period_start))
+        return entry[1] if entry else 0.0
+
+    def record(self, event: SpendEvent) -> None:
+        """Count a finished call against its budgets and in the hourly record."""
+        with self._lock:
+            for budget in event.budgets:
+                key = (budget.scope, budget.period_start)
+                end, usd = self._budgets.get(key, (budget.period_end, 0.0))
+                self._budgets[key] = (end, usd + event.usd)
+                pend, pusd = self._pending_budgets.get(key, (budget.period_end, 0.0))
+                self._pending_budgets[key] = (pend, pusd + event.usd)
+                if budget.scope.startswith("user:"):
+                    self._touch_user(key)
+            hour = int(event.at // 3600) * 3600
+            row = (hour, event.key_alias, event.team_id, event.end_user, event.model_group)
+            totals = self._pending_hourly.setdefault(row, [0.0, 0, 0, 0, 0])
+            totals[0] += event.usd
+            totals[1] += event.prompt_tokens
+            totals[2] += event.completion_tokens
+            totals[3] += 1
+            totals[4] += 1 if event.estimated else 0
+
+    def _touch_user(self, key: tuple[str, float]) -> None:
+        self._users[key] = None
+        self._users.move_to_end(key)
+        while len(self._users) > self.max_end_users:
+            old, _ = self._users.popitem(last=False)
+            self._budgets.pop(old, None)
+
+    def forget_ended(self, now: float) -> None:
+        """Drop in-memory totals of periods that have ended (they stay in the database)."""
+        with self._lock:
+            for key in [k for k, (end, _) in self._budgets.items() if end <= now]:
+                del self._budgets[key]
+                self._users.pop(key, None)
+
+    # -- the worker-thread side ----------------------------------------------------------------
+
+    def open(self, now: float) -> None:
+        """Open (creating) the database and load the totals of periods not yet ended. Blocking.
+        Without a path the database lives in memory (same queries, nothing survives a restart)."""
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = str(self.path) if self.path is not None else ":memory:"
+        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        rows = db.execute(
+            "SELECT scope, period_start, period_end, usd FROM budget_spend WHERE period_end > ?", (now,)
+        )
+        with self._lock:
+            for scope, start, end, usd in rows:
+                self._budgets[(scope, start)] = (end, usd)
+        self._db = db
+
+    def flush(self) -> int:
+        """Write what was recorded since the last flush, in one transaction; returns rows written. Blocking."""
+        db = self._db
+        if db is None:
+            return 0  # not open yet: keep everything pending
+        with self._lock:
+            budgets, self._pending_budgets = self._pending_budgets, {}
+            hourly, self._pending_hourly = self._pending_hourly, {}
+        if not (budgets or hourly):
+            return 0
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO budget_spend VALUES (?, ?, ?, ?) ON CONFLICT (scope, period_start) "
+                "DO UPDATE SET usd = usd + excluded.usd",
+                [(scope, start, end, usd) for (scope, start), (end, usd) in budgets.items()],
+            )
+            db.executemany(
+                "INSERT INTO spend_hourly VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (hour, key_alias, team_id, end_user, model_group) DO UPDATE SET "
+                "usd = usd + excluded.usd, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                "completion_tokens = completion_tokens + excluded.completion_tokens, "
+                "requests = requests + excluded.requests, estimated = estimated + excluded.estimated",
+                [(*row, *totals) for row, totals in hourly.items()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            with self._lock:  # keep them for the next flush
+                for key, (end, usd) in budgets.items():
+                    pend, pusd = self._pending_budgets.get(key, (end, 0.0))
+                    self._pending_budgets[key] = (pend, pusd + usd)
+                for row, totals in hourly.items():
+                    merged = self._pending_hourly.setdefault(row, [0.0, 0, 0, 0, 0])
+                    for i, value in enumerate(totals):
+                        merged[i] += value
+            raise
+        return len(budgets) + len(hourly)
+
+    def report(self, group_by: str, since: float, until: float) -> list[dict[str, Any]]:
+        """Spend grouped by ``key``, ``team``, ``end_user`` or ``model`` over [since, until). Blocking;
+        flushes first so the report includes everything recorded."""
+        column = GROUPINGS[group_by]
+        self.flush()
+        if self._db is None:
+            raise RuntimeError("the spend ledger is not open")
+        rows = self._db.execute(
+            f"SELECT {column}, SUM(usd), SUM(prompt_tokens), SUM(completion_tokens), SUM(requests), "
+            "SUM(estimated) FROM spend_hourly WHERE hour >= ? AND hour < ? GROUP BY 1 ORDER BY 2 DESC",
+            (int(since // 3600) * 3600, until),
+        )
+        return [_row(name, totals) for name, *totals in rows]
+
+    def close(self) -> None:
+        """Flush and close the database. Blocking."""
+        if self._db is not None:
+            self.flush()
+            self._db.close()
+            self._db = None
+
+
+def _row(name: str, totals: Iterable[Any]) -> dict[str, Any]:
+    usd, prompt, completion, requests, estimated = totals
+    return {
+        "name": name,
+        "spend_usd": round(usd, 10),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "requests": requests,
+        "estimated_requests": estimated,
+    }
