@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from routerd.access.spec import KeySpec, TeamSpec
 from routerd.config import keys
 from routerd.config.issues import Issue, YamlPath, format_path, suggestion
 from routerd.config.loader import LoadedConfig
@@ -23,6 +24,7 @@ from routerd.config.models import (
     ProviderSettingsSpec,
     RouterSettings,
 )
+from routerd.guardrails.config import GuardrailSpec
 from routerd.providers.infer import DEFAULT_API_KEY_ENV, PROVIDER_PREFIXES
 
 FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
@@ -47,6 +49,9 @@ class Parts:
     general: GeneralSettings | None = None
     files: list[tuple[int, ProviderSettingsSpec]] = field(default_factory=list)
     finetune: list[tuple[int, ProviderSettingsSpec]] = field(default_factory=list)
+    guardrails: list[tuple[int, GuardrailSpec]] = field(default_factory=list)
+    keys: list[tuple[int, KeySpec]] = field(default_factory=list)
+    teams: list[tuple[int, TeamSpec]] = field(default_factory=list)
 
     def issue(self, path: YamlPath, message: str, *, warning: bool = False, at_key: bool = False) -> Issue:
         return self.loaded.marks.issue(

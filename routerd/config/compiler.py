@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import orjson
 
+from routerd.access.table import AccessTable, compile_access
 from routerd.config.frozen import EMPTY, FrozenDict, deep_freeze, is_secret_key
 from routerd.config.issues import Issue, YamlPath
 from routerd.config.models import (
@@ -50,6 +52,7 @@ from routerd.config.table import (
 )
 from routerd.config.validate import Validated
 from routerd.errors import ConfigError
+from routerd.guardrails.config import CompiledGuardrail, compile_guardrails
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV, DEFAULT_API_VERSION_ENV
 
 ID_LENGTH = 16
@@ -91,16 +94,56 @@ class _Compiler:
             "finetune_settings": tuple(self._provider_settings(s) for s in config.finetune_settings),
             "environment_variables": FrozenDict(self.loaded.file_env),
         }
+        guardrails, guardrail_files, warnings = self._guardrails()
+        access = self._access()
         if self.errors:
             raise ConfigError(self.errors)
+        # what the hash covers besides the compiled parts: the declarations behind compiled objects
+        declared = {
+            "guardrails": [g.model_dump(mode="json") for g in config.guardrails],
+            "guardrail_files": guardrail_files,
+            "keys": [k.model_dump(mode="json") for k in config.keys],
+            "teams": [t.model_dump(mode="json") for t in config.teams],
+        }
         return RoutingTable(
-            content_hash=content_hash(table_parts),
+            content_hash=content_hash({**table_parts, **declared}),
             source=self.loaded.source,
             sources=self.loaded.files,
-            warnings=tuple(str(w) for w in self.validated.warnings),
+            warnings=tuple(str(w) for w in [*self.validated.warnings, *warnings]),
             deployments=MappingProxyType({d.id: d for d in deployments}),
+            guardrails=MappingProxyType(guardrails),
+            access=access,
             **table_parts,
         )
+
+    # -- guardrails, keys and teams -----------------------------------------------------------------
+
+    def _guardrails(self) -> tuple[dict[str, CompiledGuardrail], dict[str, str], list[Issue]]:
+        base = Path(self.loaded.source).parent if self.loaded.source else Path.cwd()
+        files: dict[str, str] = {}
+        specs = list(enumerate(self.config.guardrails))
+        compiled, problems = compile_guardrails(specs, base, files)
+        warnings: list[Issue] = []
+        for problem in problems:
+            severity: Literal["error", "warning"] = "warning" if problem.warning else "error"
+            issue = self.loaded.marks.issue(
+                problem.path, problem.message, severity=severity, at_key=problem.at_key
+            )
+            (warnings if problem.warning else self.errors).append(issue)
+        return compiled, files, warnings
+
+    def _access(self) -> AccessTable | None:
+        config = self.config
+        if not config.keys and not config.teams:
+            return None
+        access_groups: dict[str, set[str]] = {}
+        for spec in config.model_list:
+            for name in spec.model_info.access_groups:
+                access_groups.setdefault(name, set()).add(spec.model_name)
+        table, problems = compile_access(config.keys, config.teams, access_groups)
+        for path, message in problems:
+            self._error(path, message)
+        return table
 
     # -- deployments --------------------------------------------------------------------------------
 

@@ -125,12 +125,21 @@ PASSTHROUGH_PARAMS = frozenset(
 IGNORED_TOP_LEVEL: dict[str, str] = {
     "callback_settings": "per-callback settings of LiteLLM logging integrations",
     "assistant_settings": "the Assistants API",
-    "guardrails": "guardrails",
     "credential_list": "stored credentials",
     "mcp_servers": "MCP servers",
     "search_tools": "search tools",
     "vector_store_registry": "vector stores",
     "prompts": "prompt management",
+}
+
+_GUARDRAILS_MOVE = (
+    "guardrails are declared in the top-level `guardrails:` list (LiteLLM's current shape); a guardrail "
+    "routerd cannot run is never silently skipped, so this file is rejected until they move"
+)
+#: Settings whose effect routerd cannot give and must not silently drop: errors, with the reason.
+REJECTED_SETTINGS: dict[tuple[str, str], str] = {
+    ("litellm_settings", "guardrails"): _GUARDRAILS_MOVE,
+    ("router_settings", "guardrail_list"): _GUARDRAILS_MOVE,
 }
 
 #: ``router_settings`` keys of LiteLLM's Router that routerd does not implement.
@@ -156,7 +165,6 @@ IGNORED_ROUTER_SETTINGS: dict[str, str] = {
     "enable_tag_filtering": "tag-based routing",
     "tag_filtering_match_any": "tag-based routing",
     "enable_pre_call_check": "did you mean enable_pre_call_checks?",
-    "guardrail_list": "guardrails",
     "search_tools": "search tools",
 }
 
@@ -195,7 +203,6 @@ IGNORED_LITELLM_SETTINGS: dict[str, str] = {
     "default_key_generate_params": "virtual keys",
     "default_internal_user_params": "internal users",
     "ssl_verify": "TLS verification is always on",
-    "guardrails": "guardrails",
     "telemetry": "routerd sends no telemetry",
     "max_parallel_requests": "parallel request limits",
     "return_response_headers": "response header passthrough",

@@ -19,7 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from routerd.access.spec import KeySpec, TeamSpec
 from routerd.config.frozen import REDACTED, is_secret_key
+from routerd.guardrails.config import GuardrailSpec
 from routerd.providers.infer import PROVIDER_PREFIXES, split_model
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -203,6 +205,9 @@ class ModelInfoSpec(_Model):
     output_cost_per_token: NonNegFloat | None = Field(default=None, description="USD per completion token.")
     base_model: str | None = Field(default=None, description="The underlying model (for prices and limits).")
     mode: str | None = Field(default=None, description="`chat`, `completion`, `embedding`, ...")
+    access_groups: tuple[str, ...] = Field(
+        default=(), description="Names a client key's `models` may list to allow this deployment's group."
+    )
 
 
 class DeploymentSpec(_Model):
@@ -451,6 +456,9 @@ _SECTIONS = (
     "finetune_settings",
     "files_settings",
     "model_list",
+    "guardrails",
+    "keys",
+    "teams",
 )
 
 
@@ -486,6 +494,15 @@ class Config(_Model):
     )
     files_settings: tuple[ProviderSettingsSpec, ...] = Field(
         default=(), description="Provider credentials for /v1/files."
+    )
+    guardrails: tuple[GuardrailSpec, ...] = Field(
+        default=(), description="Guardrails on prompts and answers (LiteLLM's shape)."
+    )
+    keys: tuple[KeySpec, ...] = Field(
+        default=(), description="Client keys with their access, limits and budgets."
+    )
+    teams: tuple[TeamSpec, ...] = Field(
+        default=(), description="Teams: limits and budgets shared by their keys."
     )
 
     @model_validator(mode="before")

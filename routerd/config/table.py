@@ -226,6 +226,10 @@ class RoutingTable:
     deployments: Mapping[str, Deployment] = EMPTY_MAP
     # aliases declared with ``hidden: true``: they route, but /v1/models does not list them
     hidden_aliases: frozenset[str] = frozenset()
+    # guardrail name -> routerd.guardrails.config.CompiledGuardrail, in file order
+    guardrails: Mapping[str, Any] = EMPTY_MAP
+    # client keys and teams (a routerd.access.table.AccessTable); None: only the master key
+    access: Any = None
 
     def __hash__(self) -> int:
         return hash(self.content_hash)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from routerd.access.spec import KeySpec, TeamSpec
 from routerd.config import keys
 from routerd.config.checks import Parts, cross_check
 from routerd.config.frozen import is_secret_key
@@ -39,6 +40,7 @@ from routerd.config.models import (
     ProviderSettingsSpec,
     RouterSettings,
 )
+from routerd.guardrails.config import GuardrailSpec
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -86,6 +88,9 @@ def _assemble(parts: Parts) -> Config:
         environment_variables=dict(parts.loaded.file_env),
         finetune_settings=tuple(spec for _, spec in parts.finetune),
         files_settings=tuple(spec for _, spec in parts.files),
+        guardrails=tuple(spec for _, spec in parts.guardrails),
+        keys=tuple(spec for _, spec in parts.keys),
+        teams=tuple(spec for _, spec in parts.teams),
     )
 
 
@@ -104,6 +109,11 @@ class _Run:
             elif key in keys.IGNORED_TOP_LEVEL:
                 self._ignored((key,), keys.IGNORED_TOP_LEVEL[key])
                 del data[key]
+        for path, message in keys.REJECTED_SETTINGS.items():
+            section = data.get(path[0])
+            if isinstance(section, dict) and path[1] in section:
+                self.issues.append(self.loaded.marks.issue(path, message, at_key=True))
+                del section[path[1]]
         section = data.get("router_settings")
         if isinstance(section, dict):
             for key in list(section):
@@ -181,6 +191,9 @@ class _Run:
         parts.deployments = self._entries(DeploymentSpec, data, "model_list")
         parts.files = self._entries(ProviderSettingsSpec, data, "files_settings")
         parts.finetune = self._entries(ProviderSettingsSpec, data, "finetune_settings")
+        parts.guardrails = self._entries(GuardrailSpec, data, "guardrails")
+        parts.keys = self._entries(KeySpec, data, "keys")
+        parts.teams = self._entries(TeamSpec, data, "teams")
         raw_list = data.get("model_list")
         if isinstance(raw_list, list):
             parts.raw_group_names = [
@@ -296,6 +309,9 @@ _PART_KEYS = frozenset(
         "general_settings",
         "files_settings",
         "finetune_settings",
+        "guardrails",
+        "keys",
+        "teams",
     }
 )
 

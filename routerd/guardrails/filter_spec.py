@@ -22,6 +22,7 @@ validator turns into ``file:line:col``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -242,8 +243,9 @@ def _alternation(items: Sequence[str], to_regex: Callable[[str], str]) -> re.Pat
     return re.compile("|".join(to_regex(item) for item in ordered), re.IGNORECASE)
 
 
-def read_yaml_file(base: Path) -> Reader:
-    """A :data:`Reader` for files relative to ``base`` (the routing file's directory), size-capped."""
+def read_yaml_file(base: Path, seen: dict[str, str] | None = None) -> Reader:
+    """A :data:`Reader` for files relative to ``base`` (the routing file's directory), size-capped.
+    ``seen`` collects each file's path and SHA-256, so a change to a word list changes the table's hash."""
 
     def read(name: str) -> Any:
         from ruamel.yaml import YAML
@@ -253,7 +255,12 @@ def read_yaml_file(base: Path) -> Reader:
             raise ValueError(f"{name}: not a readable file")
         if path.stat().st_size > MAX_FILTER_FILE_BYTES:
             raise ValueError(f"{name}: larger than {MAX_FILTER_FILE_BYTES} bytes")
-        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()[: MAX_FILTER_FILE_BYTES + 1]
+        if len(raw) > MAX_FILTER_FILE_BYTES:
+            raise ValueError(f"{name}: larger than {MAX_FILTER_FILE_BYTES} bytes")
+        if seen is not None:
+            seen[str(path)] = hashlib.sha256(raw).hexdigest()
+        data = YAML(typ="safe", pure=True).load(raw.decode("utf-8"))
         if not isinstance(data, Mapping):
             raise ValueError(f"{name}: expected a mapping at the top level")
         return data

@@ -390,7 +390,7 @@ def test_accepted_but_ignored_litellm_keys_are_warnings_with_locations(check: Ch
         "  success_callback: [langfuse]\n"
         "general_settings:\n"
         "  database_url: postgres://db\n"
-        "guardrails: []\n"
+        "assistant_settings: {}\n"
     )
     result = check(text, env={})
     assert result.ok
@@ -400,7 +400,7 @@ def test_accepted_but_ignored_litellm_keys_are_warnings_with_locations(check: Ch
         "10:22: litellm_settings.success_callback[0]: callback 'langfuse' is accepted but not acted on "
         "(routerd acts on: prometheus)",
         "12:3: general_settings.database_url: accepted but not acted on (LiteLLM proxy feature)",
-        "13:1: guardrails: accepted but not acted on (guardrails)",
+        "13:1: assistant_settings: accepted but not acted on (the Assistants API)",
     ]
     assert all(w.severity == "warning" for w in result.warnings)
     assert [str(w) for w in result.warnings] == list(result.table.warnings)  # type: ignore[union-attr]
