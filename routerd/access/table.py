@@ -21,6 +21,7 @@ from routerd.errors import AuthenticationError, BadRequestError, PermissionDenie
 __all__ = [
     "AccessTable",
     "BudgetExceededError",
+    "EndUserBudget",
     "KeyPolicy",
     "TeamPolicy",
     "allowed_groups",
@@ -85,6 +86,14 @@ class AccessTable:
 
     def by_alias(self, alias: str) -> KeyPolicy | None:
         return next((k for k in self.keys.values() if k.alias == alias), None)
+
+
+@dataclass(frozen=True, slots=True)
+class EndUserBudget:
+    """``litellm_settings.max_end_user_budget``: USD per end user (the request's ``user``) per period."""
+
+    max_budget: float
+    budget: Duration | None
 
 
 EMPTY = AccessTable(MappingProxyType({}), MappingProxyType({}), MappingProxyType({}))

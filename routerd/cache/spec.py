@@ -20,6 +20,7 @@ types): never silently different.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,3 +81,58 @@ def endpoints_for(params: CacheParams) -> tuple[frozenset[str], list[str]]:
     endpoints = {CALL_TYPE_ENDPOINTS[c] for c in params.supported_call_types if c in CALL_TYPE_ENDPOINTS}
     skipped = [c for c in params.supported_call_types if c not in CALL_TYPE_ENDPOINTS]
     return frozenset(endpoints), skipped
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The cache as the routing table holds it: on, with these parameters, for these endpoints."""
+
+    params: CacheParams
+    endpoints: frozenset[str]
+
+    @property
+    def backend(self) -> str:
+        return self.params.type
+
+
+def compile_cache(
+    enabled: bool | None, params: CacheParams | None
+) -> tuple[CacheConfig | None, list[tuple[tuple[str, ...], str]]]:
+    """The table's cache (None when off) and warnings as (YAML path, message)."""
+    warnings: list[tuple[tuple[str, ...], str]] = []
+    if not enabled:
+        if params is not None:
+            warnings.append(
+                (("litellm_settings", "cache_params"), "cache_params has no effect without `cache: true`")
+            )
+        return None, warnings
+    params = params or CacheParams()
+    if params.type in UNSUPPORTED_TYPES:
+        warnings.append(
+            (
+                ("litellm_settings", "cache_params", "type"),
+                f"cache type {params.type!r} is not implemented by routerd; caching is off (use local or redis)",
+            )
+        )
+        return None, warnings
+    if params.type not in ("local", "redis"):
+        warnings.append(
+            (
+                ("litellm_settings", "cache_params", "type"),
+                f"unknown cache type {params.type!r}; caching is off (use local or redis)",
+            )
+        )
+        return None, warnings
+    endpoints, skipped = endpoints_for(params)
+    for name in skipped:
+        warnings.append(
+            (
+                ("litellm_settings", "cache_params", "supported_call_types"),
+                f"call type {name!r} is not cached by routerd",
+            )
+        )
+    for key in sorted(params.extra()):
+        warnings.append(
+            (("litellm_settings", "cache_params", key), "not a cache setting routerd acts on; ignored")
+        )
+    return CacheConfig(params, endpoints), warnings

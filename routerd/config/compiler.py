@@ -29,7 +29,9 @@ from urllib.parse import quote
 
 import orjson
 
-from routerd.access.table import AccessTable, compile_access
+from routerd.access.periods import parse_duration
+from routerd.access.table import AccessTable, EndUserBudget, compile_access
+from routerd.cache.spec import compile_cache
 from routerd.config.frozen import EMPTY, FrozenDict, deep_freeze, is_secret_key
 from routerd.config.issues import Issue, YamlPath
 from routerd.config.models import (
@@ -96,6 +98,17 @@ class _Compiler:
         }
         guardrails, guardrail_files, warnings = self._guardrails()
         access = self._access()
+        litellm = config.litellm_settings
+        cache, cache_warnings = compile_cache(litellm.cache, litellm.cache_params)
+        end_user_budget = None
+        if litellm.max_end_user_budget is not None:
+            duration = litellm.end_user_budget_duration
+            end_user_budget = EndUserBudget(
+                litellm.max_end_user_budget, parse_duration(duration) if duration else None
+            )
+        warnings += [
+            self.loaded.marks.issue(path, message, severity="warning") for path, message in cache_warnings
+        ]
         if self.errors:
             raise ConfigError(self.errors)
         # what the hash covers besides the compiled parts: the declarations behind compiled objects
@@ -104,6 +117,8 @@ class _Compiler:
             "guardrail_files": guardrail_files,
             "keys": [k.model_dump(mode="json") for k in config.keys],
             "teams": [t.model_dump(mode="json") for t in config.teams],
+            "cache": cache.params.model_dump(mode="json") if cache else None,
+            "end_user_budget": [litellm.max_end_user_budget, litellm.end_user_budget_duration],
         }
         return RoutingTable(
             content_hash=content_hash({**table_parts, **declared}),
@@ -113,6 +128,8 @@ class _Compiler:
             deployments=MappingProxyType({d.id: d for d in deployments}),
             guardrails=MappingProxyType(guardrails),
             access=access,
+            cache=cache,
+            end_user_budget=end_user_budget,
             **table_parts,
         )
 

@@ -17,9 +17,19 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from routerd.access.periods import parse_duration
 from routerd.access.spec import KeySpec, TeamSpec
+from routerd.cache.spec import CacheParams
 from routerd.config.frozen import REDACTED, is_secret_key
 from routerd.guardrails.config import GuardrailSpec
 from routerd.providers.infer import PROVIDER_PREFIXES, split_model
@@ -389,6 +399,22 @@ class LiteLLMSettings(_FallbackSettings):
     failure_callback: Annotated[tuple[str, ...], BeforeValidator(_str_to_tuple)] | None = Field(
         default=None, description="Like `callbacks` (LiteLLM's older spelling)."
     )
+    max_end_user_budget: NonNegFloat | None = Field(
+        default=None, description="USD each end user (the request's `user` field) may spend per period."
+    )
+    end_user_budget_duration: str | None = Field(
+        default=None,
+        description="routerd: the end-user budget's period (1d, 30d, 1mo ...); absent: no reset.",
+    )
+    cache: bool | None = Field(default=None, description="Turn on response caching (see `cache_params`).")
+    cache_params: CacheParams | None = Field(default=None, description="How and where answers are cached.")
+
+    @field_validator("end_user_budget_duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
 
 class GeneralSettings(_Model):

@@ -230,6 +230,10 @@ class RoutingTable:
     guardrails: Mapping[str, Any] = EMPTY_MAP
     # client keys and teams (a routerd.access.table.AccessTable); None: only the master key
     access: Any = None
+    # the response cache (a routerd.cache.spec.CacheConfig); None: off
+    cache: Any = None
+    # litellm_settings.max_end_user_budget (a routerd.access.table.EndUserBudget); None: no end-user budget
+    end_user_budget: Any = None
 
     def __hash__(self) -> int:
         return hash(self.content_hash)
