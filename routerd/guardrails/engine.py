@@ -106,10 +106,17 @@ class GuardrailUnavailableError(APIError):
 class Guardrail(Protocol):
     """A configured guardrail."""
 
-    name: str
-    kind: str
-    modes: frozenset[Mode]
-    default_on: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def modes(self) -> frozenset[Mode]: ...
+
+    @property
+    def default_on(self) -> bool: ...
 
     async def check(self, texts: Sequence[str], *, stage: str, context: Mapping[str, Any]) -> Verdict:
         """Decide on ``texts`` (``stage`` is ``request`` or ``response``)."""

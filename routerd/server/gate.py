@@ -1,0 +1,383 @@
+"""The gate in front of the router: who calls, whether they may, whether there is room and budget, what
+the guardrails say, and whether the cache already holds the answer -- and, once the call is done, the
+same stations in reverse (guardrails on the answer, the cache, the spend ledger, the limits).
+
+Every decision here is a pure function from :mod:`routerd.access`, :mod:`routerd.guardrails` and
+:mod:`routerd.cache`; this module only strings them together for one request (a :class:`Passage`) and
+owns the per-process state they need (:class:`Gate`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from routerd.access.ledger import BudgetScope, SpendEvent, SpendLedger
+from routerd.access.limits import AccessLimits, Admission
+from routerd.access.periods import period_bounds
+from routerd.access.table import (
+    AccessTable,
+    EndUserBudget,
+    KeyPolicy,
+    authenticate,
+    check_budget,
+    check_model,
+)
+from routerd.cache.controls import CacheControls, parse_controls
+from routerd.cache.key import cache_key
+from routerd.cache.local import LocalCache
+from routerd.cache.replay import answer_from_chunks
+from routerd.cache.spec import CacheConfig
+from routerd.config.table import RoutingTable
+from routerd.errors import AuthenticationError, BadRequestError
+from routerd.guardrails.config import CONTENT_FILTER, MODERATION, WEBHOOK, CompiledGuardrail
+from routerd.guardrails.engine import (
+    ContentFilterGuardrail,
+    Guardrail,
+    GuardrailRun,
+    Mode,
+    StreamGuard,
+    apply_answer,
+    apply_request,
+    select,
+    unknown_names,
+)
+from routerd.guardrails.network import ModerationGuardrail, Moderator, Poster, WebhookGuardrail
+from routerd.server.auth import presented_key
+from routerd.tokens import count_request_tokens
+
+__all__ = ["MAX_REQUESTED_GUARDRAILS", "Gate", "Passage"]
+
+log = logging.getLogger("routerd.gate")
+
+#: Guardrail names one request may ask for (``guardrails: [...]``).
+MAX_REQUESTED_GUARDRAILS = 32
+#: Bytes counted per streamed chunk kept for the cache, besides its text (ids, model, framing).
+_CHUNK_ENVELOPE = 160
+
+
+@dataclass(slots=True)
+class Gate:
+    """This process's gate state: limits, the ledger, the local cache and the bound guardrails."""
+
+    ledger: SpendLedger
+    limits: AccessLimits
+    cache: LocalCache | None
+    poster: Poster
+    moderator: Moderator
+    clock: Callable[[], float] = time.time
+    _bound: tuple[int, dict[str, Guardrail]] | None = None
+
+    def guardrails(self, table: RoutingTable) -> dict[str, Guardrail]:
+        """The table's guardrails bound to this process's I/O (once per table)."""
+        bound = self._bound
+        if bound is not None and bound[0] == id(table):
+            return bound[1]
+        runtime = {name: self._bind(g) for name, g in table.guardrails.items()}
+        self._bound = (id(table), runtime)
+        return runtime
+
+    def _bind(self, compiled: CompiledGuardrail) -> Guardrail:
+        if compiled.kind == CONTENT_FILTER:
+            assert compiled.content_filter is not None
+            return ContentFilterGuardrail(
+                compiled.name,
+                compiled.content_filter,
+                compiled.modes,
+                compiled.default_on,
+                compiled.stream_window,
+            )
+        if compiled.kind == WEBHOOK:
+            return WebhookGuardrail(
+                compiled.name,
+                compiled.modes,
+                compiled.url or "",
+                self.poster,
+                compiled.headers,
+                compiled.timeout,
+                compiled.fail_open,
+                compiled.params,
+                compiled.default_on,
+            )
+        if compiled.kind == MODERATION:
+            return ModerationGuardrail(
+                compiled.name,
+                compiled.modes,
+                compiled.model or "",
+                self.moderator,
+                compiled.categories,
+                compiled.timeout,
+                compiled.fail_open,
+                compiled.default_on,
+            )
+        raise ValueError(f"guardrail type {compiled.kind!r} has no runtime")
+
+
+def identify(
+    table: RoutingTable, master_key: str | None, headers: Mapping[str, str], now: float
+) -> KeyPolicy | None:
+    """The caller's key policy; None for the master key, or when the gateway is open (no master key
+    and no client keys). Raises 401 otherwise."""
+    access: AccessTable | None = table.access
+    if master_key is None and (access is None or not access.enabled):
+        return None
+    token = presented_key(headers)
+    if token is None:
+        raise AuthenticationError(
+            "missing API key: send it as 'Authorization: Bearer <key>'", code="invalid_api_key"
+        )
+    if master_key is not None and hmac.compare_digest(token.encode(), master_key.encode()):
+        return None
+    if access is None or not access.enabled:
+        raise AuthenticationError("invalid API key", code="invalid_api_key")
+    return authenticate(access, token, now)
+
+
+def _requested_guardrails(body: MutableMapping[str, Any]) -> list[str]:
+    names: Any = body.pop("guardrails", None)
+    metadata = body.get("metadata")
+    if names is None and isinstance(metadata, Mapping):
+        names = metadata.get("guardrails")
+    if names is None:
+        return []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadRequestError("'guardrails' must be a list of guardrail names", param="guardrails")
+    if len(names) > MAX_REQUESTED_GUARDRAILS:
+        raise BadRequestError(
+            f"at most {MAX_REQUESTED_GUARDRAILS} guardrails per request", param="guardrails"
+        )
+    return names
+
+
+@dataclass(slots=True)
+class Passage:
+    """One request through the gate: what was decided on the way in, and what to do on the way out."""
+
+    gate: Gate
+    table: RoutingTable
+    endpoint: str
+    policy: KeyPolicy | None
+    group: str
+    end_user: str
+    runs: list[GuardrailRun] = field(default_factory=list)
+    post: tuple[Guardrail, ...] = ()
+    during: tuple[ContentFilterGuardrail, ...] = ()
+    admission: Admission | None = None
+    budgets: tuple[BudgetScope, ...] = ()
+    cache: CacheConfig | None = None
+    cache_key: str | None = None
+    controls: CacheControls = field(default_factory=CacheControls)
+    cache_status: str | None = None  # "hit" | "miss" | None (not looked up)
+    finished: bool = False
+
+    @property
+    def key_alias(self) -> str:
+        return self.policy.alias if self.policy else ""
+
+    @property
+    def team_id(self) -> str:
+        return (self.policy.team_id or "") if self.policy else ""
+
+    # -- on the way in --------------------------------------------------------------------------
+
+    @classmethod
+    async def enter(
+        cls,
+        gate: Gate,
+        table: RoutingTable,
+        master_key: str | None,
+        endpoint: str,
+        headers: Mapping[str, str],
+        body: MutableMapping[str, Any],
+    ) -> Passage:
+        """Authenticate, authorise, check budgets and limits, run ``pre_call`` guardrails (which may
+        rewrite ``body``) and strip the gate's own fields from ``body``. Raises the refusal."""
+        now = gate.clock()
+        policy = identify(table, master_key, headers, now)
+        requested = _requested_guardrails(body)
+        controls = parse_controls(body.pop("cache", None))
+        model = str(body.get("model", ""))
+        resolved = table.resolve(model)
+        group = resolved.name if resolved is not None else model
+        user = body.get("user")
+        passage = cls(gate, table, endpoint, policy, group, user if isinstance(user, str) else "")
+        if policy is not None:
+            access: AccessTable = table.access
+            check_model(policy, model, group, table.groups, access.access_groups)
+        passage.budgets = passage._check_budgets(now)
+        guardrails = gate.guardrails(table)
+        missing = unknown_names(guardrails, requested)
+        if missing:
+            raise BadRequestError(
+                f"unknown guardrail {missing[0]!r}", param="guardrails", code="unknown_guardrail"
+            )
+        scoped = [*policy.guardrails, *(policy.team.guardrails if policy.team else ())] if policy else []
+        context = {
+            "model": model,
+            "user": passage.end_user or None,
+            "key_alias": passage.key_alias or None,
+            "team_id": passage.team_id or None,
+            "endpoint": endpoint,
+        }
+        passage.runs = await apply_request(
+            select(guardrails, Mode.PRE_CALL, requested, scoped), endpoint, body, context
+        )
+        passage.post = select(guardrails, Mode.POST_CALL, requested, scoped)
+        during = select(guardrails, Mode.DURING_CALL, requested, scoped)
+        passage.during = tuple(g for g in during if isinstance(g, ContentFilterGuardrail))
+        # network guardrails in during_call check the complete answer of a call that is not streamed
+        passage.post += tuple(
+            g for g in during if not isinstance(g, ContentFilterGuardrail) and g not in passage.post
+        )
+        if policy is not None:
+            passage.admission = gate.limits.admit(
+                policy, count_request_tokens(endpoint, body), time.monotonic()
+            )
+        passage._prepare_cache(body, controls)
+        return passage
+
+    def _check_budgets(self, now: float) -> tuple[BudgetScope, ...]:
+        scopes: list[BudgetScope] = []
+        ledger = self.gate.ledger
+        policy = self.policy
+        checks: list[tuple[str, str, float | None, Any]] = []
+        if policy is not None:
+            checks.append((f"key:{policy.alias}", f"key {policy.alias!r}", policy.max_budget, policy.budget))
+            if policy.team is not None:
+                team = policy.team
+                checks.append(
+                    (f"team:{team.team_id}", f"team {team.team_id!r}", team.max_budget, team.budget)
+                )
+        end_user: EndUserBudget | None = self.table.end_user_budget
+        if end_user is not None and self.end_user:
+            checks.append((f"user:{self.end_user}", "end user", end_user.max_budget, end_user.budget))
+        for scope, label, max_budget, duration in checks:
+            start, end = period_bounds(duration, now)
+            if max_budget is not None:
+                check_budget(label, ledger.spent(scope, start), max_budget, duration, now)
+            scopes.append(BudgetScope(scope, start, end))
+        return tuple(scopes)
+
+    def _prepare_cache(self, body: Mapping[str, Any], controls: CacheControls) -> None:
+        config: CacheConfig | None = self.table.cache
+        if config is None or self.endpoint not in config.endpoints or self.gate.cache is None:
+            return
+        if config.params.mode == "default_off" and not controls.use_cache:
+            return
+        if controls.use_cache is False:
+            return
+        scope = f"team:{self.team_id}" if self.team_id else f"key:{self.key_alias}"
+        namespace = controls.namespace or config.params.namespace or ""
+        self.cache = config
+        self.controls = controls
+        self.cache_key = cache_key(
+            self.endpoint,
+            self.group,
+            body,
+            scope=scope,
+            namespace=namespace,
+            include_user=config.params.key_includes_user,
+        )
+
+    def cached_answer(self) -> dict[str, Any] | None:
+        """The cached answer to this request, if the cache holds one it may use."""
+        if self.cache_key is None or self.gate.cache is None:
+            return None
+        if self.controls.no_cache:
+            self.cache_status = "miss"
+            return None
+        entry = self.gate.cache.get(self.cache_key, max_age=self.controls.s_maxage)
+        if entry is None:
+            self.cache_status = "miss"
+            return None
+        self.cache_status = "hit"
+        answer: dict[str, Any] = orjson.loads(entry.value)
+        return answer
+
+    # -- on the way out -------------------------------------------------------------------------
+
+    async def answer(self, body: MutableMapping[str, Any]) -> None:
+        """Run ``post_call`` guardrails over a complete answer (masks rewrite ``body``) and store it in
+        the cache. Raises a guardrail's refusal."""
+        if self.post:
+            context = {"model": self.group, "user": self.end_user or None, "endpoint": self.endpoint}
+            self.runs += await apply_answer(self.post, self.endpoint, body, context)
+        self._store(body)
+
+    def _store(self, body: Mapping[str, Any]) -> None:
+        if (
+            self.cache_key is None
+            or self.gate.cache is None
+            or self.controls.no_store
+            or self.cache_status == "hit"
+        ):
+            return
+        assert self.cache is not None
+        ttl = self.controls.ttl if self.controls.ttl is not None else self.cache.params.ttl
+        self.gate.cache.set(self.cache_key, orjson.dumps(body), ttl)
+
+    def stream_guard(self) -> StreamGuard | None:
+        return StreamGuard(self.during, self.endpoint) if self.during else None
+
+    async def relay(self, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        """The stream as the client gets it: during_call guardrails applied chunk by chunk, and the
+        chunks kept (bounded by the cache's entry size) to store a completed answer."""
+        guard = self.stream_guard()
+        keep: list[Mapping[str, Any]] | None = (
+            [] if self.cache_key is not None and not self.controls.no_store else None
+        )
+        kept_bytes = 0
+        limit = self.gate.cache.max_entry_bytes if self.gate.cache is not None else 0
+        async for chunk in chunks:
+            out = guard.chunk(chunk) if guard is not None else chunk
+            if out is None:
+                continue
+            if keep is not None:
+                # an estimate, not a second serialisation of every chunk: the text plus the envelope
+                kept_bytes += _CHUNK_ENVELOPE + sum(
+                    len(str(c.get("delta") or c.get("text") or "")) for c in out.get("choices") or ()
+                )
+                if kept_bytes > limit:
+                    keep = None
+                else:
+                    keep.append(out)
+            yield dict(out)
+        if guard is not None:
+            self.runs += list(guard.runs.values())
+        if keep is not None:
+            answer = answer_from_chunks(self.endpoint, keep)
+            if answer is not None:
+                self._store(answer)
+
+    def finish(
+        self, tokens: tuple[int, int], cost: float | None, *, estimated: bool = False, ok: bool = True
+    ) -> None:
+        """Account for the call once: limits released (tokens settled), spend recorded."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.admission is not None:
+            self.gate.limits.settle(self.admission, tokens[0] + tokens[1], time.monotonic())
+            self.gate.limits.release(self.admission)
+        if not ok and tokens == (0, 0):
+            return
+        self.gate.ledger.record(
+            SpendEvent(
+                at=self.gate.clock(),
+                key_alias=self.key_alias,
+                team_id=self.team_id,
+                end_user=self.end_user,
+                model_group=self.group,
+                usd=0.0 if self.cache_status == "hit" else (cost or 0.0),
+                prompt_tokens=tokens[0],
+                completion_tokens=tokens[1],
+                estimated=estimated,
+                budgets=self.budgets,
+            )
+        )
