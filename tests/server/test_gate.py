@@ -159,9 +159,6 @@ async def test_guardrails_default_on_requested_and_team(gate: Gate, tmp_path: Pa
     passage = await _enter(gate, table, MASTER, body)
     assert body["messages"][0]["content"] == "mail [EMAIL_REDACTED]" and "guardrails" not in body
     assert [(r.guardrail, r.action) for r in passage.runs] == [("pii", "mask"), ("ssn", "allow")]
-        "ssn",
-        "pii",
-    ]
     team_body = _chat("mail a@b.example")
     await _enter(gate, table, TEAM_KEY, team_body)  # the team's guardrails run without asking
     assert team_body["messages"][0]["content"] == "mail [EMAIL_REDACTED]"
