@@ -30,7 +30,7 @@ from routerd.access.table import (
     check_model,
 )
 from routerd.cache.controls import CacheControls, parse_controls
-from routerd.cache.key import cache_key
+from routerd.cache.key import cache_key, embedding_item_keys
 from routerd.cache.local import LocalCache
 from routerd.cache.replay import answer_from_chunks
 from routerd.cache.spec import CacheConfig
@@ -58,6 +58,7 @@ log = logging.getLogger("routerd.gate")
 
 #: Guardrail names one request may ask for (``guardrails: [...]``).
 MAX_REQUESTED_GUARDRAILS = 32
+EMBEDDINGS = "embeddings"
 #: Bytes counted per streamed chunk kept for the cache, besides its text (ids, model, framing).
 _CHUNK_ENVELOPE = 160
 
@@ -155,6 +156,18 @@ def _requested_guardrails(body: MutableMapping[str, Any]) -> list[str]:
     return names
 
 
+def _embedding_items(body: Mapping[str, Any]) -> list[Any] | None:
+    """The input items of an embeddings request (a single string or token list is one item)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return [value]
+    if isinstance(value, list):
+        return list(value)
+    return None
+
+
 @dataclass(slots=True)
 class Passage:
     """One request through the gate: what was decided on the way in, and what to do on the way out."""
@@ -174,6 +187,11 @@ class Passage:
     cache_key: str | None = None
     controls: CacheControls = field(default_factory=CacheControls)
     cache_status: str | None = None  # "hit" | "miss" | None (not looked up)
+    # embeddings: one key per input item, the items answered from the cache (by original index) and
+    # the original indices of the items sent upstream
+    item_keys: list[str] | None = None
+    cached_items: dict[int, Any] = field(default_factory=dict)
+    sent_items: list[int] = field(default_factory=list)
     finished: bool = False
 
     @property
@@ -276,29 +294,58 @@ class Passage:
         namespace = controls.namespace or config.params.namespace or ""
         self.cache = config
         self.controls = controls
+        include_user = config.params.key_includes_user
         self.cache_key = cache_key(
-            self.endpoint,
-            self.group,
-            body,
-            scope=scope,
-            namespace=namespace,
-            include_user=config.params.key_includes_user,
+            self.endpoint, self.group, body, scope=scope, namespace=namespace, include_user=include_user
         )
+        if self.endpoint == EMBEDDINGS:
+            items = _embedding_items(body)
+            if items is not None:
+                self.item_keys = embedding_item_keys(
+                    self.group, body, items, scope=scope, namespace=namespace, include_user=include_user
+                )
 
-    def cached_answer(self) -> dict[str, Any] | None:
-        """The cached answer to this request, if the cache holds one it may use."""
-        if self.cache_key is None or self.gate.cache is None:
+    def cached_answer(self, body: MutableMapping[str, Any]) -> dict[str, Any] | None:
+        """The cached answer to this request, if the cache holds one it may use. For embeddings whose
+        items are partly cached, ``body``'s input is cut to the items still to fetch."""
+        cache = self.gate.cache
+        if self.cache_key is None or cache is None:
             return None
+        self.cache_status = "miss"
         if self.controls.no_cache:
-            self.cache_status = "miss"
             return None
-        entry = self.gate.cache.get(self.cache_key, max_age=self.controls.s_maxage)
+        max_age = self.controls.s_maxage
+        if self.item_keys is not None:
+            return self._cached_embeddings(cache, body, max_age)
+        entry = cache.get(self.cache_key, max_age=max_age)
         if entry is None:
-            self.cache_status = "miss"
             return None
         self.cache_status = "hit"
         answer: dict[str, Any] = orjson.loads(entry.value)
         return answer
+
+    def _cached_embeddings(
+        self, cache: LocalCache, body: MutableMapping[str, Any], max_age: float | None
+    ) -> dict[str, Any] | None:
+        assert self.item_keys is not None
+        for index, key in enumerate(self.item_keys):
+            entry = cache.get(key, max_age=max_age)
+            if entry is not None:
+                self.cached_items[index] = orjson.loads(entry.value)
+        items = _embedding_items(body) or []
+        self.sent_items = [i for i in range(len(items)) if i not in self.cached_items]
+        if not self.sent_items:
+            self.cache_status = "hit"
+            data = [{**self.cached_items[i], "index": i} for i in range(len(items))]
+            return {
+                "object": "list",
+                "data": data,
+                "model": self.group,
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        if self.cached_items:
+            body["input"] = [items[i] for i in self.sent_items]
+        return None
 
     # -- on the way out -------------------------------------------------------------------------
 
@@ -308,19 +355,45 @@ class Passage:
         if self.post:
             context = {"model": self.group, "user": self.end_user or None, "endpoint": self.endpoint}
             self.runs += await apply_answer(self.post, self.endpoint, body, context)
-        self._store(body)
+        if self.item_keys is not None:
+            self._merge_embeddings(body)
+        else:
+            self._store(body)
+
+    def _ttl(self) -> float:
+        assert self.cache is not None
+        return self.controls.ttl if self.controls.ttl is not None else self.cache.params.ttl
+
+    def _storing(self) -> bool:
+        return self.cache_key is not None and self.gate.cache is not None and not self.controls.no_store
 
     def _store(self, body: Mapping[str, Any]) -> None:
-        if (
-            self.cache_key is None
-            or self.gate.cache is None
-            or self.controls.no_store
-            or self.cache_status == "hit"
-        ):
+        if self._storing() and self.cache_status != "hit":
+            assert self.gate.cache is not None and self.cache_key is not None
+            self.gate.cache.set(self.cache_key, orjson.dumps(body), self._ttl())
+
+    def _merge_embeddings(self, body: MutableMapping[str, Any]) -> None:
+        """Store each fetched item under its own key and put the cached ones back in their places."""
+        assert self.item_keys is not None
+        data = body.get("data")
+        if not isinstance(data, list):
             return
-        assert self.cache is not None
-        ttl = self.controls.ttl if self.controls.ttl is not None else self.cache.params.ttl
-        self.gate.cache.set(self.cache_key, orjson.dumps(body), ttl)
+        sent = self.sent_items or list(range(len(self.item_keys)))
+        fetched: dict[int, Any] = {}
+        for item in data:
+            position = item.get("index") if isinstance(item, Mapping) else None
+            if isinstance(position, int) and 0 <= position < len(sent):
+                fetched[sent[position]] = item
+        if self._storing():
+            assert self.gate.cache is not None
+            ttl = self._ttl()
+            for original, item in fetched.items():
+                stored = {k: v for k, v in item.items() if k != "index"}
+                self.gate.cache.set(self.item_keys[original], orjson.dumps(stored), ttl)
+        if self.cached_items:
+            merged = {**{i: {**v, "index": i} for i, v in self.cached_items.items()}}
+            merged.update({i: {**v, "index": i} for i, v in fetched.items()})
+            body["data"] = [merged[i] for i in sorted(merged)]
 
     def stream_guard(self) -> StreamGuard | None:
         return StreamGuard(self.during, self.endpoint) if self.during else None

@@ -172,26 +172,26 @@ async def test_guardrails_default_on_requested_and_team(gate: Gate, tmp_path: Pa
 async def test_cache_hit_scoped_by_key_and_controls(gate: Gate, tmp_path: Path) -> None:
     table = _table(tmp_path)
     first = await _enter(gate, table, TEAM_KEY, _chat("q"))
-    assert first.cached_answer() is None and first.cache_status == "miss"
+    assert first.cached_answer({}) is None and first.cache_status == "miss"
     await first.answer({"id": "a1", "choices": []})
     second = await _enter(gate, table, TEAM_KEY, _chat("q", stream=True, cache={"ttl": 5}))
-    assert second.cached_answer() == {"id": "a1", "choices": []} and second.cache_status == "hit"
+    assert second.cached_answer({}) == {"id": "a1", "choices": []} and second.cache_status == "hit"
     other_tenant = await _enter(gate, table, MASTER, _chat("q"))
-    assert other_tenant.cached_answer() is None
+    assert other_tenant.cached_answer({}) is None
     bypass = await _enter(gate, table, TEAM_KEY, _chat("q", cache={"no-cache": True}))
-    assert bypass.cached_answer() is None
+    assert bypass.cached_answer({}) is None
     gate.clock.now += 61  # type: ignore[attr-defined]
-    assert (await _enter(gate, table, TEAM_KEY, _chat("q"))).cached_answer() is None  # expired
+    assert (await _enter(gate, table, TEAM_KEY, _chat("q"))).cached_answer({}) is None  # expired
 
 
 async def test_cache_hit_spends_nothing(gate: Gate, tmp_path: Path) -> None:
     table = _table(tmp_path)
     miss = await _enter(gate, table, KEY, _chat("q"))
-    miss.cached_answer()
+    miss.cached_answer({})
     await miss.answer({"id": "a"})
     miss.finish((5, 5), 0.1)
     hit = await _enter(gate, table, KEY, _chat("q"))
-    assert hit.cached_answer() is not None
+    assert hit.cached_answer({}) is not None
     hit.finish((5, 5), 0.1)
     assert gate.ledger.report("key", 0, 2e9)[0]["spend_usd"] == pytest.approx(0.1)
 
@@ -209,12 +209,12 @@ async def _chunks(texts: Sequence[str]):  # type: ignore[no-untyped-def]
 async def test_stream_is_guarded_and_cached_when_complete(gate: Gate, tmp_path: Path) -> None:
     table = _table(tmp_path)
     passage = await _enter(gate, table, TEAM_KEY, _chat("s", stream=True))
-    passage.cached_answer()
+    passage.cached_answer({})
     out = [chunk async for chunk in passage.relay(_chunks(["write to x", "@y.example now"]))]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in out)
     assert text == "write to [EMAIL_REDACTED] now"
     replay = await _enter(gate, table, TEAM_KEY, _chat("s"))
-    cached = replay.cached_answer()
+    cached = replay.cached_answer({})
     assert (
         cached is not None and cached["choices"][0]["message"]["content"] == "write to [EMAIL_REDACTED] now"
     )
@@ -225,3 +225,38 @@ def test_open_gateway_needs_no_key(tmp_path: Path) -> None:
     from routerd.server.gate import identify
 
     assert identify(table, None, {}, 0.0) is None
+
+
+async def test_embeddings_are_cached_per_item(gate: Gate, tmp_path: Path) -> None:
+    table = _table(
+        tmp_path,
+        "model_list:\n  - {model_name: emb, litellm_params: {model: mock/emb}}\nlitellm_settings: {cache: true}\n",
+    )
+
+    def vector(text: str) -> list[float]:
+        return [float(len(text)), 1.0]
+
+    async def call(inputs: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
+        body: dict[str, Any] = {"model": "emb", "input": list(inputs)}
+        passage = await Passage.enter(gate, table, None, "embeddings", {}, body)
+        cached = passage.cached_answer(body)
+        if cached is not None:
+            return cached, [], passage.cache_status
+        sent = list(body["input"])
+        answer = {
+            "object": "list",
+            "model": "emb",
+            "data": [{"object": "embedding", "index": i, "embedding": vector(t)} for i, t in enumerate(sent)],
+        }
+        await passage.answer(answer)
+        return answer, sent, passage.cache_status
+
+    first, sent, status = await call(["a", "bb"])
+    assert sent == ["a", "bb"] and status == "miss"
+    second, sent, status = await call(["ccc", "a", "dddd", "bb"])
+    assert sent == ["ccc", "dddd"] and status == "miss"
+    assert [d["index"] for d in second["data"]] == [0, 1, 2, 3]
+    assert [d["embedding"][0] for d in second["data"]] == [3.0, 1.0, 4.0, 2.0]
+    third, sent, status = await call(["bb", "ccc"])
+    assert sent == [] and status == "hit"
+    assert [(d["index"], d["embedding"][0]) for d in third["data"]] == [(0, 2.0), (1, 3.0)]
