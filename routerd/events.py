@@ -105,6 +105,14 @@ class RequestFinished:
     completion_tokens: int = 0
     cost: float | None = None
     error: str | None = None
+    # the gate (routerd.server.gate): who called, the cache's verdict, what the guardrails did
+    key_alias: str = ""
+    team: str = ""
+    end_user: str = ""
+    cache: str | None = None  # "hit" | "miss" | None (not consulted)
+    saved_cost: float | None = None  # a cache hit: what the answer cost when it was fetched
+    guardrails: tuple[Any, ...] = ()  # routerd.guardrails.engine.GuardrailRun records
+    estimated_tokens: bool = False  # no usage came back: tokens were counted from the text
 
 
 @dataclass(slots=True)

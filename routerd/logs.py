@@ -112,5 +112,18 @@ class RequestLogger:
             "error": event.error,
             "logged_at": round(time.time(), 3),
         }
+        if event.estimated_tokens:
+            fields["tokens_estimated"] = True
+        if event.key_alias or event.team or event.end_user:
+            fields.update(
+                key_alias=event.key_alias or None, team=event.team or None, end_user=event.end_user or None
+            )
+        if event.cache is not None:
+            fields["cache"] = event.cache
+        if event.guardrails:
+            # names and actions only: never what a guardrail matched
+            fields["guardrails"] = [
+                {"name": r.guardrail, "mode": r.mode, "action": r.action} for r in event.guardrails
+            ]
         level = logging.INFO if event.status < 500 else logging.WARNING
         self._log.log(level, "request", extra={"fields": fields})

@@ -99,6 +99,45 @@ class RouterdMetrics:
             registry=r,
         )
 
+        # -- the gate: keys, guardrails, the cache (RequestFinished) ------------------------------
+        # key_alias and team come from the routing file only (declared keys), never from clients.
+        self.key_spend: CounterFamily = Counter(
+            "routerd_key_spend_usd",
+            'Spend in US dollars per client key and team (declared keys; the master key is key_alias="").',
+            ("key_alias", "team"),
+            registry=r,
+        )
+        self.key_tokens: CounterFamily = Counter(
+            "routerd_key_tokens",
+            "Tokens per client key and team, by direction (input, output).",
+            ("key_alias", "team", "direction"),
+            registry=r,
+        )
+        self.guardrail_actions: CounterFamily = Counter(
+            "routerd_guardrail_actions",
+            "Guardrail decisions, by guardrail, action (allow, mask, block, unavailable) and mode.",
+            ("guardrail", "action", "mode"),
+            registry=r,
+        )
+        self.guardrail_duration: HistogramFamily = Histogram(
+            "routerd_guardrail_duration_seconds",
+            "Time a guardrail took on one call (for streams: summed over the chunks).",
+            ("guardrail", "mode"),
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.cache_requests: CounterFamily = Counter(
+            "routerd_cache_requests",
+            "Requests the response cache was consulted for, by endpoint and result (hit, miss).",
+            ("endpoint", "result"),
+            registry=r,
+        )
+        self.cache_saved: CounterFamily = Counter(
+            "routerd_cache_saved_usd",
+            "What the answers served from the cache cost when they were fetched (US dollars).",
+            registry=r,
+        )
+
         # -- upstream calls (AttemptFinished) ---------------------------------------------------
         self.upstream_requests: CounterFamily = Counter(
             "routerd_upstream_requests",

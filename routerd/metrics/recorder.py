@@ -294,6 +294,27 @@ class MetricsRecorder:
                 series.unpriced().inc()
         elif event.cost:
             series.cost().inc(event.cost)
+        if event.key_alias or event.team or event.guardrails or event.cache is not None:
+            self._on_gate(event)
+
+    def _on_gate(self, event: RequestFinished) -> None:
+        m = self.metrics
+        if event.key_alias or event.team:
+            labels = (self._small(event.key_alias), self._small(event.team))
+            if event.cost:
+                m.key_spend.labels(*labels).inc(event.cost)
+            if event.prompt_tokens:
+                m.key_tokens.labels(*labels, "input").inc(event.prompt_tokens)
+            if event.completion_tokens:
+                m.key_tokens.labels(*labels, "output").inc(event.completion_tokens)
+        for run in event.guardrails:
+            name = self._small(run.guardrail)
+            m.guardrail_actions.labels(name, run.action, run.mode).inc()
+            m.guardrail_duration.labels(name, run.mode).observe(run.seconds)
+        if event.cache is not None:
+            m.cache_requests.labels(self._endpoint(event.endpoint), event.cache).inc()
+            if event.cache == "hit" and event.saved_cost:
+                m.cache_saved.labels().inc(event.saved_cost)
 
     def _price(self, event: RequestFinished) -> float | None:
         if self._deployment is None or not event.deployment_id:

@@ -16,6 +16,7 @@ from routerd.events import (
     RequestStarted,
     RetryScheduled,
 )
+from routerd.guardrails.engine import GuardrailRun
 from routerd.metrics import MetricsRuntime
 
 from .conftest import Rig
@@ -45,6 +46,12 @@ FAMILIES = {
     "routerd_config_last_reload_success_timestamp_seconds",
     "routerd_config_last_reload_successful",
     "routerd_build_info",
+    "routerd_key_spend_usd",
+    "routerd_key_tokens",
+    "routerd_guardrail_actions",
+    "routerd_guardrail_duration_seconds",
+    "routerd_cache_requests",
+    "routerd_cache_saved_usd",
 }
 
 
@@ -62,6 +69,30 @@ def exercise(rig: Rig) -> None:
             "r1", "chat", "g", "g", "d2", "openai", 200, True, 2, 1, 0, 0.6, 0.5, 0.05, 10, 20, 0.0001
         ),
         RequestFinished("r2", "chat", "g", "g", "d2", "openai", 200, False, 1, 0, 0, 0.2, 0.1, None, 5, 5),
+        RequestFinished(
+            "r3",
+            "chat",
+            "g",
+            "g",
+            "d2",
+            "openai",
+            200,
+            False,
+            1,
+            0,
+            0,
+            0.2,
+            0.1,
+            None,
+            5,
+            5,
+            0.0,
+            key_alias="alpha",
+            team="search",
+            cache="hit",
+            saved_cost=0.002,
+            guardrails=(GuardrailRun("pii", "pre_call", "mask", 0.0001),),
+        ),
         ConfigReloaded("failure", 1, "abc", 1_700_000_000.0, "bad"),
     )
     rig.runtime.recorder.apply_health_report(
