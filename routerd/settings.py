@@ -57,3 +57,11 @@ class Settings(BaseSettings):
     metrics_max_wildcard_labels: int = Field(
         default=100, ge=1, description="distinct wildcard model/deployment label values before folding"
     )
+    spend_db: Path | None = Field(
+        default=None,
+        description="SQLite file of the spend ledger; default: beside the routing file when it declares "
+        "keys, teams or end-user budgets, else memory only",
+    )
+    spend_flush_seconds: float = Field(default=1.0, gt=0, le=60, description="how often spend is written")
+    cache_max_mb: int = Field(default=256, ge=1, description="size of the local response cache (MiB)")
+    cache_max_entry_kb: int = Field(default=1024, ge=1, description="largest answer the cache stores (KiB)")

@@ -21,6 +21,7 @@ from routerd.events import EventBus
 from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, ops
+from routerd.server.access_routes import access_routes, gate_lifespan
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
 from routerd.server.fine_tuning import fine_tuning_routes
@@ -56,7 +57,7 @@ def core_routes() -> list[BaseRoute]:
 
 def lifespan_hooks() -> list[LifespanHook]:
     """What starts with the server and stops with it, in order."""
-    return [metrics_lifespan, reload_lifespan]
+    return [metrics_lifespan, gate_lifespan, reload_lifespan]
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -144,6 +145,7 @@ def create_app(
         *reload_routes(),
         *files_routes(),
         *fine_tuning_routes(),
+        *access_routes(),
         *metrics_routes(state),
     ]
     app = RouterdApp(

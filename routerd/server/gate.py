@@ -35,6 +35,7 @@ from routerd.cache.local import LocalCache
 from routerd.cache.replay import answer_from_chunks
 from routerd.cache.spec import CacheConfig
 from routerd.config.table import RoutingTable
+from routerd.cost import request_cost
 from routerd.errors import AuthenticationError, BadRequestError
 from routerd.guardrails.config import CONTENT_FILTER, MODERATION, WEBHOOK, CompiledGuardrail
 from routerd.guardrails.engine import (
@@ -156,6 +157,14 @@ def _requested_guardrails(body: MutableMapping[str, Any]) -> list[str]:
     return names
 
 
+def _usage_of(answer: Mapping[str, Any]) -> tuple[int, int]:
+    usage = answer.get("usage")
+    if not isinstance(usage, Mapping):
+        return 0, 0
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (prompt if isinstance(prompt, int) else 0, completion if isinstance(completion, int) else 0)
+
+
 def _embedding_items(body: Mapping[str, Any]) -> list[Any] | None:
     """The input items of an embeddings request (a single string or token list is one item)."""
     value = body.get("input")
@@ -189,9 +198,11 @@ class Passage:
     cache_status: str | None = None  # "hit" | "miss" | None (not looked up)
     # embeddings: one key per input item, the items answered from the cache (by original index) and
     # the original indices of the items sent upstream
+    stream_options: Mapping[str, Any] | None = None
     item_keys: list[str] | None = None
     cached_items: dict[int, Any] = field(default_factory=dict)
     sent_items: list[int] = field(default_factory=list)
+    hit_usage: tuple[int, int] | None = None  # a cache hit: the usage the cached answer reports
     finished: bool = False
 
     @property
@@ -225,6 +236,8 @@ class Passage:
         group = resolved.name if resolved is not None else model
         user = body.get("user")
         passage = cls(gate, table, endpoint, policy, group, user if isinstance(user, str) else "")
+        options = body.get("stream_options")
+        passage.stream_options = options if isinstance(options, Mapping) else None
         if policy is not None:
             access: AccessTable = table.access
             check_model(policy, model, group, table.groups, access.access_groups)
@@ -322,6 +335,7 @@ class Passage:
             return None
         self.cache_status = "hit"
         answer: dict[str, Any] = orjson.loads(entry.value)
+        self.hit_usage = _usage_of(answer)
         return answer
 
     def _cached_embeddings(
@@ -427,6 +441,26 @@ class Passage:
             answer = answer_from_chunks(self.endpoint, keep)
             if answer is not None:
                 self._store(answer)
+
+    def log_fields(self, cost: float | None) -> dict[str, Any]:
+        """What the request's log line and metrics say about the gate."""
+        fields: dict[str, Any] = {
+            "key_alias": self.key_alias,
+            "team": self.team_id,
+            "end_user": self.end_user,
+            "cache": self.cache_status,
+            "guardrails": tuple(self.runs),
+        }
+        if self.cache_status == "hit":
+            fields["saved_cost"] = self._saved_cost()
+        return fields
+
+    def _saved_cost(self) -> float | None:
+        """What a cached answer cost when it was fetched, at the group's first deployment's price."""
+        group = self.table.resolve(self.group)
+        if group is None or not group.deployments or self.hit_usage is None:
+            return None
+        return request_cost(group.deployments[0], *self.hit_usage)
 
     def finish(
         self, tokens: tuple[int, int], cost: float | None, *, estimated: bool = False, ok: bool = True

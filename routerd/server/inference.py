@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import APIError, BadRequestError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
@@ -25,6 +26,7 @@ from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response, sse_error_event
+from routerd.server.gate import Passage
 from routerd.server.state import AppState
 from routerd.server.validation import validate_body
 
@@ -111,7 +113,7 @@ def _usage(body: dict[str, Any] | None) -> tuple[int, int]:
 class _RequestLog:
     """Collects what the RequestFinished event reports; emitted exactly once per request."""
 
-    __slots__ = ("endpoint", "model", "request_id", "started", "state", "stream")
+    __slots__ = ("endpoint", "model", "passage", "request_id", "started", "state", "stream")
 
     def __init__(self, state: AppState, endpoint: str, request_id: str, started: float) -> None:
         self.state = state
@@ -120,6 +122,7 @@ class _RequestLog:
         self.started = started
         self.model = ""
         self.stream = False
+        self.passage: Passage | None = None
 
     def finish(
         self,
@@ -130,6 +133,11 @@ class _RequestLog:
         cost: float | None = None,
     ) -> None:
         info = info or RoutingInfo()
+        passage = self.passage
+        gate_fields: dict[str, Any] = {}
+        if passage is not None:
+            passage.finish(tokens, cost, ok=status < 400)
+            gate_fields = passage.log_fields(cost)
         self.state.events.emit(
             RequestFinished(
                 request_id=self.request_id,
@@ -150,6 +158,7 @@ class _RequestLog:
                 completion_tokens=tokens[1],
                 cost=cost,
                 error=error,
+                **gate_fields,
             )
         )
 
@@ -171,12 +180,22 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     request_id = headers.get("x-request-id") or f"{_random_bits(128):032x}"
     log = _RequestLog(state, endpoint, request_id, started)
     state.events.emit(RequestStarted(request_id, endpoint))
+    passage: Passage | None = None
     try:
-        require_key(headers, state.master_key)
+        table = state.table
+        if state.gate is None:
+            require_key(headers, state.master_key)
         raw = await receive_body(receive, headers.get("content-length"), state.max_body_bytes)
         body = validate_body(endpoint, parse_json(raw))
         log.model = body["model"]
         log.stream = bool(body.get("stream"))
+        if state.gate is not None:
+            passage = await Passage.enter(state.gate, table, state.master_key, endpoint, headers, body)
+            log.passage = passage
+            cached = passage.cached_answer(body)
+            if cached is not None:
+                await _answer_from_cache(passage, cached, log, request_id, scope, receive, send)
+                return
         timeout = body.get("timeout")
         result = await state.router.call(
             endpoint, body, request_id=request_id, timeout=float(timeout) if timeout is not None else None
@@ -199,6 +218,8 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     if result.stream is not None:
         stream_headers = routing_headers(request_id, result.info)
         stream_headers["cache-control"] = "no-cache"
+        if passage is not None:
+            stream_headers.update(_cache_headers(passage))
         response = StreamingResponse(
             _relay(result, log), media_type="text/event-stream", headers=stream_headers
         )
@@ -207,9 +228,20 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     response_body = result.response.body if result.response is not None else {}
     tokens = _usage(response_body)
     cost = request_cost(result.deployment, *tokens, response_model=response_body.get("model"))
+    if passage is not None:
+        try:
+            await passage.answer(response_body)
+        except APIError as exc:  # a post-call guardrail refused the answer
+            try:
+                await error_response(exc, routing_headers(request_id, result.info))(scope, receive, send)
+            finally:
+                log.finish(exc.status_code, result.info, tokens, error=type(exc).__name__, cost=cost)
+            return
     payload = orjson.dumps(response_body)
     raw_headers = _answer_headers(request_id, result.info, len(payload))
     raw_headers += [(name.encode(), value.encode()) for name, value in response_cost_header(cost).items()]
+    if passage is not None:
+        raw_headers += [(name.encode(), value.encode()) for name, value in _cache_headers(passage).items()]
     try:
         await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
         await send({"type": "http.response.body", "body": payload})
@@ -225,8 +257,10 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
     status = 200
     error: str | None = None
     cost: float | None = None
+    passage = log.passage
+    chunks: AsyncIterator[dict[str, Any]] = passage.relay(stream) if passage is not None else stream
     try:
-        async for chunk in stream:
+        async for chunk in chunks:
             if chunk.get("usage"):
                 tokens = _usage(chunk)
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
@@ -250,6 +284,37 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
         if tokens != (0, 0):
             cost = request_cost(result.deployment, *tokens)
         log.finish(status, result.info, tokens, error=error, cost=cost)
+
+
+def _cache_headers(passage: Passage) -> dict[str, str]:
+    if passage.cache_status is None or passage.cache_key is None:
+        return {}
+    return {"x-routerd-cache": passage.cache_status, "x-litellm-cache-key": passage.cache_key}
+
+
+async def _answer_from_cache(
+    passage: Passage,
+    answer: dict[str, Any],
+    log: _RequestLog,
+    request_id: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """A cache hit: the stored answer, as a stream when the client asked for one."""
+    headers = {"x-request-id": request_id, **_cache_headers(passage)}
+    try:
+        if log.stream:
+            include_usage = bool((passage.stream_options or {}).get("include_usage"))
+            chunks = chunks_from_answer(passage.endpoint, answer, include_usage=include_usage)
+            body = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks) + _SSE_DONE
+            headers["cache-control"] = "no-cache"
+            response: Response = Response(body, media_type="text/event-stream", headers=headers)
+        else:
+            response = Response(orjson.dumps(answer), media_type="application/json", headers=headers)
+        await response(scope, receive, send)
+    finally:
+        log.finish(200, None)  # no upstream tokens, no cost: the hit's saved cost is in the log fields
 
 
 class InferenceEndpoint:

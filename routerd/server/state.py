@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from routerd.events import EventBus
 from routerd.settings import Settings
@@ -42,6 +42,7 @@ class AppState:
     draining: bool = False
     reloader: Reloader | None = None
     metrics: MetricsRuntime | None = None  # created by routerd.server.metrics_routes
+    gate: Any = None  # a routerd.server.gate.Gate, created by routerd.server.access_routes
 
     @property
     def table(self) -> RoutingTable:
