@@ -5,7 +5,7 @@ A key is the SHA-256 of a canonical JSON rendering (sorted keys, no whitespace) 
 the endpoint, the model *group* the client named (deployments of a group are interchangeable, which
 is the point of a group), and every body field except those in :data:`NOT_IN_KEY` (transport and
 routing controls, request ids, the stream flags: a streamed and a plain call of the same request share
-an entry). ``user`` is left out unless the cache is configured to separate end users.
+an entry), and fields sent as ``null``. ``user`` is left out unless the cache is configured to separate end users.
 
 Embeddings are keyed per input item (:func:`embedding_item_keys`), so a batch whose items were partly
 seen before only sends the rest upstream.
@@ -66,7 +66,12 @@ def cache_key(
     include_user: bool = False,
 ) -> str:
     """The key of a chat or text completion (or any whole-body call) of ``group``."""
-    fields = {k: v for k, v in body.items() if k not in NOT_IN_KEY and (include_user or k != "user")}
+    # a field sent as null means the same as a field left out
+    fields = {
+        k: v
+        for k, v in body.items()
+        if v is not None and k not in NOT_IN_KEY and (include_user or k != "user")
+    }
     return _digest([scope, namespace, endpoint, group, fields])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -9,11 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from routerd import __version__
+from routerd.access.table import allowed_groups, check_model
 from routerd.errors import BadRequestError, NotFoundError
 from routerd.routing.explain import explain as explain_model
 from routerd.routing.explain import health_report
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
+from routerd.server.gate import identify
 from routerd.server.state import AppState
 
 
@@ -30,28 +33,41 @@ def _model_card(name: str, created: int) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": created, "owned_by": "routerd"}
 
 
+def _visible_models(state: AppState, request: Request) -> list[str]:
+    """The public model names the caller may use: all of them for the master key (or an open gateway),
+    those its key and team allow for a client key. Raises 401 for a bad key."""
+    table = state.table
+    policy = identify(table, state.master_key, request.headers, time.time())
+    names = list(table.public_names())
+    if policy is None:
+        return names
+    return allowed_groups(policy, names, table.access.access_groups)
+
+
 async def list_models(request: Request) -> Response:
     state = _state(request)
     try:
-        require_key(request.headers, state.master_key)
+        names = _visible_models(state, request)
     except Exception as exc:
         return error_response(exc)
     created = int(state.reload.loaded_at)
-    return _json(
-        {"object": "list", "data": [_model_card(name, created) for name in state.table.public_names()]}
-    )
+    return _json({"object": "list", "data": [_model_card(name, created) for name in names]})
 
 
 async def get_model(request: Request) -> Response:
     state = _state(request)
     model_id = request.path_params["model_id"]
     try:
-        require_key(request.headers, state.master_key)
-        if state.table.resolve(model_id) is None:
+        table = state.table
+        policy = identify(table, state.master_key, request.headers, time.time())
+        group = table.resolve(model_id)
+        if group is None:
             raise NotFoundError(
                 f"model '{model_id}' is not served here; GET /v1/models lists the models this gateway serves",
                 param="model",
             )
+        if policy is not None:
+            check_model(policy, model_id, group.name, table.groups, table.access.access_groups)
     except Exception as exc:
         return error_response(exc)
     return _json(_model_card(model_id, int(state.reload.loaded_at)))

@@ -58,6 +58,7 @@ def test_parameters_that_change_the_answer_change_the_key(change: dict[str, Any]
         {"fallbacks": ["other"]},
         {"request_id": "abc"},
         {"model": "an-alias-of-the-same-group"},
+        {"temperature": 0.2, "top_p": None},
     ],
 )
 def test_parameters_that_do_not_change_the_answer_keep_the_key(change: dict[str, Any]) -> None:

@@ -1,0 +1,233 @@
+"""Keys, budgets, guardrails and the cache end to end: the official openai client against the daemon in
+front of a fake OpenAI upstream (asserting on what the upstream received, and on what it did not)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from routerd.testing import FakeOpenAI
+from routerd.testing.openai_fake import Reply
+from routerd.testing.server import RouterdServer
+
+from .support import MASTER_KEY, OPENAI_KEY, client_for, reset, running_fake, user, write_config
+
+ALPHA = "sk-team-alpha-0123456789ab"
+BETA = "sk-team-beta-0123456789abcd"
+BROKE = "sk-tiny-budget-0123456789ab"
+
+
+def _config(base: str, extra: str = "") -> str:
+    upstream = f"api_base: {base}, api_key: {OPENAI_KEY}"
+    return (
+        "model_list:\n"
+        f"  - {{model_name: gpt-4o-mini, litellm_params: {{model: openai/gpt-4o-mini, {upstream},"
+        " input_cost_per_token: 0.001, output_cost_per_token: 0.002}}\n"
+        f"  - {{model_name: gpt-4o, litellm_params: {{model: openai/gpt-4o, {upstream}}}}}\n"
+        f"  - {{model_name: embed, litellm_params: {{model: openai/text-embedding-3-small, {upstream}}}}}\n"
+        f"general_settings: {{master_key: {MASTER_KEY}}}\n"
+    ) + extra
+
+
+KEYS = (
+    """\
+teams:
+  - {team_id: search, models: [gpt-4o-mini, embed]}
+keys:
+  - {key_alias: alpha, key: ALPHA, team_id: search, rpm_limit: 3}
+  - {key_alias: beta, key: BETA}
+  - {key_alias: broke, key: BROKE, max_budget: 0.01, budget_duration: 2s}
+guardrails:
+  - guardrail_name: secrets
+    litellm_params:
+      guardrail: litellm_content_filter
+      default_on: true
+      patterns:
+        - {pattern_type: prebuilt, pattern_name: aws_access_key, action: BLOCK}
+        - {pattern_type: prebuilt, pattern_name: email, action: MASK}
+  - guardrail_name: answers
+    litellm_params:
+      guardrail: litellm_content_filter
+      mode: [post_call, during_call]
+      patterns: [{pattern_type: prebuilt, pattern_name: email, action: MASK}]
+litellm_settings:
+  cache: true
+  cache_params: {type: local, ttl: 60}
+""".replace("BROKE", BROKE)
+    .replace("ALPHA", ALPHA)
+    .replace("BETA", BETA)
+)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with running_fake(FakeOpenAI(api_key=OPENAI_KEY)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterdServer]:
+    directory = tmp_path_factory.mktemp("gate")
+    config = write_config(directory, _config(fake.base_url, KEYS))
+    with RouterdServer.from_file(config, spend_db=directory / "spend.sqlite") as started:
+        yield started
+
+
+@pytest.fixture
+def gateway(server: RouterdServer, fake: FakeOpenAI) -> RouterdServer:
+    reset(fake)
+    return server
+
+
+def test_a_key_sees_and_calls_only_its_groups(gateway: RouterdServer, fake: FakeOpenAI) -> None:
+    client = client_for(gateway, ALPHA)
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=user("hi")).choices[0].message.content
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model="gpt-4o", messages=user("hi"))
+    assert "'gpt-4o'" in caught.value.message and "gpt-4o-mini" in caught.value.message
+    assert len(fake.requests) == 1  # the refused call never went upstream
+
+
+def test_unknown_key_is_401_and_never_echoed(gateway: RouterdServer) -> None:
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client_for(gateway, "sk-unknown-0000000000000000").chat.completions.create(
+            model="gpt-4o", messages=user("x")
+        )
+    assert "sk-unknown" not in str(caught.value.body)
+
+
+def test_rpm_limit_answers_429_with_retry_after(gateway: RouterdServer) -> None:
+    http = httpx.Client(base_url=gateway.base_url, headers={"authorization": f"Bearer {ALPHA}"})
+    body = {"model": "embed", "input": "rate"}
+    statuses = [
+        http.post("/v1/embeddings", json={**body, "input": f"rate {i}"}).status_code for i in range(3)
+    ]
+    refused = http.post("/v1/embeddings", json=body)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["code"] == "rpm_limit"
+    assert statuses.count(200) >= 2  # earlier tests of this module may have used part of the minute
+
+
+def test_budget_exceeded_then_served_after_the_period(gateway: RouterdServer) -> None:
+    client = client_for(gateway, BROKE)
+    # a 2 s period: wait for a fresh one so the call and the check fall in the same period
+    time.sleep(2 - time.time() % 2 + 0.05)
+    client.chat.completions.create(model="gpt-4o-mini", messages=user("spend " * 20))
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=user("again"))
+    assert caught.value.body["type"] == "budget_exceeded"  # type: ignore[index]
+    assert "key 'broke'" in caught.value.message and "Resets" in caught.value.message
+    time.sleep(2 - time.time() % 2 + 0.05)
+    client.chat.completions.create(model="gpt-4o-mini", messages=user("new period"))
+
+
+def test_models_lists_only_what_the_key_may_use(gateway: RouterdServer) -> None:
+    assert {m.id for m in client_for(gateway, ALPHA).models.list()} == {"gpt-4o-mini", "embed"}
+    assert {m.id for m in client_for(gateway, MASTER_KEY).models.list()} >= {"gpt-4o-mini", "gpt-4o", "embed"}
+
+
+def test_key_info_and_spend_report(gateway: RouterdServer) -> None:
+    client_for(gateway, BETA).chat.completions.create(model="gpt-4o-mini", messages=user("count me"))
+    own = httpx.get(gateway.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()
+    assert own["info"]["key_alias"] == "beta" and own["info"]["spend"] > 0
+    assert BETA not in str(own)
+    by_alias = httpx.get(
+        gateway.base_url + "/key/info?key_alias=alpha", headers={"authorization": f"Bearer {MASTER_KEY}"}
+    )
+    assert by_alias.json()["info"]["team"]["team_id"] == "search"
+    report = httpx.get(
+        gateway.base_url + "/v1/routerd/spend?group_by=key", headers={"authorization": f"Bearer {MASTER_KEY}"}
+    )
+    rows = {row["name"]: row for row in report.json()["data"]}
+    assert rows["beta"]["spend_usd"] > 0 and rows["beta"]["requests"] >= 1
+    refused = httpx.get(gateway.base_url + "/v1/routerd/spend", headers={"authorization": f"Bearer {BETA}"})
+    assert refused.status_code == 401
+
+
+def test_secret_in_prompt_is_blocked_before_the_upstream(gateway: RouterdServer, fake: FakeOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client_for(gateway, BETA).chat.completions.create(
+            model="gpt-4o-mini", messages=user("my key is AKIAIOSFODNN7EXAMPLE")
+        )
+    assert caught.value.body["type"] == "guardrail_violation"  # type: ignore[index]
+    assert "AKIA" not in caught.value.message
+    assert fake.requests == []
+
+
+def test_email_in_prompt_is_masked_before_the_upstream(gateway: RouterdServer, fake: FakeOpenAI) -> None:
+    client_for(gateway, BETA).chat.completions.create(
+        model="gpt-4o-mini", messages=user("mail jane@corp.example")
+    )
+    sent = fake.requests[-1].json["messages"][0]["content"]
+    assert sent == "mail [EMAIL_REDACTED]"
+
+
+def test_email_in_answers_is_masked_plain_and_streamed(gateway: RouterdServer, fake: FakeOpenAI) -> None:
+    client = client_for(gateway, BETA)
+    fake.enqueue(Reply(content="write to bob@corp.example today"))
+    plain = client.chat.completions.create(
+        model="gpt-4o",
+        messages=user("who?"),
+        extra_body={"guardrails": ["answers"], "cache": {"no-store": True}},
+    )
+    assert plain.choices[0].message.content == "write to [EMAIL_REDACTED] today"
+    fake.enqueue(Reply(content="write to bob@corp.example today, or to carol@corp.example"))
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=user("who, streamed?"), stream=True, extra_body={"guardrails": ["answers"]}
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "write to [EMAIL_REDACTED] today, or to [EMAIL_REDACTED]"
+
+
+def test_repeated_chat_is_answered_once_upstream(gateway: RouterdServer, fake: FakeOpenAI) -> None:
+    client = client_for(gateway, BETA)
+    question = user(f"cache me {time.time()}")
+    first = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=question)
+    second = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=question, temperature=None
+    )
+    assert first.headers["x-routerd-cache"] == "miss" and second.headers["x-routerd-cache"] == "hit"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert len(fake.requests) == 1
+    streamed = client.chat.completions.create(model="gpt-4o", messages=question, stream=True)
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        == first.parse().choices[0].message.content
+    )
+    assert len(fake.requests) == 1
+    client.chat.completions.create(
+        model="gpt-4o", messages=question, extra_body={"cache": {"no-cache": True}}
+    )
+    assert len(fake.requests) == 2
+    # another tenant never gets this tenant's entry
+    client_for(gateway, MASTER_KEY).chat.completions.create(model="gpt-4o", messages=question)
+    assert len(fake.requests) == 3
+
+
+def test_embedding_batches_reuse_cached_items(gateway: RouterdServer, fake: FakeOpenAI) -> None:
+    client = client_for(gateway, BETA)
+    tag = str(time.time())
+    client.embeddings.create(model="embed", input=[f"a{tag}", f"b{tag}"])
+    both = client.embeddings.create(model="embed", input=[f"c{tag}", f"a{tag}", f"b{tag}"])
+    assert fake.requests[-1].json["input"] == [f"c{tag}"]
+    assert [d.index for d in both.data] == [0, 1, 2]
+    again = client.embeddings.create(model="embed", input=[f"a{tag}"])
+    assert len(fake.requests) == 2 and again.data[0].embedding == both.data[1].embedding
+
+
+def test_spend_survives_a_restart(fake: FakeOpenAI, tmp_path: Path) -> None:
+    config = write_config(tmp_path, _config(fake.base_url, KEYS))
+    with RouterdServer.from_file(config) as first:
+        client_for(first, BETA).chat.completions.create(model="gpt-4o-mini", messages=user("persist"))
+        spent = httpx.get(first.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()[
+            "info"
+        ]["spend"]
+    assert spent > 0 and (tmp_path / "routerd-spend.sqlite").exists()
+    with RouterdServer.from_file(config) as second:
+        again = httpx.get(second.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()
+    assert again["info"]["spend"] == pytest.approx(spent)
