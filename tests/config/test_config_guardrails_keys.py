@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.conftest import Check, WriteYaml, messages
-
 from routerd.access.spec import hash_key
 from routerd.config import check_config
 from routerd.guardrails.engine import Mode

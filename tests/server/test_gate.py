@@ -251,7 +251,7 @@ async def test_embeddings_are_cached_per_item(gate: Gate, tmp_path: Path) -> Non
         await passage.answer(answer)
         return answer, sent, passage.cache_status
 
-    first, sent, status = await call(["a", "bb"])
+    _, sent, status = await call(["a", "bb"])
     assert sent == ["a", "bb"] and status == "miss"
     second, sent, status = await call(["ccc", "a", "dddd", "bb"])
     assert sent == ["ccc", "dddd"] and status == "miss"
