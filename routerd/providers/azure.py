@@ -51,6 +51,11 @@ class AzureAdapter(OpenAIAdapter):
         env = DEFAULT_API_VERSION_ENV.get(self.name)
         return deployment.api_version or (os.environ.get(env) if env else None) or DEFAULT_AZURE_API_VERSION
 
+    def stream_usage(self, deployment: Deployment) -> bool:
+        # Azure accepts stream_options from api-version 2024-09-01 (and the version-less v1 API)
+        version = self.api_version(deployment)
+        return super().stream_usage(deployment) and (version == _VERSIONLESS or version[:10] >= "2024-09-01")
+
     def url(self, base: str, deployment: Deployment, endpoint: str) -> str:
         version = self.api_version(deployment)
         if version == _VERSIONLESS:

@@ -118,6 +118,7 @@ _NOT_BODY_KEYS = ROUTERD_REQUEST_KEYS | frozenset(
         "client_secret",
         "cooldown_time",
         "allowed_openai_params",
+        "stream_usage",
     }
 )
 _NOT_BODY_PREFIXES = (
@@ -164,6 +165,9 @@ class OpenAIEndpoint:
     text_only: bool
     # /v1/completions requests are sent as they are (else served through chat)
     native_completions: bool
+    # streams ask the upstream for a final usage chunk (stream_options.include_usage), so every
+    # stream is metered; routerd removes that chunk again when the client did not ask for it
+    stream_usage: bool = True
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -183,6 +187,13 @@ class OpenAIEndpoint:
                 del out[key]
         if stream:
             out["stream"] = True
+            if self.stream_usage:
+                options = out.get("stream_options")
+                out["stream_options"] = (
+                    {**options, "include_usage": True}
+                    if isinstance(options, dict)
+                    else {"include_usage": True}
+                )
         else:
             out.pop("stream", None)
             out.pop("stream_options", None)
@@ -240,6 +251,11 @@ class OpenAIAdapter(BaseAdapter):
     #: send /v1/completions natively for every model (else only for text-only models)
     native_completions: ClassVar[bool] = False
 
+    def stream_usage(self, deployment: Deployment) -> bool:
+        """Whether streams may ask this upstream for usage (``stream_options.include_usage``).
+        ``litellm_params.stream_usage: false`` turns it off for a server that rejects the option."""
+        return deployment.extra.get("stream_usage") is not False
+
     # --- compile time -------------------------------------------------------------------------
 
     def prepare(self, deployment: Deployment) -> OpenAIEndpoint:
@@ -273,6 +289,7 @@ class OpenAIAdapter(BaseAdapter):
             ),
             text_only=text_only,
             native_completions=text_only or self.native_completions,
+            stream_usage=self.stream_usage(deployment),
         )
 
     def api_base(self, deployment: Deployment) -> str:

@@ -283,7 +283,11 @@ class Attempt:
         def on_end(relay: StreamRelay, error: APIError | None, finished: bool) -> None:
             self._end_stream(ttft, relay, error, finished)
 
-        relay = StreamRelay(iterator, first, self._dep, on_end, runner.limits.max_stream_duration)
+        options = self._call.body.get("stream_options")
+        wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        relay = StreamRelay(
+            iterator, first, self._dep, on_end, runner.limits.max_stream_duration, strip_usage=not wants_usage
+        )
         return CallResult(deployment=self._dep, info=self._call.info, stream=relay)
 
     def _end_stream(self, ttft: float, relay: StreamRelay, error: APIError | None, finished: bool) -> None:

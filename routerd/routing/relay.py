@@ -45,6 +45,7 @@ class StreamRelay:
         "_iterator",
         "_limit",
         "_on_end",
+        "_strip_usage",
         "chunks",
         "usage",
     )
@@ -56,8 +57,11 @@ class StreamRelay:
         deployment: Deployment,
         on_end: OnEnd,
         max_duration: float = math.inf,
+        strip_usage: bool = False,
     ) -> None:
         self._iterator = iterator
+        # the upstream was asked for usage the client did not ask for: record it, do not hand it on
+        self._strip_usage = strip_usage
         self._limit = max_duration
         # on the event loop's clock, which asyncio.timeout_at uses; None: unbounded
         self._deadline = asyncio.get_running_loop().time() + max_duration if max_duration < math.inf else None
@@ -72,6 +76,19 @@ class StreamRelay:
         return self
 
     async def __anext__(self) -> JSON:
+        while True:
+            chunk = await self._next()
+            usage = chunk.get("usage")
+            if not usage:
+                return chunk
+            self.usage = usage
+            if not self._strip_usage:
+                return chunk
+            if chunk.get("choices") != []:
+                return {k: v for k, v in chunk.items() if k != "usage"}
+            # a usage-only chunk (no choices) the client did not ask for: read on
+
+    async def _next(self) -> JSON:
         if self._done:
             raise StopAsyncIteration
         chunk = self._first
@@ -106,9 +123,6 @@ class StreamRelay:
                 await self._finish(None, finished=False)
                 raise
         self.chunks += 1
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = usage
         return chunk
 
     def _timed_out(self) -> APIError:

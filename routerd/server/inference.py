@@ -7,6 +7,7 @@ orjson. Streams are relayed chunk by chunk as they arrive; nothing is buffered.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from routerd.server.errors import error_response, sse_error_event
 from routerd.server.gate import Passage
 from routerd.server.state import AppState
 from routerd.server.validation import validate_body
+from routerd.tokens import CHARS_PER_TOKEN, count_request_tokens
 
 _SSE_DONE = b"data: [DONE]\n\n"
 # Request ids need to be unique, not secret: the random module's generator (seeded from the OS,
@@ -113,7 +115,17 @@ def _usage(body: dict[str, Any] | None) -> tuple[int, int]:
 class _RequestLog:
     """Collects what the RequestFinished event reports; emitted exactly once per request."""
 
-    __slots__ = ("endpoint", "model", "passage", "request_id", "started", "state", "stream")
+    __slots__ = (
+        "body",
+        "endpoint",
+        "model",
+        "passage",
+        "request_id",
+        "started",
+        "state",
+        "stream",
+        "wants_usage",
+    )
 
     def __init__(self, state: AppState, endpoint: str, request_id: str, started: float) -> None:
         self.state = state
@@ -123,6 +135,10 @@ class _RequestLog:
         self.model = ""
         self.stream = False
         self.passage: Passage | None = None
+        self.body: dict[str, Any] | None = None
+
+    def prompt_tokens_estimate(self) -> int:
+        return count_request_tokens(self.endpoint, self.body) if self.body is not None else 0
 
     def finish(
         self,
@@ -131,13 +147,14 @@ class _RequestLog:
         tokens: tuple[int, int] = (0, 0),
         error: str | None = None,
         cost: float | None = None,
+        estimated: bool = False,
     ) -> None:
         info = info or RoutingInfo()
         passage = self.passage
-        gate_fields: dict[str, Any] = {}
+        gate_fields: dict[str, Any] = {"estimated_tokens": estimated}
         if passage is not None:
-            passage.finish(tokens, cost, ok=status < 400)
-            gate_fields = passage.log_fields(cost)
+            passage.finish(tokens, cost, estimated=estimated, ok=status < 400)
+            gate_fields.update(passage.log_fields(cost))
         self.state.events.emit(
             RequestFinished(
                 request_id=self.request_id,
@@ -189,6 +206,8 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         body = validate_body(endpoint, parse_json(raw))
         log.model = body["model"]
         log.stream = bool(body.get("stream"))
+        if log.stream:
+            log.body = body
         if state.gate is not None:
             passage = await Passage.enter(state.gate, table, state.master_key, endpoint, headers, body)
             log.passage = passage
@@ -259,10 +278,11 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
     cost: float | None = None
     passage = log.passage
     chunks: AsyncIterator[dict[str, Any]] = passage.relay(stream) if passage is not None else stream
+    chars = 0  # streamed text, to estimate completion tokens if no usage comes back
     try:
         async for chunk in chunks:
-            if chunk.get("usage"):
-                tokens = _usage(chunk)
+            if not chunk.get("usage"):
+                chars += _text_chars(chunk)
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
         yield _SSE_DONE
     except Exception as exc:
@@ -281,9 +301,36 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+        # the router's relay saw the upstream's usage, including a usage chunk the client did not
+        # ask for (and so never received)
+        usage = getattr(stream, "usage", None)
+        if isinstance(usage, dict):
+            tokens = _usage({"usage": usage})
+        estimated = tokens == (0, 0) and chars > 0
+        if estimated:
+            tokens = (log.prompt_tokens_estimate(), math.ceil(chars / CHARS_PER_TOKEN))
         if tokens != (0, 0):
             cost = request_cost(result.deployment, *tokens)
-        log.finish(status, result.info, tokens, error=error, cost=cost)
+        log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
+
+
+def _text_chars(chunk: dict[str, Any]) -> int:
+    """Characters of text a chunk carries (content, text, tool-call arguments)."""
+    total = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if delta is None:
+            text = choice.get("text")
+            total += len(text) if isinstance(text, str) else 0
+            continue
+        content = delta.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        for call in delta.get("tool_calls") or ():
+            arguments = (call.get("function") or {}).get("arguments")
+            if isinstance(arguments, str):
+                total += len(arguments)
+    return total
 
 
 def _cache_headers(passage: Passage) -> dict[str, str]:

@@ -82,8 +82,10 @@ class LogCapture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
         parts = [record.getMessage(), repr(getattr(record, "fields", ""))]
         if record.exc_info:
             parts.append(logging.Formatter().formatException(record.exc_info))

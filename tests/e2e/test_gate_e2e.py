@@ -15,7 +15,7 @@ from routerd.testing import FakeOpenAI
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
 
-from .support import MASTER_KEY, OPENAI_KEY, client_for, reset, running_fake, user, write_config
+from .support import MASTER_KEY, OPENAI_KEY, capture_logs, client_for, reset, running_fake, user, write_config
 
 ALPHA = "sk-team-alpha-0123456789ab"
 BETA = "sk-team-beta-0123456789abcd"
@@ -231,3 +231,39 @@ def test_spend_survives_a_restart(fake: FakeOpenAI, tmp_path: Path) -> None:
     with RouterdServer.from_file(config) as second:
         again = httpx.get(second.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()
     assert again["info"]["spend"] == pytest.approx(spent)
+
+
+def test_streams_are_metered_whether_or_not_the_client_asked_for_usage(
+    gateway: RouterdServer, fake: FakeOpenAI
+) -> None:
+    client = client_for(gateway, BETA)
+    before = httpx.get(gateway.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()[
+        "info"
+    ]["spend"]
+    with capture_logs() as logs:
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=user(f"meter {time.time()}"), stream=True
+            )
+        )
+    assert fake.requests[-1].json["stream_options"] == {"include_usage": True}
+    assert all(chunk.usage is None for chunk in chunks)  # the client did not ask, it gets none
+    line = next(r for r in logs.records if getattr(r, "fields", {}).get("endpoint") == "chat")
+    fields = line.fields  # type: ignore[attr-defined]
+    assert (
+        fields["prompt_tokens"] > 0 and fields["completion_tokens"] > 0 and "tokens_estimated" not in fields
+    )
+    after = httpx.get(gateway.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()[
+        "info"
+    ]["spend"]
+    expected = fields["prompt_tokens"] * 0.001 + fields["completion_tokens"] * 0.002
+    assert after - before == pytest.approx(expected)
+    asked = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=user(f"meter {time.time()}"),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert asked[-1].usage is not None and asked[-1].usage.completion_tokens > 0

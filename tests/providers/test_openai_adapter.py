@@ -323,8 +323,11 @@ async def test_text_completion_openai_is_native(http_client, fake_openai, deploy
     chunks = await collect(
         get_adapter("text-completion-openai").completion_stream(http_client, make_request(dep, stream_body))
     )
-    assert "".join(c["choices"][0]["text"] for c in chunks) == "Say this"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == "Say this"
+    assert [c for c in chunks if c["choices"]][-1]["choices"][0]["finish_reason"] == "stop"
+    # streams always ask the upstream for usage (the router hides it again from clients that did not)
+    assert fake_openai.requests[-1].json["stream_options"] == {"include_usage": True}
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
 
 
 async def test_text_model_serves_chat_through_completions(
@@ -341,7 +344,8 @@ async def test_text_model_serves_chat_through_completions(
     for chunk in chunks:
         ChatCompletionChunk.model_validate(chunk)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "Say this is a test"
+    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"]) == "Say this is a test"
+    assert chunks[-1]["usage"]["prompt_tokens"] > 0  # the upstream was asked for usage
 
 
 # --- embeddings ----------------------------------------------------------------------------------
