@@ -30,6 +30,7 @@ _COST = "tests/metrics/test_cost.py"
 _METRICS_SERVER = "tests/metrics/test_server.py"
 _PROCESS = "tests/e2e/test_process.py"
 _EFFECTS = "tests/test_settings_effects.py"
+_GATE = "tests/e2e/test_gate_e2e.py"
 _SETTINGS = "tests/routing/test_routing_settings.py"
 # litellm_settings keys that mean the same as router_settings keys reach the same policy: this test
 # shows that, the router_settings entry's tests show the policy acting.
@@ -44,6 +45,26 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "include": (f"{_LOADER}::test_include_concatenates_lists_and_merges_mappings",),
     "environment_variables": (
         f"{_LOADER}::test_environment_variables_section_feeds_references_without_touching_os_environ",
+    ),
+    "guardrails": (
+        f"{_GATE}::test_secret_in_prompt_is_blocked_before_the_upstream",
+        "tests/config/test_config_guardrails_keys.py::test_guardrails_compile_into_the_table",
+    ),
+    "keys": (
+        f"{_GATE}::test_a_key_sees_and_calls_only_its_groups",
+        f"{_GATE}::test_rpm_limit_answers_429_with_retry_after",
+    ),
+    "teams": ("tests/server/test_gate.py::test_team_and_end_user_budgets",),
+    "model_info.access_groups": (
+        "tests/access/test_access_core.py::test_model_access_by_name_wildcard_access_group_and_team",
+    ),
+    "litellm_settings.cache": (f"{_GATE}::test_repeated_chat_is_answered_once_upstream",),
+    "litellm_settings.cache_params": (
+        "tests/server/test_gate.py::test_cache_hit_scoped_by_key_and_controls",  # ttl: 60 expires
+    ),
+    "litellm_settings.max_end_user_budget": ("tests/server/test_gate.py::test_team_and_end_user_budgets",),
+    "litellm_settings.end_user_budget_duration": (
+        "tests/server/test_gate.py::test_team_and_end_user_budgets",
     ),
     "files_settings": (
         "tests/finetune/test_gateway_errors.py::test_a_provider_without_a_settings_entry_names_the_missing_entry",
@@ -257,6 +278,11 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_METRICS_REQUIRE_AUTH": (f"{_METRICS_SERVER}::test_metrics_can_require_the_master_key",),
     "ROUTERD_ACCESS_LOG": (f"{_EFFECTS}::test_access_log_switches_uvicorns_access_log",),
     "ROUTERD_HTTP_CLIENT": ("tests/transport/test_fasthttp.py::test_default_client",),
+    # -- keys, budgets, guardrails and the cache (issues 14, 15, 22)
+    "ROUTERD_SPEND_DB": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
+    "ROUTERD_SPEND_FLUSH_SECONDS": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
+    "ROUTERD_CACHE_MAX_MB": (f"{_GATE}::test_cache_size_settings_bound_what_is_kept",),
+    "ROUTERD_CACHE_MAX_ENTRY_KB": (f"{_GATE}::test_cache_size_settings_bound_what_is_kept",),
     # -- bounds on one request (issue 21): each reaches the router (_LIMITS) and acts (the other test)
     "ROUTERD_MAX_PROMPTS": (
         f"{_BOUNDS}::test_h1_the_daemon_answers_400_in_openai_shape_and_reports_the_attempts",

@@ -267,3 +267,45 @@ def test_streams_are_metered_whether_or_not_the_client_asked_for_usage(
         )
     )
     assert asked[-1].usage is not None and asked[-1].usage.completion_tokens > 0
+
+
+def test_cache_size_settings_bound_what_is_kept(fake: FakeOpenAI, tmp_path: Path) -> None:
+    config = write_config(tmp_path, _config(fake.base_url, "litellm_settings: {cache: true}\n"))
+    # ROUTERD_CACHE_MAX_ENTRY_KB: an answer larger than the entry limit is not stored
+    with RouterdServer.from_file(config, cache_max_entry_kb=1) as small:
+        client = client_for(small, MASTER_KEY)
+        for _ in range(2):
+            fake.enqueue(Reply(content="x" * 4000))
+            client.chat.completions.create(model="gpt-4o", messages=user("big"))
+        assert len(fake.requests) == 2
+    reset(fake)
+    # ROUTERD_CACHE_MAX_MB: past the size, the least recently used answers are evicted
+    with RouterdServer.from_file(config, cache_max_mb=1, cache_max_entry_kb=1024) as bounded:
+        client = client_for(bounded, MASTER_KEY)
+        for i in range(3):
+            fake.enqueue(Reply(content="y" * 400_000))
+            client.chat.completions.create(model="gpt-4o", messages=user(f"q{i}"))
+        cache = bounded.state.gate.cache
+        assert cache.evictions >= 1 and cache.bytes <= 1024 * 1024
+        client.chat.completions.create(model="gpt-4o", messages=user("q2"))  # the newest is still there
+        assert len(fake.requests) == 3
+
+
+def test_spend_is_written_every_flush_interval(fake: FakeOpenAI, tmp_path: Path) -> None:
+    import sqlite3
+
+    from .support import wait_for
+
+    config = write_config(tmp_path, _config(fake.base_url, KEYS))
+    database = tmp_path / "ledger.sqlite"
+    with RouterdServer.from_file(config, spend_db=database, spend_flush_seconds=0.05) as server:
+        client_for(server, BETA).chat.completions.create(model="gpt-4o-mini", messages=user("flush me"))
+
+        def written() -> bool:
+            with sqlite3.connect(database) as db:
+                return bool(
+                    db.execute("SELECT COUNT(*) FROM spend_hourly WHERE key_alias = 'beta'").fetchone()[0]
+                )
+
+        wait_for(written, what="the spend row in ROUTERD_SPEND_DB")
+    assert not (tmp_path / "routerd-spend.sqlite").exists()  # the setting wins over the default place

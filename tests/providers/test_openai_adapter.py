@@ -344,7 +344,9 @@ async def test_text_model_serves_chat_through_completions(
     for chunk in chunks:
         ChatCompletionChunk.model_validate(chunk)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"]) == "Say this is a test"
+    assert (
+        "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"]) == "Say this is a test"
+    )
     assert chunks[-1]["usage"]["prompt_tokens"] > 0  # the upstream was asked for usage
 
 
