@@ -146,11 +146,14 @@ def run_explain(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.samples < 1:
         sys.stderr.write("routerd: --samples must be at least 1\n")
         return 2
+    from routerd.server.gate import preview
+
     router = CallRouter(table)
     try:
         report = explain(router, args.model, samples=args.samples)
     finally:
         asyncio.run(router.aclose())
+    report["gate"] = preview(table, args.model)
     if args.json:
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

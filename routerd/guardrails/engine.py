@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from routerd.errors import APIError, BadRequestError
 from routerd.guardrails.content_filter import ContentFilter, StreamScanner
@@ -237,12 +237,25 @@ async def apply_answer(
     return runs
 
 
+class Selectable(Protocol):
+    """What :func:`select` needs of a guardrail."""
+
+    @property
+    def modes(self) -> frozenset[Mode]: ...
+
+    @property
+    def default_on(self) -> bool: ...
+
+
+G = TypeVar("G", bound=Selectable)
+
+
 def select(
-    guardrails: Mapping[str, Guardrail],
+    guardrails: Mapping[str, G],
     mode: Mode,
     requested: Iterable[str] = (),
     scoped: Iterable[str] = (),
-) -> tuple[Guardrail, ...]:
+) -> tuple[G, ...]:
     """The guardrails a call runs in ``mode``: every ``default_on`` one, those the request names
     (``guardrails: [...]``), and those of its key and team (``scoped``), in configuration order.
     Names must exist (the caller validates requested names first: see :func:`unknown_names`)."""

@@ -228,6 +228,19 @@ def format_explain(report: dict[str, Any]) -> str:
     )
     chains = [f"{reason} -> {', '.join(names)}" for reason, names in report["fallbacks"].items() if names]
     lines.append("fallbacks: " + ("; ".join(chains) if chains else "none"))
+    gate = report.get("gate")
+    if gate:
+        ran = [f"{mode}: {', '.join(names)}" for mode, names in gate["guardrails"].items() if names]
+        lines.append("guardrails: " + ("; ".join(ran) if ran else "none by default"))
+        cache = gate["cache"]
+        lines.append(
+            "cache: "
+            + (
+                "looked up (" + f"{cache['backend']}, ttl {_num(cache['ttl'])}s)"
+                if cache["looked_up"]
+                else f"not looked up ({cache['why']})"
+            )
+        )
     lines.append("")
     header = [
         "deployment",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +175,45 @@ def _embedding_items(body: Mapping[str, Any]) -> list[Any] | None:
     if isinstance(value, list):
         return list(value)
     return None
+
+
+def preview(
+    table: RoutingTable,
+    model: str,
+    endpoint: str = "chat",
+    requested: Sequence[str] = (),
+    key_alias: str | None = None,
+) -> dict[str, Any]:
+    """What the gate would do for a call of ``model`` (for ``explain``): the guardrails it would run per
+    mode, and whether the response cache would be consulted. No call is made and nothing is counted."""
+    access: AccessTable | None = table.access
+    policy = access.by_alias(key_alias) if access is not None and key_alias else None
+    scoped = [*policy.guardrails, *(policy.team.guardrails if policy.team else ())] if policy else []
+    guardrails = {name: _Named(g.name, g.modes, g.default_on) for name, g in table.guardrails.items()}
+    modes = {
+        mode.value: [g.name for g in select(guardrails, mode, requested, scoped)]
+        for mode in (Mode.PRE_CALL, Mode.POST_CALL, Mode.DURING_CALL)
+    }
+    config: CacheConfig | None = table.cache
+    if config is None:
+        cache = {"looked_up": False, "why": "caching is off"}
+    elif endpoint not in config.endpoints:
+        cache = {"looked_up": False, "why": f"{endpoint} is not among the cached call types"}
+    elif config.params.mode == "default_off":
+        cache = {"looked_up": False, "why": "mode default_off: only requests with cache: {use-cache: true}"}
+    else:
+        cache = {"looked_up": True, "backend": config.params.type, "ttl": config.params.ttl}
+    return {"guardrails": modes, "cache": cache, "key": policy.alias if policy else None}
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """A guardrail as :func:`select` sees it, without binding its I/O."""
+
+    name: str
+    modes: frozenset[Mode]
+    default_on: bool
+    kind: str = ""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from routerd.routing.explain import explain as explain_model
 from routerd.routing.explain import health_report
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
-from routerd.server.gate import identify
+from routerd.server.gate import identify, preview
 from routerd.server.state import AppState
 
 
@@ -133,6 +133,14 @@ async def explain(request: Request) -> Response:
                 f"model '{model}' is not served here; GET /v1/models lists them", param="model"
             )
         report = explain_model(state.router, model, samples=int(samples_raw))
+        requested = [n for n in request.query_params.get("guardrails", "").split(",") if n]
+        report["gate"] = preview(
+            state.table,
+            model,
+            request.query_params.get("endpoint", "chat"),
+            requested,
+            request.query_params.get("key_alias"),
+        )
     except Exception as exc:
         return error_response(exc)
     return _json(report)

@@ -270,6 +270,7 @@ def test_streams_are_metered_whether_or_not_the_client_asked_for_usage(
 
 
 def test_cache_size_settings_bound_what_is_kept(fake: FakeOpenAI, tmp_path: Path) -> None:
+    reset(fake)
     config = write_config(tmp_path, _config(fake.base_url, "litellm_settings: {cache: true}\n"))
     # ROUTERD_CACHE_MAX_ENTRY_KB: an answer larger than the entry limit is not stored
     with RouterdServer.from_file(config, cache_max_entry_kb=1) as small:
@@ -309,3 +310,16 @@ def test_spend_is_written_every_flush_interval(fake: FakeOpenAI, tmp_path: Path)
 
         wait_for(written, what="the spend row in ROUTERD_SPEND_DB")
     assert not (tmp_path / "routerd-spend.sqlite").exists()  # the setting wins over the default place
+
+
+def test_explain_says_which_guardrails_run_and_whether_the_cache_is_consulted(gateway: RouterdServer) -> None:
+    answer = httpx.get(
+        gateway.base_url + "/v1/routerd/explain?model=gpt-4o&guardrails=answers",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+    ).json()
+    assert answer["gate"]["guardrails"] == {
+        "pre_call": ["secrets"],
+        "post_call": ["answers"],
+        "during_call": ["answers"],
+    }
+    assert answer["gate"]["cache"]["looked_up"] is True

@@ -260,3 +260,17 @@ async def test_embeddings_are_cached_per_item(gate: Gate, tmp_path: Path) -> Non
     third, sent, status = await call(["bb", "ccc"])
     assert sent == [] and status == "hit"
     assert [(d["index"], d["embedding"][0]) for d in third["data"]] == [(0, 2.0), (1, 3.0)]
+
+
+def test_preview_lists_guardrails_and_the_cache_for_explain(tmp_path: Path) -> None:
+    from routerd.server.gate import preview
+
+    table = _table(tmp_path)
+    plain = preview(table, "gpt-4o")
+    assert plain["guardrails"] == {"pre_call": ["ssn"], "post_call": [], "during_call": []}
+    assert plain["cache"] == {"looked_up": True, "backend": "local", "ttl": 60.0}
+    team = preview(table, "gpt-4o", key_alias="beta")
+    assert team["guardrails"]["pre_call"] == ["pii", "ssn"] and team["guardrails"]["during_call"] == ["pii"]
+    assert preview(table, "gpt-4o", "embeddings")["cache"]["looked_up"] is True
+    off = _table(tmp_path, "model_list:\n  - {model_name: m, litellm_params: {model: mock/m}}\n")
+    assert preview(off, "m")["cache"] == {"looked_up": False, "why": "caching is off"}
