@@ -69,7 +69,28 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", choices=["json", "text"])
     parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port instead")
+    _add_connection_bounds(parser)
     parser.set_defaults(handler=run_serve)
+
+
+# flag -> (settings field, type, help); the defaults live in routerd.settings.Settings
+_BOUND_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--max-header-bytes": ("max_header_bytes", int, "largest request head (ROUTERD_MAX_HEADER_BYTES)"),
+    "--header-timeout": ("header_timeout", float, "seconds for a request head (ROUTERD_HEADER_TIMEOUT)"),
+    "--body-timeout": ("body_timeout", float, "seconds for a request body (ROUTERD_BODY_TIMEOUT)"),
+    "--keep-alive-timeout": (
+        "keep_alive_timeout",
+        float,
+        "seconds an idle connection stays open (ROUTERD_KEEP_ALIVE_TIMEOUT)",
+    ),
+    "--max-connections": ("max_connections", int, "open connections per worker (ROUTERD_MAX_CONNECTIONS)"),
+}
+
+
+def _add_connection_bounds(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection bounds (per worker)")
+    for flag, (dest, kind, text) in _BOUND_FLAGS.items():
+        group.add_argument(flag, dest=dest, type=kind, help=text)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -89,6 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "log_format": args.log_format,
         "metrics_port": args.metrics_port,
+        **{dest: getattr(args, dest) for dest, _, _ in _BOUND_FLAGS.values()},
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

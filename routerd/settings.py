@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_requests: bool = Field(default=True, description="one structured log line per request")
     metrics_port: int | None = Field(default=None, description="serve /metrics on a separate port")
-    metrics_require_auth: bool = Field(default=False, description="/metrics needs the master key")
+    metrics_require_auth: bool | None = Field(
+        default=None,
+        description="/metrics needs the master key; unset: it does on the main port when a key is set",
+    )
     access_log: bool = False
     # Bounds on what one request may make the router do (issue 21); see routerd.routing.limits.
     max_prompts: int = Field(
@@ -65,3 +68,22 @@ class Settings(BaseSettings):
     spend_flush_seconds: float = Field(default=1.0, gt=0, le=60, description="how often spend is written")
     cache_max_mb: int = Field(default=256, ge=1, description="size of the local response cache (MiB)")
     cache_max_entry_kb: int = Field(default=1024, ge=1, description="largest answer the cache stores (KiB)")
+    # -- connection bounds (enforced by routerd.server.protocol, per worker) --------------------------
+    max_header_bytes: int = Field(
+        default=65_536, ge=1024, description="request line + headers; larger heads get 431 (414 for a URL)"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds for a request's head to arrive (from connect or first byte)"
+    )
+    body_timeout: float = Field(
+        default=300.0, gt=0, description="seconds for a request's body to arrive after its head"
+    )
+    keep_alive_timeout: float = Field(
+        default=15.0, gt=0, description="seconds an idle keep-alive connection is kept open"
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=8,
+        description="open client connections per worker; beyond it the longest-idle one is closed "
+        "(unset: half the process's open-file limit)",
+    )

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routerd.config.table import RoutingTable
 from routerd.errors import APIError, NotFoundError
@@ -24,6 +24,7 @@ from routerd.server import inference, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
+from routerd.server.limits import ConnectionLimits, new_request_id
 from routerd.server.fine_tuning import fine_tuning_routes
 from routerd.server.metrics_routes import metrics_lifespan, metrics_routes
 from routerd.server.reload import reload_lifespan, reload_routes
@@ -75,24 +76,66 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+class MiddlewareBypassedError(RuntimeError):
+    """Middleware was registered on a RouterdApp, whose inference endpoints would never run it."""
+
+
+_BYPASS = (
+    "routerd's inference endpoints bypass Starlette's middleware (a measured fast path), so "
+    "middleware added to this app would silently not see most requests; wrap the app in your "
+    "middleware instead (app = YourMiddleware(create_app(...)))"
+)
+
+
 class RouterdApp(Starlette):
     """Starlette, plus a direct path for the inference endpoints.
 
     Every request pays for Starlette's middleware layers and its linear route matching; the three
     endpoints that carry nearly all traffic catch their own errors, so they are dispatched straight
-    from a dict. Everything else takes the normal way.
+    from a dict. Everything else takes the normal way, and every answer on it carries an
+    ``x-request-id`` (the client's own, or a new one).
+
+    Because of the direct path, middleware registered on the app is refused (``add_middleware`` and
+    at startup): it would run for some routes and not for the ones that matter. Wrap the app instead.
     """
 
     fast_routes: dict[str, inference.InferenceEndpoint] = {}
+    connection_limits: ConnectionLimits = ConnectionLimits()
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        raise MiddlewareBypassedError(_BYPASS)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        if self.user_middleware:
+            raise MiddlewareBypassedError(_BYPASS)
+        return super().build_middleware_stack()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.fast_routes.get(scope["path"])
-            if endpoint is not None:
-                scope["app"] = self
-                await endpoint(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            if scope["method"] == "POST":
+                endpoint = self.fast_routes.get(scope["path"])
+                if endpoint is not None:
+                    scope["app"] = self
+                    await endpoint(scope, receive, send)
+                    return
+            send = _with_request_id(scope, send)
         await super().__call__(scope, receive, send)
+
+
+def _with_request_id(scope: Scope, send: Send) -> Send:
+    """``send`` that adds an ``x-request-id`` to the answer when the handler did not set one."""
+    request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+    header = (b"x-request-id", request_id or new_request_id().encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                headers.append(header)
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_id
 
 
 def _fast_routes() -> dict[str, inference.InferenceEndpoint]:
@@ -158,6 +201,7 @@ def create_app(
 
         events.subscribe(RequestLogger())
     app.fast_routes = _fast_routes()
+    app.connection_limits = ConnectionLimits.from_settings(settings)
     app.state.routerd = state
     return app
 

@@ -7,8 +7,8 @@ orjson. Streams are relayed chunk by chunk as they arrive; nothing is buffered.
 
 from __future__ import annotations
 
+import asyncio
 import math
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,14 +28,12 @@ from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response, sse_error_event
 from routerd.server.gate import Passage
+from routerd.server.limits import new_request_id
 from routerd.server.state import AppState
 from routerd.server.validation import validate_body
 from routerd.tokens import CHARS_PER_TOKEN, count_request_tokens
 
 _SSE_DONE = b"data: [DONE]\n\n"
-# Request ids need to be unique, not secret: the random module's generator (seeded from the OS,
-# re-seeded in a forked child) gives 128 bits without the system call os.urandom makes every time.
-_random_bits = random.getrandbits
 
 
 async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
@@ -194,7 +192,7 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     """
     started = time.perf_counter()
     headers = _headers(scope)
-    request_id = headers.get("x-request-id") or f"{_random_bits(128):032x}"
+    request_id = headers.get("x-request-id") or new_request_id()
     log = _RequestLog(state, endpoint, request_id, started)
     state.events.emit(RequestStarted(request_id, endpoint))
     passage: Passage | None = None
@@ -225,6 +223,10 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         finally:
             log.finish(499, None, error="ClientDisconnect")
         return
+    except asyncio.CancelledError:
+        # the protocol cancels the request when its client disconnects (routerd.server.protocol)
+        log.finish(499, None, error="ClientDisconnect")
+        raise
     except Exception as exc:
         info: RoutingInfo | None = getattr(exc, "routing", None)
         status = exc.status_code if isinstance(exc, APIError) else 500

@@ -15,23 +15,68 @@ With the access log on, the request still passes the proxy-headers middleware (t
 client address it resolves). Other routes, ``Expect: 100-continue`` and uvicorn's concurrency limit
 go uvicorn's usual way.
 
-This leans on uvicorn internals (``_start_asgi_task`` and the cycle's attributes), which is why
-pyproject.toml bounds uvicorn's version and tests/server/test_protocol.py checks the direct path is
-really taken.
+The protocol also bounds what a client holds before it has authenticated (issue 21, M2; the limits
+are in :mod:`routerd.server.limits`): the size of a request head (431, or 414 for the URL), the time a
+head may take to arrive (slow heads: the connection is closed), the time a body may take, the idle time
+of a kept-alive connection, and the number of open connections (past it the longest-idle connection is
+closed, so a flood of idle or slow connections cannot shut out probes and real clients). Requests
+uvicorn's parser rejects are answered in OpenAI's error shape. When a client disconnects before its
+answer is complete, the request's task is cancelled, so upstream calls and retries stop with it.
+
+This leans on uvicorn internals (``_start_asgi_task``, the parser callbacks and the cycle's attributes),
+which is why pyproject.toml bounds uvicorn's version, :func:`check_uvicorn` refuses to start without
+them, and tests/server/test_protocol.py checks the direct path is really taken.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import weakref
 from typing import Any
 
+import httptools
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+from uvicorn.server import ServerState
 
 from routerd.server.app import RouterdApp
+from routerd.server.limits import ConnectionLimits, raw_error
 
-__all__ = ["RouterdHttpProtocol"]
+__all__ = ["RouterdHttpProtocol", "check_uvicorn"]
+
+# The uvicorn internals this module overrides or calls; uvicorn added _start_asgi_task in 0.45.
+_HOOKS = (
+    "_start_asgi_task",
+    "on_message_begin",
+    "on_headers_complete",
+    "on_message_complete",
+    "on_response_complete",
+    "send_400_response",
+    "data_received",
+    "connection_made",
+    "connection_lost",
+)
+
+
+def check_uvicorn() -> None:
+    """Raise RuntimeError when the installed uvicorn lacks an internal this protocol relies on.
+
+    Without ``_start_asgi_task`` the override would simply never be called: the fast path, the
+    connection bounds and the cancellation on disconnect would be lost without a word.
+    """
+    missing = [name for name in _HOOKS if not callable(getattr(HttpToolsProtocol, name, None))]
+    if missing:
+        import uvicorn
+
+        raise RuntimeError(
+            f"uvicorn {uvicorn.__version__} lacks {', '.join(missing)}, which routerd's HTTP protocol "
+            "overrides; install the uvicorn version pyproject.toml allows (>=0.45,<0.60)"
+        )
+
+
+check_uvicorn()
 
 # What must not appear in a header name (RFC 9110 token) or value (controls other than tab)
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-zA-Z]")
@@ -125,17 +170,35 @@ class _DirectSend:
         return True
 
 
-class _FastApp:
-    """Runs RouterdApp for one request with that request's direct ``send``."""
+class _Request:
+    """Runs the app for one request: records its task (to cancel it when the client leaves) and, on
+    the fast path, gives it that request's direct ``send``."""
 
-    __slots__ = ("_app", "_send")
+    __slots__ = ("_app", "_send", "disconnected", "task")
 
-    def __init__(self, app: ASGIApp, cycle: RequestResponseCycle) -> None:
+    def __init__(self, app: ASGIApp, cycle: RequestResponseCycle, *, direct: bool) -> None:
         self._app = app
-        self._send = _DirectSend(cycle)
+        self._send: Send | None = _DirectSend(cycle) if direct else None
+        self.task: asyncio.Task[Any] | None = None
+        self.disconnected = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, self._send)
+        self.task = asyncio.current_task()
+        try:
+            await self._app(scope, receive, self._send or send)
+        except asyncio.CancelledError:
+            if not self.disconnected:
+                raise
+            # our own cancellation (the client left): the request ends here, quietly
+            if self.task is not None:
+                self.task.uncancel()
+
+    def cancel(self) -> None:
+        """The client is gone: stop the work done for it (upstream calls, retries, backoff sleeps)."""
+        task = self.task
+        if task is not None and not task.done():
+            self.disconnected = True
+            task.cancel()
 
 
 def _find_routerd_app(app: Any) -> RouterdApp | None:
@@ -149,22 +212,156 @@ def _find_routerd_app(app: Any) -> RouterdApp | None:
     return None
 
 
+class _Rejected(httptools.HttpParserError):
+    """Raised in a parser callback to stop parsing a request the protocol refuses."""
+
+
+# Per server: its connections with no request in progress, longest idle first.
+_IDLE: weakref.WeakKeyDictionary[ServerState, dict[RouterdHttpProtocol, None]] = weakref.WeakKeyDictionary()
+
+
 class RouterdHttpProtocol(HttpToolsProtocol):
     """See the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._routerd_app = _find_routerd_app(self.app)
+        limits = self._routerd_app.connection_limits if self._routerd_app else ConnectionLimits()
+        self._limits = limits
+        self.timeout_keep_alive = limits.keep_alive_timeout  # type: ignore[assignment]  # uvicorn arms it
+        self._idle = _IDLE.setdefault(self.server_state, {})
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_head = True
+        self._head_bytes = 0
+        self._rejection: tuple[int, str, str] | None = None
+        self._request: _Request | None = None
+
+    # -- connection lifetime -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._idle[self] = None
+        self._arm(self._limits.header_timeout, "no complete request head")
+        if len(self.connections) > self._limits.max_connections:
+            self._make_room()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        request = self._request
+        cycle = self.cycle
+        super().connection_lost(exc)
+        self._disarm()
+        self._idle.pop(self, None)
+        if request is not None and cycle is not None and not cycle.response_complete:
+            request.cancel()
+
+    def _make_room(self) -> None:
+        """Over the connection limit: close the longest-idle connection, or refuse this one."""
+        victim = next((conn for conn in self._idle if conn is not self), None)
+        if victim is not None:
+            self._idle.pop(victim, None)
+            victim.transport.close()
+            return
+        self._idle.pop(self, None)
+        self.transport.write(
+            raw_error(
+                503,
+                "too many open connections to this gateway; retry shortly",
+                "too_many_connections",
+                error_type="service_unavailable",
+            )
+        )
+        self.transport.close()
+
+    # -- timers ------------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._expired, reason)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self, reason: str) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            self.logger.debug("closing a connection: %s in time", reason)
+            self.transport.close()
+
+    # -- parsing -----------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # a head still incomplete after this many bytes cannot fit the limit (one read past it at most)
+        if self._in_head and self._head_bytes > self._limits.max_header_bytes:
+            if not self.transport.is_closing():
+                self._refuse_head()
+                self.send_400_response("")
+
+    def _refuse_head(self) -> None:
+        limit = self._limits.max_header_bytes
+        if not self.headers and len(getattr(self, "url", b"")) > limit:
+            self._rejection = (414, f"request URL longer than {limit} bytes", "url_too_long")
+        else:
+            self._rejection = (
+                431,
+                f"request head (request line and headers) larger than {limit} bytes",
+                "headers_too_large",
+            )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        if self._timer is None:
+            self._arm(self._limits.header_timeout, "no complete request head")
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self._limits.max_header_bytes:
+            self._refuse_head()
+            raise _Rejected  # httptools stops parsing; uvicorn answers through send_400_response
+        self._in_head = False
+        self._head_bytes = 0
+        self._idle.pop(self, None)
+        self._arm(self._limits.body_timeout, "no complete request body")
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._idle.pop(self, None)
+            self._idle[self] = None  # now the most recently idle
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, in OpenAI's error shape."""
+        status, message, code = self._rejection or (
+            400,
+            "malformed HTTP request (request line, header or chunked framing)",
+            "invalid_http_request",
+        )
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started or cycle.response_complete:
+            self.transport.write(raw_error(status, message, code))
+        self.transport.close()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         routerd_app = self._routerd_app
-        if (
+        direct = (
             routerd_app is not None
             and app is self.app  # not uvicorn's 503 for an exceeded concurrency limit
             and not cycle.waiting_for_100_continue
             and cycle.scope["method"] == "POST"
             and cycle.scope["path"] in routerd_app.fast_routes
-        ):
+        )
+        if direct and not cycle.access_log:
             # only the access log reads the client address the proxy-headers middleware resolves
-            app = _FastApp(app if cycle.access_log else routerd_app, cycle)
-        super()._start_asgi_task(cycle, app)
+            app = routerd_app
+        self._request = _Request(app, cycle, direct=direct)
+        super()._start_asgi_task(cycle, self._request)

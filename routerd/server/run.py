@@ -14,7 +14,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from routerd.config.table import RoutingTable
 from routerd.logs import configure_logging
-from routerd.server.protocol import RouterdHttpProtocol
+from routerd.server.limits import raise_open_file_limit
+from routerd.server.protocol import RouterdHttpProtocol, check_uvicorn
 from routerd.settings import Settings
 
 log = logging.getLogger("routerd.server")
@@ -39,6 +40,8 @@ def serve(settings: Settings) -> None:
     from routerd.server.app import app_from_settings, create_app
 
     configure_logging(settings)
+    check_uvicorn()
+    raise_open_file_limit()  # before the connection limit is derived from it
     table = load_config(settings.config)
     settings = with_file_settings(settings, table)
     log.info(
@@ -66,6 +69,10 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         http=RouterdHttpProtocol,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
+        # the protocol enforces the connection bounds itself (routerd.server.limits), with its own
+        # JSON 503 and idle-first eviction instead of uvicorn's plain-text refusal of every new request
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout),
+        limit_concurrency=None,
         log_config=None,
         access_log=settings.access_log,
         lifespan="on",

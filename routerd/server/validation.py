@@ -166,10 +166,16 @@ def validate_body(endpoint: str, body: Any) -> dict[str, Any]:
                 param=name,
                 code="invalid_type",
             )
+    model = body["model"]
+    if not model:
+        raise BadRequestError("'model' must not be empty", param="model", code="invalid_value")
+    if not model.isprintable():
+        # a wildcard deployment would carry the name upstream (URLs, headers): refuse it before routing
+        raise BadRequestError(
+            "'model' must not contain control characters", param="model", code="invalid_value"
+        )
     if endpoint == "chat":
         _validate_messages(body["messages"])
-    elif not body.get("model"):
-        raise BadRequestError("'model' must not be empty", param="model", code="invalid_value")
     return body
 
 
