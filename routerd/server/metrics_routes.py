@@ -8,8 +8,12 @@ Wiring (``routerd/server/app.py``): add ``metrics_routes(state)`` to the app's r
   the metrics port stays inside the cluster. With ``--workers N`` every worker binds it with
   ``SO_REUSEPORT`` and any of them answers with the merged view of all workers.
 
-``ROUTERD_METRICS_REQUIRE_AUTH=true`` (or ``general_settings.metrics_require_auth``) makes ``/metrics``
-require the master key, like the API.
+Who may read it: with a master key set, ``/metrics`` on the main port needs the key like every other
+endpoint but the probes (Prometheus sends it with ``authorization: {credentials: ...}``), because the
+metrics name every deployment, model group and provider behind the gateway. The separate metrics port
+is open by default: it exists to be reachable only from inside the cluster. ``ROUTERD_METRICS_REQUIRE_AUTH``
+decides either way when set (``false`` opens the main port's ``/metrics``); ``general_settings.
+metrics_require_auth: true`` requires the key on both.
 """
 
 from __future__ import annotations
@@ -56,15 +60,22 @@ def metrics_runtime(state: AppState) -> MetricsRuntime:
     return state.metrics
 
 
-def _requires_auth(state: AppState) -> bool:
-    return state.settings.metrics_require_auth or state.table.server.metrics_require_auth
+def requires_auth(state: AppState, *, separate_port: bool = False) -> bool:
+    """Whether ``/metrics`` needs the master key (see the module docstring)."""
+    if state.master_key is None:
+        return False
+    if state.settings.metrics_require_auth is not None:
+        return state.settings.metrics_require_auth
+    return state.table.server.metrics_require_auth or not separate_port
 
 
-def metrics_endpoint(state: AppState) -> Callable[[Request], Awaitable[Response]]:
-    """The ``GET /metrics`` handler for ``state``'s app."""
+def metrics_endpoint(
+    state: AppState, *, separate_port: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """The ``GET /metrics`` handler for ``state``'s app (or for the separate metrics port)."""
 
     async def metrics(request: Request) -> Response:
-        if _requires_auth(state):
+        if requires_auth(state, separate_port=separate_port):
             try:
                 require_key(request.headers, state.master_key)
             except Exception as exc:
@@ -180,7 +191,7 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 async def _start_metrics_server(
     state: AppState, sock: socket.socket, tasks: anyio.abc.TaskGroup
 ) -> _EmbeddedServer:
-    app = Starlette(routes=[Route("/metrics", metrics_endpoint(state), methods=["GET"])])
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint(state, separate_port=True), methods=["GET"])])
     config = uvicorn.Config(
         app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=1
     )

@@ -237,7 +237,8 @@ def test_a_model_name_with_control_characters_is_a_400(server: RouterdServer, mo
 # -- M6: a client that leaves stops the work done for it ------------------------------------------------
 
 
-def test_a_client_disconnect_cancels_the_upstream_call_and_its_retries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_disconnect_cancels_the_upstream_call_and_its_retries(tmp_path: Path, stream: bool) -> None:
     with run_in_thread(FakeOpenAI(api_key="sk-up")) as fake:
         fake.enqueue(*(Reply(hang=True) for _ in range(5)))
         config = tmp_path / "routerd.yaml"
@@ -256,7 +257,9 @@ general_settings:
 """
         )
         with RouterdServer.from_file(config) as server, _connect(server) as sock:
-            body = b'{"model": "hangs", "messages": [{"role": "user", "content": "hi"}]}'
+            body = json.dumps(
+                {"model": "hangs", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+            ).encode()
             sock.sendall(
                 b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer "
                 + KEY.encode()
@@ -266,9 +269,15 @@ general_settings:
             _wait_until(lambda: len(fake.requests) >= 1)
             sock.close()  # the client gives up
             _wait_until(lambda: fake.disconnects >= 1)  # the upstream saw its connection closed
-            _wait_until(lambda: server.state.router.in_flight_total() == 0 if hasattr(server.state.router, "in_flight_total") else True)
+            _wait_until(lambda: _in_flight(server) == 0)
             time.sleep(0.3)  # a retry, if any, would reach the fake now
         assert len(fake.requests) == 1
+
+
+def _in_flight(server: RouterdServer) -> int:
+    with httpx.Client(base_url=server.base_url, timeout=WAIT) as client:
+        report = client.get("/health", headers=AUTH).json()
+    return sum(entry["in_flight"] for entry in report["deployments"]["deployments"])
 
 
 def _wait_until(condition: Any, limit: float = WAIT) -> None:
@@ -277,3 +286,61 @@ def _wait_until(condition: Any, limit: float = WAIT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+# -- issue 19: the fast paths' guards -----------------------------------------------------------------
+
+
+def test_middleware_on_the_app_is_refused(tmp_path: Path) -> None:
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from routerd.config import load_config
+    from routerd.server.app import MiddlewareBypassedError, create_app
+
+    path = tmp_path / "routerd.yaml"
+    path.write_text(CONFIG)
+    app = create_app(load_config(path))
+    with pytest.raises(MiddlewareBypassedError, match="bypass"):
+        app.add_middleware(GZipMiddleware)
+    app.user_middleware.append(__import__("starlette.middleware").middleware.Middleware(GZipMiddleware))
+    with pytest.raises(MiddlewareBypassedError):
+        app.build_middleware_stack()
+
+
+def test_a_uvicorn_without_the_protocol_hooks_fails_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from routerd.server import protocol
+
+    protocol.check_uvicorn()  # the installed one has them
+    monkeypatch.delattr(HttpToolsProtocol, "_start_asgi_task")
+    with pytest.raises(RuntimeError, match="_start_asgi_task"):
+        protocol.check_uvicorn()
+
+
+def test_the_connection_bounds_are_serve_flags() -> None:
+    from routerd.cli import _BOUND_FLAGS, build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "c.yaml", "--max-header-bytes", "2048", "--header-timeout", "2.5", "--max-connections", "99"]
+    )
+    assert (args.max_header_bytes, args.header_timeout, args.max_connections) == (2048, 2.5, 99)
+    assert {dest for dest, _, _ in _BOUND_FLAGS.values()} == {
+        "max_header_bytes",
+        "header_timeout",
+        "body_timeout",
+        "keep_alive_timeout",
+        "max_connections",
+    }
+
+
+def test_the_default_connection_limit_follows_the_open_file_limit() -> None:
+    import resource
+
+    from routerd.server.limits import MIN_CONNECTIONS, ConnectionLimits, default_max_connections
+    from routerd.settings import Settings
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert default_max_connections() == max(MIN_CONNECTIONS, soft // 2)
+    assert ConnectionLimits.from_settings(Settings()).max_connections == default_max_connections()
+    assert ConnectionLimits.from_settings(Settings(max_connections=500)).max_connections == 500

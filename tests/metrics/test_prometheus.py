@@ -83,6 +83,7 @@ def prometheus(routerd: RouterdServer, tmp_path: Path) -> Iterator[Prometheus]:
         f"rule_files: ['{ALERTS}']\n"
         "scrape_configs:\n"
         "  - job_name: routerd\n"
+        f"    authorization: {{credentials: {KEY['authorization'].split()[1]}}}\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{routerd.port}']}}]\n"
     )
     log_path = tmp_path / "prometheus.log"

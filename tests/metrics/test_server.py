@@ -89,7 +89,8 @@ def server(config: Path) -> Iterator[RouterdServer]:
 
 
 def scrape(url: str, **headers: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = httpx.get(url, headers=headers, timeout=30)
+    # /metrics on the main port needs the master key when one is set (the separate port does not)
+    response = httpx.get(url, headers={**KEY, **headers}, timeout=30)
     assert response.status_code == 200, response.text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -228,7 +229,7 @@ def test_promtool_check_metrics_on_the_live_endpoint(server: RouterdServer) -> N
     promtool = require_binary("promtool")
     chat(server, "chat")
     chat(server, "broken")
-    body = httpx.get(f"{server.base_url}/metrics", timeout=30).content
+    body = httpx.get(f"{server.base_url}/metrics", headers=KEY, timeout=30).content
     result = subprocess.run(
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
     )
@@ -236,11 +237,23 @@ def test_promtool_check_metrics_on_the_live_endpoint(server: RouterdServer) -> N
     assert not result.stdout.strip(), result.stdout.decode()
 
 
-def test_metrics_can_require_the_master_key(config: Path) -> None:
+@pytest.mark.parametrize(("setting", "open_without_key"), [(None, False), (True, False), (False, True)])
+def test_metrics_need_the_master_key_when_one_is_set_unless_opened(
+    config: Path, setting: bool | None, open_without_key: bool
+) -> None:
     _require_wiring()
-    with RouterdServer.from_file(config, metrics_require_auth=True) as server:
-        assert httpx.get(f"{server.base_url}/metrics", timeout=30).status_code == 401
+    with RouterdServer.from_file(config, metrics_require_auth=setting) as server:
+        anonymous = httpx.get(f"{server.base_url}/metrics", timeout=30).status_code
+        assert anonymous == (200 if open_without_key else 401)
         assert httpx.get(f"{server.base_url}/metrics", headers=KEY, timeout=30).status_code == 200
+
+
+def test_the_separate_metrics_port_is_open_by_default(config: Path) -> None:
+    _require_wiring()
+    port = free_port()
+    with RouterdServer.from_file(config, metrics_port=port) as server:
+        assert server.state.master_key is not None
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).status_code == 200
 
 
 def test_a_separate_metrics_port_serves_metrics_and_the_api_port_does_not(config: Path) -> None:
@@ -259,7 +272,7 @@ def test_a_separate_metrics_port_serves_metrics_and_the_api_port_does_not(config
 def test_openmetrics_and_gzip_are_negotiated(server: RouterdServer) -> None:
     response = httpx.get(
         f"{server.base_url}/metrics",
-        headers={"accept": "application/openmetrics-text; version=1.0.0", "accept-encoding": "gzip"},
+        headers={**KEY, "accept": "application/openmetrics-text; version=1.0.0", "accept-encoding": "gzip"},
         timeout=30,
     )
     assert response.headers["content-type"].startswith("application/openmetrics-text")

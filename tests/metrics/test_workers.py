@@ -82,7 +82,7 @@ def test_every_scrape_sums_all_workers(two_workers: str) -> None:
     }
     for _ in range(6):  # each scrape may land on either worker
         with httpx.Client(timeout=30) as client:
-            text = client.get(f"{two_workers}/metrics").text
+            text = client.get(f"{two_workers}/metrics", headers=KEY).text
         families = {family.name: family for family in text_string_to_metric_families(text)}
         (count,) = [s.value for s in families["routerd_requests"].samples if s.labels == labels]
         assert count == REQUESTS
