@@ -136,7 +136,7 @@ def page_query(params: Mapping[str, Any]) -> PageQuery:
 def limit_value(raw: Any) -> int | None:
     if raw is None or raw == "":
         return None
-    if isinstance(raw, str) and raw.isdigit():
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
         raw = int(raw)
     if not _is_int(raw) or not 1 <= raw <= MAX_LIMIT:
         raise _invalid(f"'limit' must be an integer between 1 and {MAX_LIMIT}", "limit", "invalid_value")

@@ -250,7 +250,7 @@ class VertexClient:
         return await self._call_json("GET", await self._job_url(job_id), missing=JOB)
 
     async def _job_url(self, job_id: str) -> str:
-        if not job_id.isdigit():
+        if not (job_id.isascii() and job_id.isdigit()):
             raise self._upstream.not_found(
                 f"no vertex_ai fine-tuning job {job_id!r} (Vertex AI job ids are numbers)", JOB
             )

@@ -28,6 +28,7 @@ from routerd.providers.base import (
     UpstreamResponse,
     register,
 )
+from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
 from routerd.providers.openai_parts import DeploymentParams, keep_headers
 from routerd.providers.sse import iter_data
@@ -175,9 +176,10 @@ class AnthropicAdapter(BaseAdapter):
             body = translate.apply_param_policy(
                 target.params.client_body(request.body), drop, deployment.model
             )
-            payload = translate.to_anthropic_request(
-                body, deployment.model, default_max_tokens=target.default_max_tokens, stream=stream
-            )
+            with translating_client_input(self.name):
+                payload = translate.to_anthropic_request(
+                    body, deployment.model, default_max_tokens=target.default_max_tokens, stream=stream
+                )
             target.params.upstream_body(payload)
         except APIError as exc:
             target.errors.annotate(exc)

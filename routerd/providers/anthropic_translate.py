@@ -35,6 +35,7 @@ from routerd.errors import (
     error_for_status,
 )
 from routerd.providers.base import ParamPolicy
+from routerd.providers.client_input import client_object, client_objects
 from routerd.providers.errors import MAX_MESSAGE_CHARS, ErrorContext, parse_retry_after, redact
 from routerd.providers.openai_parts import parse_data_url, parse_tool_arguments, stop_list
 
@@ -214,19 +215,20 @@ def to_anthropic_request(
     if body.get("user"):
         request["metadata"] = {"user_id": str(body["user"])}
 
-    tools = [_tool(tool) for tool in body.get("tools") or []]
+    tools = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(client_objects(body.get("tools"), "tools"))]
     if tools:
         request["tools"] = tools
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice is not None:
             request["tool_choice"] = choice
 
-    output_config = dict(body.get("output_config") or {})
+    output_config = dict(client_object(body.get("output_config"), "output_config"))
     if effort is not None:
         output_config["effort"] = _ADAPTIVE_EFFORT.get(effort, effort)
     fmt = body.get("response_format")
     if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
+        json_schema = client_object(fmt.get("json_schema"), "response_format.json_schema")
+        schema = json_schema.get("schema") or {"type": "object"}
         output_config["format"] = {"type": "json_schema", "schema": schema}
     if output_config:
         request["output_config"] = output_config
@@ -245,7 +247,7 @@ def convert_messages(messages: list[Mapping[str, Any]]) -> tuple[list[JSON], lis
     """
     system: list[JSON] = []
     turns: list[JSON] = []
-    for index, message in enumerate(messages):
+    for index, message in enumerate(client_objects(messages, "messages")):
         role = message.get("role")
         if role in ("system", "developer"):
             system.extend(_text_blocks(message.get("content"), f"messages[{index}].content"))
@@ -282,10 +284,12 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks = []
-    for part in content:
+    for part in client_objects(content, where):
         if part.get("type") not in ("text", "refusal"):
             raise BadRequestError(f"only text content is allowed here for {PROVIDER}", param=where)
         text = part.get("text") or part.get("refusal") or ""
+        if not isinstance(text, str):
+            raise BadRequestError(f"text content must be a string for {PROVIDER}", param=where)
         if text:
             blocks.append(_with_cache_control({"type": "text", "text": text}, part))
     return blocks
@@ -295,7 +299,7 @@ def _user_blocks(content: Any, index: int) -> list[JSON]:
     if content is None or isinstance(content, str):
         return _text_blocks(content, f"messages[{index}].content")
     blocks = []
-    for part_index, part in enumerate(content):
+    for part_index, part in enumerate(client_objects(content, f"messages[{index}].content")):
         where = f"messages[{index}].content[{part_index}]"
         kind = part.get("type")
         if kind == "text":
@@ -303,7 +307,8 @@ def _user_blocks(content: Any, index: int) -> list[JSON]:
         elif kind == "image_url":
             blocks.append(_with_cache_control(_image_block(part.get("image_url"), where), part))
         elif kind == "file":
-            blocks.append(_with_cache_control(_document_block(part.get("file") or {}, where), part))
+            file = client_object(part.get("file"), f"{where}.file")
+            blocks.append(_with_cache_control(_document_block(file, where), part))
         else:
             raise BadRequestError(f"{PROVIDER} does not accept content of type {kind!r}", param=where)
     return blocks
@@ -341,10 +346,14 @@ def _document_block(file: Mapping[str, Any], where: str) -> JSON:
 
 def _assistant_blocks(message: Mapping[str, Any], index: int) -> list[JSON]:
     # Thinking blocks come first: the API wants them before the text and tool use they led to.
-    blocks: list[JSON] = [dict(block) for block in message.get("thinking_blocks") or []]
-    blocks.extend(_text_blocks(message.get("content"), f"messages[{index}].content"))
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    where = f"messages[{index}]"
+    blocks: list[JSON] = [
+        dict(block) for block in client_objects(message.get("thinking_blocks"), f"{where}.thinking_blocks")
+    ]
+    blocks.extend(_text_blocks(message.get("content"), f"{where}.content"))
+    calls = client_objects(message.get("tool_calls"), f"{where}.tool_calls")
+    for call_index, call in enumerate(calls):
+        function = client_object(call.get("function"), f"{where}.tool_calls[{call_index}].function")
         arguments = parse_tool_arguments(function.get("arguments"), param=f"messages[{index}].tool_calls")
         if not isinstance(arguments, dict):
             raise BadRequestError(
@@ -374,11 +383,12 @@ def _with_cache_control(block: JSON, part: Mapping[str, Any]) -> JSON:
     return block
 
 
-def _tool(tool: Mapping[str, Any]) -> JSON:
+def _tool(tool: Mapping[str, Any], where: str) -> JSON:
     if tool.get("type") != "function":
         return dict(tool)  # an Anthropic-native tool (web search, bash, ...) written by the client
-    function = tool.get("function") or {}
-    schema = dict(function.get("parameters") or {"type": "object", "properties": {}})
+    function = client_object(tool.get("function"), f"{where}.function")
+    parameters = client_object(function.get("parameters"), f"{where}.function.parameters")
+    schema = dict(parameters or {"type": "object", "properties": {}})
     schema.setdefault("type", "object")
     out: JSON = {"name": function.get("name"), "input_schema": schema}
     if function.get("description"):
@@ -399,7 +409,10 @@ def _tool_choice(choice: Any, parallel_tool_calls: Any) -> JSON | None:
     elif choice == "required":
         out = {"type": "any"}
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
-        out = {"type": "tool", "name": (choice.get("function") or {}).get("name")}
+        out = {
+            "type": "tool",
+            "name": client_object(choice.get("function"), "tool_choice.function").get("name"),
+        }
     elif isinstance(choice, Mapping) and choice.get("type") in ("auto", "any", "tool", "none"):
         out = dict(choice)  # already Anthropic's shape
     else:
@@ -414,7 +427,7 @@ def _tool_choice(choice: Any, parallel_tool_calls: Any) -> JSON | None:
 def _thinking(body: Mapping[str, Any], claude: ClaudeModel) -> tuple[JSON | None, str | None]:
     """(``thinking``, adaptive effort): the client's own ``thinking`` wins over ``reasoning_effort``."""
     if body.get("thinking") is not None:
-        return dict(body["thinking"]), None
+        return dict(client_object(body["thinking"], "thinking")), None
     effort = body.get("reasoning_effort")
     if effort is None or effort in _NO_REASONING:
         return None, None

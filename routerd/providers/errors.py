@@ -256,7 +256,7 @@ def _refine(
 def _status_from_details(code: Any, error_type: Any) -> int:
     if isinstance(code, int) and 400 <= code <= 599:
         return code
-    if isinstance(code, str) and code.isdigit() and 400 <= int(code) <= 599:
+    if isinstance(code, str) and code.isascii() and code.isdigit() and 400 <= int(code) <= 599:
         return int(code)
     if isinstance(error_type, str):
         return _STATUS_BY_TYPE.get(error_type.lower(), 500)

@@ -17,6 +17,7 @@ from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
 from routerd.providers import google_translate as translate
 from routerd.providers.base import JSON, BaseAdapter, ParamPolicy, UpstreamRequest, UpstreamResponse
+from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
 from routerd.providers.google_stream import StreamTranslator
 from routerd.providers.openai_parts import DeploymentParams
@@ -132,7 +133,9 @@ class GoogleAdapter(BaseAdapter):
             body = translate.apply_param_policy(
                 params.client_body(request.body), self.policy, drop, deployment.model
             )
-            return orjson.dumps(params.upstream_body(translate.to_gemini_request(body)))
+            with translating_client_input(self.name):
+                request_body = translate.to_gemini_request(body)
+            return orjson.dumps(params.upstream_body(request_body))
         except APIError as exc:
             _annotate(exc, self.name, deployment)
             raise

@@ -38,8 +38,10 @@ from routerd.errors import (
     Timeout,
     error_for_status,
 )
+from routerd.jsonkind import json_kind
 from routerd.providers import shapes
 from routerd.providers.base import ParamPolicy
+from routerd.providers.client_input import client_object, client_objects
 from routerd.providers.errors import MAX_MESSAGE_CHARS, ErrorContext, parse_retry_after, redact
 from routerd.providers.google_schema import to_gemini_schema
 from routerd.providers.openai_parts import parse_data_url, parse_tool_arguments, stop_list
@@ -124,7 +126,7 @@ def to_gemini_request(body: Mapping[str, Any]) -> JSON:
     request: JSON = {"contents": contents}
     if system:
         request["systemInstruction"] = {"parts": system}
-    tools = _tools(body.get("tools") or [])
+    tools = _tools(client_objects(body.get("tools"), "tools"))
     if tools:
         request["tools"] = tools
         tool_config = _tool_config(body.get("tool_choice"))
@@ -148,7 +150,7 @@ def convert_messages(messages: list[Mapping[str, Any]]) -> tuple[list[JSON], lis
     system: list[JSON] = []
     contents: list[JSON] = []
     call_names: dict[str, str] = {}  # tool call id -> function name, for the tool results
-    for index, message in enumerate(messages):
+    for index, message in enumerate(client_objects(messages, "messages")):
         role = message.get("role")
         where = f"messages[{index}]"
         if role in ("system", "developer"):
@@ -177,7 +179,7 @@ def _user_parts(content: Any, where: str) -> list[JSON]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     parts: list[JSON] = []
-    for part_index, part in enumerate(content):
+    for part_index, part in enumerate(client_objects(content, f"{where}.content")):
         part_where = f"{where}.content[{part_index}]"
         kind = part.get("type")
         if kind in ("text", "refusal"):
@@ -189,12 +191,12 @@ def _user_parts(content: Any, where: str) -> list[JSON]:
             url = image.get("url") if isinstance(image, Mapping) else image
             parts.append(_media_part(url, part_where, default_type="image/jpeg"))
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
+            audio = client_object(part.get("input_audio"), f"{part_where}.input_audio")
             parts.append(
                 {"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio.get("data")}}
             )
         elif kind == "file":
-            file = part.get("file") or {}
+            file = client_object(part.get("file"), f"{part_where}.file")
             url = file.get("file_data") or file.get("file_id")
             parts.append(_media_part(url, part_where, default_type=file.get("format") or "application/pdf"))
         else:
@@ -215,8 +217,8 @@ def _media_part(url: Any, where: str, *, default_type: str) -> JSON:
 
 def _model_parts(message: Mapping[str, Any], where: str, call_names: dict[str, str]) -> list[JSON]:
     parts = [{"text": text} for text in [_text_of(message.get("content"))] if text]
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for call_index, call in enumerate(client_objects(message.get("tool_calls"), f"{where}.tool_calls")):
+        function = client_object(call.get("function"), f"{where}.tool_calls[{call_index}].function")
         name = str(function.get("name") or "")
         call_id = str(call.get("id") or "")
         call_names[call_id] = name
@@ -234,6 +236,8 @@ def _model_parts(message: Mapping[str, Any], where: str, call_names: dict[str, s
 def _text_of(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""
+    if not isinstance(content, list):
+        raise BadRequestError(f"content must be a string or an array of parts, got {json_kind(content)}")
     return "".join(str(p.get("text") or p.get("refusal") or "") for p in content if isinstance(p, Mapping))
 
 
@@ -258,15 +262,15 @@ def _function_response(message: Mapping[str, Any], where: str, call_names: Mappi
 def _tools(tools: list[Mapping[str, Any]]) -> list[JSON]:
     declarations: list[JSON] = []
     native: list[JSON] = []
-    for tool in tools:
+    for index, tool in enumerate(tools):
         if tool.get("type") != "function":
             native.append(dict(tool))  # a Google-native tool such as {"googleSearch": {}}
             continue
-        function = tool.get("function") or {}
+        function = client_object(tool.get("function"), f"tools[{index}].function")
         declaration: JSON = {"name": function.get("name")}
         if function.get("description"):
             declaration["description"] = function["description"]
-        parameters = function.get("parameters")
+        parameters = client_object(function.get("parameters"), f"tools[{index}].function.parameters")
         # A function without parameters omits the field: an OBJECT schema without properties is refused.
         if parameters and (parameters.get("properties") or parameters.get("type") not in (None, "object")):
             declaration["parameters"] = to_gemini_schema(parameters)
@@ -284,7 +288,8 @@ def _tool_config(choice: Any) -> JSON | None:
     elif choice == "required":
         config = {"mode": "ANY"}
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
-        config = {"mode": "ANY", "allowedFunctionNames": [(choice.get("function") or {}).get("name")]}
+        function = client_object(choice.get("function"), "tool_choice.function")
+        config = {"mode": "ANY", "allowedFunctionNames": [function.get("name")]}
     else:
         raise BadRequestError(f"unsupported tool_choice {choice!r}", param="tool_choice")
     return {"functionCallingConfig": config}

@@ -24,8 +24,8 @@ from routerd.server import inference, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
-from routerd.server.limits import ConnectionLimits, new_request_id
 from routerd.server.fine_tuning import fine_tuning_routes
+from routerd.server.limits import ConnectionLimits, new_request_id
 from routerd.server.metrics_routes import metrics_lifespan, metrics_routes
 from routerd.server.reload import reload_lifespan, reload_routes
 from routerd.server.state import AppState, ReloadStatus

@@ -37,7 +37,7 @@ async def read_form(request: Request, limit: int) -> FormData:
             code="invalid_request_body",
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"upload of {declared} bytes exceeds the {limit}-byte limit")
     received = 0
 

@@ -42,7 +42,7 @@ async def receive_body(receive: Receive, declared: str | None, limit: int) -> by
     ``declared`` is the Content-Length header, if any. Raises ClientDisconnect when the client leaves
     before the body is complete.
     """
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"request body of {declared} bytes exceeds the {limit}-byte limit")
     message = await receive()
     body: bytes = message.get("body", b"")

@@ -126,7 +126,8 @@ async def explain(request: Request) -> Response:
         if not model:
             raise BadRequestError("query parameter 'model' is required", param="model")
         samples_raw = request.query_params.get("samples", "1000")
-        if not samples_raw.isdigit() or not 1 <= int(samples_raw) <= 100_000:
+        # isdigit alone accepts "²", which int() refuses
+        if not (samples_raw.isascii() and samples_raw.isdigit()) or not 1 <= int(samples_raw) <= 100_000:
             raise BadRequestError("'samples' must be an integer between 1 and 100000", param="samples")
         if state.table.resolve(model) is None:
             raise NotFoundError(

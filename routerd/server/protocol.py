@@ -296,10 +296,13 @@ class RouterdHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         # a head still incomplete after this many bytes cannot fit the limit (one read past it at most)
-        if self._in_head and self._head_bytes > self._limits.max_header_bytes:
-            if not self.transport.is_closing():
-                self._refuse_head()
-                self.send_400_response("")
+        if (
+            self._in_head
+            and self._head_bytes > self._limits.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse_head()
+            self.send_400_response("")
 
     def _refuse_head(self) -> None:
         limit = self._limits.max_header_bytes
@@ -364,4 +367,4 @@ class RouterdHttpProtocol(HttpToolsProtocol):
             # only the access log reads the client address the proxy-headers middleware resolves
             app = routerd_app
         self._request = _Request(app, cycle, direct=direct)
-        super()._start_asgi_task(cycle, self._request)
+        super()._start_asgi_task(cycle, self._request)  # type: ignore[arg-type]

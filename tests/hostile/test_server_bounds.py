@@ -74,7 +74,9 @@ def _read_answer(sock: socket.socket) -> bytes:
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")
+    )
     while len(body) < length:
         body += sock.recv(65536)
     return head + b"\r\n\r\n" + body
@@ -107,7 +109,7 @@ def test_an_oversized_head_dripped_in_pieces_is_refused_before_it_ends(server: R
     with _connect(server) as sock:
         sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\nx-big: ")
         sent = 0
-        with pytest.raises((BrokenPipeError, ConnectionResetError)):  # noqa: PT012
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
             for _ in range(1000):  # at most 1 MB: the server stops reading long before
                 sock.sendall(b"a" * 1024)
                 sent += 1024
@@ -212,7 +214,9 @@ def test_bad_chunked_framing_is_answered_in_openai_shape(server: RouterdServer) 
         ("GET", "/v1/files", 400),  # no files_settings
     ],
 )
-def test_every_answer_carries_a_request_id(server: RouterdServer, method: str, path: str, status: int) -> None:
+def test_every_answer_carries_a_request_id(
+    server: RouterdServer, method: str, path: str, status: int
+) -> None:
     with httpx.Client(base_url=server.base_url, timeout=WAIT) as client:
         answer = client.request(method, path, headers=AUTH)
         echoed = client.request(method, path, headers={**AUTH, "x-request-id": "req-from-client"})
@@ -228,7 +232,9 @@ def test_every_answer_carries_a_request_id(server: RouterdServer, method: str, p
 def test_a_model_name_with_control_characters_is_a_400(server: RouterdServer, model: str) -> None:
     with httpx.Client(base_url=server.base_url, timeout=WAIT) as client:
         answer = client.post(
-            "/v1/chat/completions", headers=AUTH, json={"model": model, "messages": [{"role": "user", "content": "x"}]}
+            "/v1/chat/completions",
+            headers=AUTH,
+            json={"model": model, "messages": [{"role": "user", "content": "x"}]},
         )
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "model"
@@ -322,7 +328,16 @@ def test_the_connection_bounds_are_serve_flags() -> None:
     from routerd.cli import _BOUND_FLAGS, build_parser
 
     args = build_parser().parse_args(
-        ["serve", "c.yaml", "--max-header-bytes", "2048", "--header-timeout", "2.5", "--max-connections", "99"]
+        [
+            "serve",
+            "c.yaml",
+            "--max-header-bytes",
+            "2048",
+            "--header-timeout",
+            "2.5",
+            "--max-connections",
+            "99",
+        ]
     )
     assert (args.max_header_bytes, args.header_timeout, args.max_connections) == (2048, 2.5, 99)
     assert {dest for dest, _, _ in _BOUND_FLAGS.values()} == {
@@ -344,3 +359,14 @@ def test_the_default_connection_limit_follows_the_open_file_limit() -> None:
     assert default_max_connections() == max(MIN_CONNECTIONS, soft // 2)
     assert ConnectionLimits.from_settings(Settings()).max_connections == default_max_connections()
     assert ConnectionLimits.from_settings(Settings(max_connections=500)).max_connections == 500
+
+
+# -- L7: numbers from query strings and headers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("samples", ["%C2%B2", "%D9%A3", "-1", "1e3", "0"])
+def test_explain_samples_that_are_not_ascii_digits_are_a_400(server: RouterdServer, samples: str) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=WAIT) as client:
+        answer = client.get(f"/v1/routerd/explain?model=echo&samples={samples}", headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "samples"
