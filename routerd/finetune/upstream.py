@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
 from routerd.errors import APIError, NotFoundError
 from routerd.providers.errors import ErrorContext
+from routerd.providers.urlpath import path_segment
 from routerd.transport import HttpClient, HttpResponse
 
 JSON = dict[str, Any]
@@ -24,8 +24,9 @@ DEFAULT_TIMEOUT = 600.0
 
 
 def path(*segments: str) -> str:
-    """URL path segments joined with every segment escaped: ids come from clients and must stay one segment."""
-    return "/".join(quote(segment, safe="") for segment in segments)
+    """URL path segments joined with every segment escaped: ids come from clients and must stay one segment
+    (``.`` and ``..`` are refused with a 400: no escaping keeps them from stepping up a segment)."""
+    return "/".join(path_segment(segment) for segment in segments)
 
 
 class Upstream:

@@ -23,6 +23,7 @@ from routerd.errors import ConfigError
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, JSON, UpstreamRequest, register
 from routerd.providers.infer import DEFAULT_API_VERSION_ENV
 from routerd.providers.openai import OpenAIAdapter
+from routerd.providers.urlpath import path_segment
 from routerd.transport import HttpClient
 
 __all__ = ["DEFAULT_AZURE_API_VERSION", "AzureAdapter", "AzureTextAdapter"]
@@ -60,7 +61,7 @@ class AzureAdapter(OpenAIAdapter):
         version = self.api_version(deployment)
         if version == _VERSIONLESS:
             return f"{base}/openai/v1/{endpoint}"
-        name = quote(deployment.model, safe="")
+        name = path_segment(deployment.model, param="model", what="deployment name")
         return f"{base}/openai/deployments/{name}/{endpoint}?api-version={quote(version, safe='')}"
 
     def auth_headers(self, deployment: Deployment, key: str | None) -> dict[str, str]:

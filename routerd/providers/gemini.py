@@ -28,6 +28,7 @@ from routerd.providers.base import (
 from routerd.providers.errors import ErrorContext
 from routerd.providers.google_common import GENERATE, STREAM, Endpoint, GoogleAdapter
 from routerd.providers.openai_parts import DeploymentParams
+from routerd.providers.urlpath import resource_path
 from routerd.tokens import estimate_tokens
 from routerd.transport import HttpClient
 
@@ -53,10 +54,14 @@ class GeminiTarget:
 
 
 def model_path(model: str) -> str:
-    """The resource name of ``model``: bare names live under ``models/``."""
+    """The resource name of ``model``, escaped for the URL path: bare names live under ``models/``.
+
+    A wildcard deployment's model is the client's choice: escaping keeps ``?``, ``#`` and ``..`` from
+    reaching other paths on the configured host (:mod:`routerd.providers.urlpath`).
+    """
     if model.startswith(("models/", "tunedModels/")):
-        return model
-    return f"models/{model}"
+        return resource_path(model, param="model")
+    return f"models/{resource_path(model, param='model')}"
 
 
 def versioned_base(api_base: str, version: str) -> str:

@@ -39,6 +39,7 @@ from routerd.providers.google_auth import (
 )
 from routerd.providers.google_common import STREAM, Endpoint, GoogleAdapter
 from routerd.providers.openai_parts import DeploymentParams
+from routerd.providers.urlpath import resource_path
 
 PROVIDER = "vertex_ai"
 PROJECT_ENV = ("VERTEXAI_PROJECT", "VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT")
@@ -73,11 +74,13 @@ def api_host(location: str) -> str:
 def model_resource(model: str, project: str, location: str) -> str:
     """The resource name that ``:generateContent`` is called on."""
     if model.startswith("projects/"):
-        return model  # a full resource name (tuned endpoint, or another publisher's model)
+        # a full resource name (tuned endpoint, or another publisher's model)
+        return resource_path(model, param="model")
     scope = f"projects/{project}/locations/{location}"
-    if model.isdigit():
+    if model.isascii() and model.isdigit():
         return f"{scope}/endpoints/{model}"  # a tuned model's endpoint id
-    return f"{scope}/publishers/google/models/{model}"
+    # the model may be a wildcard client's choice: escaped (routerd.providers.urlpath)
+    return f"{scope}/publishers/google/models/{resource_path(model, param='model')}"
 
 
 class VertexAdapter(GoogleAdapter):
