@@ -331,6 +331,10 @@ class RouterdHttpProtocol(HttpToolsProtocol):
         self._idle.pop(self, None)
         self._arm(self._limits.body_timeout, "no complete request body")
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope and not self.parser.should_keep_alive():
+            # uvicorn 0.45 does not look at the client's "connection: close" here; newer ones do
+            cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
         self._disarm()

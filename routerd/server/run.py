@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -78,10 +79,19 @@ def serve(settings: Settings) -> None:
         lifespan="on",
     )
     if settings.workers > 1:
-        _ReloadingSupervisor(config, sockets=[config.bind_socket()]).run()
+        _supervisor(config).run()
     else:
         signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.Server(config).run()
+
+
+def _supervisor(config: uvicorn.Config) -> _ReloadingSupervisor:
+    """The worker supervisor; uvicorn before 0.5x also wants the function each worker runs."""
+    sockets = [config.bind_socket()]
+    if "target" in inspect.signature(Multiprocess.__init__).parameters:
+        target = uvicorn.Server(config).run
+        return _ReloadingSupervisor(config, target=target, sockets=sockets)  # type: ignore[call-arg]
+    return _ReloadingSupervisor(config, sockets=sockets)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
