@@ -116,6 +116,7 @@ class _RequestLog:
     __slots__ = (
         "body",
         "endpoint",
+        "finished",
         "model",
         "passage",
         "request_id",
@@ -132,6 +133,7 @@ class _RequestLog:
         self.started = started
         self.model = ""
         self.stream = False
+        self.finished = False
         self.passage: Passage | None = None
         self.body: dict[str, Any] | None = None
 
@@ -147,6 +149,7 @@ class _RequestLog:
         cost: float | None = None,
         estimated: bool = False,
     ) -> None:
+        self.finished = True
         info = info or RoutingInfo()
         passage = self.passage
         gate_fields: dict[str, Any] = {"estimated_tokens": estimated}
@@ -244,7 +247,11 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         response = StreamingResponse(
             _relay(result, log), media_type="text/event-stream", headers=stream_headers
         )
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            if not log.finished:  # cancelled (client gone) before the relay's first step
+                await _abandon(result, log)
         return
     response_body = result.response.body if result.response is not None else {}
     tokens = _usage(response_body)
@@ -364,6 +371,15 @@ async def _answer_from_cache(
         await response(scope, receive, send)
     finally:
         log.finish(200, None)  # no upstream tokens, no cost: the hit's saved cost is in the log fields
+
+
+async def _abandon(result: CallResult, log: _RequestLog) -> None:
+    """Close a stream nobody will read (its relay never started) and account for the request."""
+    with anyio.CancelScope(shield=True):
+        aclose = getattr(result.stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    log.finish(499, result.info, error="ClientDisconnect")
 
 
 class InferenceEndpoint:
