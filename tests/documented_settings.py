@@ -38,6 +38,7 @@ _VERTEX_FILES = "tests/finetune/test_gateway_vertex.py::test_file_list_retrieve_
 _BOTH = f"{_EFFECTS}::test_litellm_settings_reach_the_policy_the_router_uses"
 _BOUNDS = "tests/hostile/test_routing_bounds.py"
 _LIMITS = f"{_BOUNDS}::test_the_daemons_settings_set_the_routers_limits"
+_SERVER_BOUNDS = "tests/hostile/test_server_bounds.py"
 
 BEHAVIOUR: dict[str, tuple[str, ...]] = {
     # -- top level
@@ -235,7 +236,9 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     # -- general_settings
     "general_settings.master_key": ("tests/e2e/test_errors.py::test_bad_key_is_a_401",),
     "general_settings.max_request_size_mb": ("tests/e2e/test_errors.py::test_body_over_the_limit_is_a_413",),
-    "general_settings.metrics_require_auth": (f"{_METRICS_SERVER}::test_metrics_can_require_the_master_key",),
+    "general_settings.metrics_require_auth": (
+        f"{_METRICS_SERVER}::test_metrics_need_the_master_key_when_one_is_set_unless_opened",
+    ),
     "general_settings.host": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
     "general_settings.port": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
     "general_settings.workers": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
@@ -275,7 +278,27 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_METRICS_PORT": (
         f"{_METRICS_SERVER}::test_a_separate_metrics_port_serves_metrics_and_the_api_port_does_not",
     ),
-    "ROUTERD_METRICS_REQUIRE_AUTH": (f"{_METRICS_SERVER}::test_metrics_can_require_the_master_key",),
+    "ROUTERD_METRICS_REQUIRE_AUTH": (
+        f"{_METRICS_SERVER}::test_metrics_need_the_master_key_when_one_is_set_unless_opened",
+        f"{_METRICS_SERVER}::test_the_separate_metrics_port_is_open_by_default",
+    ),
+    # connection bounds (issue 21, M2): a raw-socket client against a daemon with small bounds
+    "ROUTERD_MAX_HEADER_BYTES": (
+        f"{_SERVER_BOUNDS}::test_an_oversized_head_is_refused_with_431_in_openai_shape",
+        f"{_SERVER_BOUNDS}::test_an_oversized_head_dripped_in_pieces_is_refused_before_it_ends",
+        f"{_SERVER_BOUNDS}::test_an_overlong_url_is_refused_with_414",
+    ),
+    "ROUTERD_HEADER_TIMEOUT": (
+        f"{_SERVER_BOUNDS}::test_a_slow_head_is_closed_after_the_header_timeout",
+        f"{_SERVER_BOUNDS}::test_a_connection_that_sends_nothing_is_closed",
+    ),
+    "ROUTERD_BODY_TIMEOUT": (f"{_SERVER_BOUNDS}::test_a_slow_body_is_closed_after_the_body_timeout",),
+    "ROUTERD_KEEP_ALIVE_TIMEOUT": (f"{_SERVER_BOUNDS}::test_an_idle_keep_alive_connection_is_closed",),
+    "ROUTERD_MAX_CONNECTIONS": (
+        f"{_SERVER_BOUNDS}::test_a_flood_of_idle_connections_does_not_shut_out_probes_or_clients",
+        f"{_SERVER_BOUNDS}::test_the_default_connection_limit_follows_the_open_file_limit",
+        f"{_SERVER_BOUNDS}::test_the_connection_bounds_are_serve_flags",
+    ),
     "ROUTERD_ACCESS_LOG": (f"{_EFFECTS}::test_access_log_switches_uvicorns_access_log",),
     "ROUTERD_HTTP_CLIENT": ("tests/transport/test_fasthttp.py::test_default_client",),
     # -- keys, budgets, guardrails and the cache (issues 14, 15, 22)
