@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -244,14 +244,13 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         stream_headers["cache-control"] = "no-cache"
         if passage is not None:
             stream_headers.update(_cache_headers(passage))
-        response = StreamingResponse(
-            _relay(result, log), media_type="text/event-stream", headers=stream_headers
-        )
+        relay = _relay(result, log)
+        response = StreamingResponse(relay, media_type="text/event-stream", headers=stream_headers)
         try:
             await response(scope, receive, send)
         finally:
-            if not log.finished:  # cancelled (client gone) before the relay's first step
-                await _abandon(result, log)
+            if not log.finished:  # the client left: the relay was interrupted, or never started
+                await _abandon(relay, result, log)
         return
     response_body = result.response.body if result.response is not None else {}
     tokens = _usage(response_body)
@@ -277,7 +276,7 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         log.finish(200, result.info, tokens, cost=cost)
 
 
-async def _relay(result: CallResult, log: _RequestLog) -> AsyncIterator[bytes]:
+async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, None]:
     """Relay chunks as SSE; an error after the first byte becomes an in-band error event."""
     assert result.stream is not None
     stream = result.stream
@@ -373,13 +372,19 @@ async def _answer_from_cache(
         log.finish(200, None)  # no upstream tokens, no cost: the hit's saved cost is in the log fields
 
 
-async def _abandon(result: CallResult, log: _RequestLog) -> None:
-    """Close a stream nobody will read (its relay never started) and account for the request."""
+async def _abandon(relay: AsyncGenerator[bytes, None], result: CallResult, log: _RequestLog) -> None:
+    """Finish a stream whose client left: now, not whenever the garbage collector gets to the relay.
+
+    Closing a relay that started runs its own ``finally`` (upstream closed, usage and cost counted);
+    one that never started did nothing yet, so the upstream stream is closed and the request ended here.
+    """
     with anyio.CancelScope(shield=True):
-        aclose = getattr(result.stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    log.finish(499, result.info, error="ClientDisconnect")
+        await relay.aclose()
+        if not log.finished:
+            aclose = getattr(result.stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            log.finish(499, result.info, error="ClientDisconnect")
 
 
 class InferenceEndpoint:

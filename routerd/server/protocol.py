@@ -20,8 +20,9 @@ are in :mod:`routerd.server.limits`): the size of a request head (431, or 414 fo
 head may take to arrive (slow heads: the connection is closed), the time a body may take, the idle time
 of a kept-alive connection, and the number of open connections (past it the longest-idle connection is
 closed, so a flood of idle or slow connections cannot shut out probes and real clients). Requests
-uvicorn's parser rejects are answered in OpenAI's error shape. When a client disconnects before its
-answer is complete, the request's task is cancelled, so upstream calls and retries stop with it.
+uvicorn's parser rejects are answered in OpenAI's error shape. When a client disconnects before the
+first byte of its answer, the request's task is cancelled, so upstream calls and retries stop with it
+(after the first byte, a stream's relay notices the disconnect itself).
 
 This leans on uvicorn internals (``_start_asgi_task``, the parser callbacks and the cycle's attributes),
 which is why pyproject.toml bounds uvicorn's version, :func:`check_uvicorn` refuses to start without
@@ -251,7 +252,9 @@ class RouterdHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         self._disarm()
         self._idle.pop(self, None)
-        if request is not None and cycle is not None and not cycle.response_complete:
+        # Before the first byte of the answer nothing else notices the client is gone (a stream's relay
+        # watches for the disconnect itself once it runs): stop the work now.
+        if request is not None and cycle is not None and not cycle.response_started:
             request.cancel()
 
     def _make_room(self) -> None:
