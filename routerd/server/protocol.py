@@ -232,7 +232,9 @@ class RouterdHttpProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = limits.keep_alive_timeout  # type: ignore[assignment]  # uvicorn arms it
         self._idle = _IDLE.setdefault(self.server_state, {})
         self._timer: asyncio.TimerHandle | None = None
-        self._in_head = True
+        self._in_head = True  # bytes received now belong to a request head (counted against the limit)
+        self._head_started = False  # a request's first byte arrived, its head is not complete
+        self._in_body = False  # a request's head arrived, its body is not complete
         self._head_bytes = 0
         self._rejection: tuple[int, str, str] | None = None
         self._request: _Request | None = None
@@ -298,14 +300,19 @@ class RouterdHttpProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
+        if self.transport.is_closing():
+            return
         # a head still incomplete after this many bytes cannot fit the limit (one read past it at most)
-        if (
-            self._in_head
-            and self._head_bytes > self._limits.max_header_bytes
-            and not self.transport.is_closing()
-        ):
+        if self._in_head and self._head_bytes > self._limits.max_header_bytes:
             self._refuse_head()
             self.send_400_response("")
+        elif self._timer is None:
+            # Armed only when a head or body spans reads: most requests arrive whole in one read, and
+            # then no timer is set and cancelled per request.
+            if self._head_started:
+                self._arm(self._limits.header_timeout, "no complete request head")
+            elif self._in_body:
+                self._arm(self._limits.body_timeout, "no complete request body")
 
     def _refuse_head(self) -> None:
         limit = self._limits.max_header_bytes
@@ -320,19 +327,18 @@ class RouterdHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = True
-        if self._timer is None:
-            self._arm(self._limits.header_timeout, "no complete request head")
+        self._in_head = self._head_started = True
 
     def on_headers_complete(self) -> None:
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self._limits.max_header_bytes:
             self._refuse_head()
             raise _Rejected  # httptools stops parsing; uvicorn answers through send_400_response
-        self._in_head = False
+        self._in_head = self._head_started = False
+        self._in_body = True
         self._head_bytes = 0
         self._idle.pop(self, None)
-        self._arm(self._limits.body_timeout, "no complete request body")
+        self._disarm()  # the head arrived in time; the body's own timer starts if it spans reads
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope and not self.parser.should_keep_alive():
@@ -340,6 +346,8 @@ class RouterdHttpProtocol(HttpToolsProtocol):
             cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
+        self._in_body = False
+        self._in_head = True
         self._disarm()
         super().on_message_complete()
 

@@ -160,6 +160,20 @@ def test_a_slow_body_is_closed_after_the_body_timeout(server: RouterdServer) -> 
     assert not answer.startswith(b"HTTP/1.1 200")
 
 
+def test_the_bounds_apply_to_every_request_of_a_kept_alive_connection(server: RouterdServer) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert _read_answer(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health/liveness HTTP/1.1\r\nx-big: " + b"a" * 5000)  # over the limit, unfinished
+        status, _, body = _split(_read_all(sock))
+    assert (status, body["error"]["code"]) == (431, "headers_too_large")
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert _read_answer(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health/liveness HTTP/1.1\r\n")  # a second head that never ends
+        assert _closed_within(sock)
+
+
 def test_an_idle_keep_alive_connection_is_closed(server: RouterdServer) -> None:
     with _connect(server) as sock:
         sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n\r\n")
