@@ -353,7 +353,9 @@ class RouterdHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        cycle = self.cycle
+        # idle unless uvicorn just started a pipelined request
+        if not self.transport.is_closing() and (cycle is None or cycle.response_complete):
             self._idle.pop(self, None)
             self._idle[self] = None  # now the most recently idle
 
