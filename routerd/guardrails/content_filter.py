@@ -40,6 +40,11 @@ class Rule:
     check: Callable[[str], bool] | None = None
     severity: str | None = None
     exceptions: re.Pattern[str] | None = None
+    # speed: the character before a match must not match ``not_after``; the text must contain one of
+    # ``hints`` (and what ``requires`` looks for) for the rule to be tried at all
+    not_after: re.Pattern[str] | None = None
+    hints: tuple[str, ...] = ()
+    requires: re.Pattern[str] | None = None  # a cheap pre-check searched once per text, shared by rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +74,32 @@ class ScanResult:
         return bool(self.masked)
 
 
-def _matches(rule: Rule, text: str, start: int = 0) -> Iterable[tuple[int, int]]:
-    for match in rule.regex.finditer(text, start):
-        if "v" in rule.regex.groupindex and match.group("v") is not None:
-            span = match.span("v")
+def _worth_trying(rule: Rule, text: str, seen: dict[int, bool]) -> bool:
+    """The rule's cheap necessary conditions: one of its hints is in the text, and its pre-check
+    (shared between rules, searched at most once per text: ``seen``) finds something."""
+    hints = rule.hints
+    if hints:
+        for hint in hints:
+            if hint in text:
+                break
         else:
-            span = match.span()
+            return False
+    requires = rule.requires
+    if requires is None:
+        return True
+    found = seen.get(id(requires))
+    if found is None:
+        found = seen[id(requires)] = requires.search(text) is not None
+    return found
+
+
+def _matches(rule: Rule, text: str, start: int = 0) -> Iterable[tuple[int, int]]:
+    not_after = rule.not_after
+    named = "v" in rule.regex.groupindex
+    for match in rule.regex.finditer(text, start):
+        if not_after is not None and match.start() > 0 and not_after.match(text, match.start() - 1):
+            continue
+        span = match.span("v") if named and match.group("v") is not None else match.span()
         if span[0] == span[1]:
             continue
         if rule.check is not None and not rule.check(text[span[0] : span[1]]):
@@ -102,14 +127,18 @@ class ContentFilter:
     def scan(self, text: str, *, skip_before: int = 0) -> ScanResult:
         """Scan ``text``; findings that start before ``skip_before`` are ignored (they were already decided
         by an earlier scan: see :class:`StreamScanner`)."""
+        seen: dict[int, bool] = {}
         for rule in self._block:
+            if not _worth_trying(rule, text, seen):
+                continue
             for start, end in _matches(rule, text):
                 if start >= skip_before:
                     finding = Finding(rule.name, rule.kind, rule.action, start, end, rule.severity)
                     return ScanResult(text, finding, ())
         spans: list[tuple[int, int, Rule]] = []
         for rule in self._mask:
-            spans.extend((s, e, rule) for s, e in _matches(rule, text) if s >= skip_before)
+            if _worth_trying(rule, text, seen):
+                spans.extend((s, e, rule) for s, e in _matches(rule, text) if s >= skip_before)
         if not spans:
             return ScanResult(text, None, ())
         return _apply_masks(text, spans)

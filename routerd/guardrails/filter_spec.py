@@ -22,6 +22,7 @@ validator turns into ``file:line:col``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -184,8 +185,17 @@ def _pattern_rule(spec: PatternSpec, redaction: str) -> Rule:
             spec.action,
             tag,
             prebuilt.check,
+            not_after=re.compile(prebuilt.not_after) if prebuilt.not_after else None,
+            hints=prebuilt.hints,
+            requires=_requirement(prebuilt.requires) if prebuilt.requires else None,
         )
     return Rule(spec.label, "pattern", re.compile(spec.pattern or ""), spec.action, tag)
+
+
+@functools.cache
+def _requirement(regex: str) -> re.Pattern[str]:
+    # one compiled object per pre-check, so the rules that share it search for it once per text
+    return re.compile(regex)
 
 
 def _category_rules(spec: CategorySpec, read_yaml: Reader) -> list[Rule]:

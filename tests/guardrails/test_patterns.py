@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from routerd.guardrails.patterns import PREBUILT, iban_valid, luhn_valid
+from routerd.guardrails.filter_spec import ContentFilterParams, compile_content_filter
+from routerd.guardrails.patterns import iban_valid, luhn_valid
 
 
 def _found(name: str, text: str) -> list[str]:
-    prebuilt = PREBUILT[name]
-    regex = re.compile(prebuilt.regex, prebuilt.flags)
-    values = []
-    for match in regex.finditer(text):
-        value = match.group("v") if "v" in regex.groupindex else match.group()
-        if prebuilt.check is None or prebuilt.check(value):
-            values.append(value)
-    return values
+    """What the prebuilt pattern ``name`` finds in ``text``, through the compiled filter (so its
+    look-behind class, hints and checksum all apply, as in production)."""
+    params = {"patterns": [{"pattern_type": "prebuilt", "pattern_name": name, "action": "MASK"}]}
+    content_filter = compile_content_filter(ContentFilterParams.model_validate(params), lambda n: {})
+    return [text[f.start : f.end] for f in content_filter.scan(text).masked]
 
 
 @pytest.mark.parametrize(
@@ -120,3 +116,22 @@ def test_private_key_block() -> None:
     pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\n-----END RSA PRIVATE KEY-----"
     assert _found("private_key", f"here:\n{pem}\nthanks") == [pem]
     assert _found("private_key", "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("github_token", "xghp_16C7e42F292c6912E7710c838347Ae178B4a"),  # inside a word
+        ("email", "café-owner@bistro.example"),  # a word character (é) before the address's first char
+        ("aws_access_key", "XAKIAIOSFODNN7EXAMPLE"),
+        ("us_ssn", "1-123-45-6789"),
+    ],
+)
+def test_what_comes_before_a_match_is_checked(name: str, text: str) -> None:
+    assert _found(name, text) == []
+
+
+def test_hints_skip_patterns_that_cannot_match() -> None:
+    # no "@" in the text: the email pattern is not even tried (and finds nothing either way)
+    assert _found("email", "no address here") == []
+    assert _found("ipv4", "no digits at all") == []
