@@ -200,10 +200,18 @@ def _add_check(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``routerd check CONFIG [--json]``."""
+    from pydantic import ValidationError
+
     from routerd.config import check_config
+    from routerd.settings import Settings
 
     out = out or sys.stdout
-    result = check_config(args.config)
+    try:
+        limits = Settings().config_limits()  # the bounds serve would apply (ROUTERD_CONFIG_MAX_*)
+    except ValidationError as exc:
+        sys.stderr.write(f"routerd: invalid settings:\n{exc}\n")
+        return 2
+    result = check_config(args.config, limits=limits)
     if args.json:
         out.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0 if result.ok else 1

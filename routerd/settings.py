@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from routerd.config.files import DEFAULT_MAX_ALIAS_NODES, DEFAULT_MAX_BYTES, LoadLimits
+
 
 class Settings(BaseSettings):
     """``routerd serve`` settings (``ROUTERD_HOST``, ``ROUTERD_PORT``, ...)."""
@@ -87,3 +89,17 @@ class Settings(BaseSettings):
         description="open client connections per worker; beyond it the longest-idle one is closed "
         "(unset: half the process's open-file limit)",
     )
+    config_max_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES,
+        gt=0,
+        description="largest routing file (and each include) the loader reads, in bytes",
+    )
+    config_max_alias_nodes: int = Field(
+        default=DEFAULT_MAX_ALIAS_NODES,
+        gt=0,
+        description="most YAML nodes a routing file's aliases (*name) may expand to; stops alias bombs",
+    )
+
+    def config_limits(self) -> LoadLimits:
+        """The loader's bounds on the routing file, from these settings."""
+        return LoadLimits(max_bytes=self.config_max_bytes, max_alias_nodes=self.config_max_alias_nodes)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routerd.config.compiler import compile_config
+from routerd.config.files import LoadLimits
 from routerd.config.issues import Issue, Location, format_path
 from routerd.config.loader import LoadedConfig, SourceMap, load, load_text
 from routerd.config.models import Config
@@ -30,6 +31,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Issue",
+    "LoadLimits",
     "LoadedConfig",
     "Location",
     "RoutingTable",
@@ -82,12 +84,17 @@ class CheckResult:
         }
 
 
-def check_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> CheckResult:
+def check_config(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    limits: LoadLimits | None = None,
+) -> CheckResult:
     """Run the whole pipeline on ``path`` and report, without raising for problems in the file.
 
-    ``env`` replaces the process environment for ``os.environ/`` references and provider defaults.
+    ``env`` replaces the process environment for ``os.environ/`` references and provider defaults;
+    ``limits`` bounds what the file may cost to load (the defaults when None).
     """
-    return _check(load(path, env))
+    return _check(load(path, env, limits))
 
 
 def check_text(
@@ -95,14 +102,19 @@ def check_text(
     filename: str = "<config>",
     env: Mapping[str, str] | None = None,
     base_dir: str | os.PathLike[str] | None = None,
+    limits: LoadLimits | None = None,
 ) -> CheckResult:
     """:func:`check_config` for YAML held in a string (includes resolve against ``base_dir``)."""
-    return _check(load_text(text, filename, env, base_dir))
+    return _check(load_text(text, filename, env, base_dir, limits))
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> RoutingTable:
+def load_config(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    limits: LoadLimits | None = None,
+) -> RoutingTable:
     """The routing table of ``path``. Raises :class:`ConfigError` with every error found."""
-    result = check_config(path, env)
+    result = check_config(path, env, limits)
     if result.table is None:
         raise ConfigError(list(result.errors))
     return result.table

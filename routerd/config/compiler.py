@@ -124,6 +124,7 @@ class _Compiler:
             content_hash=content_hash({**table_parts, **declared}),
             source=self.loaded.source,
             sources=self.loaded.files,
+            source_fingerprint=self.loaded.fingerprint,
             warnings=tuple(str(w) for w in [*self.validated.warnings, *warnings]),
             deployments=MappingProxyType({d.id: d for d in deployments}),
             guardrails=MappingProxyType(guardrails),

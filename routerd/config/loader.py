@@ -8,7 +8,11 @@ it is (``include:`` pulls in other files). This stage also:
   including file wins on conflicting values; a cycle is an error that shows the chain);
 * replaces ``os.environ/NAME`` strings with the variable's value. Variables come from the process
   environment overlaid with the file's ``environment_variables:`` section (the process environment is
-  never modified). An unset variable is an error naming it and its location, at load time.
+  never modified). An unset variable is an error naming it and its location, at load time;
+* bounds what a file can cost (:class:`~routerd.config.files.LoadLimits`): its size, the nodes its
+  aliases may expand to, and its nesting depth, each refused with an error at its location;
+* records a fingerprint of what it read (the files' bytes and the environment), so a reload of
+  unchanged sources can be recognised without compiling them again.
 
 Nothing here knows the config schema beyond ``include`` and ``environment_variables``.
 """
@@ -16,9 +20,10 @@ Nothing here knows the config schema beyond ``include`` and ``environment_variab
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from routerd.config.frozen import REDACTED, is_secret_key
+from routerd.config.files import MAX_DEPTH, LoadLimits, UnreadableConfig, read_config_bytes
+from routerd.config.frozen import REDACTED
 from routerd.config.issues import Issue, Location, Severity, YamlPath, snippet_for
 
 ENV_PREFIX = "os.environ/"
@@ -119,6 +125,9 @@ class LoadedConfig:
     secret_paths: frozenset[YamlPath] = frozenset()
     unresolved_paths: frozenset[YamlPath] = frozenset()
     usable: bool = True
+    # sha256 of every file read (name and bytes) and of the environment: equal fingerprints mean
+    # equal inputs, so the compiled table would be the same
+    fingerprint: str = ""
 
     @property
     def errors(self) -> list[Issue]:
@@ -129,9 +138,13 @@ class LoadedConfig:
         return [i for i in self.issues if i.severity == "warning"]
 
 
-def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedConfig:
+def load(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    limits: LoadLimits | None = None,
+) -> LoadedConfig:
     """Read ``path`` (and everything it includes). Problems are returned as issues, never raised."""
-    loader = _Loader(os.environ if env is None else env)
+    loader = _Loader(os.environ if env is None else env, limits or LoadLimits())
     display = os.fspath(path)
     return loader.run(Path(display), display, None)
 
@@ -141,18 +154,47 @@ def load_text(
     filename: str = "<config>",
     env: Mapping[str, str] | None = None,
     base_dir: str | os.PathLike[str] | None = None,
+    limits: LoadLimits | None = None,
 ) -> LoadedConfig:
     """Like :func:`load` for YAML given as a string; includes resolve against ``base_dir`` (or cwd)."""
-    loader = _Loader(os.environ if env is None else env)
+    loader = _Loader(os.environ if env is None else env, limits or LoadLimits())
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return loader.run(base / Path(filename).name, filename, text)
 
 
+def source_fingerprint(contents: Iterable[tuple[str, bytes]], env: Mapping[str, str]) -> str:
+    """sha256 of files (display name and bytes, in reading order) and of an environment.
+
+    The whole environment is hashed, not only the variables the file names: providers read default
+    credentials from it too, and hashing a few kilobytes costs microseconds.
+    """
+    digest = hashlib.sha256()
+    for name, data in contents:
+        digest.update(b"%d:%s\0%d:" % (len(name.encode()), name.encode(), len(data)))
+        digest.update(data)
+    for key, value in sorted(env.items()):
+        digest.update(b"\1" + key.encode(errors="surrogateescape") + b"=")
+        digest.update(value.encode(errors="surrogateescape"))
+    return digest.hexdigest()
+
+
+def current_fingerprint(files: Iterable[str], env: Mapping[str, str], limits: LoadLimits) -> str | None:
+    """The :func:`source_fingerprint` the loader would record for ``files`` now; None if one is
+    unreadable (the loader would report it)."""
+    try:
+        contents = [(name, read_config_bytes(Path(name), limits.max_bytes)) for name in files]
+    except UnreadableConfig:
+        return None
+    return source_fingerprint(contents, env)
+
+
 class _Loader:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], limits: LoadLimits) -> None:
         self.env = env
+        self.limits = limits
         self.issues: list[Issue] = []
         self.files: list[str] = []
+        self.contents: list[tuple[str, bytes]] = []
         self.loaded: dict[Path, str] = {}
         self.usable = True
 
@@ -178,6 +220,7 @@ class _Loader:
             secret_paths=frozenset(secrets),
             unresolved_paths=frozenset(unresolved),
             usable=self.usable,
+            fingerprint=source_fingerprint(self.contents, self.env),
         )
 
     def _error(self, where: Location, message: str, snippet: str = "", path: YamlPath = ()) -> None:
@@ -190,13 +233,9 @@ class _Loader:
         resolved = path.resolve()
         self.loaded[resolved] = display
         self.files.append(display)
+        text = self._read(path, display) if text is None else self._given(text, display)
         if text is None:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                self._error(Location(display), f"cannot read the file: {reason}")
-                return None
+            return None
         parsed = self._parse(text, display)
         if parsed is None:
             return None
@@ -208,6 +247,27 @@ class _Loader:
             self._include(includes, include_marks, path, display, (*chain, resolved), data, marks)
         return data, marks
 
+    def _read(self, path: Path, display: str) -> str | None:
+        try:
+            data = read_config_bytes(path, self.limits.max_bytes)
+            text = data.decode("utf-8")
+        except UnreadableConfig as exc:
+            self._error(Location(display), f"cannot read the file: {exc.reason}")
+            return None
+        except UnicodeDecodeError as exc:
+            self._error(Location(display), f"cannot read the file: {exc}")
+            return None
+        self.contents.append((display, data))
+        return text
+
+    def _given(self, text: str, display: str) -> str | None:
+        data = text.encode("utf-8", errors="surrogateescape")
+        if len(data) > self.limits.max_bytes:
+            self._error(Location(display), f"cannot read the file: {_too_large(len(data), self.limits)}")
+            return None
+        self.contents.append((display, data))
+        return text
+
     def _parse(self, text: str, display: str) -> tuple[dict[str, Any], _Marks] | None:
         yaml = YAML(typ="rt")
         try:
@@ -218,6 +278,10 @@ class _Loader:
         except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors for bad input
             self._error(Location(display), f"invalid YAML: {exc}")
             return None
+        except RecursionError:
+            # ruamel's parser recurses once per nesting level; thousands of '[' exhaust the stack
+            self._error(Location(display, 1, 1), f"invalid YAML: nested deeper than {MAX_DEPTH} levels")
+            return None
         if document is None:
             return {}, _Marks(Location(display, 1, 1))
         if not isinstance(document, CommentedMap):
@@ -226,7 +290,13 @@ class _Loader:
                 "the file must be a mapping at the top level (model_list:, router_settings:, ...)",
             )
             return None
-        data, marks = _convert(document, display, Location(display, 1, 1))
+        try:
+            data, marks = _Converter(display, self.limits.max_alias_nodes).convert(
+                document, Location(display, 1, 1), 0, expanding=False
+            )
+        except _TooCostly as exc:
+            self._error(exc.where, exc.message, path=exc.path)
+            return None
         assert isinstance(data, dict)
         return data, marks
 
@@ -243,7 +313,8 @@ class _Loader:
         message = f"invalid YAML: {exc.problem}" if exc.problem else "invalid YAML"
         if exc.context and exc.context_mark is not None:
             message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        self._error(Location(display, line, col), message, snippet_for(_mask_secrets(text), line, col))
+        masked, masked_col = mask_values(_line(text, line), col)
+        self._error(Location(display, line, col), message, snippet_for(masked, 1, masked_col))
 
     def _include(
         self,
@@ -296,47 +367,156 @@ class _Loader:
                 _merge(data, marks, included[0], included[1], (), self.issues)
 
 
-_KEY_VALUE_LINE = re.compile(r"^(\s*(?:-\s+)?[\"']?([\w.\-]+)[\"']?\s*:\s*)(\S.*)$")
+def _too_large(size: int, limits: LoadLimits) -> str:
+    return (
+        f"the file is larger than {limits.max_bytes} bytes ({size} bytes); "
+        "raise config_max_bytes (ROUTERD_CONFIG_MAX_BYTES) if it is meant to be this large"
+    )
 
 
-def _mask_secrets(text: str) -> str:
-    """``text`` with the values of secret-looking keys replaced, for snippets of broken files."""
-    lines = []
-    for line in text.splitlines():
-        match = _KEY_VALUE_LINE.match(line)
-        if match and is_secret_key(match.group(2)) and not match.group(3).startswith(ENV_PREFIX):
-            line = match.group(1) + REDACTED
-        lines.append(line)
-    return "\n".join(lines)
+def _line(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 
-def _convert(node: Any, file: str, at: Location) -> tuple[Any, _Marks]:
-    """A ruamel node as plain Python data, and the marks of it and everything under it."""
-    marks = _Marks(at)
-    if isinstance(node, CommentedMap):
+# One token of a line of YAML: a mapping key with its colon (plain or quoted), structure (brackets,
+# commas, a sequence dash, blanks), or anything else -- a value, or part of one.
+_SNIPPET_TOKEN = re.compile(
+    r"""(?P<key>(?:"[^"\n]*"|'[^'\n]*'|[\w.\-]+)\s*:)(?=\s|$|[{}\[\],"'])"""
+    r"""|(?P<blank>\s+)|(?P<structure>[{}\[\],]|-(?=\s|$))"""
+    r"""|(?P<value>[^\s{}\[\],]+)"""
+)
+
+
+def mask_values(line: str, col: int) -> tuple[str, int]:
+    """``line`` with every value replaced by ``***`` (keys and structure kept), and where ``col``
+    (1-based) moved to.
+
+    Snippets of broken files show the line of the error; whatever a value holds there (a key written
+    inline in a block or flow mapping, a sequence item, the rest of a broken quoted string) may be a
+    secret, and a broken line cannot be parsed well enough to tell, so no value is ever shown. A key
+    counts as one only where a key can start (line start, after ``{``, ``[``, ``,`` or ``-``); the
+    words of one value become a single ``***``.
+    """
+    out: list[str] = []
+    length, new_col = 0, 0
+    key_may_start, in_value = True, False
+    for match in _SNIPPET_TOKEN.finditer(line):
+        kind, text = match.lastgroup, match.group()
+        start, end = match.span()
+        if kind == "key" and not key_may_start:
+            kind = "value"
+        if kind == "value":
+            piece = "" if in_value else REDACTED
+            in_value, key_may_start = True, False
+        elif kind == "blank":
+            piece = text
+        else:
+            piece, in_value = text, False
+            key_may_start = kind == "structure"
+        if kind == "blank" and in_value:
+            piece = ""  # blanks inside a value vanish with it; _respace puts one back before a key
+        if not new_col and start <= col - 1 < end:
+            new_col = length + 1 + (col - 1 - start if kind in ("key", "structure") else 0)
+        out.append(piece)
+        length += len(piece)
+    masked = _respace("".join(out))
+    if not new_col:
+        new_col = len(masked) + 1 + max(col - 1 - len(line), 0)
+    return masked, min(new_col, len(masked) + 1)
+
+
+def _respace(text: str) -> str:
+    # blanks inside masked values were dropped: put one back where a masked value meets a key
+    return re.sub(r"\*\*\*(?=[^\s,}\]])", "*** ", text)
+
+
+class _TooCostly(Exception):
+    """Raised out of :class:`_Converter` when a document expands beyond the loader's bounds."""
+
+    def __init__(self, where: Location, path: YamlPath, message: str) -> None:
+        super().__init__(message)
+        self.where, self.path, self.message = where, path, message
+
+
+@dataclass
+class _Converter:
+    """ruamel's document as plain Python data with marks, within the loader's bounds.
+
+    ruamel shares one object for an anchor and all its aliases, so a file of nested aliases parses
+    quickly into a small graph; copying that graph into a tree is what explodes (nine aliases nine
+    levels deep are 387 million nodes). Nodes copied on the second and later visit of a collection
+    (alias expansions) are counted against ``max_alias_nodes``; nesting is bounded by ``MAX_DEPTH``
+    (which also stops a recursive alias).
+    """
+
+    file: str
+    max_alias_nodes: int
+    expanded: int = 0
+    seen: set[int] = field(default_factory=set)
+    path: list[str | int] = field(default_factory=list)
+
+    def convert(self, node: Any, at: Location, depth: int, expanding: bool) -> tuple[Any, _Marks]:
+        """``node`` as plain data and the marks of it and everything under it."""
+        if isinstance(node, CommentedMap | CommentedSeq):
+            expanding = self._enter(node, at, depth, expanding)
+            if isinstance(node, CommentedMap):
+                return self._mapping(node, at, depth, expanding)
+            return self._sequence(node, at, depth, expanding)
+        if expanding:
+            self._count(at)
+        return _plain_scalar(node), _Marks(at)
+
+    def _enter(self, node: CommentedMap | CommentedSeq, at: Location, depth: int, expanding: bool) -> bool:
+        if depth >= MAX_DEPTH:
+            raise _TooCostly(at, tuple(self.path), f"nested deeper than {MAX_DEPTH} levels")
+        if id(node) in self.seen:
+            expanding = True
+        self.seen.add(id(node))
+        if expanding:
+            self._count(at)
+        return expanding
+
+    def _count(self, at: Location) -> None:
+        self.expanded += 1
+        if self.expanded > self.max_alias_nodes:
+            raise _TooCostly(
+                at,
+                tuple(self.path),
+                f"aliases expand to more than {self.max_alias_nodes} nodes; raise config_max_alias_nodes "
+                "(ROUTERD_CONFIG_MAX_ALIAS_NODES) if the file is meant to be this large",
+            )
+
+    def _mapping(self, node: CommentedMap, at: Location, depth: int, expanding: bool) -> tuple[Any, _Marks]:
+        marks = _Marks(at)
         out: dict[str, Any] = {}
         for raw_key, value in node.items():
             key = _plain_key(raw_key)
-            key_at, value_at = _entry_locations(node, raw_key, file, at)
+            key_at, value_at = _entry_locations(node, raw_key, self.file, at)
             if isinstance(value, CommentedMap | CommentedSeq):
-                value_at = _collection_location(value, file, value_at)
-            out[key], marks.children[key] = _convert(value, file, value_at)
+                value_at = _collection_location(value, self.file, value_at)
+            self.path.append(key)
+            out[key], marks.children[key] = self.convert(value, value_at, depth + 1, expanding)
+            self.path.pop()
             marks.keys[key] = key_at
         return out, marks
-    if isinstance(node, CommentedSeq):
+
+    def _sequence(self, node: CommentedSeq, at: Location, depth: int, expanding: bool) -> tuple[Any, _Marks]:
+        marks = _Marks(at)
         items: list[Any] = []
         for index, value in enumerate(node):
             try:
                 line, col = node.lc.item(index)
-                item_at = Location(file, line + 1, col + 1)
+                item_at = Location(self.file, line + 1, col + 1)
             except (KeyError, IndexError, TypeError):
                 item_at = at
             if isinstance(value, CommentedMap | CommentedSeq):
-                item_at = _collection_location(value, file, item_at)
-            item, marks.children[index] = _convert(value, file, item_at)
+                item_at = _collection_location(value, self.file, item_at)
+            self.path.append(index)
+            item, marks.children[index] = self.convert(value, item_at, depth + 1, expanding)
+            self.path.pop()
             items.append(item)
         return items, marks
-    return _plain_scalar(node), marks
 
 
 def _entry_locations(

@@ -218,6 +218,9 @@ class RoutingTable:
     content_hash: str
     source: str = ""  # the file it came from
     sources: tuple[str, ...] = ()  # every file read to build it: the main file, then its includes
+    # sha256 of those files' bytes and of the environment they were read with (loader.source_fingerprint):
+    # a reload whose sources still hash to this is skipped without compiling
+    source_fingerprint: str = ""
     files_settings: tuple[ProviderSettings, ...] = ()
     finetune_settings: tuple[ProviderSettings, ...] = ()
     environment_variables: Mapping[str, str] = EMPTY_MAP

@@ -29,6 +29,7 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
 
 DEPLOYMENT_STATES = ("healthy", "cooling_down", "half_open")
+RELOAD_RESULTS = ("success", "failure")
 
 _DEPLOYMENT = ("model_group", "deployment", "provider")
 
@@ -223,6 +224,10 @@ class RouterdMetrics:
             ("result",),
             registry=r,
         )
+        # both series exist at 0 from the start, so alert rules on them (rate, absent) work before the
+        # first reload
+        for result in RELOAD_RESULTS:
+            self.config_reloads.labels(result)
         # "min" across workers: the oldest configuration any live worker still serves.
         self.config_generation: GaugeFamily = Gauge(
             "routerd_config_generation",

@@ -213,5 +213,5 @@ def app_from_settings() -> Starlette:
 
     settings = Settings()
     configure_logging(settings)
-    table = load_config(settings.config)
+    table = load_config(settings.config, limits=settings.config_limits())
     return create_app(table, settings=settings, config_path=settings.config)

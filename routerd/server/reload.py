@@ -1,7 +1,10 @@
 """Live reload of the routing file: on a file change, SIGHUP, or ``POST /admin/reload``.
 
 All or nothing: the new file is loaded, validated and compiled aside (in a worker thread, so the
-event loop keeps serving), then published with one reference swap in the router. Any error leaves
+event loop keeps serving), then published with one reference swap in the router. Before that, the
+sources' fingerprint (the files' bytes and the environment) is compared with the serving table's:
+when nothing changed, the reload is "unchanged" without compiling (a 35,000-deployment file takes
+tens of seconds to compile). Any error leaves
 the old table serving; the error, with its file:line:col, is logged, counted, and shown in
 ``/health`` until a good file arrives. Requests in flight keep the table they started with.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from routerd.config.files import LoadLimits
+from routerd.config.loader import current_fingerprint
 from routerd.config.table import RoutingTable
 from routerd.config.watcher import changes
 from routerd.errors import BadRequestError, ConfigError
@@ -34,6 +40,8 @@ from routerd.server.state import AppState
 log = logging.getLogger("routerd.reload")
 
 Loader = Callable[[Path], RoutingTable]
+# the fingerprint a table's sources have now (None when one cannot be read): see Reloader
+Fingerprint = Callable[[RoutingTable], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +62,34 @@ class ReloadOutcome:
         }
 
 
-def _default_loader(path: Path) -> RoutingTable:
-    from routerd.config import load_config
+def _file_loader(limits: LoadLimits) -> Loader:
+    def load(path: Path) -> RoutingTable:
+        from routerd.config import load_config
 
-    return load_config(path)
+        return load_config(path, limits=limits)
+
+    return load
+
+
+def _file_fingerprint(limits: LoadLimits) -> Fingerprint:
+    def fingerprint(table: RoutingTable) -> str | None:
+        return current_fingerprint(table.sources, os.environ, limits)
+
+    return fingerprint
 
 
 class Reloader:
-    """Serialises reloads of one daemon's routing file and records their outcome in ``state``."""
+    """Serialises reloads of one daemon's routing file and records their outcome in ``state``.
+
+    With the default loader, a reload first compares the sources' fingerprint with the serving
+    table's and skips loading when they are equal; an injected ``loader`` is always called.
+    """
 
     def __init__(self, state: AppState, loader: Loader | None = None) -> None:
         self.state = state
-        self.loader = loader or _default_loader
+        limits = state.settings.config_limits()
+        self.loader = loader or _file_loader(limits)
+        self.fingerprint: Fingerprint | None = _file_fingerprint(limits) if loader is None else None
         self._lock = anyio.Lock()
         # what the process started with: host/port/workers/state backend cannot follow a reload
         self._startup_server = state.table.server
@@ -87,6 +111,11 @@ class Reloader:
             started = time.perf_counter()
             status = self.state.reload
             status.last_attempt_at = time.time()
+            if await self._sources_unchanged():
+                status.last_error = None
+                return ReloadOutcome(
+                    "unchanged", status.generation, status.content_hash, None, time.perf_counter() - started
+                )
             try:
                 table = await anyio.to_thread.run_sync(self.loader, path)
                 if table.content_hash != status.content_hash:
@@ -125,6 +154,17 @@ class Reloader:
             return ReloadOutcome(
                 "success", status.generation, status.content_hash, None, time.perf_counter() - started
             )
+
+    async def _sources_unchanged(self) -> bool:
+        """True when the serving table's files and environment hash as they did when it was loaded."""
+        table = self.state.table
+        if self.fingerprint is None or not table.source_fingerprint or not table.sources:
+            return False
+        if self.state.config_path is not None and table.source != str(self.state.config_path):
+            return False  # the table did not come from this file (a test's or an SDK's table)
+        # the files are read in a thread: the event loop never waits on file I/O
+        now = await anyio.to_thread.run_sync(self.fingerprint, table)
+        return now == table.source_fingerprint
 
     def _restart_required(self, table: RoutingTable) -> tuple[str, ...]:
         """Settings the new file changes that only a restart applies; logged, and shown in /health."""
@@ -174,9 +214,12 @@ async def reload_lifespan(state: AppState) -> AsyncIterator[None]:
 
 
 async def _watch(reloader: Reloader, stop: anyio.Event) -> None:
-    debounce = reloader.state.settings.reload_debounce_ms
+    settings = reloader.state.settings
+    debounce, max_bytes = settings.reload_debounce_ms, settings.config_max_bytes
     try:
-        async for _ in changes(reloader.watched_paths, debounce_ms=debounce, stop_event=stop):
+        async for _ in changes(
+            reloader.watched_paths, debounce_ms=debounce, stop_event=stop, max_bytes=max_bytes
+        ):
             await reloader.reload("file change")
     except Exception:
         log.exception("config watcher stopped; reload with SIGHUP or POST /admin/reload")

@@ -43,7 +43,7 @@ def serve(settings: Settings) -> None:
     configure_logging(settings)
     check_uvicorn()
     raise_open_file_limit()  # before the connection limit is derived from it
-    table = load_config(settings.config)
+    table = load_config(settings.config, limits=settings.config_limits())
     settings = with_file_settings(settings, table)
     log.info(
         "routerd serving %s on %s:%s (%d worker(s))",
