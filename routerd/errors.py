@@ -5,8 +5,12 @@ with, the OpenAI error ``type`` and ``code`` it carries, whether the router may 
 deployment (``retryable``), and whether it counts against the deployment that raised it (``cools_down``).
 Retryability is decided by class, never by matching message strings.
 
-Where the ``openai`` package has a matching exception, ours subclasses it, so code written as
-``except openai.RateLimitError`` keeps working against routerd's SDK::
+The classes here do not depend on the ``openai`` package, so the daemon and ``routerd check`` never
+import it. The SDK raises the same errors as classes that also subclass ``openai``'s matching
+exceptions (built on first use by :mod:`routerd.sdk.errors`, and exported as ``routerd.RateLimitError``
+etc.), so code written as ``except openai.RateLimitError`` keeps working against routerd's SDK and
+``except routerd.errors.RateLimitError`` catches both. In the tree below, ``(openai.X)`` is that SDK
+parent::
 
     RouterdError
     ├── ConfigError                      a routing file that does not load/validate/compile
@@ -15,6 +19,7 @@ Where the ``openai`` package has a matching exception, ours subclasses it, so co
         │   ├── ContextWindowExceededError                 400 code=context_length_exceeded
         │   ├── ContentPolicyViolationError                400 code=content_policy_violation
         │   └── UnsupportedParamsError                     400 code=unsupported_parameter
+        ├── MethodNotAllowedError                          405
         ├── RequestTooLargeError                           413
         ├── UnprocessableEntityError (openai.Unprocessable) 422
         ├── AuthenticationError (openai.AuthenticationError)      401  cools down (upstream: misconfigured)
@@ -30,10 +35,10 @@ Where the ``openai`` package has a matching exception, ours subclasses it, so co
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx2  # the HTTP library the openai package's exception types are declared on
-import openai
+if TYPE_CHECKING:
+    import httpx2
 
 __all__ = [
     "APIConnectionError",
@@ -45,6 +50,7 @@ __all__ = [
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
     "InternalServerError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -54,6 +60,7 @@ __all__ = [
     "Timeout",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
+    "error_for_request_status",
     "error_for_status",
 ]
 
@@ -76,8 +83,13 @@ class ConfigError(RouterdError):
         super().__init__("\n".join(str(issue) for issue in self.issues) or "invalid configuration")
 
 
-class APIError(RouterdError, openai.APIError):
-    """An error in OpenAI's shape. Subclasses set the status, type, code and retry semantics."""
+class APIError(RouterdError):
+    """An error in OpenAI's shape. Subclasses set the status, type, code and retry semantics.
+
+    Building one costs what a plain exception costs: the OpenAI body and the ``httpx2`` request and
+    response that ``openai``'s exceptions carry are built only when read (``body``, ``request``,
+    ``response``), which is rare; errors raised and caught between retries never build them.
+    """
 
     status_code: int = 500
     error_type: ClassVar[str] = "api_error"
@@ -106,6 +118,8 @@ class APIError(RouterdError, openai.APIError):
         # openai's constructors want a live httpx2 response; routerd errors may come from no response
         # at all (a refused connection, our own validation), so the attributes are set directly.
         Exception.__init__(self, message)
+        self._request: httpx2.Request | None = None
+        self._response: httpx2.Response | None = None
         if status_code is not None:
             self.status_code = status_code
         self.message = message
@@ -113,15 +127,40 @@ class APIError(RouterdError, openai.APIError):
         self.model = model
         self.param = param
         self.code = code if code is not None else self.default_code
-        self.type = self.error_type
         self.retry_after = retry_after
         self.deployment_id = deployment_id
         self.upstream_status = upstream_status
         self.headers = dict(headers or {})
-        self.body = self.to_dict()["error"]
-        self.request = httpx2.Request("POST", _ROUTERD_URL)
-        self.response = httpx2.Response(self.status_code, request=self.request)
         self.request_id: str | None = None
+
+    @property
+    def type(self) -> str:
+        """OpenAI's error ``type``: the class's :attr:`error_type` (one attribute, never two)."""
+        return self.error_type
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The ``error`` object of :meth:`to_dict` (what ``openai``'s exceptions call ``body``)."""
+        error: dict[str, Any] = self.to_dict()["error"]
+        return error
+
+    @property
+    def request(self) -> httpx2.Request:
+        """A placeholder ``httpx2.Request`` for code that reads ``openai``'s attribute; built on use."""
+        if self._request is None:
+            import httpx2
+
+            self._request = httpx2.Request("POST", _ROUTERD_URL)
+        return self._request
+
+    @property
+    def response(self) -> httpx2.Response:
+        """An ``httpx2.Response`` with this error's status, for ``openai``'s attribute; built on use."""
+        if self._response is None:
+            import httpx2
+
+            self._response = httpx2.Response(self.status_code, request=self.request)
+        return self._response
 
     def __str__(self) -> str:
         prefix = f"routerd.{type(self).__name__}"
@@ -151,7 +190,7 @@ class APIError(RouterdError, openai.APIError):
         return headers
 
 
-class BadRequestError(APIError, openai.BadRequestError):
+class BadRequestError(APIError):
     status_code = 400
     error_type = "invalid_request_error"
 
@@ -168,38 +207,46 @@ class UnsupportedParamsError(BadRequestError):
     default_code = "unsupported_parameter"
 
 
+class MethodNotAllowedError(APIError):
+    """A route that exists, called with a method it does not serve (``GET /v1/chat/completions``)."""
+
+    status_code = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
 class RequestTooLargeError(APIError):
     status_code = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
 
 
-class UnprocessableEntityError(APIError, openai.UnprocessableEntityError):
+class UnprocessableEntityError(APIError):
     status_code = 422
     error_type = "invalid_request_error"
 
 
-class AuthenticationError(APIError, openai.AuthenticationError):
+class AuthenticationError(APIError):
     status_code = 401
     error_type = "authentication_error"
     default_code = "invalid_api_key"
     cools_down = True
 
 
-class PermissionDeniedError(APIError, openai.PermissionDeniedError):
+class PermissionDeniedError(APIError):
     status_code = 403
     error_type = "permission_error"
     cools_down = True
 
 
-class NotFoundError(APIError, openai.NotFoundError):
+class NotFoundError(APIError):
     status_code = 404
     error_type = "invalid_request_error"
     default_code = "model_not_found"
     cools_down = True
 
 
-class RateLimitError(APIError, openai.RateLimitError):
+class RateLimitError(APIError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
@@ -207,7 +254,7 @@ class RateLimitError(APIError, openai.RateLimitError):
     cools_down = True
 
 
-class InternalServerError(APIError, openai.InternalServerError):
+class InternalServerError(APIError):
     status_code = 500
     error_type = "api_error"
     retryable = True
@@ -225,7 +272,7 @@ class ServiceUnavailableError(InternalServerError):
     default_code = "service_unavailable"
 
 
-class APIConnectionError(APIError, openai.APIConnectionError):
+class APIConnectionError(APIError):
     status_code = 502
     error_type = "api_connection_error"
     default_code = "upstream_connection_error"
@@ -233,7 +280,7 @@ class APIConnectionError(APIError, openai.APIConnectionError):
     cools_down = True
 
 
-class Timeout(APIConnectionError, openai.APITimeoutError):
+class Timeout(APIConnectionError):
     status_code = 504
     error_type = "timeout"
     default_code = "upstream_timeout"
@@ -257,9 +304,19 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 
 def error_for_status(status: int) -> type[APIError]:
-    """The error class for an upstream HTTP status."""
+    """The error class for an upstream HTTP status (see :func:`error_for_request_status` for ours)."""
     if status in _BY_STATUS:
         return _BY_STATUS[status]
     if 400 <= status < 500:
         return BadRequestError
     return BadGatewayError
+
+
+def error_for_request_status(status: int) -> type[APIError]:
+    """The error class for a status routerd answers a client's malformed request with (a 4xx from
+    the HTTP layer: no route, wrong method, body too large, ...), each with its OpenAI ``type``."""
+    if status == 405:
+        return MethodNotAllowedError
+    if status == 408:
+        return BadRequestError  # the client was too slow sending: its request, not an upstream timeout
+    return error_for_status(status) if 400 <= status < 500 else InternalServerError

@@ -12,7 +12,8 @@ variables (``OPENAI_API_KEY``; ``AZURE_API_KEY`` / ``AZURE_API_BASE`` / ``AZURE_
         routerd.completion(model=job.fine_tuned_model, messages=[...])
 
 Results are the ``openai`` package's types (``FileObject``, ``FineTuningJob``...), with attribute access;
-lists are :class:`Page` objects. Errors are :mod:`routerd.errors` classes, the same the gateway answers.
+lists are :class:`Page` objects. Errors are :mod:`routerd.errors` classes, the same the gateway answers,
+raised as their SDK classes (which also subclass ``openai``'s; :mod:`routerd.sdk.errors`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from routerd.config.table import ProviderSettings
 from routerd.finetune.providers import make_client, normalize_provider
 from routerd.finetune.types import JSON, OPENAI, FileUpload, ProviderClient
 from routerd.finetune.validation import file_list_query, job_request, page_query, purpose_value
+from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
 from routerd.transport import HttpClient, HttpxClient
 
@@ -74,6 +76,7 @@ class ProviderOptions(TypedDict, total=False):
     http_client: httpx.AsyncClient  # your own client (proxies, certificates, test transports)
 
 
+@raises_sdk_errors
 async def _run(
     provider: str,
     options: ProviderOptions,
@@ -96,6 +99,7 @@ async def _run(
     return await operation(make_client(settings, http))
 
 
+@raises_sdk_errors
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run an async form on the SDK's background loop (works inside a running event loop too)."""
     return background_loop.run(coroutine)

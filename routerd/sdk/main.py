@@ -3,8 +3,9 @@
 Each function resolves its arguments into a call on the same router the daemon runs
 (:mod:`routerd.sdk.calls`), then returns SDK objects (:mod:`routerd.sdk.types`). The synchronous
 functions run on the SDK's background event loop and work the same inside a running loop (Jupyter);
-the ``a``-prefixed ones run on the caller's loop. Errors are :mod:`routerd.errors` classes, which
-subclass the ``openai`` package's, so ``except openai.RateLimitError`` catches them too.
+the ``a``-prefixed ones run on the caller's loop. Errors are :mod:`routerd.errors` classes, raised as
+their SDK classes, which also subclass the ``openai`` package's (:mod:`routerd.sdk.errors`), so
+``except openai.RateLimitError`` catches them too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.sdk.calls import finish_async, finish_sync, prepare, split_call_args
 from routerd.sdk.engine import CallSpec
+from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.streaming import AsyncStreamWrapper, SyncStreamWrapper
 from routerd.sdk.types import EmbeddingResponse, ModelResponse, ModelResponseStream, TextCompletionResponse
 
@@ -39,6 +41,7 @@ def _spec(endpoint: str, args: dict[str, Any]) -> CallSpec:
     return prepare(endpoint, model, body, options)
 
 
+@raises_sdk_errors
 def completion(
     model: str,
     messages: list[Any] | None = None,
@@ -96,6 +99,7 @@ def completion(
     return finish_sync(_spec(CHAT, dict(locals())))  # type: ignore[no-any-return]
 
 
+@raises_sdk_errors
 async def acompletion(
     model: str,
     messages: list[Any] | None = None,
@@ -138,6 +142,7 @@ async def acompletion(
     return await finish_async(_spec(CHAT, dict(locals())))  # type: ignore[no-any-return]
 
 
+@raises_sdk_errors
 def text_completion(
     model: str,
     prompt: str | list[Any] | None = None,
@@ -172,6 +177,7 @@ def text_completion(
     return finish_sync(_spec(COMPLETIONS, dict(locals())))  # type: ignore[no-any-return]
 
 
+@raises_sdk_errors
 async def atext_completion(
     model: str,
     prompt: str | list[Any] | None = None,
@@ -202,6 +208,7 @@ async def atext_completion(
     return await finish_async(_spec(COMPLETIONS, dict(locals())))  # type: ignore[no-any-return]
 
 
+@raises_sdk_errors
 def embedding(
     model: str,
     input: str | list[Any] | None = None,
@@ -219,6 +226,7 @@ def embedding(
     return finish_sync(_spec(EMBEDDINGS, dict(locals())))  # type: ignore[no-any-return]
 
 
+@raises_sdk_errors
 async def aembedding(
     model: str,
     input: str | list[Any] | None = None,

@@ -39,6 +39,7 @@ from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.explain import explain, health_report
 from routerd.sdk.calls import CREDENTIAL_KWARGS, finish_async, finish_sync, split_call_args
 from routerd.sdk.engine import CallSpec, compile_mapping, mock_twin
+from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
 from routerd.sdk.params import headers_param, mock_exception, timeout_seconds
 from routerd.sdk.resolve import DEPLOYMENT_KWARGS
@@ -189,26 +190,32 @@ class Router:
             self._mock = CoreRouter(mock_twin(self._core.table), http=self._http)
         return self._mock
 
+    @raises_sdk_errors
     def completion(self, model: str, messages: list[Any], **kwargs: Any) -> Any:
         """A chat completion routed over this router's deployments; arguments as :func:`routerd.completion`."""
         return finish_sync(self._spec(CHAT, model, {"messages": messages, **kwargs}))
 
+    @raises_sdk_errors
     async def acompletion(self, model: str, messages: list[Any], **kwargs: Any) -> Any:
         """:meth:`completion` on the running event loop."""
         return await finish_async(self._spec(CHAT, model, {"messages": messages, **kwargs}))
 
+    @raises_sdk_errors
     def text_completion(self, model: str, prompt: Any, **kwargs: Any) -> Any:
         """A text completion (``/v1/completions``): ``response.choices[0].text``."""
         return finish_sync(self._spec(COMPLETIONS, model, {"prompt": prompt, **kwargs}))
 
+    @raises_sdk_errors
     async def atext_completion(self, model: str, prompt: Any, **kwargs: Any) -> Any:
         """:meth:`text_completion` on the running event loop."""
         return await finish_async(self._spec(COMPLETIONS, model, {"prompt": prompt, **kwargs}))
 
+    @raises_sdk_errors
     def embedding(self, model: str, input: Any, **kwargs: Any) -> Any:
         """Embeddings of ``input``: ``response.data[0].embedding``."""
         return finish_sync(self._spec(EMBEDDINGS, model, {"input": input, **kwargs}))
 
+    @raises_sdk_errors
     async def aembedding(self, model: str, input: Any, **kwargs: Any) -> Any:
         """:meth:`embedding` on the running event loop."""
         return await finish_async(self._spec(EMBEDDINGS, model, {"input": input, **kwargs}))

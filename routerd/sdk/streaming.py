@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from routerd.sdk.errors import as_sdk_error
 from routerd.sdk.loop import BackgroundLoop
 from routerd.sdk.types import (
     ChatCompletionMessageToolCall,
@@ -98,8 +99,9 @@ class CustomStreamWrapper(Generic[Chunk]):
                 chunk = self._convert(await self._source.__anext__())
                 if chunk is not None:
                     return chunk
-        except BaseException:
+        except BaseException as exc:
             await self._aclose_source()
+            as_sdk_error(exc)  # a stream's errors are the SDK's too (openai's classes)
             raise
 
     async def _aclose_source(self) -> None:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routerd.config.table import RoutingTable
-from routerd.errors import APIError, NotFoundError
+from routerd.errors import APIError, MethodNotAllowedError, NotFoundError, error_for_request_status
 from routerd.events import EventBus
 from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
@@ -67,9 +67,14 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         return error_response(
             NotFoundError(f"no route {request.method} {request.url.path}", code="not_found")
         )
-    err = APIError(str(exc.detail), status_code=exc.status_code, code="http_error")
-    err.type = "invalid_request_error"
-    return error_response(err)
+    # each status gets its own class, so the body carries that status's OpenAI type (405 is an
+    # invalid_request_error, never an api_error); Starlette's headers (Allow on a 405) are kept
+    cls = error_for_request_status(exc.status_code)
+    if cls is MethodNotAllowedError:
+        err: APIError = cls(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        err = cls(str(exc.detail), status_code=exc.status_code, code="http_error")
+    return error_response(err, dict(exc.headers or {}))
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:

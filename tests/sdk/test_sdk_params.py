@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-import routerd
+import routerd.errors
 from routerd.sdk.calls import split_call_args
 from routerd.sdk.params import headers_param, mock_exception, response_format_param, timeout_seconds
 
@@ -30,7 +30,7 @@ def test_timeout_accepts_numbers_strings_and_httpx_timeouts() -> None:
     assert timeout_seconds(httpx.Timeout(None, connect=3.0)) == 3.0
     assert timeout_seconds(httpx.Timeout(None)) is None
     for bad in (0, -1, "soon", float("inf"), True):
-        with pytest.raises(routerd.BadRequestError):
+        with pytest.raises(routerd.errors.BadRequestError):
             timeout_seconds(bad)
 
 
@@ -55,23 +55,23 @@ def test_nested_models_are_closed_too() -> None:
 def test_dict_response_format_passes_unchanged() -> None:
     fmt = {"type": "json_object"}
     assert response_format_param(fmt) is fmt
-    with pytest.raises(routerd.BadRequestError):
+    with pytest.raises(routerd.errors.BadRequestError):
         response_format_param(int)
 
 
 def test_headers_merge_with_extra_headers_winning() -> None:
     assert headers_param(None, None) is None
     assert headers_param({"x-a": "1"}, {"x-a": "0", "x-b": 2}) == {"x-a": "1", "x-b": "2"}
-    with pytest.raises(routerd.BadRequestError):
+    with pytest.raises(routerd.errors.BadRequestError):
         headers_param(["x-a"], None)
 
 
 def test_mock_exception_from_instance_or_name() -> None:
-    error = routerd.RateLimitError("slow down")
+    error = routerd.errors.RateLimitError("slow down")
     assert mock_exception(error, "gpt-4") is error
     named = mock_exception("litellm.RateLimitError", "gpt-4")
-    assert isinstance(named, routerd.RateLimitError) and named.model == "gpt-4"
-    assert isinstance(mock_exception("routerd.AuthenticationError", "m"), routerd.AuthenticationError)
+    assert isinstance(named, routerd.errors.RateLimitError) and named.model == "gpt-4"
+    assert isinstance(mock_exception("routerd.AuthenticationError", "m"), routerd.errors.AuthenticationError)
     assert mock_exception("just an answer", "m") is None
     assert mock_exception("routerd.NotAClass", "m") is None
 

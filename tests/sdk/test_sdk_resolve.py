@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import routerd
+import routerd.errors
 from routerd.sdk.resolve import resolve_fallbacks, resolve_target
 
 NO_ENV: dict[str, str] = {}
@@ -34,12 +34,12 @@ def test_provider_resolution_matches_the_daemon(model: str, provider: str, upstr
 
 
 def test_unknown_bare_model_names_the_prefixes() -> None:
-    with pytest.raises(routerd.BadRequestError, match="provider/model") as info:
+    with pytest.raises(routerd.errors.BadRequestError, match="provider/model") as info:
         resolve_target("my-local-llama", env=NO_ENV)
     assert "anthropic" in str(info.value)
     target = resolve_target("my-local-llama", custom_llm_provider="hosted_vllm", env=NO_ENV)
     assert target.params["model"] == "hosted_vllm/my-local-llama"
-    with pytest.raises(routerd.BadRequestError, match="custom_llm_provider"):
+    with pytest.raises(routerd.errors.BadRequestError, match="custom_llm_provider"):
         resolve_target("x", custom_llm_provider="nope", env=NO_ENV)
 
 
@@ -103,5 +103,5 @@ def test_fallbacks_resolve_names_and_mappings_with_distinct_groups() -> None:
     assert [t.group for t in targets] == ["claude-3-haiku-20240307", "gpt-4#2", "claude-3-haiku-20240307#2"]
     assert targets[0].provider == "anthropic"
     assert targets[1].params["api_key"] == "other"
-    with pytest.raises(routerd.BadRequestError):
+    with pytest.raises(routerd.errors.BadRequestError):
         resolve_fallbacks([42], primary, mock=False, env=NO_ENV)

@@ -1,0 +1,125 @@
+"""Start-up cost of routerd: `import routerd`, `routerd check`, and `routerd serve` until it is ready.
+
+For each of N runs, in fresh processes:
+
+* ``python -c 'import routerd'``: wall time of the whole interpreter run;
+* ``routerd check CONFIG``: wall time;
+* ``routerd serve --config CONFIG``: from process start to the first 200 from ``/health/readiness``
+  (polled every 5 ms), then the resident set size of the idle server (VmRSS, read 0.5 s after ready).
+
+Prints the median (and min/max) of each. ``--repo`` measures another checkout (e.g. main, for a
+before/after), with that checkout first on ``PYTHONPATH``.
+
+    .venv/bin/python bench/bench_startup.py [--runs 7] [--config configs/example.yaml] [--repo PATH]
+
+A benchmark, not a test (targets from issues 19 and 20: ready <= 0.5 s, idle RSS <= 80 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+POLL_INTERVAL = 0.005
+READY_TIMEOUT = 30.0
+IDLE_SETTLE = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment(repo: Path) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        **os.environ,
+        "PYTHONPATH": path,
+        "ROUTERD_LOG_LEVEL": "warning",
+        "ROUTERD_LOG_REQUESTS": "false",
+        "ROUTERD_WATCH": "false",
+    }
+
+
+def timed_run(args: list[str], env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(args, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve_once(config: Path, env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Seconds from spawning `routerd serve` to readiness 200, and its idle RSS in MB."""
+    port = free_port()
+    args = [sys.executable, "-m", "routerd.cli", "serve", "--config", str(config), "--port", str(port)]
+    started = time.perf_counter()
+    daemon = subprocess.Popen(args, env=env, cwd=cwd)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            while True:
+                try:
+                    if client.get("/health/readiness").status_code == 200:
+                        ready = time.perf_counter() - started
+                        break
+                except httpx.TransportError:
+                    pass
+                if daemon.poll() is not None or time.perf_counter() - started > READY_TIMEOUT:
+                    raise RuntimeError("routerd serve did not become ready")
+                time.sleep(POLL_INTERVAL)
+            time.sleep(IDLE_SETTLE)
+            return ready, rss_mb(daemon.pid)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+def report(name: str, samples: list[float], unit: str, scale: float = 1.0) -> None:
+    values = [s * scale for s in samples]
+    print(
+        f"{name:<28} median {statistics.median(values):8.1f} {unit}"
+        f"   min {min(values):8.1f}   max {max(values):8.1f}   (n={len(values)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "example.yaml")
+    parser.add_argument("--repo", type=Path, default=REPO, help="checkout to measure (default: this one)")
+    args = parser.parse_args()
+    repo = args.repo.resolve()
+    env = environment(repo)
+    config = args.config.resolve()
+
+    imports, checks, ready, rss = [], [], [], []
+    for _ in range(args.runs):
+        imports.append(timed_run([sys.executable, "-c", "import routerd"], env, repo))
+        checks.append(timed_run([sys.executable, "-m", "routerd.cli", "check", str(config)], env, repo))
+        seconds, megabytes = serve_once(config, env, repo)
+        ready.append(seconds)
+        rss.append(megabytes)
+    print(f"repo {repo}, config {config}")
+    report("python -c 'import routerd'", imports, "ms", 1000)
+    report("routerd check", checks, "ms", 1000)
+    report("serve: start -> ready", ready, "ms", 1000)
+    report("serve: idle RSS", rss, "MB")
+
+
+if __name__ == "__main__":
+    main()
