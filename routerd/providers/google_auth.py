@@ -31,8 +31,6 @@ from typing import Any, Protocol
 import google.auth
 import google.auth.exceptions
 import google.auth.transport
-from google.oauth2 import credentials as user_credentials
-from google.oauth2 import service_account
 
 from routerd.errors import APIConnectionError, APIError, AuthenticationError
 from routerd.providers.errors import redact
@@ -230,6 +228,11 @@ def credentials_loader(source: str | Mapping[str, Any] | None, scopes: tuple[str
         if source is None:
             credentials, project = google.auth.default(scopes=list(scopes))
             return credentials, project
+        # imported here: google.oauth2 loads the crypto stack (~0.1 s), paid by deployments that use
+        # a credentials file, not by every start of the daemon or of `routerd check`
+        from google.oauth2 import credentials as user_credentials
+        from google.oauth2 import service_account
+
         info = _credentials_info(source)
         kind = info.get("type")
         if kind == "service_account":
