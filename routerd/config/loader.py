@@ -291,9 +291,9 @@ class _Loader:
             )
             return None
         try:
-            data, marks = _Converter(display, self.limits.max_alias_nodes).convert(
-                document, Location(display, 1, 1), 0, expanding=False
-            )
+            converter = _Converter(display, self.limits.max_alias_nodes)
+            converter.audit(document, Location(display, 1, 1))
+            data, marks = converter.convert(document, Location(display, 1, 1))
         except _TooCostly as exc:
             self._error(exc.where, exc.message, path=exc.path)
             return None
@@ -445,40 +445,77 @@ class _Converter:
 
     ruamel shares one object for an anchor and all its aliases, so a file of nested aliases parses
     quickly into a small graph; copying that graph into a tree is what explodes (nine aliases nine
-    levels deep are 387 million nodes). Nodes copied on the second and later visit of a collection
-    (alias expansions) are counted against ``max_alias_nodes``; nesting is bounded by ``MAX_DEPTH``
-    (which also stops a recursive alias).
+    levels deep are 387 million nodes). :meth:`audit` walks the graph first without copying: at each
+    second use of an anchor it adds the size of the tree that alias expands to (memoised per shared
+    node, so the walk is linear in the file) to a count bounded by ``max_alias_nodes``. A bomb is
+    refused at the alias that crosses the bound before anything is copied. Nesting is bounded by
+    ``MAX_DEPTH`` (which also stops an alias inside its own anchor).
     """
 
     file: str
     max_alias_nodes: int
     expanded: int = 0
     seen: set[int] = field(default_factory=set)
+    sizes: dict[int, int] = field(default_factory=dict)
     path: list[str | int] = field(default_factory=list)
 
-    def convert(self, node: Any, at: Location, depth: int, expanding: bool) -> tuple[Any, _Marks]:
-        """``node`` as plain data and the marks of it and everything under it."""
-        if isinstance(node, CommentedMap | CommentedSeq):
-            expanding = self._enter(node, at, depth, expanding)
-            if isinstance(node, CommentedMap):
-                return self._mapping(node, at, depth, expanding)
-            return self._sequence(node, at, depth, expanding)
-        if expanding:
-            self._count(at)
-        return _plain_scalar(node), _Marks(at)
-
-    def _enter(self, node: CommentedMap | CommentedSeq, at: Location, depth: int, expanding: bool) -> bool:
+    def audit(self, node: Any, at: Location, depth: int = 0) -> None:
+        """Raise :class:`_TooCostly` if ``node`` nests too deeply or its aliases expand too far."""
+        if not isinstance(node, CommentedMap | CommentedSeq):
+            return
         if depth >= MAX_DEPTH:
-            raise _TooCostly(at, tuple(self.path), f"nested deeper than {MAX_DEPTH} levels")
-        if id(node) in self.seen:
-            expanding = True
+            raise self._too_deep(at)
         self.seen.add(id(node))
-        if expanding:
-            self._count(at)
-        return expanding
+        for key, value, _, value_at in self._children(node, at):
+            self.path.append(key)
+            if isinstance(value, CommentedMap | CommentedSeq) and id(value) in self.seen:
+                self._charge(value, value_at, depth + 1)  # a second use of an anchor: an expansion
+            else:
+                self.audit(value, value_at, depth + 1)
+            self.path.pop()
 
-    def _count(self, at: Location) -> None:
-        self.expanded += 1
+    def convert(self, node: Any, at: Location) -> tuple[Any, _Marks]:
+        """``node`` as plain data and the marks of it and everything under it (after :meth:`audit`)."""
+        marks = _Marks(at)
+        if isinstance(node, CommentedMap):
+            out: dict[str, Any] = {}
+            for key, value, key_at, value_at in self._children(node, at):
+                assert isinstance(key, str)
+                out[key], marks.children[key] = self.convert(value, value_at)
+                marks.keys[key] = key_at
+            return out, marks
+        if isinstance(node, CommentedSeq):
+            items: list[Any] = []
+            for index, value, _, item_at in self._children(node, at):
+                item, marks.children[index] = self.convert(value, item_at)
+                items.append(item)
+            return items, marks
+        return _plain_scalar(node), marks
+
+    def _children(
+        self, node: CommentedMap | CommentedSeq, at: Location
+    ) -> Iterator[tuple[str | int, Any, Location, Location]]:
+        """(key or index, value, key location, value location) of each entry of ``node``."""
+        if isinstance(node, CommentedMap):
+            for raw_key, value in node.items():
+                key_at, value_at = _entry_locations(node, raw_key, self.file, at)
+                yield _plain_key(raw_key), value, key_at, self._where(value, value_at)
+            return
+        for index, value in enumerate(node):
+            try:
+                line, col = node.lc.item(index)
+                item_at = Location(self.file, line + 1, col + 1)
+            except (KeyError, IndexError, TypeError):
+                item_at = at
+            yield index, value, item_at, self._where(value, item_at)
+
+    def _where(self, value: Any, at: Location) -> Location:
+        if isinstance(value, CommentedMap | CommentedSeq) and id(value) not in self.seen:
+            return _collection_location(value, self.file, at)
+        return at  # a scalar, or an alias: point at the alias, not at its anchor
+
+    def _charge(self, node: Any, at: Location, depth: int) -> None:
+        self.expanded += self._size(node, at, depth)
         if self.expanded > self.max_alias_nodes:
             raise _TooCostly(
                 at,
@@ -487,36 +524,22 @@ class _Converter:
                 "(ROUTERD_CONFIG_MAX_ALIAS_NODES) if the file is meant to be this large",
             )
 
-    def _mapping(self, node: CommentedMap, at: Location, depth: int, expanding: bool) -> tuple[Any, _Marks]:
-        marks = _Marks(at)
-        out: dict[str, Any] = {}
-        for raw_key, value in node.items():
-            key = _plain_key(raw_key)
-            key_at, value_at = _entry_locations(node, raw_key, self.file, at)
-            if isinstance(value, CommentedMap | CommentedSeq):
-                value_at = _collection_location(value, self.file, value_at)
-            self.path.append(key)
-            out[key], marks.children[key] = self.convert(value, value_at, depth + 1, expanding)
-            self.path.pop()
-            marks.keys[key] = key_at
-        return out, marks
+    def _size(self, node: Any, at: Location, depth: int) -> int:
+        """How many nodes ``node`` becomes once every alias under it is expanded."""
+        if not isinstance(node, CommentedMap | CommentedSeq):
+            return 1
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        if depth >= MAX_DEPTH:
+            raise self._too_deep(at)
+        children = node.values() if isinstance(node, CommentedMap) else node
+        size = 1 + sum(self._size(child, at, depth + 1) for child in children)
+        self.sizes[id(node)] = size
+        return size
 
-    def _sequence(self, node: CommentedSeq, at: Location, depth: int, expanding: bool) -> tuple[Any, _Marks]:
-        marks = _Marks(at)
-        items: list[Any] = []
-        for index, value in enumerate(node):
-            try:
-                line, col = node.lc.item(index)
-                item_at = Location(self.file, line + 1, col + 1)
-            except (KeyError, IndexError, TypeError):
-                item_at = at
-            if isinstance(value, CommentedMap | CommentedSeq):
-                item_at = _collection_location(value, self.file, item_at)
-            self.path.append(index)
-            item, marks.children[index] = self.convert(value, item_at, depth + 1, expanding)
-            self.path.pop()
-            items.append(item)
-        return items, marks
+    def _too_deep(self, at: Location) -> _TooCostly:
+        return _TooCostly(at, tuple(self.path), f"nested deeper than {MAX_DEPTH} levels")
 
 
 def _entry_locations(
