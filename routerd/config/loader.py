@@ -512,7 +512,7 @@ class _Converter:
     def _where(self, value: Any, at: Location) -> Location:
         if isinstance(value, CommentedMap | CommentedSeq) and id(value) not in self.seen:
             return _collection_location(value, self.file, at)
-        return at  # a scalar, or an alias: point at the alias, not at its anchor
+        return at  # a scalar, or a repeated alias (ruamel records it at its anchor's position)
 
     def _charge(self, node: Any, at: Location, depth: int) -> None:
         self.expanded += self._size(node, at, depth)
