@@ -290,13 +290,13 @@ class _Loader:
                 "the file must be a mapping at the top level (model_list:, router_settings:, ...)",
             )
             return None
+        converter = _Converter(display, self.limits.max_alias_nodes)
         try:
-            converter = _Converter(display, self.limits.max_alias_nodes)
-            converter.audit(document, Location(display, 1, 1))
-            data, marks = converter.convert(document, Location(display, 1, 1))
+            converter.audit(document)
         except _TooCostly as exc:
-            self._error(exc.where, exc.message, path=exc.path)
+            self._error(converter.locate(document, exc.path), exc.message, path=exc.path)
             return None
+        data, marks = converter.convert(document, Location(display, 1, 1))
         assert isinstance(data, dict)
         return data, marks
 
@@ -432,11 +432,11 @@ def _respace(text: str) -> str:
 
 
 class _TooCostly(Exception):
-    """Raised out of :class:`_Converter` when a document expands beyond the loader's bounds."""
+    """Raised out of :meth:`_Converter.audit` when a document goes beyond the loader's bounds."""
 
-    def __init__(self, where: Location, path: YamlPath, message: str) -> None:
+    def __init__(self, path: YamlPath, message: str) -> None:
         super().__init__(message)
-        self.where, self.path, self.message = where, path, message
+        self.path, self.message = path, message
 
 
 @dataclass
@@ -459,20 +459,42 @@ class _Converter:
     sizes: dict[int, int] = field(default_factory=dict)
     path: list[str | int] = field(default_factory=list)
 
-    def audit(self, node: Any, at: Location, depth: int = 0) -> None:
-        """Raise :class:`_TooCostly` if ``node`` nests too deeply or its aliases expand too far."""
+    def audit(self, node: Any, depth: int = 0) -> None:
+        """Raise :class:`_TooCostly` if ``node`` nests too deeply or its aliases expand too far.
+
+        Only identities and sizes are looked at (no locations): the walk costs little next to parsing.
+        """
         if not isinstance(node, CommentedMap | CommentedSeq):
             return
         if depth >= MAX_DEPTH:
-            raise self._too_deep(at)
+            raise self._too_deep()
         self.seen.add(id(node))
-        for key, value, _, value_at in self._children(node, at):
+        entries: Iterable[tuple[Any, Any]]
+        if isinstance(node, CommentedMap):
+            entries = ((_plain_key(key), value) for key, value in node.items())
+        else:
+            entries = enumerate(node)
+        for key, value in entries:
             self.path.append(key)
             if isinstance(value, CommentedMap | CommentedSeq) and id(value) in self.seen:
-                self._charge(value, value_at, depth + 1)  # a second use of an anchor: an expansion
+                self._charge(value, depth + 1)  # a second use of an anchor: an expansion
             else:
-                self.audit(value, value_at, depth + 1)
+                self.audit(value, depth + 1)
             self.path.pop()
+
+    def locate(self, document: Any, path: YamlPath) -> Location:
+        """Where the node at ``path`` is (for an alias: its anchor's position, as ruamel records it)."""
+        at, node = Location(self.file, 1, 1), document
+        for part in path:
+            if not isinstance(node, CommentedMap | CommentedSeq):
+                break
+            for key, value, _, value_at in self._children(node, at):
+                if key == part:
+                    at, node = value_at, value
+                    break
+            else:
+                break
+        return at
 
     def convert(self, node: Any, at: Location) -> tuple[Any, _Marks]:
         """``node`` as plain data and the marks of it and everything under it (after :meth:`audit`)."""
@@ -510,21 +532,20 @@ class _Converter:
             yield index, value, item_at, self._where(value, item_at)
 
     def _where(self, value: Any, at: Location) -> Location:
-        if isinstance(value, CommentedMap | CommentedSeq) and id(value) not in self.seen:
+        if isinstance(value, CommentedMap | CommentedSeq):
             return _collection_location(value, self.file, at)
-        return at  # a scalar, or a repeated alias (ruamel records it at its anchor's position)
+        return at
 
-    def _charge(self, node: Any, at: Location, depth: int) -> None:
-        self.expanded += self._size(node, at, depth)
+    def _charge(self, node: Any, depth: int) -> None:
+        self.expanded += self._size(node, depth)
         if self.expanded > self.max_alias_nodes:
             raise _TooCostly(
-                at,
                 tuple(self.path),
                 f"aliases expand to more than {self.max_alias_nodes} nodes; raise config_max_alias_nodes "
                 "(ROUTERD_CONFIG_MAX_ALIAS_NODES) if the file is meant to be this large",
             )
 
-    def _size(self, node: Any, at: Location, depth: int) -> int:
+    def _size(self, node: Any, depth: int) -> int:
         """How many nodes ``node`` becomes once every alias under it is expanded."""
         if not isinstance(node, CommentedMap | CommentedSeq):
             return 1
@@ -532,14 +553,14 @@ class _Converter:
         if known is not None:
             return known
         if depth >= MAX_DEPTH:
-            raise self._too_deep(at)
+            raise self._too_deep()
         children = node.values() if isinstance(node, CommentedMap) else node
-        size = 1 + sum(self._size(child, at, depth + 1) for child in children)
+        size = 1 + sum(self._size(child, depth + 1) for child in children)
         self.sizes[id(node)] = size
         return size
 
-    def _too_deep(self, at: Location) -> _TooCostly:
-        return _TooCostly(at, tuple(self.path), f"nested deeper than {MAX_DEPTH} levels")
+    def _too_deep(self) -> _TooCostly:
+        return _TooCostly(tuple(self.path), f"nested deeper than {MAX_DEPTH} levels")
 
 
 def _entry_locations(
