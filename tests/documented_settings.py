@@ -328,6 +328,12 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{_BOUNDS}::test_m3_metric_labels_of_wildcard_models_fold_past_their_budget",
         _LIMITS,
     ),
+    "ROUTERD_CONFIG_MAX_BYTES": (
+        "tests/hostile/test_config_bounds.py::test_a_file_over_the_size_bound_is_refused_before_parsing",
+    ),
+    "ROUTERD_CONFIG_MAX_ALIAS_NODES": (
+        "tests/hostile/test_config_bounds.py::test_the_alias_budget_is_a_setting_that_acts",
+    ),
 }
 
 # What a test calls a setting when it is not the key's own name (the compiled table's or the health
