@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from routerd.config.frozen import REDACTED
+
 #: A path into the YAML tree: mapping keys and sequence indexes, e.g. ``("model_list", 2, "litellm_params")``.
 YamlPath = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
@@ -109,6 +111,58 @@ def snippet_for(text: str, line: int, col: int) -> str:
     source = lines[line - 1].rstrip()
     caret = " " * max(col - 1, 0) + "^"
     return f"    {source}\n    {caret}"
+
+
+# One token of a line of YAML: a mapping key with its colon (plain or quoted), structure (brackets,
+# commas, a sequence dash, blanks), or anything else -- a value, or part of one.
+_SNIPPET_TOKEN = re.compile(
+    r"""(?P<key>(?:"[^"\n]*"|'[^'\n]*'|[\w.\-]+)\s*:)(?=\s|$|[{}\[\],"'])"""
+    r"""|(?P<blank>\s+)|(?P<structure>[{}\[\],]|-(?=\s|$))"""
+    r"""|(?P<value>[^\s{}\[\],]+)"""
+)
+
+
+def mask_values(line: str, col: int) -> tuple[str, int]:
+    """``line`` with every value replaced by ``***`` (keys and structure kept), and where ``col``
+    (1-based) moved to.
+
+    Snippets of broken files show the line of the error; whatever a value holds there (a key written
+    inline in a block or flow mapping, a sequence item, the rest of a broken quoted string) may be a
+    secret, and a broken line cannot be parsed well enough to tell, so no value is ever shown. A key
+    counts as one only where a key can start (line start, after ``{``, ``[``, ``,`` or ``-``); the
+    words of one value become a single ``***``.
+    """
+    out: list[str] = []
+    length, new_col = 0, 0
+    key_may_start, in_value = True, False
+    for match in _SNIPPET_TOKEN.finditer(line):
+        kind, text = match.lastgroup, match.group()
+        start, end = match.span()
+        if kind == "key" and not key_may_start:
+            kind = "value"
+        if kind == "value":
+            piece = "" if in_value else REDACTED
+            in_value, key_may_start = True, False
+        elif kind == "blank":
+            piece = text
+        else:
+            piece, in_value = text, False
+            key_may_start = kind == "structure"
+        if kind == "blank" and in_value:
+            piece = ""  # blanks inside a value vanish with it; _respace puts one back before a key
+        if not new_col and start <= col - 1 < end:
+            new_col = length + 1 + (col - 1 - start if kind in ("key", "structure") else 0)
+        out.append(piece)
+        length += len(piece)
+    masked = _respace("".join(out))
+    if not new_col:
+        new_col = len(masked) + 1 + max(col - 1 - len(line), 0)
+    return masked, min(new_col, len(masked) + 1)
+
+
+def _respace(text: str) -> str:
+    # blanks inside masked values were dropped: put one back where a masked value meets a key
+    return re.sub(r"\*\*\*(?=[^\s,}\]])", "*** ", text)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:

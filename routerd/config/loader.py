@@ -14,12 +14,14 @@ it is (``include:`` pulls in other files). This stage also:
 * records a fingerprint of what it read (the files' bytes and the environment), so a reload of
   unchanged sources can be recognised without compiling them again.
 
-Nothing here knows the config schema beyond ``include`` and ``environment_variables``.
+The copy of ruamel's nodes into plain data, and the audit of aliases and depth before it, live in
+:mod:`routerd.config.convert`; snippets of broken lines are masked by
+:func:`routerd.config.issues.mask_values`. Nothing here knows the config schema beyond ``include`` and
+``environment_variables``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import re
@@ -29,25 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from routerd.config.convert import Converter, Marks, TooCostly
 from routerd.config.files import MAX_DEPTH, LoadLimits, UnreadableConfig, read_config_bytes
-from routerd.config.frozen import REDACTED
-from routerd.config.issues import Issue, Location, Severity, YamlPath, snippet_for
+from routerd.config.issues import Issue, Location, Severity, YamlPath, mask_values, snippet_for
 
 ENV_PREFIX = "os.environ/"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(.*?)"')
-
-
-@dataclass(slots=True)
-class _Marks:
-    """Where one node of the tree is, and where its children and (for mappings) their keys are."""
-
-    at: Location
-    keys: dict[str, Location] = field(default_factory=dict)
-    children: dict[str | int, _Marks] = field(default_factory=dict)
 
 
 class SourceMap:
@@ -57,11 +50,11 @@ class SourceMap:
     problem can be placed somewhere sensible.
     """
 
-    def __init__(self, root: _Marks | None, default: Location) -> None:
+    def __init__(self, root: Marks | None, default: Location) -> None:
         self._root = root
         self._default = default
 
-    def _walk(self, path: YamlPath) -> Iterator[_Marks]:
+    def _walk(self, path: YamlPath) -> Iterator[Marks]:
         node = self._root
         if node is None:
             return
@@ -203,7 +196,7 @@ class _Loader:
         tree = self._load_file(path, display, (), text)
         if tree is None:
             data: dict[str, Any] = {}
-            marks = _Marks(root_at)
+            marks = Marks(root_at)
             self.usable = False
         else:
             data, marks = tree
@@ -229,7 +222,7 @@ class _Loader:
 
     def _load_file(
         self, path: Path, display: str, chain: tuple[Path, ...], text: str | None = None
-    ) -> tuple[dict[str, Any], _Marks] | None:
+    ) -> tuple[dict[str, Any], Marks] | None:
         resolved = path.resolve()
         self.loaded[resolved] = display
         self.files.append(display)
@@ -268,7 +261,7 @@ class _Loader:
         self.contents.append((display, data))
         return text
 
-    def _parse(self, text: str, display: str) -> tuple[dict[str, Any], _Marks] | None:
+    def _parse(self, text: str, display: str) -> tuple[dict[str, Any], Marks] | None:
         yaml = YAML(typ="rt")
         try:
             document = yaml.load(text)
@@ -283,17 +276,17 @@ class _Loader:
             self._error(Location(display, 1, 1), f"invalid YAML: nested deeper than {MAX_DEPTH} levels")
             return None
         if document is None:
-            return {}, _Marks(Location(display, 1, 1))
+            return {}, Marks(Location(display, 1, 1))
         if not isinstance(document, CommentedMap):
             self._error(
                 Location(display, 1, 1),
                 "the file must be a mapping at the top level (model_list:, router_settings:, ...)",
             )
             return None
-        converter = _Converter(display, self.limits.max_alias_nodes)
+        converter = Converter(display, self.limits.max_alias_nodes)
         try:
             converter.audit(document)
-        except _TooCostly as exc:
+        except TooCostly as exc:
             self._error(converter.locate(document, exc.path), exc.message, path=exc.path)
             return None
         data, marks = converter.convert(document, Location(display, 1, 1))
@@ -319,14 +312,14 @@ class _Loader:
     def _include(
         self,
         value: Any,
-        value_marks: _Marks,
+        value_marks: Marks,
         path: Path,
         display: str,
         chain: tuple[Path, ...],
         data: dict[str, Any],
-        marks: _Marks,
+        marks: Marks,
     ) -> None:
-        entries: list[tuple[Any, _Marks, YamlPath]]
+        entries: list[tuple[Any, Marks, YamlPath]]
         if isinstance(value, str):
             entries = [(value, value_marks, ("include",))]
         elif isinstance(value, list):
@@ -379,248 +372,11 @@ def _line(text: str, line: int) -> str:
     return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 
-# One token of a line of YAML: a mapping key with its colon (plain or quoted), structure (brackets,
-# commas, a sequence dash, blanks), or anything else -- a value, or part of one.
-_SNIPPET_TOKEN = re.compile(
-    r"""(?P<key>(?:"[^"\n]*"|'[^'\n]*'|[\w.\-]+)\s*:)(?=\s|$|[{}\[\],"'])"""
-    r"""|(?P<blank>\s+)|(?P<structure>[{}\[\],]|-(?=\s|$))"""
-    r"""|(?P<value>[^\s{}\[\],]+)"""
-)
-
-
-def mask_values(line: str, col: int) -> tuple[str, int]:
-    """``line`` with every value replaced by ``***`` (keys and structure kept), and where ``col``
-    (1-based) moved to.
-
-    Snippets of broken files show the line of the error; whatever a value holds there (a key written
-    inline in a block or flow mapping, a sequence item, the rest of a broken quoted string) may be a
-    secret, and a broken line cannot be parsed well enough to tell, so no value is ever shown. A key
-    counts as one only where a key can start (line start, after ``{``, ``[``, ``,`` or ``-``); the
-    words of one value become a single ``***``.
-    """
-    out: list[str] = []
-    length, new_col = 0, 0
-    key_may_start, in_value = True, False
-    for match in _SNIPPET_TOKEN.finditer(line):
-        kind, text = match.lastgroup, match.group()
-        start, end = match.span()
-        if kind == "key" and not key_may_start:
-            kind = "value"
-        if kind == "value":
-            piece = "" if in_value else REDACTED
-            in_value, key_may_start = True, False
-        elif kind == "blank":
-            piece = text
-        else:
-            piece, in_value = text, False
-            key_may_start = kind == "structure"
-        if kind == "blank" and in_value:
-            piece = ""  # blanks inside a value vanish with it; _respace puts one back before a key
-        if not new_col and start <= col - 1 < end:
-            new_col = length + 1 + (col - 1 - start if kind in ("key", "structure") else 0)
-        out.append(piece)
-        length += len(piece)
-    masked = _respace("".join(out))
-    if not new_col:
-        new_col = len(masked) + 1 + max(col - 1 - len(line), 0)
-    return masked, min(new_col, len(masked) + 1)
-
-
-def _respace(text: str) -> str:
-    # blanks inside masked values were dropped: put one back where a masked value meets a key
-    return re.sub(r"\*\*\*(?=[^\s,}\]])", "*** ", text)
-
-
-class _TooCostly(Exception):
-    """Raised out of :meth:`_Converter.audit` when a document goes beyond the loader's bounds."""
-
-    def __init__(self, path: YamlPath, message: str) -> None:
-        super().__init__(message)
-        self.path, self.message = path, message
-
-
-@dataclass
-class _Converter:
-    """ruamel's document as plain Python data with marks, within the loader's bounds.
-
-    ruamel shares one object for an anchor and all its aliases, so a file of nested aliases parses
-    quickly into a small graph; copying that graph into a tree is what explodes (nine aliases nine
-    levels deep are 387 million nodes). :meth:`audit` walks the graph first without copying: at each
-    second use of an anchor it adds the size of the tree that alias expands to (memoised per shared
-    node, so the walk is linear in the file) to a count bounded by ``max_alias_nodes``. A bomb is
-    refused at the alias that crosses the bound before anything is copied. Nesting is bounded by
-    ``MAX_DEPTH`` (which also stops an alias inside its own anchor).
-    """
-
-    file: str
-    max_alias_nodes: int
-    expanded: int = 0
-    seen: set[int] = field(default_factory=set)
-    sizes: dict[int, int] = field(default_factory=dict)
-    path: list[str | int] = field(default_factory=list)
-
-    def audit(self, node: Any, depth: int = 0) -> None:
-        """Raise :class:`_TooCostly` if ``node`` nests too deeply or its aliases expand too far.
-
-        Only identities and sizes are looked at (no locations): the walk costs little next to parsing.
-        """
-        if not isinstance(node, CommentedMap | CommentedSeq):
-            return
-        if depth >= MAX_DEPTH:
-            raise self._too_deep()
-        self.seen.add(id(node))
-        entries: Iterable[tuple[Any, Any]]
-        if isinstance(node, CommentedMap):
-            entries = ((_plain_key(key), value) for key, value in node.items())
-        else:
-            entries = enumerate(node)
-        for key, value in entries:
-            self.path.append(key)
-            if isinstance(value, CommentedMap | CommentedSeq) and id(value) in self.seen:
-                self._charge(value, depth + 1)  # a second use of an anchor: an expansion
-            else:
-                self.audit(value, depth + 1)
-            self.path.pop()
-
-    def locate(self, document: Any, path: YamlPath) -> Location:
-        """Where the node at ``path`` is (for an alias: its anchor's position, as ruamel records it)."""
-        at, node = Location(self.file, 1, 1), document
-        for part in path:
-            if not isinstance(node, CommentedMap | CommentedSeq):
-                break
-            for key, value, _, value_at in self._children(node, at):
-                if key == part:
-                    at, node = value_at, value
-                    break
-            else:
-                break
-        return at
-
-    def convert(self, node: Any, at: Location) -> tuple[Any, _Marks]:
-        """``node`` as plain data and the marks of it and everything under it (after :meth:`audit`)."""
-        marks = _Marks(at)
-        if isinstance(node, CommentedMap):
-            out: dict[str, Any] = {}
-            for key, value, key_at, value_at in self._children(node, at):
-                assert isinstance(key, str)
-                out[key], marks.children[key] = self.convert(value, value_at)
-                marks.keys[key] = key_at
-            return out, marks
-        if isinstance(node, CommentedSeq):
-            items: list[Any] = []
-            for index, value, _, item_at in self._children(node, at):
-                item, marks.children[index] = self.convert(value, item_at)
-                items.append(item)
-            return items, marks
-        return _plain_scalar(node), marks
-
-    def _children(
-        self, node: CommentedMap | CommentedSeq, at: Location
-    ) -> Iterator[tuple[str | int, Any, Location, Location]]:
-        """(key or index, value, key location, value location) of each entry of ``node``."""
-        if isinstance(node, CommentedMap):
-            for raw_key, value in node.items():
-                key_at, value_at = _entry_locations(node, raw_key, self.file, at)
-                yield _plain_key(raw_key), value, key_at, self._where(value, value_at)
-            return
-        for index, value in enumerate(node):
-            try:
-                line, col = node.lc.item(index)
-                item_at = Location(self.file, line + 1, col + 1)
-            except (KeyError, IndexError, TypeError):
-                item_at = at
-            yield index, value, item_at, self._where(value, item_at)
-
-    def _where(self, value: Any, at: Location) -> Location:
-        if isinstance(value, CommentedMap | CommentedSeq):
-            return _collection_location(value, self.file, at)
-        return at
-
-    def _charge(self, node: Any, depth: int) -> None:
-        self.expanded += self._size(node, depth)
-        if self.expanded > self.max_alias_nodes:
-            raise _TooCostly(
-                tuple(self.path),
-                f"aliases expand to more than {self.max_alias_nodes} nodes; raise config_max_alias_nodes "
-                "(ROUTERD_CONFIG_MAX_ALIAS_NODES) if the file is meant to be this large",
-            )
-
-    def _size(self, node: Any, depth: int) -> int:
-        """How many nodes ``node`` becomes once every alias under it is expanded."""
-        if not isinstance(node, CommentedMap | CommentedSeq):
-            return 1
-        known = self.sizes.get(id(node))
-        if known is not None:
-            return known
-        if depth >= MAX_DEPTH:
-            raise self._too_deep()
-        children = node.values() if isinstance(node, CommentedMap) else node
-        size = 1 + sum(self._size(child, depth + 1) for child in children)
-        self.sizes[id(node)] = size
-        return size
-
-    def _too_deep(self) -> _TooCostly:
-        return _TooCostly(tuple(self.path), f"nested deeper than {MAX_DEPTH} levels")
-
-
-def _entry_locations(
-    node: CommentedMap, key: Any, file: str, fallback: Location
-) -> tuple[Location, Location]:
-    """Key and value locations of one mapping entry; merged (``<<: *anchor``) keys come from the anchor."""
-    for owner in (node, *(m for m in getattr(node, "merge", ()) if isinstance(m, CommentedMap))):
-        try:
-            key_line, key_col = owner.lc.key(key)
-            value_line, value_col = owner.lc.value(key)
-        except (KeyError, TypeError):
-            continue
-        return Location(file, key_line + 1, key_col + 1), Location(file, value_line + 1, value_col + 1)
-    return fallback, fallback
-
-
-def _collection_location(node: CommentedMap | CommentedSeq, file: str, fallback: Location) -> Location:
-    line, col = getattr(node.lc, "line", None), getattr(node.lc, "col", None)
-    if isinstance(line, int) and isinstance(col, int):
-        return Location(file, line + 1, col + 1)
-    return fallback
-
-
-def _plain_key(key: Any) -> str:
-    if isinstance(key, str):
-        return str(key)
-    if isinstance(key, bool) or key is None:
-        return str(key).lower() if key is not None else "null"
-    return str(_plain_scalar(key))
-
-
-def _plain_scalar(value: Any) -> Any:
-    """ruamel's scalar subclasses (ScalarFloat, HexInt, ...) as plain Python values."""
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    if isinstance(value, bool):
-        return bool(value)
-    if type(value).__name__ == "ScalarBoolean":
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, dt.date | dt.datetime):
-        # YAML reads an unquoted 2024-02-01 as a date; every such value in this format is a string
-        # (api_version being the common one)
-        return value.isoformat()
-    if isinstance(value, set):
-        return sorted(str(v) for v in value)
-    inner = getattr(value, "value", None)  # TaggedScalar: a custom !tag; keep its text
-    return str(inner if inner is not None else value)
-
-
 def _merge(
     dst: dict[str, Any],
-    dst_marks: _Marks,
+    dst_marks: Marks,
     src: dict[str, Any],
-    src_marks: _Marks,
+    src_marks: Marks,
     path: YamlPath,
     issues: list[Issue],
 ) -> None:
