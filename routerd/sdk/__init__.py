@@ -1,7 +1,8 @@
 """routerd's Python SDK: ``completion()`` and friends and ``Router``, on the daemon's routing core.
 
 ``routerd`` re-exports everything in ``__all__``; import from ``routerd`` (``routerd.completion``).
-Exceptions are :mod:`routerd.errors` classes, exported by ``routerd`` itself.
+Exceptions are :mod:`routerd.errors` classes, raised as their SDK classes (which also subclass
+``openai``'s; :mod:`routerd.sdk.errors`) and exported by ``routerd`` itself.
 """
 
 from __future__ import annotations
