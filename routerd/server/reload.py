@@ -218,7 +218,11 @@ async def _watch(reloader: Reloader, stop: anyio.Event) -> None:
     debounce, max_bytes = settings.reload_debounce_ms, settings.config_max_bytes
     try:
         async for _ in changes(
-            reloader.watched_paths, debounce_ms=debounce, stop_event=stop, max_bytes=max_bytes
+            reloader.watched_paths,
+            debounce_ms=debounce,
+            stop_event=stop,
+            max_bytes=max_bytes,
+            served=reloader.state.table.source_fingerprint,
         ):
             await reloader.reload("file change")
     except Exception:

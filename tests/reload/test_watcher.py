@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from routerd.config.watcher import fingerprint, watch_dirs
+import anyio
+
+from routerd.config.watcher import changes, fingerprint, watch_dirs
 
 
 def test_fingerprint_changes_with_content_not_with_touch(tmp_path: Path) -> None:
@@ -51,3 +53,18 @@ def test_missing_file_has_a_fingerprint(tmp_path: Path) -> None:
     assert fingerprint([missing]) == fingerprint([missing])
     missing.write_text("x: 1\n")
     assert fingerprint([missing]) != fingerprint([tmp_path / "other.yaml"])
+
+
+async def test_a_change_made_before_the_watcher_was_up_is_caught(tmp_path: Path) -> None:
+    # the daemon loads the file, then starts watching: a write in between raises no file event, so the
+    # watcher compares the files with what is served (the table's fingerprint) once it is up
+    f = tmp_path / "c.yaml"
+    f.write_text("a: 1\n")
+    served = fingerprint([f])
+    f.write_text("a: 2\n")  # "before the watcher was up"
+    stop = anyio.Event()
+    with anyio.fail_after(30):  # a guard against hanging, not a timing assertion
+        async for _ in changes(lambda: [f], served=served, stop_event=stop):
+            break
+    stop.set()
+    assert fingerprint([f]) != served
