@@ -1,12 +1,13 @@
 """Live reload of the routing file: on a file change, SIGHUP, or ``POST /admin/reload``.
 
 All or nothing: the new file is loaded, validated and compiled aside (in a worker thread, so the
-event loop keeps serving), then published with one reference swap in the router. Before that, the
-sources' fingerprint (the files' bytes and the environment) is compared with the serving table's:
-when nothing changed, the reload is "unchanged" without compiling (a 35,000-deployment file takes
-tens of seconds to compile). Any error leaves
+event loop keeps serving), then published with one reference swap in the router. Any error leaves
 the old table serving; the error, with its file:line:col, is logged, counted, and shown in
 ``/health`` until a good file arrives. Requests in flight keep the table they started with.
+
+Before loading, the sources' fingerprint (the files' bytes and the environment) is compared with the
+serving table's: when nothing changed, the reload is "unchanged" without loading or compiling (a
+35,000-deployment file takes tens of seconds to compile).
 """
 
 from __future__ import annotations
