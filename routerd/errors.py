@@ -147,20 +147,22 @@ class APIError(RouterdError):
     @property
     def request(self) -> httpx2.Request:
         """A placeholder ``httpx2.Request`` for code that reads ``openai``'s attribute; built on use."""
-        if self._request is None:
+        request: httpx2.Request | None = getattr(self, "_request", None)  # None too on a copy
+        if request is None:
             import httpx2
 
-            self._request = httpx2.Request("POST", _ROUTERD_URL)
-        return self._request
+            request = self._request = httpx2.Request("POST", _ROUTERD_URL)
+        return request
 
     @property
     def response(self) -> httpx2.Response:
         """An ``httpx2.Response`` with this error's status, for ``openai``'s attribute; built on use."""
-        if self._response is None:
+        response: httpx2.Response | None = getattr(self, "_response", None)
+        if response is None:
             import httpx2
 
-            self._response = httpx2.Response(self.status_code, request=self.request)
-        return self._response
+            response = self._response = httpx2.Response(self.status_code, request=self.request)
+        return response
 
     def __str__(self) -> str:
         prefix = f"routerd.{type(self).__name__}"
