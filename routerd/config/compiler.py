@@ -125,6 +125,7 @@ class _Compiler:
             source=self.loaded.source,
             sources=self.loaded.files,
             source_fingerprint=self.loaded.fingerprint,
+            data_files=tuple(sorted(guardrail_files.items())),
             warnings=tuple(str(w) for w in [*self.validated.warnings, *warnings]),
             deployments=MappingProxyType({d.id: d for d in deployments}),
             guardrails=MappingProxyType(guardrails),

@@ -221,6 +221,9 @@ class RoutingTable:
     # sha256 of those files' bytes and of the environment they were read with (loader.source_fingerprint):
     # a reload whose sources still hash to this is skipped without compiling
     source_fingerprint: str = ""
+    # other files the compiled table depends on (guardrail word and category lists), with the sha256 of
+    # the bytes read: a reload skipped by source_fingerprint must also find these unchanged
+    data_files: tuple[tuple[str, str], ...] = ()
     files_settings: tuple[ProviderSettings, ...] = ()
     finetune_settings: tuple[ProviderSettings, ...] = ()
     environment_variables: Mapping[str, str] = EMPTY_MAP

@@ -6,14 +6,16 @@ the old table serving; the error, with its file:line:col, is logged, counted, an
 ``/health`` until a good file arrives. Requests in flight keep the table they started with.
 
 Before loading, the sources' fingerprint (the files' bytes and the environment) is compared with the
-serving table's: when nothing changed, the reload is "unchanged" without loading or compiling (a
-35,000-deployment file takes tens of seconds to compile).
+serving table's, and the other files it was compiled from (guardrail lists) with their digests: when
+nothing changed, the reload is "unchanged" without loading or compiling (a 35,000-deployment file
+takes tens of seconds to compile).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -28,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from routerd.config.files import LoadLimits
+from routerd.config.files import LoadLimits, UnreadableConfig, read_config_bytes
 from routerd.config.loader import current_fingerprint
 from routerd.config.table import RoutingTable
 from routerd.config.watcher import changes
@@ -74,9 +76,18 @@ def _file_loader(limits: LoadLimits) -> Loader:
 
 def _file_fingerprint(limits: LoadLimits) -> Fingerprint:
     def fingerprint(table: RoutingTable) -> str | None:
+        if not all(_digest(path, limits) == digest for path, digest in table.data_files):
+            return None  # a guardrail list changed (or went away): load and compile again
         return current_fingerprint(table.sources, os.environ, limits)
 
     return fingerprint
+
+
+def _digest(path: str, limits: LoadLimits) -> str | None:
+    try:
+        return hashlib.sha256(read_config_bytes(Path(path), limits.max_bytes)).hexdigest()
+    except UnreadableConfig:
+        return None
 
 
 class Reloader:

@@ -347,3 +347,22 @@ def test_loading_records_a_fingerprint_of_files_and_environment(tmp_path: Path) 
     assert load_config(path, env={"A": "2"}).source_fingerprint != first.source_fingerprint
     path.write_text(CONFIG + "\n")
     assert load_config(path, env={"A": "1"}).source_fingerprint != first.source_fingerprint
+
+
+async def test_a_changed_guardrail_list_is_not_skipped_as_unchanged(tmp_path: Path) -> None:
+    # the table depends on files besides the routing file and its includes: a word list
+    (tmp_path / "words.yaml").write_text("blocked_words:\n  - {keyword: alpha, action: BLOCK}\n")
+    path = tmp_path / "routerd.yaml"
+    path.write_text(
+        CONFIG
+        + "guardrails:\n  - guardrail_name: words\n    litellm_params:\n"
+        + "      guardrail: litellm_content_filter\n      mode: pre_call\n"
+        + "      blocked_words_file: words.yaml\n"
+    )
+    table = load_config(path)
+    assert [name for name, _ in table.data_files] == [str(tmp_path / "words.yaml")]
+    app = create_app(table, settings=Settings(config=path, watch=False), config_path=path)
+    reloader = Reloader(app.state.routerd)
+    assert (await reloader.reload("test")).result == "unchanged"
+    (tmp_path / "words.yaml").write_text("blocked_words:\n  - {keyword: beta, action: BLOCK}\n")
+    assert (await reloader.reload("test")).result == "success"
