@@ -7,8 +7,9 @@ For each of N runs, in fresh processes:
 * ``routerd serve --config CONFIG``: from process start to the first 200 from ``/health/readiness``
   (polled every 5 ms), then the resident set size of the idle server (VmRSS, read 0.5 s after ready).
 
-Prints the median (and min/max) of each. ``--repo`` measures another checkout (e.g. main, for a
-before/after), with that checkout first on ``PYTHONPATH``.
+Prints the median (and min/max) of each, as wall time and as CPU time (user + system) of the process:
+CPU time is the number a busy shared machine moves least. ``--repo`` measures another checkout (e.g.
+main, for a before/after), with that checkout first on ``PYTHONPATH``.
 
     .venv/bin/python bench/bench_startup.py [--runs 7] [--config configs/example.yaml] [--repo PATH]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -51,10 +53,22 @@ def environment(repo: Path) -> dict[str, str]:
     }
 
 
-def timed_run(args: list[str], env: dict[str, str], cwd: Path) -> float:
-    started = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of ``args``."""
+    started, cpu = time.perf_counter(), children_cpu()
     subprocess.run(args, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -64,8 +78,9 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def serve_once(config: Path, env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Seconds from spawning `routerd serve` to readiness 200, and its idle RSS in MB."""
+def serve_once(config: Path, env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Seconds from spawning `routerd serve` to readiness 200, its CPU seconds until then, and its
+    idle RSS in MB."""
     port = free_port()
     args = [sys.executable, "-m", "routerd.cli", "serve", "--config", str(config), "--port", str(port)]
     started = time.perf_counter()
@@ -76,6 +91,7 @@ def serve_once(config: Path, env: dict[str, str], cwd: Path) -> tuple[float, flo
                 try:
                     if client.get("/health/readiness").status_code == 200:
                         ready = time.perf_counter() - started
+                        cpu = cpu_seconds(daemon.pid)
                         break
                 except httpx.TransportError:
                     pass
@@ -83,7 +99,7 @@ def serve_once(config: Path, env: dict[str, str], cwd: Path) -> tuple[float, flo
                     raise RuntimeError("routerd serve did not become ready")
                 time.sleep(POLL_INTERVAL)
             time.sleep(IDLE_SETTLE)
-            return ready, rss_mb(daemon.pid)
+            return ready, cpu, rss_mb(daemon.pid)
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
@@ -92,7 +108,7 @@ def serve_once(config: Path, env: dict[str, str], cwd: Path) -> tuple[float, flo
 def report(name: str, samples: list[float], unit: str, scale: float = 1.0) -> None:
     values = [s * scale for s in samples]
     print(
-        f"{name:<28} median {statistics.median(values):8.1f} {unit}"
+        f"{name:<30} median {statistics.median(values):8.1f} {unit}"
         f"   min {min(values):8.1f}   max {max(values):8.1f}   (n={len(values)})"
     )
 
@@ -107,18 +123,28 @@ def main() -> None:
     env = environment(repo)
     config = args.config.resolve()
 
-    imports, checks, ready, rss = [], [], [], []
+    samples: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        samples.setdefault(name, []).append(value)
+
     for _ in range(args.runs):
-        imports.append(timed_run([sys.executable, "-c", "import routerd"], env, repo))
-        checks.append(timed_run([sys.executable, "-m", "routerd.cli", "check", str(config)], env, repo))
-        seconds, megabytes = serve_once(config, env, repo)
-        ready.append(seconds)
-        rss.append(megabytes)
+        wall, cpu = timed_run([sys.executable, "-c", "import routerd"], env, repo)
+        add("import routerd (wall)", wall)
+        add("import routerd (CPU)", cpu)
+        wall, cpu = timed_run([sys.executable, "-m", "routerd.cli", "check", str(config)], env, repo)
+        add("routerd check (wall)", wall)
+        add("routerd check (CPU)", cpu)
+        wall, cpu, megabytes = serve_once(config, env, repo)
+        add("serve: start -> ready (wall)", wall)
+        add("serve: start -> ready (CPU)", cpu)
+        add("serve: idle RSS", megabytes)
     print(f"repo {repo}, config {config}")
-    report("python -c 'import routerd'", imports, "ms", 1000)
-    report("routerd check", checks, "ms", 1000)
-    report("serve: start -> ready", ready, "ms", 1000)
-    report("serve: idle RSS", rss, "MB")
+    for name, values in samples.items():
+        if name.endswith("RSS"):
+            report(name, values, "MB")
+        else:
+            report(name, values, "ms", 1000)
 
 
 if __name__ == "__main__":
