@@ -46,26 +46,28 @@ class AccessLimits:
         self._windows: dict[str, UsageWindow] = {}
         self._in_flight: dict[str, int] = {}
 
-    def _limit(self, value: int | None) -> int | None:
-        if value is None:
-            return None
-        return max(1, value // max(1, self._divisor()))
+    def _window(self, name: str) -> UsageWindow:
+        window = self._windows.get(name)
+        if window is None:
+            window = self._windows[name] = UsageWindow()
+        return window
 
     def admit(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
         """Count one call of ``tokens`` (estimated) tokens, or raise 429 with Retry-After."""
         scopes = _scopes(policy)
+        divisor = max(1, self._divisor())
         for name, limits in scopes:
-            parallel = self._limit(limits.max_parallel_requests)
+            parallel = _divided(limits.max_parallel_requests, divisor)
             if parallel is not None and self._in_flight.get(name, 0) >= parallel:
                 raise RateLimitError(
                     f"{_describe(name)} has {parallel} calls in flight (max_parallel_requests)",
                     retry_after=1.0,
                     code="parallel_request_limit",
                 )
-            rpm, tpm = self._limit(limits.rpm_limit), self._limit(limits.tpm_limit)
+            rpm, tpm = _divided(limits.rpm_limit, divisor), _divided(limits.tpm_limit, divisor)
             if rpm is None and tpm is None:
                 continue
-            window = self._windows.setdefault(name, UsageWindow())
+            window = self._window(name)
             free = window.free_at(now, rpm, tpm, tokens)
             if free > now:
                 which = "rpm_limit" if rpm is not None and window.used(now)[0] + 1 > rpm else "tpm_limit"
@@ -79,7 +81,7 @@ class AccessLimits:
         for name, limits in scopes:
             self._in_flight[name] = self._in_flight.get(name, 0) + 1
             if limits.rpm_limit is not None or limits.tpm_limit is not None:
-                stamp = self._windows.setdefault(name, UsageWindow()).add(now, tokens)
+                stamp = self._window(name).add(now, tokens)
         return Admission(tuple(name for name, _ in scopes), stamp, tokens)
 
     def settle(self, admission: Admission, tokens: int, now: float) -> None:
@@ -111,6 +113,10 @@ class AccessLimits:
         """Forget the windows of keys and teams no longer declared (after a reload)."""
         for name in [n for n in self._windows if not keep(n)]:
             del self._windows[name]
+
+
+def _divided(value: int | None, divisor: int) -> int | None:
+    return None if value is None else max(1, value // divisor)
 
 
 def _describe(scope: str) -> str:

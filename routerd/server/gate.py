@@ -281,7 +281,23 @@ class Passage:
             access: AccessTable = table.access
             check_model(policy, model, group, table.groups, access.access_groups)
         passage.budgets = passage._check_budgets(now)
-        guardrails = gate.guardrails(table)
+        if table.guardrails or requested:
+            await passage._guard_request(requested, model, body)
+        if policy is not None and (
+            policy.rpm_limit or policy.tpm_limit or policy.max_parallel_requests or policy.team
+        ):
+            # tokens only matter where a tpm limit counts them
+            team = policy.team
+            counted = policy.tpm_limit is not None or (team is not None and team.tpm_limit is not None)
+            tokens = count_request_tokens(endpoint, body) if counted else 0
+            passage.admission = gate.limits.admit(policy, tokens, time.monotonic())
+        passage._prepare_cache(body, controls)
+        return passage
+
+    async def _guard_request(self, requested: list[str], model: str, body: MutableMapping[str, Any]) -> None:
+        """Run the pre_call guardrails and choose the post_call and during_call ones."""
+        policy = self.policy
+        guardrails = self.gate.guardrails(self.table)
         missing = unknown_names(guardrails, requested)
         if missing:
             raise BadRequestError(
@@ -290,27 +306,21 @@ class Passage:
         scoped = [*policy.guardrails, *(policy.team.guardrails if policy.team else ())] if policy else []
         context = {
             "model": model,
-            "user": passage.end_user or None,
-            "key_alias": passage.key_alias or None,
-            "team_id": passage.team_id or None,
-            "endpoint": endpoint,
+            "user": self.end_user or None,
+            "key_alias": self.key_alias or None,
+            "team_id": self.team_id or None,
+            "endpoint": self.endpoint,
         }
-        passage.runs = await apply_request(
-            select(guardrails, Mode.PRE_CALL, requested, scoped), endpoint, body, context
-        )
-        passage.post = select(guardrails, Mode.POST_CALL, requested, scoped)
+        pre = select(guardrails, Mode.PRE_CALL, requested, scoped)
+        if pre:
+            self.runs = await apply_request(pre, self.endpoint, body, context)
+        self.post = select(guardrails, Mode.POST_CALL, requested, scoped)
         during = select(guardrails, Mode.DURING_CALL, requested, scoped)
-        passage.during = tuple(g for g in during if isinstance(g, ContentFilterGuardrail))
+        self.during = tuple(g for g in during if isinstance(g, ContentFilterGuardrail))
         # network guardrails in during_call check the complete answer of a call that is not streamed
-        passage.post += tuple(
-            g for g in during if not isinstance(g, ContentFilterGuardrail) and g not in passage.post
+        self.post += tuple(
+            g for g in during if not isinstance(g, ContentFilterGuardrail) and g not in self.post
         )
-        if policy is not None:
-            passage.admission = gate.limits.admit(
-                policy, count_request_tokens(endpoint, body), time.monotonic()
-            )
-        passage._prepare_cache(body, controls)
-        return passage
 
     def _check_budgets(self, now: float) -> tuple[BudgetScope, ...]:
         scopes: list[BudgetScope] = []
