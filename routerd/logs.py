@@ -1,7 +1,7 @@
 """Logging: JSON or text lines, secrets redacted, and one structured line per request.
 
 Redaction happens in a logging filter on the handler, so it covers every logger (ours, uvicorn's,
-aiohttp's) and every message, however the key got into it.
+httpx's) and every message, however the key got into it.
 """
 
 from __future__ import annotations

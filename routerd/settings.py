@@ -15,7 +15,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from routerd.config.files import DEFAULT_MAX_ALIAS_NODES, DEFAULT_MAX_BYTES, LoadLimits
 
 
-class Settings(BaseSettings):
+class HttpSettings(BaseSettings):
+    """Settings of the upstream HTTP clients (:func:`routerd.http.default_client` reads them alone).
+
+    The bounds keep a broken or hostile upstream from exhausting the gateway; each is per response.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ROUTERD_", extra="ignore", frozen=True)
+
+    http_client: Literal["auto", "fast", "httpx"] = Field(
+        default="auto",
+        description="upstream client: auto = fast, or httpx when HTTP(S)_PROXY/ALL_PROXY is set",
+    )
+    upstream_max_body_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="largest upstream response body read whole (after decoding); larger is a 502",
+    )
+    upstream_max_line_mb: float = Field(
+        default=16.0,
+        gt=0,
+        description="largest line of a streamed upstream body (one SSE data line); larger is a 502",
+    )
+
+
+class Settings(HttpSettings):
     """``routerd serve`` settings (``ROUTERD_HOST``, ``ROUTERD_PORT``, ...)."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTERD_", extra="ignore", frozen=True)

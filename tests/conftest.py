@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from routerd.fasthttp import FastHttpClient
+from routerd.http import FastHttpClient, HttpClient, HttpxClient
 from routerd.testing import FakeClock
-from routerd.transport import AiohttpClient, HttpClient, HttpxClient
 
 
 @pytest.fixture
@@ -18,11 +17,10 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["aiohttp", "httpx", "fast"])
+@pytest.fixture(params=["httpx", "fast"])
 async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[HttpClient]:
     """Each of routerd's HTTP clients in turn: a test using it runs once per transport."""
     clients: dict[str, type[HttpClient]] = {
-        "aiohttp": AiohttpClient,
         "httpx": HttpxClient,
         "fast": FastHttpClient,
     }

@@ -22,7 +22,7 @@ from routerd.finetune.types import (
     list_page,
 )
 from routerd.finetune.upstream import DEFAULT_TIMEOUT, Upstream, path
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 FILE = "file"

@@ -13,7 +13,7 @@ from routerd.finetune.openai import OpenAIClient
 from routerd.finetune.types import AZURE, OPENAI, PROVIDERS, SETTINGS_KEY, VERTEX_AI, ProviderClient
 from routerd.finetune.upstream import DEFAULT_TIMEOUT
 from routerd.finetune.vertex import VertexClient
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 # Environment variables a settings entry (or an SDK call) falls back to, per field.
 _ENV: dict[str, dict[str, tuple[str, ...]]] = {

@@ -37,7 +37,7 @@ from routerd.finetune.types import JSON, OPENAI, FileUpload, ProviderClient
 from routerd.finetune.validation import file_list_query, job_request, page_query, purpose_value
 from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
-from routerd.transport import HttpClient, HttpxClient
+from routerd.http import HttpClient, HttpxClient
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

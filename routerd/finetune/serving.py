@@ -6,7 +6,7 @@ routing table (so a reload takes effect on the next request), build the provider
 operation, render errors in OpenAI's shape, and emit one :class:`routerd.events.ManagementRequest`.
 
 These endpoints are not on the hot path (uploads, job polls): each request gets its own upstream HTTP
-session, closed when it ends, so nothing needs a lifecycle of its own. Tests (or an embedding
+client (:func:`routerd.http.default_client`: never follows redirects, httpx behind a proxy), closed when it ends, so nothing needs a lifecycle of its own. Tests (or an embedding
 application) may set ``app.state.routerd_management_http`` to an :class:`HttpClient` to use instead.
 """
 
@@ -28,7 +28,7 @@ from routerd.finetune.types import FILES, OPENAI, ProviderClient
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.state import AppState
-from routerd.transport import AiohttpClient, HttpClient
+from routerd.http import HttpClient, default_client
 
 PROVIDER_FIELD = "custom_llm_provider"
 PROVIDER_HEADER = "custom-llm-provider"
@@ -68,7 +68,7 @@ class ManagementCall:
             if injected is not None:
                 self._http = injected
             else:
-                self._http, self._owned_http = AiohttpClient(), True
+                self._http, self._owned_http = default_client(self.state.settings), True
         return self._http
 
     async def close(self) -> None:

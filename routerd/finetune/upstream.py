@@ -15,7 +15,7 @@ import orjson
 from routerd.errors import APIError, NotFoundError
 from routerd.providers.errors import ErrorContext
 from routerd.providers.urlpath import path_segment
-from routerd.transport import HttpClient, HttpResponse
+from routerd.http import HttpClient, HttpResponse
 
 JSON = dict[str, Any]
 

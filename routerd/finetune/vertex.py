@@ -57,7 +57,7 @@ from routerd.providers.google_auth import (
     credentials_loader,
     source_fingerprint,
 )
-from routerd.transport import HttpClient, HttpResponse
+from routerd.http import HttpClient, HttpResponse
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_GCS_API_BASE = "https://storage.googleapis.com"

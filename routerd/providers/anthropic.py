@@ -32,7 +32,7 @@ from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
 from routerd.providers.openai_parts import DeploymentParams, keep_headers
 from routerd.providers.sse import iter_data
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
 API_KEY_ENV = "ANTHROPIC_API_KEY"

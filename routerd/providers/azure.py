@@ -24,7 +24,7 @@ from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, JSON, Upstream
 from routerd.providers.infer import DEFAULT_API_VERSION_ENV
 from routerd.providers.openai import OpenAIAdapter
 from routerd.providers.urlpath import path_segment
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 __all__ = ["DEFAULT_AZURE_API_VERSION", "AzureAdapter", "AzureTextAdapter"]
 

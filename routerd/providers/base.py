@@ -2,7 +2,7 @@
 
 An adapter turns one OpenAI-shaped request into one upstream call and the upstream answer back into
 OpenAI's shape. Translation is pure (request dict in, request bytes out; response dict in, response
-dict out) and tested against stored payloads; the HTTP client is injected (:mod:`routerd.transport`).
+dict out) and tested against stored payloads; the HTTP client is injected (:mod:`routerd.http`).
 
 Contract, for every endpoint an adapter supports:
 
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from routerd.config.table import Deployment
 from routerd.errors import UnsupportedParamsError
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 JSON = dict[str, Any]
 

@@ -15,6 +15,7 @@ that looks like a credential: OpenAI's 401 message, for one, echoes part of the 
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from routerd.errors import (
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
+    "MAX_RETRY_AFTER",
     "ErrorContext",
     "parse_retry_after",
     "redact",
@@ -41,6 +43,10 @@ __all__ = [
 
 #: upstream messages longer than this are cut (a proxy's HTML error page can be megabytes)
 MAX_MESSAGE_CHARS = 1000
+#: the longest wait an upstream may ask for, in seconds: ``Retry-After`` (and ``retry-after-ms``,
+#: Google's ``retryDelay``) beyond it is cut to it, both for routerd's own back-off and for the
+#: ``Retry-After`` relayed to clients. It matches the back-off's bound (``routing/backoff.py``).
+MAX_RETRY_AFTER = 300.0
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "context_window_exceeded", "string_above_max_length"})
 _POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "responsibleaipolicyviolation"})
@@ -87,36 +93,56 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the upstream asked us to wait, or None.
+    """Seconds the upstream asked us to wait, or None; never more than :data:`MAX_RETRY_AFTER`.
 
     ``retry-after-ms`` (OpenAI, Azure) is preferred for its precision; ``Retry-After`` may be seconds
     or an HTTP date, which is taken relative to ``now`` (wall-clock seconds, injectable for tests).
-    ``headers`` must have lower-cased names (routerd's transports guarantee it).
+    Values that are not a finite number or a date (``nan``, ``inf``, negative, garbage) are ignored;
+    a date in the past means "now" (0). ``headers`` must have lower-cased names (routerd's clients
+    guarantee it).
     """
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            value = float(millis) / 1000.0
-        except ValueError:
-            value = -1.0
-        if value >= 0 and value == value:  # rejects NaN
-            return value
+    millis = _finite(headers.get("retry-after-ms"))
+    if millis is not None:
+        return cap_retry_after(millis / 1000.0)
     raw = headers.get("retry-after")
     if not raw:
         return None
     raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        reference = time.time() if now is None else now
-        return max(0.0, when.timestamp() - reference)
-    if seconds != seconds or seconds < 0:  # NaN or negative: ignore
+    seconds = _finite(raw)
+    if seconds is not None:
+        return cap_retry_after(seconds)
+    if len(raw) > 64:  # longer than any HTTP date: not worth parsing
         return None
-    return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    reference = time.time() if now is None else now
+    try:
+        delay = when.timestamp() - reference
+    except (OverflowError, OSError, ValueError):
+        return None
+    return cap_retry_after(max(0.0, delay))
+
+
+def cap_retry_after(seconds: float | None) -> float | None:
+    """``seconds`` within ``[0, MAX_RETRY_AFTER]``; None for None or a value that is not finite."""
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def _finite(raw: str | None) -> float | None:
+    # a non-negative finite number, or None; "inf", "nan", "-3", "1e999" and garbage are None
+    if not raw or len(raw) > 32:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +176,7 @@ class ErrorContext:
             upstream_status=upstream_status,
             code=code,
             param=param,
-            retry_after=retry_after,
+            retry_after=cap_retry_after(retry_after),
         )
 
     def annotate(self, exc: APIError) -> APIError:

@@ -30,7 +30,7 @@ from routerd.providers.google_common import GENERATE, STREAM, Endpoint, GoogleAd
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.urlpath import resource_path
 from routerd.tokens import estimate_tokens
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 PROVIDER = "gemini"
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"

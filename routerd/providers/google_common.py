@@ -22,7 +22,7 @@ from routerd.providers.errors import ErrorContext
 from routerd.providers.google_stream import StreamTranslator
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.sse import iter_data
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"

@@ -45,7 +45,7 @@ from routerd.providers.base import (
 )
 from routerd.providers.errors import ErrorContext
 from routerd.tokens import count_prompt_tokens, count_request_tokens, estimate_tokens
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 __all__ = ["MockAdapter", "MockSettings", "parse_mock_response"]
 

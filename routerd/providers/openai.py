@@ -44,7 +44,7 @@ from routerd.providers.base import (
 from routerd.providers.errors import ErrorContext
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV
 from routerd.providers.sse import iter_json_chunks
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 __all__ = [
     "KEPT_RESPONSE_HEADERS",

@@ -27,7 +27,7 @@ from routerd.providers.openai_parts import content_text
 
 if TYPE_CHECKING:
     from routerd.providers.base import Adapter, UpstreamRequest, UpstreamResponse
-    from routerd.transport import HttpClient
+    from routerd.http import HttpClient
 
 JSON = dict[str, Any]
 

@@ -41,7 +41,7 @@ from routerd.routing.relay import StreamRelay, close_iterator
 from routerd.routing.strategies import Strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 __all__ = ["Attempt", "AttemptRunner", "Call", "PreparedGroup", "TableView", "locate", "upstream_calls"]
 

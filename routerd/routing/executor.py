@@ -60,7 +60,7 @@ from routerd.routing.strategies import latency_alpha, make_strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore, MemoryHealthStore
 from routerd.tokens import count_request_tokens
-from routerd.transport import HttpClient, default_client
+from routerd.http import HttpClient, default_client
 
 __all__ = ["CallRouter"]
 

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from routerd.transport import AiohttpClient, HttpClient, HttpResponse, StreamResponse
+from routerd.http import HttpClient, HttpResponse, StreamResponse, default_client
 
 __all__ = ["BackgroundLoop", "LoopLocalHttp", "background_loop", "shared_http"]
 
@@ -182,14 +182,14 @@ async def _close_on_shutdown(client: HttpClient, forget: Callable[[], None]) -> 
 
 
 class LoopLocalHttp:
-    """An :class:`~routerd.transport.HttpClient` that uses a separate client per event loop.
+    """An :class:`~routerd.http.HttpClient` that uses a separate client per event loop.
 
     ``factory`` makes a client for the running loop on its first request (default: the daemon's
-    aiohttp client). One instance is shared by every router the SDK builds, so a loop of calls to
+    client, :func:`routerd.http.default_client`). One instance is shared by every router the SDK builds, so a loop of calls to
     different models still reuses connections.
     """
 
-    def __init__(self, factory: Callable[[], HttpClient] = AiohttpClient) -> None:
+    def __init__(self, factory: Callable[[], HttpClient] = default_client) -> None:
         self._factory = factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()

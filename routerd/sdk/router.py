@@ -43,7 +43,7 @@ from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
 from routerd.sdk.params import headers_param, mock_exception, timeout_seconds
 from routerd.sdk.resolve import DEPLOYMENT_KWARGS
-from routerd.transport import HttpClient, HttpxClient
+from routerd.http import HttpClient, HttpxClient
 
 __all__ = ["Router"]
 
@@ -57,8 +57,8 @@ class Router:
 
     ``model_list``: the deployments (LiteLLM's format; ``os.environ/NAME`` values are resolved).
     ``config``: a routing file path instead of ``model_list`` (its own settings apply).
-    ``http_client``: an ``httpx.AsyncClient`` (or a :class:`routerd.transport.HttpClient`) to call
-    upstreams with; by default the SDK's per-event-loop aiohttp clients. An injected client belongs to
+    ``http_client``: an ``httpx.AsyncClient`` (or a :class:`routerd.http.HttpClient`) to call
+    upstreams with; by default the SDK's per-event-loop clients (:func:`routerd.http.default_client`). An injected client belongs to
     one event loop, so use the ``a``-prefixed methods on that loop with it.
     ``**settings``: ``router_settings`` keys (``routing_strategy``, ``num_retries``, ``fallbacks``,
     ``context_window_fallbacks``, ``cooldown_time``, ``allowed_fails``, ``timeout``, ``retry_policy``,

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from routerd.config.table import RoutingTable
 from routerd.errors import APIError, MethodNotAllowedError, NotFoundError, error_for_request_status
 from routerd.events import EventBus
+from routerd.http import HttpClient, default_client
 from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, ops
@@ -163,7 +164,11 @@ def create_app(
     """An app serving ``table``. Tests pass their own router (fake clock, injected HTTP client)."""
     settings = settings or Settings()
     events = events or (router.events if router is not None else EventBus())
-    router = router or CallRouter(table, events=events, limits=CallLimits.from_settings(settings))
+    owned_http: HttpClient | None = None
+    if router is None:
+        # the settings' upstream bounds reach the client here (a router made here owns it)
+        owned_http = default_client(settings)
+        router = CallRouter(table, events=events, limits=CallLimits.from_settings(settings), http=owned_http)
     state = AppState(
         router=router,
         settings=settings,
@@ -186,7 +191,11 @@ def create_app(
                 yield
             finally:
                 state.draining = True
-                await state.router.aclose()
+                try:
+                    await state.router.aclose()
+                finally:
+                    if owned_http is not None:
+                        await owned_http.aclose()
 
     routes: list[BaseRoute] = [
         *core_routes(),

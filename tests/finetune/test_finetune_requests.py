@@ -13,7 +13,7 @@ from routerd.finetune.openai import OpenAIClient
 from routerd.finetune.providers import make_client, normalize_provider, settings_for, with_env_defaults
 from routerd.finetune.types import FILES, FINE_TUNING, PageQuery, slice_after
 from routerd.finetune.validation import file_list_query, job_request, page_query
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 # the clients only keep their HTTP client until a call is made; these tests make none
 NO_HTTP = cast(HttpClient, object())

@@ -15,7 +15,7 @@ from routerd.providers.anthropic import AnthropicAdapter, AnthropicTarget, messa
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic, error_body
 from routerd.testing.fake_http import StreamPlan
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 KEY = "sk-ant-test-key-0123456789"
 MODEL = "claude-sonnet-4-5"

@@ -16,7 +16,7 @@ from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.gemini import GeminiAdapter, GeminiTarget, model_path, versioned_base
 from routerd.testing.fake_http import StreamPlan
 from routerd.testing.gemini_fake import FakeGemini, GeminiReply, error_body
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 KEY = "AIzaSyFakeGeminiKey-0123456789"
 MODEL = "gemini-2.0-flash"

@@ -30,7 +30,7 @@ from routerd.providers.base import (
     UpstreamResponse,
 )
 from routerd.testing.clock import FakeClock
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 FAKE = "fake-routing-test"
 

@@ -1,6 +1,6 @@
 """The router with the real OpenAI and Azure adapters against fake upstreams on loopback.
 
-HTTP is real (aiohttp over 127.0.0.1); time is not: the router runs on a FakeClock, so cooldowns and
+HTTP is real (the fast client over 127.0.0.1); time is not: the router runs on a FakeClock, so cooldowns and
 Retry-After windows are checked exactly without waiting for them.
 """
 
@@ -19,7 +19,7 @@ from routerd.routing.executor import CallRouter
 from routerd.routing.health import BreakerState, effective_state
 from routerd.testing.clock import FakeClock
 from routerd.testing.openai_fake import FakeAzureOpenAI, FakeOpenAI, Reply
-from routerd.transport import AiohttpClient
+from routerd.http import FastHttpClient
 
 from .fakes import Recorder, dep, make_table
 
@@ -61,7 +61,7 @@ async def make(table: Any, clock: FakeClock, recorder: Recorder | None = None) -
     if recorder is not None:
         bus.subscribe(recorder)
     return CallRouter(
-        table, http=AiohttpClient(), clock=clock, sleep=clock.sleep, rng=random.Random(3), events=bus
+        table, http=FastHttpClient(), clock=clock, sleep=clock.sleep, rng=random.Random(3), events=bus
     )
 
 

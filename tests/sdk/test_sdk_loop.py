@@ -14,7 +14,7 @@ import pytest
 import routerd
 from routerd.sdk import completion
 from routerd.sdk.loop import BackgroundLoop, LoopLocalHttp, background_loop, shared_http
-from routerd.transport import HttpResponse
+from routerd.http import HttpResponse
 from tests.sdk.conftest import OPENAI_KEY
 
 MESSAGES = [{"role": "user", "content": "Hello!"}]

@@ -22,10 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from routerd.errors import APIConnectionError, Timeout
-from routerd.fasthttp import FastHttpClient
+from routerd.http import FastHttpClient, HttpxClient, default_client
 from routerd.testing import FakeOpenAI, Reply
 from routerd.testing.openai_fake import Recorded
-from routerd.transport import AiohttpClient, default_client
 
 JSON_HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}
 
@@ -131,7 +130,7 @@ async def test_header_injection_is_refused(fake: CountingFake, client: FastHttpC
     assert fake.requests == []
 
 
-async def test_params_go_through_aiohttp(fake: CountingFake, client: FastHttpClient) -> None:
+async def test_params_go_through_httpx(fake: CountingFake, client: FastHttpClient) -> None:
     response = await client.request(
         "GET", f"{fake.base_url}/models", headers=JSON_HEADERS, params={"limit": 2, "after": None}, timeout=5
     )
@@ -303,12 +302,16 @@ async def test_each_request_on_a_kept_connection_gets_its_own_deadline(
     started = loop.time()
     with pytest.raises(Timeout):
         await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.6)
-    assert 0.55 <= loop.time() - started < 3
+    assert loop.time() - started >= 0.6 - 0.002  # waited in full (timers may fire 1 ms early)
     fake.enqueue(Reply(hang=True))
+    # the shorter deadline fires before a 0.6 s sentinel: an order of events, not a measured time
+    sentinel = asyncio.create_task(asyncio.sleep(0.6))
     started = loop.time()
     with pytest.raises(Timeout):
         await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.2)
-    assert 0.15 <= loop.time() - started < 0.55
+    assert loop.time() - started >= 0.2 - 0.002
+    assert not sentinel.done()
+    sentinel.cancel()
 
 
 async def test_stream_head_timeout(fake: CountingFake, client: FastHttpClient) -> None:
@@ -413,24 +416,43 @@ class RawServer:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
 
 
-async def test_stale_keepalive_connection_is_retried_once_on_a_fresh_one(client: FastHttpClient) -> None:
-    async def handler(
-        conn: int, request: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        if conn == 1 and request == 2:
-            return False  # the server "timed out" the idle connection just as the request came
-        writer.write(OK)
-        return True
+async def stale_second_request(
+    conn: int, request: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> bool:
+    if conn == 1 and request == 2:
+        return False  # the server "timed out" the idle connection just as the request came
+    writer.write(OK)
+    return True
 
-    async with RawServer(handler) as server:
-        first = await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
-        second = await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+
+async def test_stale_keepalive_connection_is_retried_once_for_an_idempotent_request(
+    client: FastHttpClient,
+) -> None:
+    async with RawServer(stale_second_request) as server:
+        first = await client.request("GET", server.url, headers={}, timeout=5)
+        second = await client.request("GET", server.url, headers={}, timeout=5)
     assert (first.status, second.status) == (200, 200)
     assert server.connections == 2
     assert server.requests == 3
 
 
-async def test_stale_stream_connection_is_retried_too(client: FastHttpClient) -> None:
+async def test_post_on_a_stale_connection_is_not_sent_again(client: FastHttpClient) -> None:
+    """The POST reached the upstream (it may have been billed): the client must not send it twice;
+    the router decides whether to retry."""
+    async with RawServer(stale_second_request) as server:
+        await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+        with pytest.raises(APIConnectionError):
+            await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+        third = await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+    assert third.status == 200
+    assert server.requests == 3  # the first, the one the stale connection swallowed, the third
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(("method", "requests"), [("GET", 3), ("POST", 2)])
+async def test_stale_stream_connection_is_retried_only_when_idempotent(
+    client: FastHttpClient, method: str, requests: int
+) -> None:
     async def handler(
         conn: int, request: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
@@ -440,10 +462,15 @@ async def test_stale_stream_connection_is_retried_too(client: FastHttpClient) ->
         return True
 
     async with RawServer(handler) as server:
-        await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
-        async with client.stream("POST", server.url, headers={}, content=b"{}", timeout=5) as stream:
-            assert [line async for line in stream.aiter_lines()] == [b"data: x", b""]
-    assert server.connections == 2
+        await client.request(method, server.url, headers={}, timeout=5)
+        try:
+            async with client.stream(method, server.url, headers={}, timeout=5) as stream:
+                assert [line async for line in stream.aiter_lines()] == [b"data: x", b""]
+        except APIConnectionError:
+            assert method == "POST"
+        else:
+            assert method == "GET"
+    assert server.requests == requests
 
 
 async def test_retry_happens_only_once(client: FastHttpClient) -> None:
@@ -456,9 +483,9 @@ async def test_retry_happens_only_once(client: FastHttpClient) -> None:
         return False  # every later request: closed without an answer
 
     async with RawServer(handler) as server:
-        await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+        await client.request("GET", server.url, headers={}, timeout=5)
         with pytest.raises(APIConnectionError):
-            await client.request("POST", server.url, headers={}, content=b"{}", timeout=5)
+            await client.request("GET", server.url, headers={}, timeout=5)
     assert server.requests == 3  # the first, the stale attempt, one retry
 
 
@@ -659,10 +686,11 @@ async def test_https_rejects_an_untrusted_certificate(tls_fake: tuple[FakeOpenAI
     ("env", "expected"),
     [
         ({}, FastHttpClient),
-        ({"ROUTERD_HTTP_CLIENT": "aiohttp"}, AiohttpClient),
+        ({"ROUTERD_HTTP_CLIENT": "httpx"}, HttpxClient),
         ({"ROUTERD_HTTP_CLIENT": "fast"}, FastHttpClient),
-        ({"HTTPS_PROXY": "http://proxy.internal:3128"}, AiohttpClient),
-        ({"http_proxy": "http://proxy.internal:3128"}, AiohttpClient),
+        ({"HTTPS_PROXY": "http://proxy.internal:3128"}, HttpxClient),
+        ({"http_proxy": "http://proxy.internal:3128"}, HttpxClient),
+        ({"http_proxy": "http://proxy.internal:3128", "ROUTERD_HTTP_CLIENT": "fast"}, FastHttpClient),
     ],
 )
 def test_default_client(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: type) -> None:

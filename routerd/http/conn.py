@@ -1,0 +1,455 @@
+"""The fast client's connections and pools: asyncio Protocols fed to httptools' response parser.
+
+A :class:`Connection` carries one request at a time on a keep-alive HTTP/1.1 connection; the task
+that sent the request waits on it for the head, for body data or for the whole response. Whatever
+ends a response early wakes that task at once: a parse error (a header line without a colon, a bad
+status line or chunk size), a body over its bound, the connection closing. The connection is then
+dropped, never pooled again.
+
+**When a request is sent again.** A pooled connection may have been closed by the server just as a
+request was written on it (the keep-alive race). Once written, any byte of the request may have
+reached the upstream, and for a non-idempotent request (a POST: a completion that is billed) that
+cannot be told apart from a server that read the request and died. So a request is sent again, once,
+on a fresh connection only when all of these hold: its method is idempotent (``GET``, ``HEAD``,
+``OPTIONS``), the connection had served a response before, and it closed before any byte of the
+answer. A POST on a stale connection fails with :class:`~routerd.errors.APIConnectionError`, which
+the router retries under its own policy (counted, backed off, possibly on another deployment). The
+pool never hands out a connection already seen closing (:meth:`Pool.take`), which makes the race
+a narrow window rather than the rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections import deque
+from collections.abc import Iterable
+from typing import Final, cast
+from urllib.parse import quote, urlsplit
+
+import httptools
+
+from routerd.http.base import too_large_error
+
+__all__ = ["IDEMPOTENT", "Connection", "Origin", "Pool", "StaleConnection", "parse_url"]
+
+#: methods a request may be re-sent with after a stale pooled connection (see the module)
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# a stream stops reading from the socket while this much body waits for its consumer
+_HIGH_WATER: Final = 256 * 1024
+# bodies up to this size are written together with the head (one send); larger ones separately
+_COALESCE: Final = 64 * 1024
+
+
+class StaleConnection(Exception):
+    """A pooled connection closed before any byte of the answer to an idempotent request."""
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection; parses one response at a time.
+
+    The parser's callbacks fill in the current response; the task that sent the request waits on
+    :meth:`wait_head` / :meth:`wait_body` / :meth:`wait_complete`, which wake only for what they
+    need (a plain request sleeps until the whole body is in).
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._loop = pool.loop
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.reused = False  # served a response before: the server may have closed it meanwhile
+        self.idle_since = 0.0
+        self._active = False  # a request is out and its response not complete
+        self._want = 0  # what the waiter waits for: _HEAD, _BODY or _DONE
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline: float | None = None  # of the current wait, on the loop's clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self.resend_ok = False  # the current request may be sent again if this connection was stale
+        self.max_body: int | None = None  # bound on the buffered body (None: a stream, read as it comes)
+        self.url = ""  # of the current request, for error messages
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.head_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.got_bytes = False
+        self.until_eof = False  # no length and not chunked: the body ends when the server closes
+        self.error: BaseException | None = None
+        self._paused = False
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._active:
+            # bytes nobody asked for (or after the response): the connection is unusable
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            # not HTTP (a header line without a colon, a bad status line or chunk size): the waiter
+            # must learn it now, or it sleeps past every deadline (the close stops the timer)
+            self._abandon(exc)
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost decides what it meant
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._stop_timer()
+        if self._active:
+            if self.until_eof and self.head_done:
+                self.complete = True
+                self._active = False
+            else:
+                self._fail(exc or ConnectionResetError("the server closed the connection"))
+            self._notify()
+        else:
+            self._pool.forget(self)
+
+    def pause_writing(self) -> None:  # request bodies are small; transport buffering is enough
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # --- httptools callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if not self._active and self.transport is not None:
+            # a second response in one read, to a request never sent: do not reuse this connection
+            self.closed = True
+            self.transport.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("utf-8", "surrogateescape")
+        previous = self.headers.get(key)
+        self.headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        self.status = status
+        if 100 <= status < 200:
+            # an interim answer (we never send Expect: 100-continue); the real one follows
+            self.headers = {}
+            return
+        self.head_done = True
+        headers = self.headers
+        limit = self.max_body
+        declared = headers.get("content-length", "")
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            self._abandon(too_large_error(self.url, "a body", limit))
+            return
+        if (
+            "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
+            and status not in (204, 304)
+        ):
+            self.until_eof = True
+        if self._want == _HEAD:
+            self._notify()
+
+    def on_body(self, body: bytes) -> None:
+        if self.error is not None:
+            return  # abandoned: the rest of this read is dropped with the connection
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.max_body is not None and self.buffered > self.max_body:
+            self._abandon(too_large_error(self.url, "a body", self.max_body))
+            return
+        if self._want == _BODY:
+            if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
+            self._notify()
+
+    def on_message_complete(self) -> None:
+        if not self.head_done or self.error is not None:
+            return  # the end of an interim (1xx) answer, or of an abandoned one
+        self.complete = True
+        # read it now: once feed_data returns, the parser has moved on and answers False
+        self.keep_alive = self._parser.should_keep_alive()
+        self._active = False
+        self._notify()
+
+    # --- the requesting side ---------------------------------------------------------------------
+
+    def send(self, data: bytes, body: bytes | None, *, resend_ok: bool, max_body: int | None, url: str) -> None:
+        """Write a request; the previous response must be complete.
+
+        ``resend_ok``: the request is idempotent (see the module); ``max_body``: the bound on the
+        buffered body (None for a stream).
+        """
+        self._reset()
+        self._active = True
+        self.resend_ok = resend_ok
+        self.max_body = max_body
+        self.url = url
+        transport = self.transport
+        assert transport is not None
+        if body is None:
+            transport.write(data)
+        elif len(body) <= _COALESCE:
+            transport.write(data + body)
+        else:
+            transport.writelines((data, body))
+
+    def take_body(self) -> bytes:
+        """The body received so far (and forget it); resumes reading if a stream had paused it."""
+        chunks = self.body
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.body = []
+        self.buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    # Each wait takes a deadline in loop time (None: unbounded) and raises TimeoutError past it;
+    # a failed connection raises what broke it, or StaleConnection (see _raise).
+
+    async def wait_head(self, deadline: float | None) -> None:
+        if not (self.head_done or self.error is not None):
+            await self._wait(_HEAD, deadline)
+        self._raise()
+
+    async def wait_body(self, deadline: float | None) -> None:
+        """Until some body is buffered or the body is complete (received data comes before errors)."""
+        if not (self.body or self.complete or self.error is not None):
+            await self._wait(_BODY, deadline)
+        if not self.body:
+            self._raise()
+
+    async def wait_complete(self, deadline: float | None) -> None:
+        if not (self.complete or self.error is not None):
+            await self._wait(_DONE, deadline)
+        self._raise()
+
+    def _raise(self) -> None:
+        error = self.error
+        if error is None or self.complete:
+            return
+        if (
+            self.resend_ok
+            and self.reused
+            and not self.got_bytes
+            and isinstance(error, ConnectionError | EOFError)
+        ):
+            # the server had closed this idle connection, probably before it saw our request
+            raise StaleConnection() from error
+        raise error
+
+    async def _wait(self, want: int, deadline: float | None) -> None:
+        loop = self._loop
+        waiter = loop.create_future()
+        self._waiter = waiter
+        self._want = want
+        self._deadline = deadline
+        if deadline is not None and deadline < self._timer_at:
+            # One timer per connection, only ever moved earlier: the next request on a keep-alive
+            # connection has a later deadline, and checking it when the old timer fires is cheaper
+            # than creating and cancelling a timer per request (about 3 us each with uvloop).
+            self._stop_timer()
+            self._arm_timer(deadline)
+        try:
+            await waiter
+        finally:
+            self._want = 0
+            self._waiter = None
+            self._deadline = None
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        waiter, deadline = self._waiter, self._deadline
+        if waiter is None or deadline is None or waiter.done():
+            return  # nothing is being waited for, or not against a deadline
+        if self._loop.time() + _TIMER_SLACK >= deadline:
+            waiter.set_exception(TimeoutError())
+        else:  # a later wait than the one the timer was set for
+            self._arm_timer(deadline)
+
+    def _arm_timer(self, deadline: float) -> None:
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def _abandon(self, exc: BaseException) -> None:
+        """The answer cannot be read on: record why, wake the waiter, drop the connection."""
+        self._fail(exc)
+        self._notify()
+        self.close()
+
+    def _notify(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        self._active = False
+        self._stop_timer()
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (an abandoned response: the server sees the disconnect)."""
+        self._active = False
+        self._stop_timer()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.closed
+
+
+_HEAD, _BODY, _DONE = 1, 2, 3
+
+
+# Event-loop timers may fire up to a millisecond early (libuv's clock has millisecond steps).
+_TIMER_SLACK = 0.001
+
+
+# --- pools ---------------------------------------------------------------------------------------
+
+
+class Origin:
+    """scheme, host and port of a URL plus what a request to it needs (parsed once per URL)."""
+
+    __slots__ = ("host", "host_header", "key", "port", "tls")
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self.tls = scheme == "https"
+        self.host = host
+        self.port = port
+        self.key = (scheme, host, port)
+        name = f"[{host}]" if ":" in host else host
+        default = 443 if self.tls else 80
+        self.host_header = name if port == default else f"{name}:{port}"
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_url(url: str) -> tuple[Origin, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"unsupported URL scheme or missing host: {scheme}://")
+    port = parts.port or (443 if scheme == "https" else 80)
+    # keep escapes already present; escape what a request line cannot carry (spaces, non-ASCII)
+    target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if parts.query:
+        target = f"{target}?{quote(parts.query, safe='/%:@!$&()*+,;=-._~?')}"
+    return Origin(scheme, parts.hostname, port), target
+
+
+class Pool:
+    """Idle keep-alive connections per origin, most recently used first."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_idle: int,
+        idle_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._idle: dict[tuple[str, str, int], deque[Connection]] = {}
+        self._origin_of: dict[Connection, tuple[str, str, int]] = {}
+        self.all: set[Connection] = set()
+
+    def take(self, origin: Origin) -> Connection | None:
+        idle = self._idle.get(origin.key)
+        if not idle:
+            return None
+        expired = self.loop.time() - self._idle_timeout
+        while idle:
+            conn = idle.pop()
+            del self._origin_of[conn]
+            transport = conn.transport
+            if conn.closed or transport is None or transport.is_closing():
+                self.all.discard(conn)
+                continue
+            if conn.idle_since < expired:
+                # everything older is expired too
+                self._drop(conn)
+                while idle:
+                    old = idle.popleft()
+                    del self._origin_of[old]
+                    self._drop(old)
+                return None
+            return conn
+        return None
+
+    def put(self, origin: Origin, conn: Connection) -> None:
+        idle = self._idle.get(origin.key)
+        if idle is None:
+            idle = self._idle[origin.key] = deque()
+        if len(idle) >= self._max_idle:
+            self._drop(conn)
+            return
+        conn.reused = True
+        conn.idle_since = self.loop.time()
+        idle.append(conn)
+        self._origin_of[conn] = origin.key
+
+    def forget(self, conn: Connection) -> None:
+        """A connection closed by the other side while idle."""
+        self.all.discard(conn)
+        key = self._origin_of.pop(conn, None)
+        if key is not None:
+            idle = self._idle.get(key)
+            if idle is not None:
+                try:
+                    idle.remove(conn)
+                except ValueError:
+                    pass
+
+    def _drop(self, conn: Connection) -> None:
+        self.all.discard(conn)
+        conn.close()
+
+    def close_idle(self, keys: Iterable[tuple[str, str, int]]) -> None:
+        """Close the idle connections of these origins."""
+        for key in keys:
+            for conn in self._idle.pop(key, ()):
+                self._origin_of.pop(conn, None)
+                self._drop(conn)
+
+    def close(self) -> None:
+        for conn in list(self.all):
+            conn.close()
+        self.all.clear()
+        self._idle.clear()
+        self._origin_of.clear()
+
+
