@@ -25,10 +25,10 @@ from routerd.errors import APIError
 from routerd.events import ManagementRequest
 from routerd.finetune.providers import make_client, normalize_provider, settings_for
 from routerd.finetune.types import FILES, OPENAI, ProviderClient
+from routerd.http import HttpClient, default_client
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.state import AppState
-from routerd.http import HttpClient, default_client
 
 PROVIDER_FIELD = "custom_llm_provider"
 PROVIDER_HEADER = "custom-llm-provider"

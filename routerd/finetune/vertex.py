@@ -49,6 +49,7 @@ from routerd.finetune.vertex_translate import (
     job_to_openai,
     timestamp,
 )
+from routerd.http import HttpClient, HttpResponse
 from routerd.providers.google_auth import (
     CLOUD_PLATFORM_SCOPE,
     CredentialsTokenSource,
@@ -57,7 +58,6 @@ from routerd.providers.google_auth import (
     credentials_loader,
     source_fingerprint,
 )
-from routerd.http import HttpClient, HttpResponse
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_GCS_API_BASE = "https://storage.googleapis.com"

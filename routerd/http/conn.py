@@ -192,7 +192,9 @@ class Connection(asyncio.Protocol):
 
     # --- the requesting side ---------------------------------------------------------------------
 
-    def send(self, data: bytes, body: bytes | None, *, resend_ok: bool, max_body: int | None, url: str) -> None:
+    def send(
+        self, data: bytes, body: bytes | None, *, resend_ok: bool, max_body: int | None, url: str
+    ) -> None:
         """Write a request; the previous response must be complete.
 
         ``resend_ok``: the request is idempotent (see the module); ``max_body``: the bound on the
@@ -227,9 +229,11 @@ class Connection(asyncio.Protocol):
     # a failed connection raises what broke it, or StaleConnection (see _raise).
 
     async def wait_head(self, deadline: float | None) -> None:
+        """Until the head is in (a failure after it is reported by the body's waits, after its data)."""
         if not (self.head_done or self.error is not None):
             await self._wait(_HEAD, deadline)
-        self._raise()
+        if not self.head_done:
+            self._raise()
 
     async def wait_body(self, deadline: float | None) -> None:
         """Until some body is buffered or the body is complete (received data comes before errors)."""
@@ -451,5 +455,3 @@ class Pool:
         self.all.clear()
         self._idle.clear()
         self._origin_of.clear()
-
-

@@ -17,6 +17,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
+from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
 from routerd.providers.anthropic_stream import StreamTranslator
 from routerd.providers.base import (
@@ -32,7 +33,6 @@ from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
 from routerd.providers.openai_parts import DeploymentParams, keep_headers
 from routerd.providers.sse import iter_data
-from routerd.http import HttpClient
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
 API_KEY_ENV = "ANTHROPIC_API_KEY"

@@ -20,11 +20,11 @@ from urllib.parse import quote
 
 from routerd.config.table import Deployment
 from routerd.errors import ConfigError
+from routerd.http import HttpClient
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, JSON, UpstreamRequest, register
 from routerd.providers.infer import DEFAULT_API_VERSION_ENV
 from routerd.providers.openai import OpenAIAdapter
 from routerd.providers.urlpath import path_segment
-from routerd.http import HttpClient
 
 __all__ = ["DEFAULT_AZURE_API_VERSION", "AzureAdapter", "AzureTextAdapter"]
 

@@ -15,6 +15,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError, BadRequestError
+from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
 from routerd.providers import shapes
 from routerd.providers.base import (
@@ -30,7 +31,6 @@ from routerd.providers.google_common import GENERATE, STREAM, Endpoint, GoogleAd
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.urlpath import resource_path
 from routerd.tokens import estimate_tokens
-from routerd.http import HttpClient
 
 PROVIDER = "gemini"
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"

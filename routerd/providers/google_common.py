@@ -15,6 +15,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
+from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
 from routerd.providers.base import JSON, BaseAdapter, ParamPolicy, UpstreamRequest, UpstreamResponse
 from routerd.providers.client_input import translating_client_input
@@ -22,7 +23,6 @@ from routerd.providers.errors import ErrorContext
 from routerd.providers.google_stream import StreamTranslator
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.sse import iter_data
-from routerd.http import HttpClient
 
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"

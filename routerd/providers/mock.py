@@ -32,6 +32,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, BadRequestError, ConfigError, Timeout
+from routerd.http import HttpClient
 from routerd.providers import shapes
 from routerd.providers.base import (
     CHAT,
@@ -45,7 +46,6 @@ from routerd.providers.base import (
 )
 from routerd.providers.errors import ErrorContext
 from routerd.tokens import count_prompt_tokens, count_request_tokens, estimate_tokens
-from routerd.http import HttpClient
 
 __all__ = ["MockAdapter", "MockSettings", "parse_mock_response"]
 

@@ -30,6 +30,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIConnectionError, APIError, BadRequestError, ConfigError
+from routerd.http import HttpClient
 from routerd.providers import textcompat
 from routerd.providers.base import (
     CHAT,
@@ -44,7 +45,6 @@ from routerd.providers.base import (
 from routerd.providers.errors import ErrorContext
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV
 from routerd.providers.sse import iter_json_chunks
-from routerd.http import HttpClient
 
 __all__ = [
     "KEPT_RESPONSE_HEADERS",

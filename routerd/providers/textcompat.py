@@ -26,8 +26,8 @@ from routerd.providers.answers import malformed
 from routerd.providers.openai_parts import content_text
 
 if TYPE_CHECKING:
-    from routerd.providers.base import Adapter, UpstreamRequest, UpstreamResponse
     from routerd.http import HttpClient
+    from routerd.providers.base import Adapter, UpstreamRequest, UpstreamResponse
 
 JSON = dict[str, Any]
 

@@ -20,6 +20,7 @@ from routerd.config.table import Deployment, RouterPolicy, RoutingTable
 from routerd.errors import APIError, BadGatewayError, Timeout
 from routerd.events import AttemptFinished, CooldownStarted, DeploymentStateChanged, EventBus
 from routerd.providers.answers import malformed
+from routerd.http import HttpClient
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Adapter, UpstreamRequest, UpstreamResponse
 from routerd.routing.health import (
     HEALTHY,
@@ -41,7 +42,6 @@ from routerd.routing.relay import StreamRelay, close_iterator
 from routerd.routing.strategies import Strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore
-from routerd.http import HttpClient
 
 __all__ = ["Attempt", "AttemptRunner", "Call", "PreparedGroup", "TableView", "locate", "upstream_calls"]
 

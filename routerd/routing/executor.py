@@ -37,6 +37,7 @@ from routerd.errors import (
 from routerd.events import EventBus, FallbackTaken
 from routerd.providers.base import COMPLETIONS, EMBEDDINGS, Adapter, get_adapter
 from routerd.providers.textcompat import prompt_count
+from routerd.http import HttpClient, default_client
 from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, PreparedGroup, TableView
 from routerd.routing.health import CooldownRules, DeploymentHealth
 from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
@@ -60,7 +61,6 @@ from routerd.routing.strategies import latency_alpha, make_strategy
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.state import HealthStore, MemoryHealthStore
 from routerd.tokens import count_request_tokens
-from routerd.http import HttpClient, default_client
 
 __all__ = ["CallRouter"]
 

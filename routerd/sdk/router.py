@@ -34,6 +34,7 @@ from routerd.config import load_config
 from routerd.config.table import RoutingTable
 from routerd.errors import BadRequestError
 from routerd.events import EventBus
+from routerd.http import HttpClient, HttpxClient
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.explain import explain, health_report
@@ -43,7 +44,6 @@ from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
 from routerd.sdk.params import headers_param, mock_exception, timeout_seconds
 from routerd.sdk.resolve import DEPLOYMENT_KWARGS
-from routerd.http import HttpClient, HttpxClient
 
 __all__ = ["Router"]
 

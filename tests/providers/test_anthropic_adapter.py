@@ -11,11 +11,11 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment, ModelInfo
+from routerd.http import HttpClient
 from routerd.providers.anthropic import AnthropicAdapter, AnthropicTarget, messages_url
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic, error_body
 from routerd.testing.fake_http import StreamPlan
-from routerd.http import HttpClient
 
 KEY = "sk-ant-test-key-0123456789"
 MODEL = "claude-sonnet-4-5"

@@ -12,11 +12,11 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment
+from routerd.http import HttpClient
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.gemini import GeminiAdapter, GeminiTarget, model_path, versioned_base
 from routerd.testing.fake_http import StreamPlan
 from routerd.testing.gemini_fake import FakeGemini, GeminiReply, error_body
-from routerd.http import HttpClient
 
 KEY = "AIzaSyFakeGeminiKey-0123456789"
 MODEL = "gemini-2.0-flash"

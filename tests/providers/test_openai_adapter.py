@@ -11,9 +11,9 @@ from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from routerd import errors
+from routerd.http import HttpxClient
 from routerd.providers.base import get_adapter
 from routerd.testing import FakeOpenAI, Reply
-from routerd.http import HttpxClient
 
 KEY = "sk-test-key-123456"
 CHAT_BODY = {"model": "public-name", "messages": [{"role": "user", "content": "Say this is a test"}]}

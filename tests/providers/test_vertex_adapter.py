@@ -15,11 +15,11 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment
+from routerd.http import HttpClient
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.google_auth import CLOUD_PLATFORM_SCOPE
 from routerd.providers.vertex import VertexAdapter, api_host, model_resource
 from routerd.testing.gemini_fake import FakeGemini, FakeGoogleToken, GeminiReply, make_service_account
-from routerd.http import HttpClient
 
 MODEL = "gemini-2.5-flash"
 ACCESS_TOKEN = "ya29.static-access-token"

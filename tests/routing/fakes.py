@@ -21,6 +21,7 @@ from routerd.config.table import (
     ServerSettings,
 )
 from routerd.errors import APIError
+from routerd.http import HttpClient
 from routerd.providers.base import (
     CHAT,
     COMPLETIONS,
@@ -30,7 +31,6 @@ from routerd.providers.base import (
     UpstreamResponse,
 )
 from routerd.testing.clock import FakeClock
-from routerd.http import HttpClient
 
 FAKE = "fake-routing-test"
 

@@ -15,11 +15,11 @@ import pytest
 from routerd.config.table import RouterPolicy
 from routerd.errors import APIError
 from routerd.events import EventBus, FallbackTaken
+from routerd.http import FastHttpClient
 from routerd.routing.executor import CallRouter
 from routerd.routing.health import BreakerState, effective_state
 from routerd.testing.clock import FakeClock
 from routerd.testing.openai_fake import FakeAzureOpenAI, FakeOpenAI, Reply
-from routerd.http import FastHttpClient
 
 from .fakes import Recorder, dep, make_table
 

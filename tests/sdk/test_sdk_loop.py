@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 import routerd
+from routerd.http import HttpResponse
 from routerd.sdk import completion
 from routerd.sdk.loop import BackgroundLoop, LoopLocalHttp, background_loop, shared_http
-from routerd.http import HttpResponse
 from tests.sdk.conftest import OPENAI_KEY
 
 MESSAGES = [{"role": "user", "content": "Hello!"}]
