@@ -384,3 +384,60 @@ def test_the_daemon_relays_a_huge_retry_after_capped(tmp_path: Path, value: str,
     assert response.status_code == 429
     assert response.json()["error"]["message"]
     assert response.headers.get("retry-after") == relayed
+
+
+# --- H2 through the daemon: failover, accounting, nothing left in flight -----------------------------
+
+
+def metric_values(text: str, name: str, **labels: str) -> list[float]:
+    """Values of the series of ``name`` whose labels include ``labels``."""
+    values = []
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if all(f'{key}="{wanted}"' in series for key, wanted in labels.items()):
+            values.append(float(value))
+    return values
+
+
+def two_deployments(directory: Path, bad: str, good: str, router: str) -> Path:
+    path = directory / "config.yaml"
+    params = "model: openai/gpt-4o-mini, api_key: sk-raw-upstream-key"
+    path.write_text(
+        f"""
+model_list:
+  - model_name: gpt
+    litellm_params: {{{params}, api_base: "{bad}/v1", timeout: 1}}
+    model_info: {{id: bad}}
+  - model_name: gpt
+    litellm_params: {{{params}, api_base: "{good}/v1", timeout: 5}}
+    model_info: {{id: good}}
+router_settings: {router}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_deployment_answering_garbage_fails_over_and_is_counted(tmp_path: Path) -> None:
+    # allowed_fails keeps the broken deployment in rotation, so every request may meet it
+    broken = RawUpstream(always(Act(MALFORMED["header line without a colon"], hang=True)))
+    with (
+        run_in_thread(broken, start_timeout=10) as bad,  # type: ignore[arg-type]
+        run_in_thread(RawUpstream(always(Act(completion()))), start_timeout=10) as good,  # type: ignore[arg-type]
+    ):
+        config = two_deployments(
+            tmp_path, bad.base_url, good.base_url, "{num_retries: 2, allowed_fails: 1000}"
+        )
+        body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+        with RouterdServer.from_file(config) as server, httpx.Client(base_url=server.base_url) as http:
+            statuses = [
+                http.post("/v1/chat/completions", json=body, timeout=30).status_code for _ in range(20)
+            ]
+            metrics = http.get("/metrics", timeout=30).text
+    assert statuses == [200] * 20
+    assert bad.requests >= 1  # the garbage was met ...
+    failed = metric_values(metrics, "routerd_upstream_requests_total", deployment="bad")
+    assert sum(failed) == bad.requests  # ... and every meeting was counted against the deployment
+    assert metric_values(metrics, "routerd_requests_in_flight", endpoint="chat") == [0.0]
