@@ -32,10 +32,13 @@ import httptools
 
 from routerd.http.base import too_large_error
 
-__all__ = ["IDEMPOTENT", "Connection", "Origin", "Pool", "StaleConnection", "parse_url"]
+__all__ = ["IDEMPOTENT", "MAX_HEAD_BYTES", "Connection", "Origin", "Pool", "StaleConnection", "parse_url"]
 
 #: methods a request may be re-sent with after a stale pooled connection (see the module)
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+#: the most bytes read while a response head is still incomplete (provider heads are a few KiB);
+#: past it the answer is refused, so an endless head cannot grow the parser's buffers without bound
+MAX_HEAD_BYTES: Final = 256 * 1024
 # a stream stops reading from the socket while this much body waits for its consumer
 _HIGH_WATER: Final = 256 * 1024
 # bodies up to this size are written together with the head (one send); larger ones separately
@@ -88,6 +91,8 @@ class Connection(asyncio.Protocol):
         self.until_eof = False  # no length and not chunked: the body ends when the server closes
         self.error: BaseException | None = None
         self._paused = False
+        self._head_bytes = 0  # read while the head was incomplete
+        self._repeated: dict[str, list[str]] | None = None  # header names seen more than once
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -107,6 +112,11 @@ class Connection(asyncio.Protocol):
             # not HTTP (a header line without a colon, a bad status line or chunk size): the waiter
             # must learn it now, or it sleeps past every deadline (the close stops the timer)
             self._abandon(exc)
+            return
+        if not self.head_done and self._active:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._abandon(too_large_error(self.url, "a response head", MAX_HEAD_BYTES))
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost decides what it meant
@@ -141,8 +151,20 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
         text = value.decode("utf-8", "surrogateescape")
-        previous = self.headers.get(key)
-        self.headers[key] = text if previous is None else f"{previous}, {text}"
+        headers = self.headers
+        previous = headers.get(key)
+        if previous is None:
+            headers[key] = text
+            return
+        # a repeated name: joined once the head is complete (joining each time copies quadratically)
+        repeated = self._repeated
+        if repeated is None:
+            repeated = self._repeated = {}
+        values = repeated.get(key)
+        if values is None:
+            repeated[key] = [previous, text]
+        else:
+            values.append(text)
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -150,9 +172,14 @@ class Connection(asyncio.Protocol):
         if 100 <= status < 200:
             # an interim answer (we never send Expect: 100-continue); the real one follows
             self.headers = {}
+            self._repeated = None
             return
         self.head_done = True
         headers = self.headers
+        if self._repeated is not None:
+            for key, values in self._repeated.items():
+                headers[key] = ", ".join(values)
+            self._repeated = None
         limit = self.max_body
         declared = headers.get("content-length", "")
         if limit is not None and declared.isdigit() and int(declared) > limit:

@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 
-from routerd.errors import APIConnectionError, BadGatewayError
+from routerd.errors import APIConnectionError, APIError, BadGatewayError
 from routerd.http import FastHttpClient, HttpClient, HttpLimits, HttpxClient, default_client
 from routerd.providers.errors import MAX_RETRY_AFTER, ErrorContext, parse_retry_after
 from routerd.settings import HttpSettings
@@ -118,6 +118,30 @@ async def test_the_fast_client_keeps_working_after_a_parse_error() -> None:
         assert upstream.connections == 2  # the broken connection was not pooled
     finally:
         await client.aclose()
+
+
+ENDLESS_HEADS = {
+    "one endless header": b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * (1024 * KIB),
+    "endless repeated headers": b"HTTP/1.1 200 OK\r\n" + b"Set-Cookie: a=b\r\n" * 100_000,
+}
+
+
+@pytest.mark.parametrize("answer", list(ENDLESS_HEADS.values()), ids=list(ENDLESS_HEADS))
+async def test_an_endless_head_is_refused(client: HttpClient, answer: bytes) -> None:
+    async with RawUpstream(always(Act(answer, hang=True))) as upstream:
+        async with asyncio.timeout(30):
+            with pytest.raises(APIError) as caught:
+                await client.request("POST", upstream.url, headers={}, content=b"{}", timeout=None)
+        await settle(lambda: upstream.client_closed == 1, "the client dropped the connection")
+    assert caught.value.retryable  # an upstream fault: the router fails over
+
+
+async def test_repeated_headers_are_joined(client: HttpClient) -> None:
+    answer = head("200 OK", {"Via": "a", "via": "b", "VIA": "c", "X-One": "1"}, b"{}")
+    async with RawUpstream(always(Act(answer))) as upstream:
+        response = await client.request("POST", upstream.url, headers={}, content=b"{}", timeout=30)
+    assert response.headers["via"] == "a, b, c"
+    assert response.headers["x-one"] == "1"
 
 
 # --- M1: redirects ------------------------------------------------------------------------------------
