@@ -4,6 +4,10 @@ OpenAI and every compatible server put one JSON document on each ``data:`` line 
 with ``data: [DONE]``. Each ``data:`` line is therefore dispatched as soon as it is read instead of
 waiting for the blank line that ends the event: the chunk reaches the client one read earlier and no
 server is known to split a JSON chunk over several ``data:`` lines.
+
+Bounds: nothing here accumulates. Lines come from :mod:`routerd.http`'s clients, which refuse a line
+longer than ``ROUTERD_UPSTREAM_MAX_LINE_MB`` (split with linear cost however it arrives), and each
+``data:`` line is dispatched alone, so that bound is also the most an SSE event holds.
 """
 
 from __future__ import annotations
