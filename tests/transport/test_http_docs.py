@@ -1,0 +1,26 @@
+"""The upstream bounds and HTTP settings are documented where operators look (docs/operations/deploy.md)."""
+
+from __future__ import annotations
+
+from docs_pages import doc_page, doc_section
+
+from routerd.http.conn import MAX_HEAD_BYTES
+from routerd.providers.errors import MAX_RETRY_AFTER
+from routerd.settings import HttpSettings
+
+
+def test_every_http_setting_is_in_the_settings_table_with_its_default() -> None:
+    page = doc_page("operations/deploy.md")
+    for name, field in HttpSettings.model_fields.items():
+        default = field.default
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        assert f"| `ROUTERD_{name.upper()}` | `{shown}` |" in page, name
+
+
+def test_every_upstream_bound_is_listed_with_its_value() -> None:
+    bounds = doc_section("Bounds on what an upstream may send")
+    for name in HttpSettings.model_fields:
+        if name.startswith("upstream_"):
+            assert f"`ROUTERD_{name.upper()}`" in bounds, name
+    assert f"| {MAX_HEAD_BYTES // 1024} KiB | `routerd.http.conn.MAX_HEAD_BYTES`" in bounds
+    assert f"| {MAX_RETRY_AFTER:g} s | `routerd.providers.errors.MAX_RETRY_AFTER`" in bounds
