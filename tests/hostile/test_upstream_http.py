@@ -460,8 +460,16 @@ def test_a_deployment_answering_garbage_fails_over_and_is_counted(tmp_path: Path
                 http.post("/v1/chat/completions", json=body, timeout=30).status_code for _ in range(20)
             ]
             metrics = http.get("/metrics", timeout=30).text
+            health = {
+                entry["id"]: entry
+                for entry in http.get("/health", timeout=30).json()["deployments"]["deployments"]
+            }
     assert statuses == [200] * 20
     assert bad.requests >= 1  # the garbage was met ...
     failed = metric_values(metrics, "routerd_upstream_requests_total", deployment="bad")
     assert sum(failed) == bad.requests  # ... and every meeting was counted against the deployment
     assert metric_values(metrics, "routerd_requests_in_flight", endpoint="chat") == [0.0]
+    # the breaker's accounting saw each failure, and nothing is left in flight on either deployment
+    assert health["bad"]["failures"] == bad.requests
+    assert health["good"]["successes"] == 20
+    assert health["bad"]["in_flight"] == health["good"]["in_flight"] == 0
