@@ -92,14 +92,38 @@ class UrllibRequest(google.auth.transport.Request):
     ) -> _Response:
         request = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)
         try:
-            with urllib.request.urlopen(request, timeout=timeout or 30) as response:
-                return _Response(response.status, dict(response.headers), response.read())
+            with _OPENER.open(request, timeout=timeout or 30) as response:
+                return _Response(response.status, dict(response.headers), _read(response))
         except urllib.error.HTTPError as exc:  # a status google-auth wants to see and interpret
-            return _Response(exc.code, dict(exc.headers), exc.read())
+            return _Response(exc.code, dict(exc.headers), _read(exc))
         except (urllib.error.URLError, OSError) as exc:
             raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
                 f"token request failed: {type(exc).__name__}"
             ) from exc
+
+
+#: the most of a token endpoint's answer read (a token response is a few hundred bytes)
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A token request carries a signed assertion: a redirect is answered as the 3xx it is, never followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# proxies from the environment as urlopen would; redirects refused
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _read(response: Any) -> bytes:
+    data: bytes = response.read(MAX_TOKEN_RESPONSE_BYTES + 1)
+    if len(data) > MAX_TOKEN_RESPONSE_BYTES:
+        raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
+            f"token response larger than {MAX_TOKEN_RESPONSE_BYTES} bytes"
+        )
+    return data
 
 
 class _Response(google.auth.transport.Response):

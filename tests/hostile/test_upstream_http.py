@@ -15,6 +15,7 @@ import gzip
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import google.auth.exceptions
 import httpx
 import orjson
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from routerd.errors import APIConnectionError, APIError, BadGatewayError
 from routerd.http import FastHttpClient, HttpClient, HttpLimits, HttpxClient, default_client
 from routerd.providers.errors import MAX_RETRY_AFTER, ErrorContext, parse_retry_after
+from routerd.providers.google_auth import MAX_TOKEN_RESPONSE_BYTES, UrllibRequest
 from routerd.settings import HttpSettings
 from routerd.testing import run_in_thread
 from routerd.testing.server import RouterdServer
@@ -473,3 +475,25 @@ def test_a_deployment_answering_garbage_fails_over_and_is_counted(tmp_path: Path
     assert health["bad"]["failures"] == bad.requests
     assert health["good"]["successes"] == 20
     assert health["bad"]["in_flight"] == health["good"]["in_flight"] == 0
+
+
+# --- the Vertex token endpoint client (google-auth over urllib) ---------------------------------------
+
+
+async def test_the_token_client_does_not_follow_a_redirect(elsewhere: RawUpstream) -> None:
+    redirect = head("302 Found", {"Location": elsewhere.url})
+    async with RawUpstream(always(Act(redirect))) as upstream:
+        response = await asyncio.to_thread(
+            UrllibRequest(), upstream.url, "POST", b"assertion=signed-jwt", {"Content-Type": "x"}, 30
+        )
+    assert response.status == 302  # google-auth sees the redirect as the failure it is
+    assert elsewhere.requests == 0
+
+
+async def test_the_token_client_reads_a_bounded_answer() -> None:
+    answer = head(
+        "200 OK", {"Content-Type": "application/json"}, b"{" + b" " * (MAX_TOKEN_RESPONSE_BYTES + 10)
+    )
+    async with RawUpstream(always(Act(answer))) as upstream:
+        with pytest.raises(google.auth.exceptions.TransportError, match="larger than"):
+            await asyncio.to_thread(UrllibRequest(), upstream.url, "POST", b"x", {}, 30)

@@ -6,6 +6,7 @@ from docs_pages import doc_page, doc_section
 
 from routerd.http.conn import MAX_HEAD_BYTES
 from routerd.providers.errors import MAX_RETRY_AFTER
+from routerd.providers.google_auth import MAX_TOKEN_RESPONSE_BYTES
 from routerd.settings import HttpSettings
 
 
@@ -24,3 +25,4 @@ def test_every_upstream_bound_is_listed_with_its_value() -> None:
             assert f"`ROUTERD_{name.upper()}`" in bounds, name
     assert f"| {MAX_HEAD_BYTES // 1024} KiB | `routerd.http.conn.MAX_HEAD_BYTES`" in bounds
     assert f"| {MAX_RETRY_AFTER:g} s | `routerd.providers.errors.MAX_RETRY_AFTER`" in bounds
+    assert f"| {MAX_TOKEN_RESPONSE_BYTES // (1024 * 1024)} MiB; redirects never followed |" in bounds
