@@ -74,7 +74,12 @@ class RouterdServer:
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._server.serve())
+        try:
+            self.loop.run_until_complete(self._server.serve())
+        finally:
+            # a loop left open leaks its self-pipe sockets (a ResourceWarning at garbage collection)
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
 
     def start(self) -> RouterdServer:
         self._thread = threading.Thread(target=self._run, name=f"routerd-test-{self.port}", daemon=True)
