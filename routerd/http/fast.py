@@ -419,7 +419,9 @@ class _FastStream:
         """The body received since the last call; ``b""`` at the end of the body."""
         inflate = self._inflate
         if inflate is not None and inflate.has_pending:
-            return self._inflated(inflate, b"")  # decoded in steps: a bomb stays small
+            data = self._inflated(inflate, b"")  # decoded in steps: a bomb stays small
+            if data:
+                return data
         conn = self._conn
         while True:
             try:
