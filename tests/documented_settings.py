@@ -300,7 +300,6 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{_SERVER_BOUNDS}::test_the_connection_bounds_are_serve_flags",
     ),
     "ROUTERD_ACCESS_LOG": (f"{_EFFECTS}::test_access_log_switches_uvicorns_access_log",),
-    "ROUTERD_HTTP_CLIENT": ("tests/transport/test_fasthttp.py::test_default_client",),
     # -- keys, budgets, guardrails and the cache (issues 14, 15, 22)
     "ROUTERD_SPEND_DB": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
     "ROUTERD_SPEND_FLUSH_SECONDS": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
@@ -333,6 +332,18 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     ),
     "ROUTERD_CONFIG_MAX_ALIAS_NODES": (
         "tests/hostile/test_config_bounds.py::test_the_alias_budget_is_a_setting_that_acts",
+    ),
+    "ROUTERD_HTTP_CLIENT": (
+        "tests/transport/test_fasthttp.py::test_default_client",
+        "tests/transport/test_proxy.py::test_calls_go_through_the_configured_proxy",
+    ),
+    "ROUTERD_UPSTREAM_MAX_BODY_MB": (
+        "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",
+        "tests/hostile/test_upstream_http.py::test_the_daemon_settings_bound_its_upstream_client",
+    ),
+    "ROUTERD_UPSTREAM_MAX_LINE_MB": (
+        "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",
+        "tests/hostile/test_upstream_http.py::test_settings_bound_the_default_client",
     ),
 }
 

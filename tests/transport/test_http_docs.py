@@ -1,4 +1,5 @@
-"""The upstream bounds and HTTP settings are documented where operators look (docs/operations/deploy.md)."""
+"""The upstream bounds and HTTP settings are documented where operators look: the process settings table
+(docs/api/openai.md) and the bounds (docs/operations/deploy.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from routerd.settings import HttpSettings
 
 
 def test_every_http_setting_is_in_the_settings_table_with_its_default() -> None:
-    page = doc_page("operations/deploy.md")
+    page = doc_page("api/openai.md")
     for name, field in HttpSettings.model_fields.items():
         default = field.default
         shown = f"{default:g}" if isinstance(default, float) else str(default)
