@@ -55,8 +55,8 @@ CONTAINERS = {
     "model_list[].litellm_params",
     "model_list[].model_info",
 }
-# Read by ``routerd.transport.default_client``, not a field of Settings.
-EXTRA_VARIABLES = {"ROUTERD_HTTP_CLIENT"}
+# ROUTERD_* variables read outside Settings (none: ROUTERD_HTTP_CLIENT is a field of it now).
+EXTRA_VARIABLES: set[str] = set()
 
 
 def accepted_settings() -> set[str]:
