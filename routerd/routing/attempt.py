@@ -19,8 +19,8 @@ from typing import Any
 from routerd.config.table import Deployment, RouterPolicy, RoutingTable
 from routerd.errors import APIError, BadGatewayError, Timeout
 from routerd.events import AttemptFinished, CooldownStarted, DeploymentStateChanged, EventBus
-from routerd.providers.answers import malformed
 from routerd.http import HttpClient
+from routerd.providers.answers import malformed
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Adapter, UpstreamRequest, UpstreamResponse
 from routerd.routing.health import (
     HEALTHY,

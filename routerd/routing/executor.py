@@ -35,9 +35,9 @@ from routerd.errors import (
     RateLimitError,
 )
 from routerd.events import EventBus, FallbackTaken
+from routerd.http import HttpClient, default_client
 from routerd.providers.base import COMPLETIONS, EMBEDDINGS, Adapter, get_adapter
 from routerd.providers.textcompat import prompt_count
-from routerd.http import HttpClient, default_client
 from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, PreparedGroup, TableView
 from routerd.routing.health import CooldownRules, DeploymentHealth
 from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
