@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from routerd.errors import APIError, NotFoundError
-from routerd.providers.urlpath import path_segment
 from routerd.http import HttpClient, HttpResponse
 from routerd.providers.errors import ErrorContext
+from routerd.providers.urlpath import path_segment
 
 JSON = dict[str, Any]
 
