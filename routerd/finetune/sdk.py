@@ -35,8 +35,8 @@ from routerd.config.table import ProviderSettings
 from routerd.finetune.providers import make_client, normalize_provider
 from routerd.finetune.types import JSON, OPENAI, FileUpload, ProviderClient
 from routerd.finetune.validation import file_list_query, job_request, page_query, purpose_value
-from routerd.sdk.errors import raises_sdk_errors
 from routerd.http import HttpClient, HttpxClient
+from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
 
 T = TypeVar("T")
