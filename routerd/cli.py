@@ -191,15 +191,20 @@ def _add_check(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "check",
         help="validate a routing file and report every problem",
         description="Load, validate and compile CONFIG. Exit status 0 when it is valid, 1 when it is not; "
-        "warnings are shown either way.",
+        "warnings are shown either way (with --strict they fail the check too).",
     )
     parser.add_argument("config", metavar="CONFIG", help="the routing file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors: exit status 1 when there is any warning (for CI)",
+    )
     parser.set_defaults(handler=run_check)
 
 
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """``routerd check CONFIG [--json]``."""
+    """``routerd check CONFIG [--json] [--strict]``."""
     from pydantic import ValidationError
 
     from routerd.config import check_config
@@ -212,21 +217,23 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         sys.stderr.write(f"routerd: invalid settings:\n{exc}\n")
         return 2
     result = check_config(args.config, limits=limits)
+    strict_failure = bool(getattr(args, "strict", False) and result.warnings)
     if args.json:
         out.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0 if result.ok else 1
+        return 0 if result.ok and not strict_failure else 1
     for error in result.errors:
         out.write(f"error: {error}\n")
     for warning in result.warnings:
         out.write(f"warning: {warning}\n")
     if result.ok:
         summary = result.summary()
+        verdict = "invalid (--strict: warnings count as errors)" if strict_failure else "OK"
         out.write(
-            f"{args.config}: OK: {_count(summary['groups'], 'group')}, "
+            f"{args.config}: {verdict}: {_count(summary['groups'], 'group')}, "
             f"{_count(summary['deployments'], 'deployment')}, {_count(summary['aliases'], 'alias')}, "
             f"{_count(summary['warnings'], 'warning')}\n"
         )
-        return 0
+        return 1 if strict_failure else 0
     out.write(
         f"{args.config}: invalid: {_count(len(result.errors), 'error')}, "
         f"{_count(len(result.warnings), 'warning')}\n"

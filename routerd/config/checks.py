@@ -130,6 +130,9 @@ def _params_path(index: int, *rest: str) -> YamlPath:
 
 
 def _providers(parts: Parts) -> Iterator[Issue]:
+    """Deployments whose provider routerd does not know: an error (a call to one could only fail),
+    reported once per unknown provider name, at its first use, with the others listed."""
+    unknown: dict[str, list[tuple[YamlPath, str]]] = {}
     for index, spec in parts.deployments:
         params = spec.litellm_params
         provider, model = params.provider_and_model()
@@ -137,22 +140,31 @@ def _providers(parts: Parts) -> Iterator[Issue]:
             continue
         if params.custom_llm_provider is not None:
             name = params.custom_llm_provider
-            yield parts.issue(
-                _params_path(index, "custom_llm_provider"),
-                f"unknown provider {name!r}" + suggestion(name, PROVIDER_PREFIXES),
-            )
+            unknown.setdefault(name, []).append((_params_path(index, "custom_llm_provider"), ""))
             continue
         prefix, slash, _ = params.model.partition("/")
         if slash:
-            yield parts.issue(
-                _params_path(index, "model"),
-                f"unknown provider {prefix!r} in {params.model!r}" + suggestion(prefix, PROVIDER_PREFIXES),
-            )
+            unknown.setdefault(prefix, []).append((_params_path(index, "model"), f" in {params.model!r}"))
         else:
             yield parts.issue(
                 _params_path(index, "model"),
                 f"cannot tell the provider of {model!r}; write it as provider/model, e.g. openai/{model}",
             )
+    for name, uses in unknown.items():
+        path, shown = uses[0]
+        others = [format_path(p) for p, _ in uses[1:]]
+        also = (
+            f" (also used by {len(others)} more: {', '.join(others[:5])}{', ...' if len(others) > 5 else ''})"
+        )
+        yield parts.issue(
+            path,
+            f"unknown provider {name!r}{shown}"
+            + suggestion(name, PROVIDER_PREFIXES)
+            + (also if others else "")
+            + "; routerd serves: "
+            + ", ".join(sorted(PROVIDER_PREFIXES))
+            + ". For an OpenAI-compatible server write openai/<model> with api_base: <its URL>",
+        )
 
 
 def _wildcards(parts: Parts) -> Iterator[Issue]:
@@ -296,7 +308,8 @@ def _fallbacks(parts: Parts, names: GroupNames) -> Iterator[Issue]:
 
 
 def _cycles(parts: Parts, kind: str, graph: dict[str, list[tuple[str, YamlPath]]]) -> Iterator[Issue]:
-    """One error per distinct cycle in a fallback graph, at the edge that closes it."""
+    """One warning per distinct cycle in a fallback graph, at the edge that closes it. Mutual fallbacks
+    are legitimate in LiteLLM files; the executor's tried-group set and max_fallbacks bound them."""
     reported: set[frozenset[str]] = set()
     done: set[str] = set()
 
@@ -309,7 +322,14 @@ def _cycles(parts: Parts, kind: str, graph: dict[str, list[tuple[str, YamlPath]]
                 if members not in reported:
                     reported.add(members)
                     label = "fallback" if kind == "fallbacks" else kind
-                    yield parts.issue(path, f"{label} cycle: " + " -> ".join(cycle))
+                    yield parts.issue(
+                        path,
+                        f"{label} cycle: "
+                        + " -> ".join(cycle)
+                        + "; allowed (as in LiteLLM): a call never tries a group twice and stops "
+                        "after max_fallbacks groups",
+                        warning=True,
+                    )
             elif target not in done:
                 yield from visit(target, stack)
         stack.pop()

@@ -4,8 +4,8 @@ routerd reads LiteLLM's ``config.yaml`` shape so users can bring the file they a
 accepts many settings routerd has no use for (spend tracking, logging integrations, caching, the
 admin UI). Those are *accepted with a warning* ("accepted but not acted on"): a file that works with
 LiteLLM also loads here, and nothing is silently dropped. Keys that are neither acted on nor listed
-here are errors with a did-you-mean, except in the open-ended LiteLLM namespaces
-(``litellm_settings``, ``general_settings``), where unknown keys that are not typos are warnings.
+here are warnings too, unless they look like a typo of a known key of the same section: those are
+errors with a did-you-mean (see :mod:`routerd.config.triage`).
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ IGNORED_ROUTER_SETTINGS: dict[str, str] = {
 
 #: ``litellm_settings`` keys that exist in LiteLLM and routerd does not act on.
 IGNORED_LITELLM_SETTINGS: dict[str, str] = {
+    "service_callback": "service health callbacks",
     "service_callbacks": "service health callbacks",
     "turn_off_message_logging": "routerd never logs messages",
     "redact_user_api_key_info": "routerd never logs keys",
@@ -294,3 +295,78 @@ IGNORED_BY_SECTION: dict[str, dict[str, str]] = {
     "litellm_settings": IGNORED_LITELLM_SETTINGS,
     "general_settings": IGNORED_GENERAL_SETTINGS,
 }
+
+
+#: Keys that look like a typo of a known key of their section but are not one: the note is the warning.
+LOOKALIKES: dict[str, dict[str, str]] = {
+    "router_settings": {
+        "enable_cooldowns": "not a LiteLLM or routerd setting; ignored (cooldowns are on by default; "
+        "to turn them off write disable_cooldowns: true)",
+    },
+}
+
+#: ``model_info`` keys LiteLLM knows (prices, capabilities, bookkeeping). Kept as metadata without a
+#: typo check; routerd reads only the ones declared in :class:`routerd.config.models.ModelInfoSpec`.
+MODEL_INFO_KEYS = frozenset(
+    {
+        "max_tokens",
+        "input_cost_per_audio_token",
+        "output_cost_per_audio_token",
+        "input_cost_per_audio_per_second",
+        "input_cost_per_character",
+        "output_cost_per_character",
+        "input_cost_per_image",
+        "output_cost_per_image",
+        "input_cost_per_pixel",
+        "output_cost_per_pixel",
+        "input_cost_per_second",
+        "output_cost_per_second",
+        "input_cost_per_query",
+        "input_cost_per_request",
+        "input_cost_per_token_batches",
+        "output_cost_per_token_batches",
+        "input_cost_per_token_above_128k_tokens",
+        "output_cost_per_token_above_128k_tokens",
+        "input_cost_per_token_above_200k_tokens",
+        "output_cost_per_token_above_200k_tokens",
+        "output_cost_per_reasoning_token",
+        "cache_creation_input_token_cost",
+        "cache_read_input_token_cost",
+        "cache_creation_input_audio_token_cost",
+        "cache_read_input_audio_token_cost",
+        "litellm_provider",
+        "supports_function_calling",
+        "supports_parallel_function_calling",
+        "supports_vision",
+        "supports_response_schema",
+        "supports_tool_choice",
+        "supports_system_messages",
+        "supports_prompt_caching",
+        "supports_audio_input",
+        "supports_audio_output",
+        "supports_reasoning",
+        "supports_pdf_input",
+        "supports_web_search",
+        "supports_computer_use",
+        "supports_native_streaming",
+        "supports_embedding_image_input",
+        "supported_openai_params",
+        "output_vector_size",
+        "tier",
+        "description",
+        "access_groups",
+        "team_id",
+        "team_public_model_name",
+        "db_model",
+        "health_check_model",
+        "health_check_timeout",
+        "use_in_pass_through",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "key",
+        "tpm",
+        "rpm",
+    }
+)

@@ -2,9 +2,8 @@
 
 Three passes, each adding :class:`Issue` records located through the loader's source map:
 
-1. *Key triage* on the raw tree: LiteLLM keys routerd accepts but does not act on become warnings;
-   unknown ``litellm_params`` keys that look like typos of known keys become errors (the rest are
-   provider specific and pass through); unknown keys in the open-ended LiteLLM sections are warnings.
+1. *Key triage* on the raw tree (:mod:`routerd.config.triage`): typos of known keys stay errors;
+   LiteLLM keys routerd does not act on, and other unknown or misplaced keys, become warnings.
 2. *Schema*: each section and each ``model_list`` entry is validated on its own by the pydantic models,
    so one bad deployment does not hide the problems of the others. pydantic errors are mapped back
    to the file: ``file:line:col: yaml.path: message``, with a did-you-mean for unknown keys and values.
@@ -28,7 +27,7 @@ from routerd.access.spec import KeySpec, TeamSpec
 from routerd.config import keys
 from routerd.config.checks import Parts, cross_check
 from routerd.config.frozen import is_secret_key
-from routerd.config.issues import Issue, YamlPath, closest_typo, did_you_mean, format_path, suggestion
+from routerd.config.issues import Issue, YamlPath, did_you_mean, format_path, suggestion
 from routerd.config.loader import LoadedConfig
 from routerd.config.models import (
     Config,
@@ -36,10 +35,10 @@ from routerd.config.models import (
     GeneralSettings,
     LiteLLMParams,
     LiteLLMSettings,
-    ModelInfoSpec,
     ProviderSettingsSpec,
     RouterSettings,
 )
+from routerd.config.triage import Triage
 from routerd.guardrails.config import GuardrailSpec
 
 M = TypeVar("M", bound=BaseModel)
@@ -64,7 +63,9 @@ def validate(loaded: LoadedConfig) -> Validated:
     if not loaded.usable:
         return Validated(None, loaded, tuple(loaded.errors), tuple(loaded.warnings))
     run = _Run(loaded)
-    data = run.triage(copy.deepcopy(loaded.data))
+    triage = Triage(loaded)
+    data = triage.run(copy.deepcopy(loaded.data))
+    run.issues.extend(triage.issues)
     parts = run.schema(data)
     run.issues.extend(cross_check(parts))
     errors = [*loaded.errors, *(i for i in run.issues if i.severity == "error")]
@@ -99,85 +100,6 @@ class _Run:
     loaded: LoadedConfig
     issues: list[Issue] = field(default_factory=list)
     salvaged: bool = False  # some part was validated with its bad keys removed: no config may be built
-
-    # -- pass 1: key triage -------------------------------------------------------------------------
-
-    def triage(self, data: dict[str, Any]) -> dict[str, Any]:
-        for key in list(data):
-            if key.startswith("x-"):
-                del data[key]  # a place for YAML anchors, as in docker compose files
-            elif key in keys.IGNORED_TOP_LEVEL:
-                self._ignored((key,), keys.IGNORED_TOP_LEVEL[key])
-                del data[key]
-        for path, message in keys.REJECTED_SETTINGS.items():
-            section = data.get(path[0])
-            if isinstance(section, dict) and path[1] in section:
-                self.issues.append(self.loaded.marks.issue(path, message, at_key=True))
-                del section[path[1]]
-        section = data.get("router_settings")
-        if isinstance(section, dict):
-            for key in list(section):
-                if key not in RouterSettings.model_fields and key in keys.IGNORED_ROUTER_SETTINGS:
-                    self._ignored(("router_settings", key), keys.IGNORED_ROUTER_SETTINGS[key])
-                    del section[key]
-        for name, model in (("litellm_settings", LiteLLMSettings), ("general_settings", GeneralSettings)):
-            section = data.get(name)
-            if isinstance(section, dict):
-                self._triage_open_section(name, section, model)
-        for index, entry in _dict_items(data.get("model_list")):
-            base: YamlPath = ("model_list", index)
-            params = entry.get("litellm_params")
-            if isinstance(params, dict):
-                self._reject_typos(params, (*base, "litellm_params"), LiteLLMParams, keys.PASSTHROUGH_PARAMS)
-            info = entry.get("model_info")
-            if isinstance(info, dict):
-                self._reject_typos(info, (*base, "model_info"), ModelInfoSpec, frozenset())
-        for name in ("files_settings", "finetune_settings"):
-            for index, entry in _dict_items(data.get(name)):
-                self._reject_typos(entry, (name, index), ProviderSettingsSpec, frozenset())
-        return data
-
-    def _ignored(self, path: YamlPath, note: str) -> None:
-        self.issues.append(
-            self.loaded.marks.issue(
-                path, f"accepted but not acted on ({note})", severity="warning", at_key=True
-            )
-        )
-
-    def _triage_open_section(self, name: str, section: dict[str, Any], model: type[BaseModel]) -> None:
-        ignored = keys.IGNORED_BY_SECTION[name]
-        fields = list(model.model_fields)
-        for key in list(section):
-            if key in model.model_fields:
-                continue
-            path = (name, key)
-            if key in ignored:
-                self._ignored(path, ignored[key])
-            elif closest_typo(key, fields):
-                continue  # left for the schema pass: an error with a did-you-mean
-            else:
-                near = closest_typo(key, ignored)
-                hint = f"; did you mean {near!r}? (ignored either way)" if near else "; ignored"
-                self.issues.append(
-                    self.loaded.marks.issue(
-                        path, f"not a setting routerd knows{hint}", severity="warning", at_key=True
-                    )
-                )
-            del section[key]
-
-    def _reject_typos(
-        self, mapping: dict[str, Any], path: YamlPath, model: type[BaseModel], passthrough: frozenset[str]
-    ) -> None:
-        known = [*model.model_fields, *passthrough]
-        for key in list(mapping):
-            if key in model.model_fields or key in passthrough:
-                continue
-            near = closest_typo(key, known)
-            if near is not None:
-                self.issues.append(
-                    self.loaded.marks.issue((*path, key), f"unknown key; did you mean {near!r}?", at_key=True)
-                )
-                del mapping[key]
 
     # -- pass 2: schema -----------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from routerd.providers.infer import PROVIDER_PREFIXES
+
 from .conftest import Check, messages
 
 ONE_DEPLOYMENT = """\
@@ -129,11 +131,18 @@ def test_a_zero_weight_beside_a_positive_one_is_fine(check: Check) -> None:
     assert check(text).ok
 
 
+SERVED = (
+    "; routerd serves: "
+    + ", ".join(sorted(PROVIDER_PREFIXES))
+    + ". For an OpenAI-compatible server write openai/<model> with api_base: <its URL>"
+)
+
+
 def test_unknown_provider_prefix_suggests_the_closest(check: Check) -> None:
     text = ONE_DEPLOYMENT.replace("openai/gpt-4o", "opneai/gpt-4o")
     assert only_error(check, text) == (
         "4:14: model_list[0].litellm_params.model: unknown provider 'opneai' in 'opneai/gpt-4o'; "
-        "did you mean 'openai'?"
+        "did you mean 'openai'?" + SERVED
     )
 
 
@@ -157,7 +166,7 @@ def test_unknown_custom_llm_provider(check: Check) -> None:
     text = ONE_DEPLOYMENT + "      custom_llm_provider: antropic\n"
     assert only_error(check, text) == (
         "6:28: model_list[0].litellm_params.custom_llm_provider: unknown provider 'antropic'; "
-        "did you mean 'anthropic'?"
+        "did you mean 'anthropic'?" + SERVED
     )
 
 
@@ -210,10 +219,20 @@ def test_fallback_targets_may_be_aliases_and_wildcard_matches(check: Check) -> N
     assert check(text).ok
 
 
+BOUNDED = "; allowed (as in LiteLLM): a call never tries a group twice and stops after max_fallbacks groups"
+
+
+def only_warning(check: Check, text: str) -> str:
+    result = check(text)
+    assert result.ok, [str(e) for e in result.errors]
+    [warning] = result.warnings
+    return f"{warning.line}:{warning.col}: {warning.path}: {warning.message}"
+
+
 def test_fallback_cycle(check: Check) -> None:
     text = TWO_GROUPS + "router_settings:\n  fallbacks:\n    - gpt-4o: [claude]\n    - claude: [gpt-4o]\n"
-    assert only_error(check, text) == (
-        "11:16: router_settings.fallbacks[1].claude[0]: fallback cycle: gpt-4o -> claude -> gpt-4o"
+    assert only_warning(check, text) == (
+        "11:16: router_settings.fallbacks[1].claude[0]: fallback cycle: gpt-4o -> claude -> gpt-4o" + BOUNDED
     )
 
 
@@ -225,15 +244,15 @@ def test_fallback_cycle_through_an_alias_and_across_sections(check: Check) -> No
         "litellm_settings:\n"
         "  context_window_fallbacks: [{claude: [best]}]\n"
     )
-    assert only_error(check, text) == (
+    assert only_warning(check, text) == (
         "12:40: litellm_settings.context_window_fallbacks[0].claude[0]: "
-        "context_window_fallbacks cycle: gpt-4o -> claude -> gpt-4o"
+        "context_window_fallbacks cycle: gpt-4o -> claude -> gpt-4o" + BOUNDED
     )
 
 
 def test_self_fallback_is_a_cycle(check: Check) -> None:
     text = TWO_GROUPS + "router_settings:\n  content_policy_fallbacks: {claude: claude}\n"
-    assert only_error(check, text).endswith("content_policy_fallbacks cycle: claude -> claude")
+    assert only_warning(check, text).endswith("content_policy_fallbacks cycle: claude -> claude" + BOUNDED)
 
 
 def test_default_fallback_that_names_no_group(check: Check) -> None:
@@ -452,8 +471,29 @@ def test_empty_sections_are_accepted(check: Check) -> None:
 
 
 def test_deployment_settings_written_beside_litellm_params(check: Check) -> None:
-    text = ONE_DEPLOYMENT + "    rpm: 10\n"
-    assert only_error(check, text) == "6:5: model_list[0].rpm: unknown key; rpm belongs under litellm_params"
+    # any litellm_params key but tpm/rpm written beside litellm_params would be ignored by LiteLLM
+    # and misroute the call (an api_base not used): an error
+    text = ONE_DEPLOYMENT + "    api_base: https://example.test/v1\n"
+    assert only_error(check, text) == (
+        "6:5: model_list[0].api_base: unknown key; api_base belongs under litellm_params"
+    )
+
+
+def test_deployment_level_tpm_rpm_move_into_litellm_params_as_litellm_does(check: Check) -> None:
+    result = check(ONE_DEPLOYMENT + "    rpm: 10\n    tpm: 2000\n")
+    assert result.table is not None, [str(e) for e in result.errors]
+    [deployment] = result.table.deployments.values()
+    assert (deployment.rpm, deployment.tpm) == (10, 2000)
+    assert messages(result.warnings) == [
+        "model_list[0].rpm: moved into litellm_params.rpm (as LiteLLM does) and enforced there",
+        "model_list[0].tpm: moved into litellm_params.tpm (as LiteLLM does) and enforced there",
+    ]
+    inner = check(ONE_DEPLOYMENT.replace("sk-test", "sk-test\n      rpm: 5") + "    rpm: 10\n")
+    assert inner.table is not None
+    assert [d.rpm for d in inner.table.deployments.values()] == [5]
+    assert messages(inner.warnings) == [
+        "model_list[0].rpm: rpm is also set in litellm_params, which wins; ignored here"
+    ]
 
 
 def test_numbers_are_accepted_where_names_are_expected(check: Check) -> None:
