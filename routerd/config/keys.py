@@ -370,3 +370,32 @@ MODEL_INFO_KEYS = frozenset(
         "rpm",
     }
 )
+
+#: ``model_info.mode`` values of endpoints routerd does not serve yet: such a deployment loads with a
+#: warning and answers every call with a 400 that says why.
+UNSUPPORTED_MODES: dict[str, str] = {
+    "image_generation": "image generation",
+    "image_edit": "image editing",
+    "audio_transcription": "audio transcription",
+    "audio_speech": "text to speech",
+    "video_generation": "video generation",
+    "realtime": "the realtime API",
+    "ocr": "OCR",
+}
+
+#: Providers whose models are audio only (speech to text, text to speech).
+AUDIO_PROVIDERS = frozenset({"elevenlabs", "deepgram", "assemblyai"})
+
+#: Bare model-name prefixes of OpenAI's audio and image models (no chat or embeddings).
+AUDIO_IMAGE_MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("whisper", "audio transcription"),
+    ("tts-", "text to speech"),
+    ("gpt-4o-transcribe", "audio transcription"),
+    ("gpt-4o-mini-transcribe", "audio transcription"),
+    ("gpt-4o-mini-tts", "text to speech"),
+    ("dall-e", "image generation"),
+    ("gpt-image", "image generation"),
+)
+
+#: The error code of the 400 such deployments answer with.
+UNSUPPORTED_CODE = "unsupported_by_routerd"

@@ -82,6 +82,7 @@ class Triage:
             if isinstance(section, dict) and path[1] in section:
                 self.issues.append(self.loaded.marks.issue(path, message, at_key=True))
                 del section[path[1]]
+        custom = self._custom_provider_map(data.get("litellm_settings"))
         self._section(data, "", ())
         for name in ("router_settings", "litellm_settings", "general_settings"):
             section = data.get(name)
@@ -90,6 +91,7 @@ class Triage:
         self._drop_params_list(data)
         for index, entry in _dict_items(data.get("model_list")):
             self._deployment(entry, ("model_list", index))
+            self._unsupported(entry, ("model_list", index), custom)
         for name in ("files_settings", "finetune_settings"):
             for index, entry in _dict_items(data.get(name)):
                 self._reject_typos(entry, (name, index), ProviderSettingsSpec, frozenset())
@@ -141,6 +143,49 @@ class Triage:
         if isinstance(info, dict):
             self._reject_typos(info, (*base, "model_info"), ModelInfoSpec, keys.MODEL_INFO_KEYS)
 
+    def _custom_provider_map(self, section: Any) -> frozenset[str]:
+        """Provider names a file registers with Python handlers; routerd cannot run those handlers."""
+        if not isinstance(section, dict) or "custom_provider_map" not in section:
+            return frozenset()
+        raw = section.pop("custom_provider_map")
+        items = raw if isinstance(raw, list) else []
+        names = frozenset(
+            str(item["provider"]) for item in items if isinstance(item, dict) and item.get("provider")
+        )
+        listed = ", ".join(sorted(names)) or "none"
+        self._warn(
+            ("litellm_settings", "custom_provider_map"),
+            f"custom provider handlers are Python code routerd does not run; deployments of {listed} "
+            "load but answer every call with a 400",
+        )
+        return names
+
+    def _unsupported(self, entry: dict[str, Any], path: YamlPath, custom: frozenset[str]) -> None:
+        """A deployment of a LiteLLM feature routerd does not serve: a warning now, a clear 400 when
+        called (its group still loads, so the rest of the file is served as LiteLLM serves it)."""
+        params = entry.get("litellm_params")
+        if not isinstance(params, dict) or not isinstance(params.get("model"), str):
+            return
+        reason = _unsupported_reason(params, entry.get("model_info"), custom)
+        if reason is None:
+            return
+        name = entry.get("model_name")
+        message = f"model group {name!r}: {reason}; routerd does not serve it yet"
+        self._warn(
+            (*path, "litellm_params", "model"), f"{reason}; this deployment answers every call with a 400"
+        )
+        kept = {k: params[k] for k in ("rpm", "tpm", "weight", "order") if k in params}
+        entry["litellm_params"] = {
+            "model": "mock/" + params["model"].replace("*", "_"),
+            "mock_error_status": 400,
+            "mock_error_code": keys.UNSUPPORTED_CODE,
+            "mock_error_message": message,
+            **kept,
+        }
+        info = entry.get("model_info")
+        if isinstance(info, dict):
+            info.pop("mode", None)
+
     def _params_note(self, mapping: dict[str, Any], path: YamlPath, key: str) -> bool:
         """``drop_params`` as a list: LiteLLM warns and ignores it. True when the key was handled."""
         if key == "drop_params" and isinstance(mapping.get(key), list):
@@ -185,6 +230,29 @@ _DROP_PARAMS_LIST = (
     "drop_params is true or false; a list is ignored (as LiteLLM does) -- "
     "to drop particular parameters, list them in litellm_params.additional_drop_params"
 )
+
+
+def _unsupported_reason(params: dict[str, Any], info: Any, custom: frozenset[str]) -> str | None:
+    """Why a deployment names a LiteLLM feature routerd does not serve, or None."""
+    model: str = params["model"]
+    provider = params.get("custom_llm_provider")
+    prefix, slash, rest = model.partition("/")
+    named = provider if isinstance(provider, str) else prefix if slash else None
+    if named in custom:
+        return (
+            f"provider {named!r} is registered through litellm_settings.custom_provider_map "
+            "(a Python handler)"
+        )
+    mode = info.get("mode") if isinstance(info, dict) else None
+    if isinstance(mode, str) and mode in keys.UNSUPPORTED_MODES:
+        return f"mode: {mode} ({keys.UNSUPPORTED_MODES[mode]})"
+    if named in keys.AUDIO_PROVIDERS:
+        return f"{named!r} serves audio models"
+    bare = rest if slash else model
+    for start, what in keys.AUDIO_IMAGE_MODEL_PREFIXES:
+        if bare.startswith(start):
+            return f"{bare!r} is a model for {what}"
+    return None
 
 
 def _unknown_note(key: str, section: str, ignored: Mapping[str, str]) -> str:

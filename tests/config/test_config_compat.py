@@ -252,3 +252,74 @@ def test_a_litellm_proxy_example_shaped_file_loads_unchanged(write_yaml: object)
         "litellm_settings.service_callback",
     }
     assert all(w.severity == "warning" for w in result.warnings)
+
+
+UNSUPPORTED = """\
+model_list:
+  - model_name: chat
+    litellm_params: {model: mock/chat, mock_response: "hello"}
+  - model_name: my-llm
+    litellm_params: {model: my-custom-llm/my-model}
+  - model_name: images
+    litellm_params: {model: openai/dall-e-3, api_key: sk-test}
+    model_info: {mode: image_generation}
+  - model_name: voice
+    litellm_params: {model: elevenlabs/scribe_v1, api_key: k}
+  - model_name: whisper
+    litellm_params: {model: whisper-1, api_key: sk-test}
+litellm_settings:
+  custom_provider_map:
+    - {provider: my-custom-llm, custom_handler: custom_handler.my_custom_llm}
+"""
+
+
+def test_unsupported_litellm_features_warn_precisely_and_answer_400(tmp_path: Path) -> None:
+    from routerd.config import check_config
+    from routerd.errors import BadRequestError
+
+    path = tmp_path / "unsupported.yaml"
+    path.write_text(UNSUPPORTED, encoding="utf-8")
+    result = check_config(path, env={})
+    assert result.errors == (), [str(e) for e in result.errors]
+    assert [(w.line, w.path, w.message) for w in result.warnings] == [
+        (
+            5,
+            "model_list[1].litellm_params.model",
+            "provider 'my-custom-llm' is registered through litellm_settings.custom_provider_map (a Python "
+            "handler); this deployment answers every call with a 400",
+        ),
+        (
+            7,
+            "model_list[2].litellm_params.model",
+            "mode: image_generation (image generation); this deployment answers every call with a 400",
+        ),
+        (
+            10,
+            "model_list[3].litellm_params.model",
+            "'elevenlabs' serves audio models; this deployment answers every call with a 400",
+        ),
+        (
+            12,
+            "model_list[4].litellm_params.model",
+            "'whisper-1' is a model for audio transcription; this deployment answers every call with a 400",
+        ),
+        (
+            14,
+            "litellm_settings.custom_provider_map",
+            "custom provider handlers are Python code routerd does not run; deployments of my-custom-llm "
+            "load but answer every call with a 400",
+        ),
+    ]
+    router = Router.from_config(path)
+    try:
+        hi = [{"role": "user", "content": "hi"}]
+        assert router.completion(model="chat", messages=hi).choices[0].message.content == "hello"
+        with pytest.raises(BadRequestError) as caught:
+            router.completion(model="images", messages=hi)
+    finally:
+        router.close()
+    assert (caught.value.status_code, caught.value.code) == (400, "unsupported_by_routerd")
+    assert (
+        "model group 'images': mode: image_generation (image generation); routerd does not serve it yet"
+        in (str(caught.value))
+    )
