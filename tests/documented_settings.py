@@ -91,6 +91,10 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "litellm_params.stream_timeout": (
         "tests/routing/test_routing_streams.py::test_stream_timeout_before_first_chunk_uses_stream_timeout",
     ),
+    "litellm_params.max_retries": (
+        f"{_EXEC}::test_max_retries_repeats_the_http_call_on_the_same_deployment",
+        f"{_EXEC}::test_max_retries_does_not_repeat_errors_that_are_not_retryable",
+    ),
     "litellm_params.num_retries": (
         "tests/routing/test_routing_plan.py::test_group_plan_precomputes_weights_costs_and_retries",
     ),
@@ -148,6 +152,10 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     ),
     "router_settings.max_fallbacks": (
         f"{_EXEC}::test_fallback_chain_stops_at_max_fallbacks_and_skips_unknown_and_tried_groups",
+    ),
+    "router_settings.enable_pre_call_checks": (
+        f"{_EXEC}::test_context_window_precheck_falls_back_without_calling_the_small_model",
+        f"{_EXEC}::test_without_enable_pre_call_checks_the_small_model_is_called_as_in_litellm",
     ),
     "router_settings.routing_strategy": (
         f"{_EXEC}::test_latency_routing_moves_traffic_away_from_a_slow_deployment",
@@ -402,13 +410,4 @@ UNTESTED: dict[str, str] = {
     "provider_settings.organization": "sent as openai-organization by the OpenAI files client; no test checks it",
 }
 
-KNOWN_GAPS: dict[str, str] = {
-    "router_settings.enable_pre_call_checks": (
-        "compiled into the policy but read by nothing: the context-window pre-check runs whatever it says; "
-        "the LiteLLM-compatibility issue gives it its meaning"
-    ),
-    "litellm_params.max_retries": (
-        "compiled into the deployment but read by nothing (no retries inside one attempt); "
-        "the LiteLLM-compatibility issue gives it its meaning"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -159,7 +159,9 @@ class AttemptRunner:
             if call.stream and stream_method is not None:
                 iterator: AsyncIterator[JSON] = getattr(adapter, stream_method)(self._http, request)
             else:
-                response: UpstreamResponse = await getattr(adapter, method)(self._http, request)
+                response: UpstreamResponse = await self._complete(
+                    getattr(adapter, method), request, candidate.deployment.max_retries or 0, call.deadline
+                )
                 problem = malformed(call.endpoint, response.body)
         except BaseException as exc:
             raise attempt.failed(exc)  # noqa: B904 -- failed() chains it (or returns exc itself)
@@ -171,6 +173,25 @@ class AttemptRunner:
 
     def emit(self, event: AttemptFinished) -> None:
         self._events.emit(event)
+
+    async def _complete(
+        self,
+        send: Callable[[HttpClient, UpstreamRequest], Awaitable[UpstreamResponse]],
+        request: UpstreamRequest,
+        retries: int,
+        deadline: float,
+    ) -> UpstreamResponse:
+        """One complete (non-streamed) call, repeated on the same deployment up to ``retries`` times
+        on a retryable error: ``litellm_params.max_retries``, LiteLLM's client-level retries of one
+        HTTP call, below the router's own retries (which move to another deployment and count
+        failures). These repeats are immediate and stay inside the attempt's timeout."""
+        for left in range(retries, -1, -1):
+            try:
+                return await send(self._http, request)
+            except APIError as exc:
+                if left == 0 or not exc.retryable or self.clock() >= deadline:
+                    raise
+        raise AssertionError("unreachable: the last try raises or returns")
 
 
 class Attempt:

@@ -46,6 +46,7 @@ from routerd.routing.plan import GroupPlan, build_group_plan, pick
 from routerd.routing.policy import (
     EXPIRED,
     INITIAL,
+    NO_SIZE_CHECK,
     Attempt,
     Command,
     Failed,
@@ -288,7 +289,9 @@ class CallRouter:
         def fallback_open(reason: str | None) -> bool:
             return self._next_group(call, reason, commit=False) is not None
 
-        state = INITIAL
+        # LiteLLM filters by context window before the call only with enable_pre_call_checks; without
+        # it the upstream judges (and a context-window error still reaches context_window_fallbacks)
+        state = INITIAL if call.view.policy.enable_pre_call_checks else NO_SIZE_CHECK
         while True:
             now = self._clock()
             state, command = decide(state, self._outcome(call, plan, records, state, now), now)

@@ -100,6 +100,7 @@ class GroupState:
 
 
 INITIAL = GroupState()
+NO_SIZE_CHECK = GroupState(check_size=False)  # enable_pre_call_checks off: no max_input_tokens filter
 
 
 @dataclass(frozen=True, slots=True)

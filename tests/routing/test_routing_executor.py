@@ -260,7 +260,7 @@ async def test_context_window_precheck_falls_back_without_calling_the_small_mode
             "small": [dep("s", "small", max_input_tokens=50)],
             "big": [dep("b", "big", max_input_tokens=100_000)],
         },
-        policy=RouterPolicy(context_window_fallbacks={"small": ("big",)}),
+        policy=RouterPolicy(context_window_fallbacks={"small": ("big",)}, enable_pre_call_checks=True),
     )
     router = make_router(table)
     long_prompt = chat("small", messages=[{"role": "user", "content": "word " * 400}])
@@ -269,6 +269,24 @@ async def test_context_window_precheck_falls_back_without_calling_the_small_mode
     assert recorder.of(FallbackTaken) == [FallbackTaken("small", "big", "context_window", "success")]
     # short prompts stay on the small model
     assert (await router.call("chat", chat("small"))).deployment.id == "s"
+
+
+async def test_without_enable_pre_call_checks_the_small_model_is_called_as_in_litellm(
+    make_router: RouterFactory, adapter: FakeAdapter, recorder: Recorder
+) -> None:
+    # LiteLLM filters by max_input_tokens before the call only when enable_pre_call_checks is set;
+    # without it the small deployment gets the call and its context-window error takes the fallback
+    adapter.script("s", fail(lambda: ContextWindowExceededError("too long", upstream_status=400)))
+    table = make_table(
+        {
+            "small": [dep("s", "small", max_input_tokens=50)],
+            "big": [dep("b", "big", max_input_tokens=100_000)],
+        },
+        policy=RouterPolicy(context_window_fallbacks={"small": ("big",)}, enable_pre_call_checks=False),
+    )
+    long_prompt = chat("small", messages=[{"role": "user", "content": "word " * 400}])
+    result = await make_router(table).call("chat", long_prompt)
+    assert result.deployment.id == "b" and adapter.calls == ["s", "b"]
 
 
 async def test_context_window_precheck_without_a_fallback_lets_the_upstream_decide(
@@ -580,3 +598,32 @@ async def test_publish_tells_the_http_client_which_upstreams_no_deployment_uses_
     router.publish(make_table({"g": [dep("b", api_base=west)]}, content_hash="v4"))
     assert http.calls == [({west}, {east}), ({east}, {west})]
     await router.aclose()
+
+
+@pytest.mark.parametrize(("max_retries", "calls"), [(None, ["s"]), (0, ["s"]), (2, ["s", "s", "s"])])
+async def test_max_retries_repeats_the_http_call_on_the_same_deployment(
+    make_router: RouterFactory, adapter: FakeAdapter, max_retries: int | None, calls: list[str]
+) -> None:
+    # litellm_params.max_retries: LiteLLM's client-level retries of one call, inside one attempt
+    adapter.script(
+        "s", fail(lambda: InternalServerError("500")), fail(lambda: InternalServerError("500")), ok()
+    )
+    table = make_table({"g": [dep("s", "g", max_retries=max_retries)]}, policy=RouterPolicy(num_retries=0))
+    router = make_router(table)
+    if max_retries == 2:
+        result = await router.call("chat", chat("g"))
+        assert result.deployment.id == "s" and result.info.attempts == 1
+    else:
+        with pytest.raises(InternalServerError):
+            await router.call("chat", chat("g"))
+    assert adapter.calls == calls
+
+
+async def test_max_retries_does_not_repeat_errors_that_are_not_retryable(
+    make_router: RouterFactory, adapter: FakeAdapter
+) -> None:
+    adapter.script("s", fail(lambda: BadRequestError("bad")), ok())
+    table = make_table({"g": [dep("s", "g", max_retries=3)]}, policy=RouterPolicy(num_retries=0))
+    with pytest.raises(BadRequestError):
+        await make_router(table).call("chat", chat("g"))
+    assert adapter.calls == ["s"]
