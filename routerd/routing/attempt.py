@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from routerd.config.table import Deployment, RouterPolicy, RoutingTable
-from routerd.errors import APIError, BadGatewayError, Timeout
+from routerd.errors import APIError, BadGatewayError, RateLimitError, Timeout
 from routerd.events import AttemptFinished, CooldownStarted, DeploymentStateChanged, EventBus
 from routerd.http import HttpClient
 from routerd.providers.answers import malformed
@@ -155,6 +155,9 @@ class AttemptRunner:
             concurrency=self.limits.prompt_concurrency,
         )
         method, stream_method = ENDPOINT_METHODS[call.endpoint]
+        if call.options.mock_attempt_failure is not None and call.info.fallbacks == 0:
+            # the requested group's attempts fail like real ones (retried, counted); fallbacks serve
+            raise attempt.failed(_simulated(call.options.mock_attempt_failure, candidate.deployment))
         try:
             if call.stream and stream_method is not None:
                 iterator: AsyncIterator[JSON] = getattr(adapter, stream_method)(self._http, request)
@@ -192,6 +195,18 @@ class AttemptRunner:
                 if left == 0 or not exc.retryable or self.clock() >= deadline:
                     raise
         raise AssertionError("unreachable: the last try raises or returns")
+
+
+def _simulated(name: str, dep: Deployment) -> APIError:
+    """The failure a ``mock_testing_rate_limit_error`` / ``mock_timeout`` request asks every attempt for."""
+    error_class: type[APIError] = Timeout if name == "Timeout" else RateLimitError
+    return error_class(
+        f"simulated {name} on deployment {dep.id} (mock_testing_rate_limit_error / mock_timeout in the "
+        "request)",
+        llm_provider=dep.provider,
+        model=dep.model,
+        deployment_id=dep.id,
+    )
 
 
 class Attempt:

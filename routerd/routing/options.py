@@ -2,7 +2,7 @@
 
 Clients (and LiteLLM-style SDK calls) may put routing controls in the body: ``num_retries``,
 ``fallbacks``, ``disable_fallbacks``, ``context_window_fallbacks``, ``content_policy_fallbacks``,
-``timeout``, plus ``metadata`` / ``tags`` and LiteLLM's ``mock_testing_*`` switches. They are parsed
+``timeout``, plus ``metadata`` / ``tags`` and LiteLLM's ``mock_testing_*`` / ``mock_timeout`` switches. They are parsed
 here and removed before any adapter sees the body; ``mock_response`` stays (the mock provider reads it).
 
 The common case, a body with none of them, costs one set-disjointness check and no copy.
@@ -17,7 +17,14 @@ from typing import Any
 
 from routerd.errors import BadRequestError
 
-__all__ = ["DEFAULT_OPTIONS", "MOCK_FAILURES", "ROUTER_KEYS", "RequestOptions", "split_request"]
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "MOCK_ATTEMPT_FAILURES",
+    "MOCK_FAILURES",
+    "ROUTER_KEYS",
+    "RequestOptions",
+    "split_request",
+]
 
 # LiteLLM's switches to rehearse a fallback configuration without a failing upstream: the first group
 # fails with this error class (by name in routerd.errors) before any deployment is called.
@@ -25,7 +32,13 @@ MOCK_FAILURES: Mapping[str, str] = {
     "mock_testing_fallbacks": "InternalServerError",
     "mock_testing_context_fallbacks": "ContextWindowExceededError",
     "mock_testing_content_policy_fallbacks": "ContentPolicyViolationError",
+}
+
+# LiteLLM's switches that make every deployment call fail as a real one would (so they are retried,
+# counted and cooled down like real failures, then fall back): the error class by name.
+MOCK_ATTEMPT_FAILURES: Mapping[str, str] = {
     "mock_testing_rate_limit_error": "RateLimitError",
+    "mock_timeout": "Timeout",
 }
 
 ROUTER_KEYS = frozenset(
@@ -39,6 +52,7 @@ ROUTER_KEYS = frozenset(
         "metadata",
         "tags",
         *MOCK_FAILURES,
+        *MOCK_ATTEMPT_FAILURES,
     }
 )
 
@@ -55,6 +69,7 @@ class RequestOptions:
     timeout: float | None = None
     tags: tuple[str, ...] = ()
     mock_failure: str | None = None  # an error class name from MOCK_FAILURES
+    mock_attempt_failure: str | None = None  # an error class name from MOCK_ATTEMPT_FAILURES
 
 
 DEFAULT_OPTIONS = RequestOptions()
@@ -73,6 +88,9 @@ def split_request(body: dict[str, Any]) -> tuple[dict[str, Any], RequestOptions]
         timeout=_timeout(body),
         tags=_tags(body),
         mock_failure=next((error for key, error in MOCK_FAILURES.items() if _flag(body, key)), None),
+        mock_attempt_failure=next(
+            (error for key, error in MOCK_ATTEMPT_FAILURES.items() if _flag(body, key)), None
+        ),
     )
     return {k: v for k, v in body.items() if k not in ROUTER_KEYS}, options
 

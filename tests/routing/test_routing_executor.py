@@ -11,6 +11,7 @@ import pytest
 
 from routerd.config.table import RouterPolicy
 from routerd.errors import (
+    APIError,
     AuthenticationError,
     BadRequestError,
     ContextWindowExceededError,
@@ -18,6 +19,7 @@ from routerd.errors import (
     NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
+    Timeout,
 )
 from routerd.events import (
     AttemptFinished,
@@ -627,3 +629,23 @@ async def test_max_retries_does_not_repeat_errors_that_are_not_retryable(
     with pytest.raises(BadRequestError):
         await make_router(table).call("chat", chat("g"))
     assert adapter.calls == ["s"]
+
+
+@pytest.mark.parametrize(
+    ("field", "error"), [("mock_testing_rate_limit_error", RateLimitError), ("mock_timeout", Timeout)]
+)
+async def test_mock_failure_fields_fail_each_attempt_and_are_retried_then_fall_back(
+    make_router: RouterFactory, adapter: FakeAdapter, field: str, error: type[APIError]
+) -> None:
+    table = make_table(
+        {"g": [dep("a", "g"), dep("b", "g")], "spare": [dep("s", "spare")]},
+        policy=RouterPolicy(num_retries=1, fallbacks={"g": ("spare",)}),
+    )
+    router = make_router(table)
+    result = await router.call("chat", chat("g", **{field: True}))
+    # two attempts in g (the first and its retry) failed without reaching the upstream; the fallback served
+    assert result.deployment.id == "s" and adapter.calls == ["s"]
+    assert (result.info.attempts, result.info.retries, result.info.fallbacks) == (3, 1, 1)
+    alone = make_router(make_table({"g": [dep("a", "g")]}, policy=RouterPolicy(num_retries=0)))
+    with pytest.raises(error):
+        await alone.call("chat", chat("g", **{field: True}))
