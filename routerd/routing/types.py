@@ -21,6 +21,7 @@ class RoutingInfo:
     group: str = ""  # the group that answered (or was last tried)
     deployment_id: str = ""
     provider: str = ""
+    api_base: str = ""  # the deployment's configured api_base ("" when the provider's default)
     attempts: int = 0  # upstream calls made (a text completion fanned out to N chat calls counts N)
     retries: int = 0
     fallbacks: int = 0
@@ -45,6 +46,7 @@ class RoutingInfo:
         self.group = group
         self.deployment_id = deployment.id
         self.provider = deployment.provider
+        self.api_base = deployment.api_base or ""
 
     def first_chunk(self, ttft: float) -> None:
         """A stream's first chunk arrived ``ttft`` seconds after its attempt started."""

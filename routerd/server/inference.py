@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import orjson
@@ -80,27 +81,44 @@ def parse_json(raw: bytes) -> Any:
 
 
 def routing_headers(request_id: str, info: RoutingInfo | None) -> dict[str, str]:
-    headers = {"x-request-id": request_id}
+    """``x-request-id``, the ``x-routerd-*`` routing headers and their ``x-litellm-*`` twins (the names
+    LiteLLM's proxy sends, which its users' tooling reads)."""
+    headers = {"x-request-id": request_id, "x-litellm-call-id": request_id}
     if info is not None:
         if info.deployment_id:
-            headers["x-routerd-model-id"] = info.deployment_id
+            headers["x-routerd-model-id"] = headers["x-litellm-model-id"] = info.deployment_id
         headers["x-routerd-attempts"] = str(info.attempts)
-        headers["x-routerd-attempted-retries"] = str(info.retries)
-        headers["x-routerd-attempted-fallbacks"] = str(info.fallbacks)
+        headers["x-routerd-attempted-retries"] = headers["x-litellm-attempted-retries"] = str(info.retries)
+        headers["x-routerd-attempted-fallbacks"] = headers["x-litellm-attempted-fallbacks"] = str(
+            info.fallbacks
+        )
+        if info.group:
+            headers["x-litellm-model-group"] = info.group
+        base = public_api_base(info.api_base)
+        if base:
+            headers["x-litellm-model-api-base"] = base
     return headers
+
+
+def public_api_base(url: str) -> str:
+    """``url`` without anything that may hold a credential (user:password@, query, fragment); ""
+    when it is not an http(s) URL. Keys are never part of a header routerd sends."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not host:
+        return ""
+    base = urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return base if base.isascii() and base.isprintable() else ""
 
 
 def _answer_headers(request_id: str, info: RoutingInfo, length: int) -> list[tuple[bytes, bytes]]:
     """:func:`routing_headers` of a successful answer, as ASGI wants them, plus its type and length."""
-    return [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % length),
-        (b"x-request-id", request_id.encode("latin-1")),
-        (b"x-routerd-model-id", info.deployment_id.encode()),
-        (b"x-routerd-attempts", b"%d" % info.attempts),
-        (b"x-routerd-attempted-retries", b"%d" % info.retries),
-        (b"x-routerd-attempted-fallbacks", b"%d" % info.fallbacks),
-    ]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % length)]
+    headers += [(k.encode(), v.encode("latin-1")) for k, v in routing_headers(request_id, info).items()]
+    return headers
 
 
 def _usage(body: dict[str, Any] | None) -> tuple[int, int]:
@@ -266,7 +284,8 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
             return
     payload = orjson.dumps(response_body)
     raw_headers = _answer_headers(request_id, result.info, len(payload))
-    raw_headers += [(name.encode(), value.encode()) for name, value in response_cost_header(cost).items()]
+    for name, value in response_cost_header(cost).items():
+        raw_headers += [(name.encode(), value.encode()), (b"x-litellm-response-cost", value.encode())]
     if passage is not None:
         raw_headers += [(name.encode(), value.encode()) for name, value in _cache_headers(passage).items()]
     try:
