@@ -243,6 +243,9 @@ class CallRouter:
                 came_from = (group.plan.name, target[1])
                 group = target[0]
                 call.info.entered(group.plan.name, fallback=True)
+                replaced = call.options.body_for(target[2], call.body)
+                if replaced is not call.body:
+                    call.body, call.tokens = replaced, -1  # a new prompt: count it again
                 continue
             if came_from is not None:
                 self._events.emit(FallbackTaken(came_from[0], group.plan.name, came_from[1], "success"))
@@ -250,8 +253,9 @@ class CallRouter:
 
     def _next_group(
         self, call: Call, reason: str | None, *, commit: bool
-    ) -> tuple[PreparedGroup, str] | None:
-        """The next fallback group that exists. ``commit`` records it as tried; otherwise only peeks."""
+    ) -> tuple[PreparedGroup, str, str] | None:
+        """The next fallback group that exists, why, and the name it was given by. ``commit`` records it
+        as tried; otherwise only peeks."""
         if reason is None:
             return None
         view = call.view
@@ -270,7 +274,7 @@ class CallRouter:
                 if group.plan.name in tried:
                     continue  # an alias of a group already tried
                 tried.append(group.plan.name)
-            return group, why
+            return group, why, name
 
     async def _run_group(self, call: Call, group: PreparedGroup, *, first: bool) -> CallResult:
         """Drive one group's attempts by the pure policy (:func:`~routerd.routing.policy.step`)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from routerd.errors import BadRequestError
@@ -70,6 +70,14 @@ class RequestOptions:
     tags: tuple[str, ...] = ()
     mock_failure: str | None = None  # an error class name from MOCK_FAILURES
     mock_attempt_failure: str | None = None  # an error class name from MOCK_ATTEMPT_FAILURES
+    # per-request fallbacks written as {"model": name, "messages": [...], ...}: what replaces the body's
+    # fields when the call moves to that group (LiteLLM replaces the prompt with the entry's messages)
+    fallback_bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def body_for(self, group: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` as sent to the fallback ``group``: the entry's fields replace the body's."""
+        replaced = self.fallback_bodies.get(group)
+        return {**body, **replaced} if replaced else body
 
 
 DEFAULT_OPTIONS = RequestOptions()
@@ -80,6 +88,7 @@ def split_request(body: dict[str, Any]) -> tuple[dict[str, Any], RequestOptions]
     if ROUTER_KEYS.isdisjoint(body):
         return body, DEFAULT_OPTIONS
     options = RequestOptions(
+        fallback_bodies=_fallback_bodies(body),
         num_retries=_count(body, "num_retries"),
         fallbacks=_groups(body, "fallbacks"),
         context_window_fallbacks=_groups(body, "context_window_fallbacks"),
@@ -146,6 +155,27 @@ def _groups(body: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
             raise _invalid(key, "a list of model names")
         names.append(name)
     return tuple(names)
+
+
+def _fallback_bodies(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{group: fields}`` of fallback entries that carry more than a model name."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+        value = body.get(key)
+        if not isinstance(value, list):
+            continue
+        for item in value:
+            if not isinstance(item, Mapping) or not isinstance(item.get("model"), str):
+                continue
+            fields = {k: v for k, v in item.items() if k != "model" and k not in ROUTER_KEYS}
+            if "messages" in fields:
+                if not isinstance(fields["messages"], list):
+                    raise _invalid(key, "a list whose entries' 'messages' are lists of messages")
+                if not fields["messages"]:
+                    del fields["messages"]  # nothing to replace the prompt with
+            if fields:
+                out.setdefault(item["model"], fields)
+    return out
 
 
 def _tags(body: Mapping[str, Any]) -> tuple[str, ...]:

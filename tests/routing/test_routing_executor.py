@@ -649,3 +649,29 @@ async def test_mock_failure_fields_fail_each_attempt_and_are_retried_then_fall_b
     alone = make_router(make_table({"g": [dep("a", "g")]}, policy=RouterPolicy(num_retries=0)))
     with pytest.raises(error):
         await alone.call("chat", chat("g", **{field: True}))
+
+
+async def test_a_fallback_entry_with_messages_replaces_the_prompt_as_litellm_does(
+    make_router: RouterFactory, adapter: FakeAdapter
+) -> None:
+    adapter.script("a", fail(lambda: InternalServerError("500")))
+    table = make_table(
+        {"g": [dep("a", "g")], "spare": [dep("s", "spare")], "other": [dep("o", "other")]},
+        policy=RouterPolicy(num_retries=0),
+    )
+    shorter = [{"role": "user", "content": "short version"}]
+    body = chat("g", fallbacks=[{"model": "spare", "messages": shorter, "temperature": 0.1}, "other"])
+    result = await make_router(table).call("chat", body)
+    assert result.deployment.id == "s" and adapter.calls == ["a", "s"]
+    first, second = adapter.requests
+    assert (
+        first.body["messages"] == [{"role": "user", "content": "hello"}] and "temperature" not in first.body
+    )
+    assert second.body["messages"] == shorter and second.body["temperature"] == 0.1
+    assert "fallbacks" not in second.body
+
+
+async def test_a_fallback_entry_with_bad_messages_is_a_400(make_router: RouterFactory) -> None:
+    table = make_table({"g": [dep("a", "g")], "spare": [dep("s", "spare")]})
+    with pytest.raises(BadRequestError, match="fallbacks"):
+        await make_router(table).call("chat", chat("g", fallbacks=[{"model": "spare", "messages": "hi"}]))

@@ -36,6 +36,10 @@ def test_router_keys_are_parsed_and_removed() -> None:
     assert options.content_policy_fallbacks == ()
     assert options.timeout == 12.0 and options.tags == ("paid",)
     assert options.mock_failure == "InternalServerError"
+    assert options.fallback_bodies == {}  # an empty messages list replaces nothing
+    replaced = split_request({"model": "g", "fallbacks": [{"model": "y", "messages": [{"role": "user"}]}]})[1]
+    assert replaced.body_for("y", {"messages": [], "n": 1}) == {"messages": [{"role": "user"}], "n": 1}
+    assert replaced.body_for("x", out) is out
 
 
 @pytest.mark.parametrize(
