@@ -1,6 +1,7 @@
 """The ``gemini/`` provider: Google's Gemini API (generativelanguage.googleapis.com) with an API key.
 
-Chat: ``POST {api_base}/v1beta/models/{model}:generateContent`` and
+Chat: ``POST https://generativelanguage.googleapis.com/v1beta/models/{model}:generateContent`` (or
+``{api_base}/models/...`` for a configured ``api_base``, as LiteLLM calls it) and
 ``:streamGenerateContent?alt=sse``. Embeddings: ``:batchEmbedContents``. The key travels in the
 ``x-goog-api-key`` header, never in the URL, where proxies and access logs would record it.
 """
@@ -70,6 +71,17 @@ def versioned_base(api_base: str, version: str) -> str:
     return base if base.endswith(_VERSIONS) else f"{base}/{version}"
 
 
+def base_url(api_base: str | None, api_version: str | None) -> str:
+    """Where ``models/...`` lives. Google's own host gets the API version (v1beta by default). A
+    configured ``api_base`` elsewhere (a proxy, a Vertex-Express style endpoint) is used as written,
+    as LiteLLM does (it calls ``{api_base}/models/...``), unless ``api_version`` is set explicitly."""
+    if api_base is None:
+        return versioned_base(DEFAULT_API_BASE, api_version or DEFAULT_API_VERSION)
+    if api_version is not None or api_base.rstrip("/") == DEFAULT_API_BASE:
+        return versioned_base(api_base, api_version or DEFAULT_API_VERSION)
+    return api_base.rstrip("/")
+
+
 class GeminiAdapter(GoogleAdapter):
     """Chat (plain and streamed) and embeddings on the Gemini API."""
 
@@ -81,9 +93,7 @@ class GeminiAdapter(GoogleAdapter):
         api_key = (
             deployment.api_key or os.environ.get(API_KEY_ENV) or os.environ.get(API_KEY_ENV_FALLBACK) or ""
         )
-        base = versioned_base(
-            deployment.api_base or DEFAULT_API_BASE, deployment.api_version or DEFAULT_API_VERSION
-        )
+        base = base_url(deployment.api_base, deployment.api_version)
         path = model_path(deployment.model)
         headers = {"content-type": "application/json"}
         params = DeploymentParams.from_extra(deployment.extra)

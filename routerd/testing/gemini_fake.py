@@ -4,7 +4,8 @@
 
 * Gemini API: ``POST /v1beta/models/{model}:generateContent`` (``:streamGenerateContent``,
   ``:batchEmbedContents``, ``:embedContent``), key in ``x-goog-api-key`` (a ``?key=`` query works too,
-  as upstream, and is recorded so tests can assert routerd never sends one);
+  as upstream, and is recorded so tests can assert routerd never sends one); also without the version
+  (``/models/...``), as a proxy or Vertex-Express style ``api_base`` is called (LiteLLM's URL shape);
 * Vertex AI: ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent``
   (and tuned ``.../endpoints/{id}:...``) with ``Authorization: Bearer <token>``.
 
@@ -91,7 +92,9 @@ PART_DATA_FIELDS = frozenset(
 )
 PART_META_FIELDS = frozenset({"thought", "thoughtSignature", "videoMetadata"})
 
-_GEMINI_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/(?P<model>(?:models|tunedModels)/[^:/]+):(?P<method>\w+)$")
+_GEMINI_PATH = re.compile(
+    r"^(/v1|/v1beta|/v1alpha)?/(?P<model>(?:models|tunedModels)/[^:/]+):(?P<method>\w+)$"
+)
 _VERTEX_PATH = re.compile(
     r"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/(publishers/google/models|endpoints)/(?P<model>[^:/]+):(?P<method>\w+)$"
 )

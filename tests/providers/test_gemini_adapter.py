@@ -14,7 +14,7 @@ from routerd import errors
 from routerd.config.table import Deployment
 from routerd.http import HttpClient
 from routerd.providers.base import UpstreamRequest, get_adapter
-from routerd.providers.gemini import GeminiAdapter, GeminiTarget, model_path, versioned_base
+from routerd.providers.gemini import GeminiAdapter, GeminiTarget, base_url, model_path, versioned_base
 from routerd.testing.fake_http import StreamPlan
 from routerd.testing.gemini_fake import FakeGemini, GeminiReply, error_body
 
@@ -33,7 +33,7 @@ async def fake() -> AsyncIterator[FakeGemini]:
 
 @pytest.fixture
 def deployment(fake: FakeGemini, make_deployment: MakeDeployment) -> Deployment:
-    return make_deployment("gemini", MODEL, api_base=fake.base_url, api_key=KEY, group="gem")
+    return make_deployment("gemini", MODEL, api_base=fake.base_url + "/v1beta", api_key=KEY, group="gem")
 
 
 def call(deployment: Deployment, body: dict[str, Any], **fields: Any) -> UpstreamRequest:
@@ -73,6 +73,32 @@ def test_model_path(model: str, path: str) -> None:
 )
 def test_versioned_base(base: str, expected: str) -> None:
     assert versioned_base(base, "v1beta") == expected
+
+
+@pytest.mark.parametrize(
+    ("api_base", "api_version", "expected"),
+    [
+        (None, None, "https://generativelanguage.googleapis.com/v1beta"),
+        (None, "v1", "https://generativelanguage.googleapis.com/v1"),
+        (
+            "https://generativelanguage.googleapis.com/",
+            None,
+            "https://generativelanguage.googleapis.com/v1beta",
+        ),
+        # a Vertex-Express style api_base: LiteLLM calls {api_base}/models/... with nothing inserted
+        (
+            "https://aiplatform.googleapis.com/v1/publishers/google",
+            None,
+            "https://aiplatform.googleapis.com/v1/publishers/google",
+        ),
+        ("https://proxy.example/gemini/", None, "https://proxy.example/gemini"),
+        ("https://proxy.example/gemini", "v1alpha", "https://proxy.example/gemini/v1alpha"),
+    ],
+)
+def test_base_url_follows_litellm_for_a_configured_api_base(
+    api_base: str | None, api_version: str | None, expected: str
+) -> None:
+    assert base_url(api_base, api_version) == expected
 
 
 def test_urls_never_carry_the_key(deployment: Deployment) -> None:
@@ -238,7 +264,7 @@ async def test_wrong_key_is_an_authentication_error_without_the_key(
     http_client: HttpClient, fake: FakeGemini, make_deployment: MakeDeployment
 ) -> None:
     wrong = "AIzaSyWrongKey-99999999999"
-    deployment = make_deployment("gemini", MODEL, api_base=fake.base_url, api_key=wrong)
+    deployment = make_deployment("gemini", MODEL, api_base=fake.base_url + "/v1beta", api_key=wrong)
     with pytest.raises(errors.AuthenticationError) as info:
         await adapter.chat(http_client, call(deployment, ask()))
     assert info.value.upstream_status == 400
@@ -249,7 +275,7 @@ async def test_wrong_key_is_an_authentication_error_without_the_key(
 async def test_missing_key_fails_before_any_request(
     http_client: HttpClient, fake: FakeGemini, make_deployment: MakeDeployment
 ) -> None:
-    deployment = make_deployment("gemini", MODEL, api_base=fake.base_url)
+    deployment = make_deployment("gemini", MODEL, api_base=fake.base_url + "/v1beta")
     with pytest.raises(errors.AuthenticationError) as info:
         await adapter.chat(http_client, call(deployment, ask()))
     assert "GEMINI_API_KEY" in info.value.message
@@ -298,7 +324,9 @@ async def test_unsupported_parameter_without_and_with_drop_params(
 
 
 async def test_embeddings(http_client: HttpClient, fake: FakeGemini, make_deployment: MakeDeployment) -> None:
-    deployment = make_deployment("gemini", "text-embedding-004", api_base=fake.base_url, api_key=KEY)
+    deployment = make_deployment(
+        "gemini", "text-embedding-004", api_base=fake.base_url + "/v1beta", api_key=KEY
+    )
     body = {"model": "emb", "input": ["hello", "world"], "dimensions": 4}
     response = await adapter.embedding(
         http_client, UpstreamRequest(deployment=deployment, body=body, timeout=5)
@@ -316,7 +344,9 @@ async def test_embeddings(http_client: HttpClient, fake: FakeGemini, make_deploy
 async def test_embeddings_as_base64(
     http_client: HttpClient, fake: FakeGemini, make_deployment: MakeDeployment
 ) -> None:
-    deployment = make_deployment("gemini", "text-embedding-004", api_base=fake.base_url, api_key=KEY)
+    deployment = make_deployment(
+        "gemini", "text-embedding-004", api_base=fake.base_url + "/v1beta", api_key=KEY
+    )
     body = {"input": "hello", "encoding_format": "base64", "dimensions": 3}
     response = await adapter.embedding(
         http_client, UpstreamRequest(deployment=deployment, body=body, timeout=5)
@@ -330,9 +360,21 @@ async def test_deployment_parameters_apply_to_every_call(
 ) -> None:
     safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}]
     extra = {"safety_settings": safety, "top_k": 20, "extra_body": {"cachedContent": "cachedContents/abc"}}
-    deployment = make_deployment("gemini", MODEL, api_base=fake.base_url, api_key=KEY, extra=extra)
+    deployment = make_deployment(
+        "gemini", MODEL, api_base=fake.base_url + "/v1beta", api_key=KEY, extra=extra
+    )
     await adapter.chat(http_client, call(deployment, ask()))
     sent = fake.requests[-1].json
     assert sent["safetySettings"] == safety
     assert sent["generationConfig"]["topK"] == 20
     assert sent["cachedContent"] == "cachedContents/abc"
+
+
+async def test_a_vertex_express_style_api_base_gets_nothing_inserted(
+    http_client: HttpClient, fake: FakeGemini, make_deployment: MakeDeployment
+) -> None:
+    # LiteLLM calls {api_base}/models/{model}:generateContent; routerd used to insert /v1beta
+    deployment = make_deployment("gemini", MODEL, api_base=fake.base_url + "/", api_key=KEY)
+    response = await adapter.chat(http_client, call(deployment, ask()))
+    assert fake.requests[-1].path == "/models/gemini-2.0-flash:generateContent"
+    assert response.body["choices"][0]["message"]["content"] == "echo: hello"
