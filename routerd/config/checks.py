@@ -25,6 +25,7 @@ from routerd.config.models import (
     RouterSettings,
 )
 from routerd.guardrails.config import GuardrailSpec
+from routerd.providers import cache_points
 from routerd.providers.infer import DEFAULT_API_KEY_ENV, PROVIDER_PREFIXES
 
 FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
@@ -73,6 +74,7 @@ def cross_check(parts: Parts) -> list[Issue]:
         *_callbacks(parts),
         *_redis(parts),
         *_credentials(parts),
+        *_cache_points(parts),
         *_backoff(parts),
         *_empty(parts),
     ]
@@ -401,6 +403,32 @@ def _credentials(parts: Parts) -> Iterator[Issue]:
                 f"no api_key, and {variable} is not set; calls to this deployment will fail",
                 warning=True,
             )
+
+
+def _cache_points(parts: Parts) -> Iterator[Issue]:
+    """``cache_control_injection_points``: well formed (an error otherwise: the call would fail), and
+    acted on for the providers routerd injects cache_control for (a warning for the others)."""
+    for index, spec in parts.deployments:
+        points = spec.litellm_params.extra.get(cache_points.KEY)
+        if points is None:
+            continue
+        path = _params_path(index, cache_points.KEY)
+        for problem in cache_points.problems(points):
+            yield parts.issue(path, f"{cache_points.KEY}{problem}" if problem.startswith("[") else problem)
+        provider, _ = spec.litellm_params.provider_and_model()
+        if provider is not None and provider not in CACHE_CONTROL_PROVIDERS:
+            yield parts.issue(
+                path,
+                f"accepted but not acted on for provider {provider!r} (routerd injects cache_control for: "
+                + ", ".join(sorted(CACHE_CONTROL_PROVIDERS))
+                + ")",
+                warning=True,
+                at_key=True,
+            )
+
+
+#: Providers whose adapters apply ``cache_control_injection_points``.
+CACHE_CONTROL_PROVIDERS = frozenset({"anthropic"})
 
 
 def _backoff(parts: Parts) -> Iterator[Issue]:

@@ -108,6 +108,7 @@ PASSTHROUGH_PARAMS = frozenset(
         "aws_web_identity_token",
         "aws_bedrock_runtime_endpoint",
         "additional_drop_params",
+        "cache_control_injection_points",  # checked by routerd.config.checks
         # LiteLLM bookkeeping that has no effect on the upstream call
         "base_model",
         "input_cost_per_second",

@@ -19,6 +19,7 @@ from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
 from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
+from routerd.providers import cache_points
 from routerd.providers.anthropic_stream import StreamTranslator
 from routerd.providers.base import (
     CHAT,
@@ -173,9 +174,11 @@ class AnthropicAdapter(BaseAdapter):
             )
         drop = request.drop_params or bool(deployment.drop_params)
         try:
-            body = translate.apply_param_policy(
-                target.params.client_body(request.body), drop, deployment.model
-            )
+            client_body = target.params.client_body(request.body)
+            points = deployment.extra.get(cache_points.KEY)
+            if points:
+                client_body = cache_points.inject(client_body, points)
+            body = translate.apply_param_policy(client_body, drop, deployment.model)
             with translating_client_input(self.name):
                 payload = translate.to_anthropic_request(
                     body, deployment.model, default_max_tokens=target.default_max_tokens, stream=stream

@@ -119,6 +119,7 @@ _NOT_BODY_KEYS = ROUTERD_REQUEST_KEYS | frozenset(
         "cooldown_time",
         "allowed_openai_params",
         "stream_usage",
+        "cache_control_injection_points",
     }
 )
 _NOT_BODY_PREFIXES = (

@@ -323,3 +323,33 @@ def test_unsupported_litellm_features_warn_precisely_and_answer_400(tmp_path: Pa
         "model group 'images': mode: image_generation (image generation); routerd does not serve it yet"
         in (str(caught.value))
     )
+
+
+def test_cache_control_injection_points_are_checked(check: Check) -> None:
+    claude = (
+        "model_list:\n"
+        "  - model_name: claude\n"
+        "    litellm_params:\n"
+        "      model: anthropic/claude-sonnet-4-5\n"
+        "      api_key: k\n"
+        "      cache_control_injection_points:\n"
+        "        - {location: message, role: system}\n"
+    )
+    good = check(claude)
+    assert good.ok and good.warnings == (), [str(i) for i in (*good.errors, *good.warnings)]
+    [deployment] = good.table.deployments.values()  # type: ignore[union-attr]
+    [point] = deployment.extra["cache_control_injection_points"]
+    assert dict(point) == {"location": "message", "role": "system"}
+    bad = check(claude.replace("{location: message, role: system}", "{location: tools, index: x}"))
+    assert messages(bad.errors) == [
+        "model_list[0].litellm_params.cache_control_injection_points: "
+        "cache_control_injection_points[0].location must be 'message' (the only location LiteLLM defines)",
+        "model_list[0].litellm_params.cache_control_injection_points: "
+        "cache_control_injection_points[0].index must be an integer",
+    ]
+    other = check(claude.replace("anthropic/claude-sonnet-4-5", "openai/gpt-4o"))
+    assert other.ok
+    assert messages(other.warnings) == [
+        "model_list[0].litellm_params.cache_control_injection_points: accepted but not acted on for provider "
+        "'openai' (routerd injects cache_control for: anthropic)"
+    ]

@@ -382,3 +382,42 @@ async def test_deployment_parameters_apply_to_every_call(
     await adapter.chat(http_client, call(deployment, {**ask(), "temperature": 0.7, "top_p": 0.9}))
     assert fake.requests[-1].json["temperature"] == 0.7  # the client's own value wins
     assert "top_p" not in fake.requests[-1].json
+
+
+async def test_cache_control_injection_points_reach_the_messages_api(
+    http_client: HttpClient, fake: FakeAnthropic, make_deployment: MakeDeployment
+) -> None:
+    points = [
+        {"location": "message", "role": "system"},
+        {"location": "message", "index": -1, "control": {"type": "ephemeral", "ttl": "1h"}},
+    ]
+    deployment = make_deployment(
+        "anthropic",
+        MODEL,
+        api_base=fake.base_url,
+        api_key=KEY,
+        extra={"cache_control_injection_points": points},
+    )
+    body = {
+        "messages": [
+            {"role": "system", "content": "long shared instructions"},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "second"}]},
+        ]
+    }
+    await adapter.chat(http_client, call(deployment, body))
+    sent = fake.requests[-1].json
+    assert sent["system"] == [
+        {"type": "text", "text": "long shared instructions", "cache_control": {"type": "ephemeral"}}
+    ]
+    assert sent["messages"][-1]["content"] == [
+        {"type": "text", "text": "second", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ]
+    assert "cache_control" not in str(sent["messages"][0])
+    assert "cache_control_injection_points" not in sent
+    # without the setting nothing is injected
+    await adapter.chat(
+        http_client, call(make_deployment("anthropic", MODEL, api_base=fake.base_url, api_key=KEY), body)
+    )
+    assert "cache_control" not in str(fake.requests[-1].json)
