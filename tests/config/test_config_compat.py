@@ -353,3 +353,33 @@ def test_cache_control_injection_points_are_checked(check: Check) -> None:
         "model_list[0].litellm_params.cache_control_injection_points: accepted but not acted on for provider "
         "'openai' (routerd injects cache_control for: anthropic)"
     ]
+
+
+def test_the_daemon_serves_the_rest_and_says_why_in_health_and_a_400(tmp_path: Path) -> None:
+    import httpx
+
+    from routerd.testing.server import RouterdServer
+
+    path = tmp_path / "unsupported.yaml"
+    path.write_text(UNSUPPORTED, encoding="utf-8")
+    hi = [{"role": "user", "content": "hi"}]
+    with RouterdServer.from_file(path) as server:
+        health = httpx.get(server.base_url + "/health", timeout=10).json()
+        ok = httpx.post(
+            server.base_url + "/v1/chat/completions", json={"model": "chat", "messages": hi}, timeout=10
+        )
+        refused = httpx.post(
+            server.base_url + "/v1/chat/completions", json={"model": "my-llm", "messages": hi}, timeout=10
+        )
+    assert any(
+        "custom_provider_map" in w and "answers every call with a 400" in w
+        for w in health["config"]["warnings"]
+    )
+    assert ok.status_code == 200
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "unsupported_by_routerd" and error["type"] == "invalid_request_error"
+    assert (
+        "provider 'my-custom-llm' is registered through litellm_settings.custom_provider_map"
+        in error["message"]
+    )
