@@ -65,7 +65,7 @@ model_list:
   - model_name: "gemini/*"
     litellm_params:
       model: "gemini/*"
-      api_base: {fake.base_url}
+      api_base: {fake.base_url}/v1beta
       api_key: gemini-key
 general_settings:
   master_key: {KEY}
