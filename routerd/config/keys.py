@@ -165,7 +165,6 @@ IGNORED_ROUTER_SETTINGS: dict[str, str] = {
     "ignore_invalid_deployments": "routerd never starts with an invalid deployment",
     "enable_tag_filtering": "tag-based routing",
     "tag_filtering_match_any": "tag-based routing",
-    "enable_pre_call_check": "did you mean enable_pre_call_checks?",
     "search_tools": "search tools",
 }
 

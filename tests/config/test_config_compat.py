@@ -383,3 +383,11 @@ def test_the_daemon_serves_the_rest_and_says_why_in_health_and_a_400(tmp_path: P
         "provider 'my-custom-llm' is registered through litellm_settings.custom_provider_map"
         in error["message"]
     )
+
+
+def test_a_misspelt_setting_that_now_acts_is_an_error(check: Check) -> None:
+    # enable_pre_call_checks changes routing, so its singular misspelling must not be silently ignored
+    result = check(ONE + "router_settings:\n  enable_pre_call_check: true\n")
+    assert messages(result.errors) == [
+        "router_settings.enable_pre_call_check: unknown key; did you mean 'enable_pre_call_checks'?"
+    ]
