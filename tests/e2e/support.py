@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import openai
 
 from routerd.testing import run_in_thread
 from routerd.testing.server import RouterdServer, free_port
+from routerd.testing.wait import wait_for  # noqa: F401 - tests import it from here
 
 MASTER_KEY = "sk-e2e-master-key-0001"
 # Upstream credentials: they must never come back to a client or reach a log line.
@@ -62,15 +63,6 @@ def reset(fake: Any) -> None:
     fake.requests.clear()
     fake.replies.clear()
     fake.disconnects = 0
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``condition`` (an effect in another thread or process) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class LogCapture(logging.Handler):

@@ -7,8 +7,7 @@ port, temporary storage, 1 s scrape and evaluation intervals) and kills it after
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,12 @@ import httpx
 import pytest
 
 from routerd.testing.server import RouterdServer, free_port
+from routerd.testing.wait import wait_for
 
 from .conftest import require_binary
 from .test_server import CONFIG, KEY, _require_wiring
 
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
-
-
-def wait_for(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``probe`` until it returns something truthy; its result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 class Prometheus:
@@ -110,7 +98,7 @@ def prometheus(routerd: RouterdServer, tmp_path: Path) -> Iterator[Prometheus]:
             return False
 
     try:
-        wait_for(ready, "prometheus to start")
+        wait_for(ready, "prometheus to start", timeout=60, interval=0.2)
         yield Prometheus(base_url)
     finally:
         process.terminate()
@@ -133,7 +121,9 @@ def test_prometheus_scrapes_routerd_and_answers_a_query_for_the_request_counter(
 ) -> None:
     assert [chat(routerd, "chat") for _ in range(5)] == [200] * 5
     query = 'sum(routerd_requests_total{job="routerd", model_group="chat", status="200"})'
-    wait_for(lambda: prometheus.scalar(query) == 5, "the request counter to reach 5")
+    wait_for(
+        lambda: prometheus.scalar(query) == 5, "the request counter to reach 5", timeout=60, interval=0.2
+    )
     assert prometheus.scalar('up{job="routerd"}') == 1
 
 
@@ -150,11 +140,14 @@ def test_prometheus_evaluates_the_alert_rules_on_routerds_metrics(
             and alert["labels"].get("deployment") == "bad"
         ]
 
-    (alert,) = wait_for(cooling_down_alert, "the cooling-down alert")
+    (alert,) = wait_for(cooling_down_alert, "the cooling-down alert", timeout=60, interval=0.2)
     assert alert["state"] in {"pending", "firing"}  # it fires after its 'for' period
     assert alert["labels"]["model_group"] == "broken"
 
     rules = wait_for(
-        lambda: [r for r in prometheus.rules() if r.get("lastEvaluation", "").startswith("2")], "rules"
+        lambda: [r for r in prometheus.rules() if r.get("lastEvaluation", "").startswith("2")],
+        "rules",
+        timeout=60,
+        interval=0.2,
     )
     assert all(rule["health"] == "ok" for rule in rules), [(r["name"], r.get("lastError")) for r in rules]

@@ -6,8 +6,7 @@ These need ``create_app`` to wire ``metrics_routes(state)`` and ``metrics_lifesp
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing.server import RouterdServer, free_port
+from routerd.testing.wait import wait_for
 
 from .conftest import require_binary
 
@@ -105,16 +105,6 @@ def value(
     return samples.get((name, frozenset(labels.items())))
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``probe`` until it returns something truthy (for effects that happen after a response)."""
-    deadline = time.monotonic() + timeout
-    while not (result := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-    return result
-
-
 def chat(server: RouterdServer, model: str, **extra: Any) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
     return httpx.post(f"{server.base_url}/v1/chat/completions", json=body, headers=KEY, timeout=30)
@@ -197,7 +187,7 @@ def test_in_flight_counts_a_running_stream(server: RouterdServer) -> None:
         samples = scrape(f"{server.base_url}/metrics")
         return samples if value(samples, "routerd_requests_total", **slow, status="499") == 1 else None
 
-    after = wait_for(finished)
+    after = wait_for(finished, "the request to be counted", timeout=30)
     assert value(after, "routerd_requests_in_flight", endpoint="chat") == 0
     assert value(after, "routerd_time_to_first_token_seconds_count", **slow) == 1
 

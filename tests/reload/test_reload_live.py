@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from routerd.testing.server import RouterdServer
+from routerd.testing.wait import wait_for_async
 
 KEY = "sk-routerd-reload-test"
 
@@ -89,15 +90,6 @@ async def models(client: httpx.AsyncClient) -> set[str]:
     return {card["id"] for card in response.json()["data"]}
 
 
-async def wait_for(predicate_source: str, check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {predicate_source}")
-
-
 class Load:
     """Clients calling ``stable`` without pause, plain and streamed, counting every outcome."""
 
@@ -149,7 +141,7 @@ async def test_fifty_rewrites_under_load_drop_nothing_and_only_valid_versions_go
                     async def failed(before: int = failures_before) -> bool:
                         return server.state.reload.failures > before
 
-                    await wait_for(f"reload failure #{i}", failed)
+                    await wait_for_async(failed, f"reload failure #{i}")
                     names = await models(client)
                     assert names == {"stable", current}, f"rewrite {i}: invalid file leaked: {names}"
                     assert server.state.reload.last_error
@@ -160,7 +152,7 @@ async def test_fifty_rewrites_under_load_drop_nothing_and_only_valid_versions_go
                     async def visible(expected: str = current) -> bool:
                         return await models(client) == {"stable", expected}
 
-                    await wait_for(f"version {current} after rewrite {i}", visible)
+                    await wait_for_async(visible, f"version {current} after rewrite {i}")
                     seen_valid.append(current)
                     # the model that just appeared answers, right away
                     response = await client.post(
@@ -195,7 +187,7 @@ async def test_a_stream_in_flight_finishes_on_the_table_it_started_with(
         async def slow_group_served() -> bool:
             return server.state.reload.generation >= 2
 
-        await wait_for("slow version", slow_group_served)
+        await wait_for_async(slow_group_served, "slow version")
         body = {"model": "model-a", "messages": [{"role": "user", "content": "go"}], "stream": True}
         async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers()) as response:
             lines = response.aiter_lines()
@@ -207,7 +199,7 @@ async def test_a_stream_in_flight_finishes_on_the_table_it_started_with(
             async def removed() -> bool:
                 return "model-a" not in await models(client)
 
-            await wait_for("model-a removed", removed)
+            await wait_for_async(removed, "model-a removed")
             rest = [line async for line in lines if line]
         chunks = [orjson.loads(line[6:]) for line in [first, *rest] if line.startswith("data: {")]
         text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
