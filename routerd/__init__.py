@@ -262,3 +262,9 @@ __all__ = [
     "text_completion",
     "token_counter",
 ]
+
+# Module-level settings LiteLLM users set on the package (routerd.api_key = ..., routerd.success_callback
+# = [fn]); read at call time by the SDK (routerd/sdk/globals.py).
+from routerd.sdk.globals import install_defaults as _install_defaults  # noqa: E402
+
+_install_defaults(__import__(__name__))

@@ -13,8 +13,10 @@ import orjson
 
 from routerd.config.table import RoutingTable
 from routerd.errors import BadRequestError, ConfigError
+from routerd.integrations.callbacks import CallbackRun
 from routerd.providers.base import CHAT, COMPLETIONS
 from routerd.routing.executor import CallRouter as CoreRouter
+from routerd.routing.types import CallResult
 from routerd.sdk.engine import (
     CallSpec,
     compile_mapping,
@@ -22,7 +24,9 @@ from routerd.sdk.engine import (
     mock_twin,
     response_object,
     router_cache,
+    sdk_error,
 )
+from routerd.sdk.globals import apply_verbose, setting
 from routerd.sdk.loop import background_loop
 from routerd.sdk.params import (
     IGNORED_KWARGS,
@@ -77,12 +81,17 @@ _OPTION_KEYS = frozenset(
 
 def prepare(endpoint: str, model: str, body: dict[str, Any], options: dict[str, Any]) -> CallSpec:
     """The call for ``completion()``-style functions: on ``model_list`` when given, else on a table
-    built for the model and its fallbacks (see :mod:`routerd.sdk.resolve`)."""
+    built for the model and its fallbacks (see :mod:`routerd.sdk.resolve`).
+
+    Module settings (:mod:`routerd.sdk.globals`) fill what the call leaves out: ``model_alias_map``,
+    ``num_retries`` (after the call's own ``max_retries``), ``request_timeout``, ``drop_params``.
+    """
+    apply_verbose()
+    model = _aliased(model)
+    _module_defaults(body, options)
     mock = "mock_response" in body
-    if mock:
-        error = mock_exception(body["mock_response"], model)
-        if error is not None:
-            raise error
+    # raised when the call runs, so failure callbacks see it as they see any error
+    error = mock_exception(body["mock_response"], model) if mock else None
     timeout = timeout_seconds(options.get("timeout", options.get("request_timeout")))
     headers = headers_param(options.get("extra_headers"), options.get("headers"))
     model_list = options.get("model_list")
@@ -91,7 +100,32 @@ def prepare(endpoint: str, model: str, body: dict[str, Any], options: dict[str, 
     else:
         router = _auto_router(model, body, options, mock)
     body["model"] = model
-    return CallSpec(router, endpoint, body, model, timeout, headers)
+    return CallSpec(router, endpoint, body, model, timeout, headers, error)
+
+
+def _aliased(model: str) -> str:
+    aliases = setting("model_alias_map")
+    if isinstance(aliases, Mapping) and isinstance(aliases.get(model), str):
+        return str(aliases[model])
+    return model
+
+
+def _module_defaults(body: dict[str, Any], options: dict[str, Any]) -> None:
+    """Fill the call's unset retries, timeout and ``drop_params`` from the module settings.
+
+    ``max_retries`` is LiteLLM's per-call retry count (its client's retries), so ``max_retries=0``
+    means one upstream call; ``num_retries`` in the same call wins over it.
+    """
+    if "num_retries" not in body:
+        retries = options.get("max_retries", setting("num_retries"))
+        if retries is not None:
+            body["num_retries"] = retries
+    if "timeout" not in options and "request_timeout" not in options:
+        timeout = setting("request_timeout")
+        if timeout is not None:
+            options["timeout"] = timeout
+    if "drop_params" not in options and setting("drop_params") is True:
+        options["drop_params"] = True
 
 
 def _model_list_router(model_list: Any, mock: bool) -> CoreRouter:
@@ -113,10 +147,10 @@ def _auto_router(model: str, body: dict[str, Any], options: dict[str, Any], mock
     deployment_kwargs = {k: v for k, v in options.items() if k in DEPLOYMENT_KWARGS}
     primary = resolve_target(
         model,
-        api_key=options.get("api_key"),
-        api_base=options.get("api_base", options.get("base_url")),
-        api_version=options.get("api_version"),
-        organization=options.get("organization"),
+        api_key=_first(options.get("api_key"), setting("api_key")),
+        api_base=_first(options.get("api_base", options.get("base_url")), setting("api_base")),
+        api_version=_first(options.get("api_version"), setting("api_version")),
+        organization=_first(options.get("organization"), setting("organization")),
         custom_llm_provider=options.get("custom_llm_provider"),
         deployment_id=options.get("deployment_id"),
         mock=mock,
@@ -134,6 +168,10 @@ def _auto_router(model: str, body: dict[str, Any], options: dict[str, Any], mock
         body[kind] = [t.group for t in resolved]
     key = ("auto", *(t.cache_key() for t in targets))
     return router_cache.get(key, lambda: _auto_table(model, targets))
+
+
+def _first(value: Any, default: Any) -> Any:
+    return value if value is not None else default
 
 
 def _auto_table(model: str, targets: list[Target]) -> RoutingTable:
@@ -163,9 +201,36 @@ def _converter(endpoint: str) -> Any:
     return chat_chunk if endpoint == CHAT else text_chunk if endpoint == COMPLETIONS else None
 
 
+def _run_for(spec: CallSpec, *, is_async: bool) -> CallbackRun | None:
+    return CallbackRun.from_settings(
+        spec.endpoint, spec.model, spec.body, stream=spec.stream, is_async=is_async
+    )
+
+
+async def _execute(spec: CallSpec, run: CallbackRun | None) -> CallResult:
+    """The call, between its pre-call and failure callbacks; errors get LiteLLM's attributes."""
+    if run is not None:
+        await run.pre_call()
+    try:
+        return await spec.run()
+    except BaseException as exc:
+        sdk_error(exc, spec)
+        if run is not None and isinstance(exc, Exception):
+            await run.failed(exc)
+        raise
+
+
+async def _complete(spec: CallSpec, result: CallResult, run: CallbackRun | None) -> Any:
+    response = response_object(spec.endpoint, result)
+    if run is not None:
+        await run.succeeded(response, cost=response._hidden_params.get("response_cost"))
+    return response
+
+
 def finish_sync(spec: CallSpec) -> Any:
     """Run ``spec`` on the SDK's background loop; a response object or a :class:`SyncStreamWrapper`."""
-    result = background_loop.run(spec.run())
+    run = _run_for(spec, is_async=False)
+    result = background_loop.run(_execute(spec, run))
     if result.stream is not None:
         return SyncStreamWrapper(
             result.stream,
@@ -173,15 +238,23 @@ def finish_sync(spec: CallSpec) -> Any:
             loop=background_loop,
             model=spec.model,
             hidden_params=hidden_params(result),
+            observer=run,
         )
-    return response_object(spec.endpoint, result)
+    if run is None:
+        return response_object(spec.endpoint, result)
+    return background_loop.run(_complete(spec, result, run))
 
 
 async def finish_async(spec: CallSpec) -> Any:
     """Run ``spec`` on the running loop; a response object or an :class:`AsyncStreamWrapper`."""
-    result = await spec.run()
+    run = _run_for(spec, is_async=True)
+    result = await _execute(spec, run)
     if result.stream is not None:
         return AsyncStreamWrapper(
-            result.stream, _converter(spec.endpoint), model=spec.model, hidden_params=hidden_params(result)
+            result.stream,
+            _converter(spec.endpoint),
+            model=spec.model,
+            hidden_params=hidden_params(result),
+            observer=run,
         )
-    return response_object(spec.endpoint, result)
+    return await _complete(spec, result, run)

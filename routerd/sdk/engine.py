@@ -29,7 +29,7 @@ import orjson
 from routerd.config import check_text
 from routerd.config.table import Deployment, Group, RoutingTable
 from routerd.cost import request_cost
-from routerd.errors import ConfigError
+from routerd.errors import APIError, ConfigError, InternalServerError
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
@@ -148,14 +148,45 @@ class CallSpec:
     model: str  # as the caller named it
     timeout: float | None = None
     extra_headers: Mapping[str, str] | None = None
+    error: BaseException | None = None  # a mock_response exception, raised instead of calling
 
     @property
     def stream(self) -> bool:
         return self.endpoint != EMBEDDINGS and bool(self.body.get("stream"))
 
     async def run(self) -> CallResult:
+        if self.error is not None:
+            raise self.error
         return await self.router.call(
             self.endpoint, self.body, timeout=self.timeout, extra_headers=self.extra_headers
+        )
+
+
+#: routerd (gateway) statuses the SDK reports as LiteLLM's SDK does: a timeout is 408
+_SDK_STATUS = {504: 408}
+
+
+def sdk_error(exc: BaseException, spec: CallSpec | None = None) -> None:
+    """Give an error raised to an SDK caller LiteLLM's attributes (in place).
+
+    The daemon answers an upstream 500 with 502 and a timeout with 504 (right for a gateway); the
+    SDK's exceptions carry what LiteLLM's carry instead: the upstream's own status, 408 for a
+    timeout, and ``num_retries`` / ``max_retries`` / ``litellm_debug_info``.
+    """
+    if not isinstance(exc, APIError):
+        return
+    upstream = exc.upstream_status
+    if isinstance(exc, InternalServerError) and upstream is not None and upstream >= 500:
+        exc.status_code = upstream
+    elif exc.status_code in _SDK_STATUS and upstream is None:
+        exc.status_code = _SDK_STATUS[exc.status_code]
+    routing = exc.routing
+    retries = getattr(routing, "retries", None)
+    exc.num_retries = retries if isinstance(retries, int) else None
+    exc.max_retries = spec.body.get("num_retries") if spec is not None else None
+    if getattr(exc, "litellm_debug_info", None) is None:
+        exc.litellm_debug_info = (
+            f"model={exc.model or (spec.model if spec else None)} provider={exc.llm_provider}"
         )
 
 

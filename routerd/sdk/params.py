@@ -144,9 +144,25 @@ def headers_param(extra_headers: Any, headers: Any) -> dict[str, str] | None:
 
 
 def mock_exception(mock_response: Any, model: str) -> BaseException | None:
-    """The exception a ``mock_response`` asks for, or None when it is an answer."""
+    """The exception a ``mock_response`` asks for, or None when it is an answer.
+
+    An ``openai``/routerd error is raised as given; any other exception becomes an :class:`APIError`
+    with its message and its ``status_code`` (500 when it has none), as LiteLLM's mock does.
+    """
     if isinstance(mock_response, BaseException):
-        return mock_response
+        # openai's own errors are checked by module, so this needs no ``import openai``
+        from_openai = type(mock_response).__module__.split(".")[0] == "openai"
+        if isinstance(mock_response, APIError) or from_openai or not isinstance(mock_response, Exception):
+            return mock_response
+        status = getattr(mock_response, "status_code", None)
+        error = APIError(
+            str(mock_response) or type(mock_response).__name__,
+            model=model,
+            llm_provider="mock",
+            status_code=status if isinstance(status, int) else 500,
+        )
+        error.__cause__ = mock_response
+        return error
     if isinstance(mock_response, str) and mock_response.startswith(("routerd.", "litellm.")):
         name = mock_response.split(".", 1)[1]
         cls = getattr(_errors, name, None)

@@ -174,7 +174,15 @@ def _provider_and_model(
     return split_model(model)
 
 
+#: what the openai package (>= 1.0) reads for its base URL; LiteLLM reads it before OPENAI_API_BASE
+OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
 def _env(environ: Mapping[str, str], variables: Mapping[str, str], provider: str) -> str | None:
+    if variables is DEFAULT_API_BASE_ENV and provider in {"openai", "text-completion-openai"}:
+        base_url = environ.get(OPENAI_BASE_URL_ENV)
+        if base_url:
+            return base_url
     name = variables.get(provider)
     return (environ.get(name) or None) if name else None
 

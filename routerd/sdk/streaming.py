@@ -13,9 +13,10 @@ neither choices nor usage (Azure's leading ``prompt_filter_results`` chunk) are 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from routerd.sdk.errors import as_sdk_error
 from routerd.sdk.loop import BackgroundLoop
@@ -68,6 +69,21 @@ def text_chunk(data: Mapping[str, Any]) -> TextCompletionResponse | None:
     return chunk
 
 
+class StreamObserver(Protocol):
+    """Told about a stream's chunks and its end (the SDK's callbacks; see :mod:`routerd.integrations.callbacks`)."""
+
+    async def stream_event(self, chunk: Any) -> None: ...
+    async def succeeded(self, response: Any, *, cost: float | None = None) -> None: ...
+    async def failed(self, exc: BaseException) -> None: ...
+
+
+def _assembled(chunks: list[Any]) -> Any:
+    """The complete response a stream added up to (chat streams), else the list of chunks."""
+    if chunks and all(isinstance(c, ModelResponseStream) for c in chunks):
+        return stream_chunk_builder(chunks)
+    return chunks
+
+
 class CustomStreamWrapper(Generic[Chunk]):
     """What ``stream=True`` returns. ``model`` is the requested model; ``_hidden_params`` tells how the
     call was routed (as on complete responses)."""
@@ -79,12 +95,15 @@ class CustomStreamWrapper(Generic[Chunk]):
         *,
         model: str,
         hidden_params: dict[str, Any] | None = None,
+        observer: StreamObserver | None = None,
     ) -> None:
         self._source = source
         self._convert = convert
         self._closed = False
         self.model = model
         self._hidden_params: dict[str, Any] = hidden_params or {}
+        self._observer = observer
+        self._seen: list[Any] = []  # chunks kept for the observer's final response (only with one)
 
     @property
     def closed(self) -> bool:
@@ -98,11 +117,24 @@ class CustomStreamWrapper(Generic[Chunk]):
             while True:
                 chunk = self._convert(await self._source.__anext__())
                 if chunk is not None:
-                    return chunk
+                    break
+        except StopAsyncIteration:
+            await self._aclose_source()
+            if self._observer is not None:
+                await self._observer.succeeded(_assembled(self._seen), cost=None)
+            raise
         except BaseException as exc:
             await self._aclose_source()
             as_sdk_error(exc)  # a stream's errors are the SDK's too (openai's classes)
+            if self._observer is not None and isinstance(exc, Exception):
+                await self._observer.failed(exc)
             raise
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(chunk, "_hidden_params", self._hidden_params)  # noqa: B010  (pydantic private attr)
+        if self._observer is not None:
+            self._seen.append(chunk)
+            await self._observer.stream_event(chunk)
+        return chunk
 
     async def _aclose_source(self) -> None:
         if self._closed:
@@ -146,8 +178,9 @@ class SyncStreamWrapper(CustomStreamWrapper[Chunk]):
         loop: BackgroundLoop,
         model: str,
         hidden_params: dict[str, Any] | None = None,
+        observer: StreamObserver | None = None,
     ) -> None:
-        super().__init__(source, convert, model=model, hidden_params=hidden_params)
+        super().__init__(source, convert, model=model, hidden_params=hidden_params, observer=observer)
         self._loop = loop
 
     def __iter__(self) -> SyncStreamWrapper[Chunk]:

@@ -76,9 +76,10 @@ class OpenAIObject(BaseModel):
         except KeyError:
             return default
 
-    def json(self, **kwargs: Any) -> str:
-        """The JSON text (``model_dump_json``), without pydantic's v1 deprecation warning."""
-        return self.model_dump_json(**kwargs)
+    def json(self, **kwargs: Any) -> builtins.dict[str, Any]:  # type: ignore[override]
+        """The plain JSON object, as LiteLLM's ``response.json()`` returns it (``model_dump_json()``
+        gives the text)."""
+        return self.model_dump(**kwargs)
 
     def dict(self, **kwargs: Any) -> dict[str, Any]:
         """The plain JSON object (``model_dump``), without pydantic's v1 deprecation warning."""
@@ -235,7 +236,7 @@ class StreamingChoices(OpenAIObject):
     logprobs: ChoiceLogprobs | None = None
 
 
-class ModelResponseStream(OpenAIObject):
+class ModelResponseStream(_Routed):
     """One chunk of a streamed chat completion (``object: chat.completion.chunk``).
 
     ``choices`` is never empty: OpenAI's final usage-only chunk (``stream_options={"include_usage":

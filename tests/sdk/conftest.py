@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+import routerd.sdk.engine as engine
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV, DEFAULT_API_VERSION_ENV
+from routerd.routing.executor import CallRouter as CoreRouter
+from routerd.sdk.engine import router_cache
+from routerd.sdk.loop import shared_http
 from routerd.testing.anthropic_fake import FakeAnthropic
 from routerd.testing.openai_fake import FakeAzureOpenAI, FakeOpenAI
 
@@ -102,3 +106,18 @@ def provider_env(
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     monkeypatch.setenv("ANTHROPIC_API_BASE", anthropic_fake.base_url)
     return {"openai": openai_env, "azure": azure_fake, "anthropic": anthropic_fake}
+
+
+@pytest.fixture
+def instant_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Routers built by the SDK from here on sleep no real time between retries; delays are recorded."""
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr(
+        engine, "new_core_router", lambda table: CoreRouter(table, http=shared_http(), sleep=sleep)
+    )
+    router_cache.clear()
+    return delays

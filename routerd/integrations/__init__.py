@@ -1,0 +1,1 @@
+"""Integrations with logging and tracing systems (``routerd.integrations.custom_logger.CustomLogger``)."""
