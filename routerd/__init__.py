@@ -263,8 +263,63 @@ __all__ = [
     "token_counter",
 ]
 
-# Module-level settings LiteLLM users set on the package (routerd.api_key = ..., routerd.success_callback
-# = [fn]); read at call time by the SDK (routerd/sdk/globals.py).
-from routerd.sdk.globals import install_defaults as _install_defaults  # noqa: E402
+# LiteLLM's helper names and module-level settings (routerd.api_key = ..., routerd.success_callback =
+# [fn]), read at call time by the SDK (routerd/sdk/globals.py).
+import sys as _sys
 
-_install_defaults(__import__(__name__))
+from routerd.sdk import (
+    aimage_generation,
+    amoderation,
+    arerank,
+    aresponses,
+    batch_completion,
+    completion_with_retries,
+    image_generation,
+    moderation,
+    rerank,
+    responses,
+)
+from routerd.sdk.globals import install_defaults as _install_defaults
+from routerd.utils import (
+    get_llm_provider,
+    get_model_info,
+    get_supported_openai_params,
+    model_cost,
+    register_model,
+    supports_function_calling,
+    supports_parallel_function_calling,
+    supports_prompt_caching,
+    supports_reasoning,
+    supports_response_schema,
+    supports_system_messages,
+    supports_tool_choice,
+    supports_vision,
+)
+
+__all__ += [
+    "aimage_generation",
+    "amoderation",
+    "arerank",
+    "aresponses",
+    "batch_completion",
+    "completion_with_retries",
+    "get_llm_provider",
+    "get_model_info",
+    "get_supported_openai_params",
+    "image_generation",
+    "model_cost",
+    "moderation",
+    "register_model",
+    "rerank",
+    "responses",
+    "supports_function_calling",
+    "supports_parallel_function_calling",
+    "supports_prompt_caching",
+    "supports_reasoning",
+    "supports_response_schema",
+    "supports_system_messages",
+    "supports_tool_choice",
+    "supports_vision",
+]
+
+_install_defaults(_sys.modules[__name__])

@@ -13,6 +13,11 @@ Where a price comes from, in order:
    ``gemini-1.5-pro-002``, ``mistral-large-latest``, ``...@20240620``). Fine-tuned OpenAI models
    (``ft:gpt-4o-mini-2024-07-18:org::id``) are priced by their ``ft:<base>`` entry.
 
+Models registered at run time come first: entries in LiteLLM's ``model_prices_and_context_window.json``
+format, from the file named by ``ROUTERD_MODEL_PRICES`` (read on first use) or given to
+:func:`register_model` (``routerd.register_model``). Their ``input_cost_per_token`` /
+``output_cost_per_token`` override the bundled table, so prices can be updated without a release.
+
 The rule for a model routerd has no price for: the cost is **unknown**, reported as ``None`` -- never
 guessed, and never reported as 0, which is reserved for a deployment configured as free
 (``input_cost_per_token: 0``). The server then sends no ``x-routerd-response-cost`` header, the log
@@ -22,7 +27,9 @@ line has ``"cost_usd": null``, and the metrics count the request as unpriced.
 from __future__ import annotations
 
 import functools
+import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -36,10 +43,13 @@ from routerd.providers.infer import PROVIDER_PREFIXES
 __all__ = [
     "COST_HEADER",
     "Price",
+    "candidate_keys",
     "completion_cost",
     "cost_per_token",
     "lookup_price",
     "price_table",
+    "register_model",
+    "registered_models",
     "request_cost",
     "response_cost_header",
 ]
@@ -82,6 +92,71 @@ def price_table() -> Mapping[str, Price]:
         for key, entry in raw.items()
         if not key.startswith("_")
     }
+
+
+#: the environment variable naming a LiteLLM-format price/context file (also ``Settings.model_prices``)
+MODEL_PRICES_ENV = "ROUTERD_MODEL_PRICES"
+
+_registered: dict[str, dict[str, Any]] = {}
+_registered_lock = threading.Lock()
+_env_loaded = False
+
+
+def registered_models() -> Mapping[str, Mapping[str, Any]]:
+    """Models registered at run time (LiteLLM-format entries), the ``ROUTERD_MODEL_PRICES`` file first."""
+    global _env_loaded
+    if not _env_loaded:
+        with _registered_lock:
+            if not _env_loaded:
+                _env_loaded = True
+                path = os.environ.get(MODEL_PRICES_ENV)
+                if path:
+                    _merge(_read_entries(path))
+    return _registered
+
+
+def _read_entries(source: str) -> dict[str, Any]:
+    try:
+        with open(source, "rb") as handle:
+            raw = orjson.loads(handle.read())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read model prices from {source}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: a model prices file is a JSON object of model name -> entry")
+    return raw
+
+
+def _merge(entries: Mapping[str, Any]) -> None:
+    for name, entry in entries.items():
+        if name == "sample_spec" or not isinstance(entry, Mapping):
+            continue  # LiteLLM's file documents its fields in a "sample_spec" entry
+        for key in ("input_cost_per_token", "output_cost_per_token"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValueError(f"model {name!r}: {key} must be a number, got {value!r}")
+        _registered[name] = {**_registered.get(name, {}), **entry}
+    _cached_price.cache_clear()
+
+
+def register_model(model_cost: Mapping[str, Any] | str) -> dict[str, Any]:
+    """Add or update models (LiteLLM's ``register_model``): a mapping of model name -> LiteLLM-format
+    entry (``input_cost_per_token``, ``output_cost_per_token``, ``max_input_tokens``, ``supports_*``...),
+    or the path of a JSON file of them. Registered prices win over the bundled table."""
+    entries = _read_entries(model_cost) if isinstance(model_cost, str) else dict(model_cost)
+    registered_models()  # the environment's file first, so the call's entries override it
+    with _registered_lock:
+        _merge(entries)
+    return dict(_registered)
+
+
+def _registered_price(key: str) -> Price | None:
+    entry = registered_models().get(key)
+    if entry is None:
+        return None
+    prompt, completion = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    if prompt is None and completion is None:
+        return None
+    return Price(float(prompt or 0.0), float(completion or 0.0), f"registered:{key}")
 
 
 def price_table_meta() -> Mapping[str, Any]:
@@ -135,10 +210,16 @@ def _candidates(names: Iterable[str], provider: str | None) -> Iterator[str]:
                 yield shorter
 
 
+def candidate_keys(model: str, provider: str | None = None) -> list[str]:
+    """Table keys tried for ``model``, most specific first (see the module docstring)."""
+    return list(_candidates([model], provider))
+
+
 def _table_price(names: Iterable[str], provider: str | None) -> Price | None:
     table = price_table()
+    registered = bool(registered_models())
     for key in _candidates(names, provider):
-        price = table.get(key)
+        price = (_registered_price(key) if registered else None) or table.get(key)
         if price is not None:
             return price
     return None

@@ -7,6 +7,18 @@ Exceptions are :mod:`routerd.errors` classes, raised as their SDK classes (which
 
 from __future__ import annotations
 
+from routerd.sdk.extra import (
+    aimage_generation,
+    amoderation,
+    arerank,
+    aresponses,
+    batch_completion,
+    completion_with_retries,
+    image_generation,
+    moderation,
+    rerank,
+    responses,
+)
 from routerd.sdk.helpers import completion_cost, cost_per_token, token_counter
 from routerd.sdk.main import (
     acompletion,
@@ -63,11 +75,21 @@ __all__ = [
     "Usage",
     "acompletion",
     "aembedding",
+    "aimage_generation",
+    "amoderation",
+    "arerank",
+    "aresponses",
     "atext_completion",
+    "batch_completion",
     "completion",
     "completion_cost",
+    "completion_with_retries",
     "cost_per_token",
     "embedding",
+    "image_generation",
+    "moderation",
+    "rerank",
+    "responses",
     "stream_chunk_builder",
     "text_completion",
     "token_counter",

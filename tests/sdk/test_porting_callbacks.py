@@ -28,14 +28,20 @@ class Recorder(CustomLogger):
     def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
         self.events.append(("pre", model))
 
-    def log_stream_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
+    def log_stream_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         self.events.append(("stream", response_obj))
 
-    def log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
+    def log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         assert start_time <= end_time
         self.events.append(("success", response_obj))
 
-    def log_failure_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
+    def log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
         self.events.append(("failure", kwargs["exception"]))
 
     async def async_log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
@@ -60,10 +66,14 @@ class Recorder(CustomLogger):
         return [kind for kind, _ in self.events]
 
 
-def test_success_callback_function_gets_litellms_arguments(openai_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_success_callback_function_gets_litellms_arguments(
+    openai_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[tuple[dict[str, Any], Any, datetime, datetime]] = []
 
-    def track_cost(kwargs: dict[str, Any], completion_response: Any, start_time: datetime, end_time: datetime) -> None:
+    def track_cost(
+        kwargs: dict[str, Any], completion_response: Any, start_time: datetime, end_time: datetime
+    ) -> None:
         seen.append((kwargs, completion_response, start_time, end_time))
 
     monkeypatch.setattr(routerd, "success_callback", [track_cost])
@@ -80,7 +90,9 @@ def test_success_callback_function_gets_litellms_arguments(openai_env: Any, monk
 
 def test_failure_callback_gets_the_exception(openai_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     failures: list[BaseException] = []
-    monkeypatch.setattr(routerd, "failure_callback", [lambda kw, resp, s, e: failures.append(kw["exception"])])
+    monkeypatch.setattr(
+        routerd, "failure_callback", [lambda kw, resp, s, e: failures.append(kw["exception"])]
+    )
     openai_env.enqueue(Reply.error(400, "bad"))
     with pytest.raises(routerd.BadRequestError) as info:
         routerd.completion(model="gpt-4o", messages=HI, num_retries=0)

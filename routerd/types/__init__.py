@@ -1,0 +1,1 @@
+"""LiteLLM's ``litellm.types`` import paths (``routerd.types.utils``) for porting code."""
