@@ -40,7 +40,12 @@ _BOUNDS = "tests/hostile/test_routing_bounds.py"
 _LIMITS = f"{_BOUNDS}::test_the_daemons_settings_set_the_routers_limits"
 _SERVER_BOUNDS = "tests/hostile/test_server_bounds.py"
 
+_DAEMON_CALLBACKS = "tests/sdk/test_porting_daemon_callbacks.py::test_module_instance_callbacks_see_requests"
 BEHAVIOUR: dict[str, tuple[str, ...]] = {
+    # -- callbacks (module.instance paths loaded by the daemon; merged into one list)
+    "litellm_settings.callbacks": (_DAEMON_CALLBACKS,),
+    "litellm_settings.success_callback": (_DAEMON_CALLBACKS,),
+    "litellm_settings.failure_callback": (_DAEMON_CALLBACKS,),
     # -- top level
     "model_list": ("tests/sdk/test_sdk_calls.py::test_model_list_routes_over_the_given_deployments",),
     "include": (f"{_LOADER}::test_include_concatenates_lists_and_merges_mappings",),
@@ -395,9 +400,6 @@ NO_EFFECT: dict[str, str] = {
     "retry_policy.ContentPolicyViolationErrorRetries": "client errors are never retried (docs/routing.md, Retries)",
     "allowed_fails_policy.BadRequestErrorAllowedFails": "client errors never cool a deployment down",
     "allowed_fails_policy.ContentPolicyViolationErrorAllowedFails": "client errors never cool a deployment down",
-    "litellm_settings.callbacks": "/metrics is always served; other integrations get a warning",
-    "litellm_settings.success_callback": "merged into callbacks",
-    "litellm_settings.failure_callback": "merged into callbacks",
     "router_settings.redis_host": "no shared state store yet (docs/operations/scale-out.md); warned at check",
     "router_settings.redis_port": "no shared state store yet; warned at check",
     "router_settings.redis_password": "no shared state store yet; warned at check",

@@ -361,12 +361,13 @@ def _callbacks(parts: Parts) -> Iterator[Issue]:
         return
     for key in ("callbacks", "success_callback", "failure_callback"):
         for name, path in _strings_at(parts.raw, ("litellm_settings", key)):
-            if name not in keys.KNOWN_CALLBACKS:
+            # module.instance paths are loaded by the daemon at startup (routerd.integrations.proxy)
+            if name not in keys.KNOWN_CALLBACKS and "." not in name:
                 yield parts.issue(
                     path,
                     f"callback {name!r} is accepted but not acted on (routerd acts on: "
                     + ", ".join(sorted(keys.KNOWN_CALLBACKS))
-                    + ")",
+                    + ", and module.instance paths of CustomLogger instances)",
                     warning=True,
                 )
 

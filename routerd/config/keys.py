@@ -26,7 +26,7 @@ ROUTING_STRATEGIES: tuple[str, ...] = (
 FILE_PROVIDERS: tuple[str, ...] = ("openai", "azure", "vertex_ai")
 
 #: Callback names routerd acts on (``litellm_settings.callbacks``); others are warned about.
-KNOWN_CALLBACKS = frozenset({"prometheus"})
+KNOWN_CALLBACKS = frozenset({"prometheus", "otel"})
 
 #: Providers that are commonly run without an API key (local servers); no missing-key warning.
 KEYLESS_PROVIDERS = frozenset({"mock", "hosted_vllm", "lm_studio", "ollama"})

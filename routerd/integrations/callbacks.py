@@ -177,6 +177,12 @@ class CallbackRun:
         )
         await self._fan_out(self.failure, "failure", None, end)
 
+    async def failed_named(self, error: str, status: int) -> None:
+        """A failure known by its error class name and status (the daemon's request events)."""
+        end = self.now()
+        self.kwargs.update(start_time=self.start_time, end_time=end, exception=error, status_code=status)
+        await self._fan_out(self.failure, "failure", None, end)
+
     async def _fan_out(self, callbacks: Sequence[Any], kind: str, response: Any, end: datetime) -> None:
         args = (self.kwargs, response, self.start_time, end)
         for cb in callbacks:

@@ -104,7 +104,8 @@ async def _post(path: str, model: str, body: dict[str, Any], options: dict[str, 
     )
     if not 200 <= response.status < 300:
         raise errors.from_response(response.status, response.headers, response.content)
-    return _objectify(orjson.loads(response.content))
+    answer: PassThroughResponse = _objectify(orjson.loads(response.content))
+    return answer
 
 
 def _objectify(value: Any) -> Any:

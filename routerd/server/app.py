@@ -19,6 +19,7 @@ from routerd.config.table import RoutingTable
 from routerd.errors import APIError, MethodNotAllowedError, NotFoundError, error_for_request_status
 from routerd.events import EventBus
 from routerd.http import HttpClient, default_client
+from routerd.integrations.proxy import callbacks_lifespan
 from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, ops
@@ -59,7 +60,7 @@ def core_routes() -> list[BaseRoute]:
 
 def lifespan_hooks() -> list[LifespanHook]:
     """What starts with the server and stops with it, in order."""
-    return [metrics_lifespan, gate_lifespan, reload_lifespan]
+    return [metrics_lifespan, gate_lifespan, reload_lifespan, callbacks_lifespan]
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

@@ -417,7 +417,7 @@ def test_accepted_but_ignored_litellm_keys_are_warnings_with_locations(check: Ch
         "7:3: router_settings.cache_responses: accepted but not acted on (response caching)",
         "9:3: litellm_settings.set_verbose: accepted but not acted on (use ROUTERD_LOG_LEVEL)",
         "10:22: litellm_settings.success_callback[0]: callback 'langfuse' is accepted but not acted on "
-        "(routerd acts on: prometheus)",
+        "(routerd acts on: otel, prometheus, and module.instance paths of CustomLogger instances)",
         "12:3: general_settings.database_url: accepted but not acted on (LiteLLM proxy feature)",
         "13:1: assistant_settings: accepted but not acted on (the Assistants API)",
     ]

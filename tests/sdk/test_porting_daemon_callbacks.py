@@ -1,0 +1,122 @@
+"""Porting suite, part 4: the daemon loads ``litellm_settings.callbacks: module.instance`` (a module
+next to the config file, as LiteLLM's proxy does) and calls its hooks; a real server on loopback."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from routerd.errors import ConfigError
+from routerd.integrations.proxy import load_callbacks
+from routerd.testing.server import RouterdServer
+
+MODULE = textwrap.dedent(
+    """
+    from routerd.integrations.custom_logger import CustomLogger
+
+
+    class Handler(CustomLogger):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type):
+            if data["messages"][-1]["content"] == "forbidden":
+                raise ValueError("this prompt is not allowed")
+            data["metadata"] = {"tagged_by": "pre_call"}
+            self.events.append(("pre_call", call_type))
+            return data
+
+        async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+            self.events.append(("success", kwargs["model"], kwargs["litellm_call_id"],
+                                response_obj["usage"]["total_tokens"], kwargs["messages"][-1]["content"],
+                                start_time <= end_time))
+
+        async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+            self.events.append(("failure", kwargs["exception"]))
+
+        def log_success_event(self, kwargs, response_obj, start_time, end_time):
+            raise RuntimeError("a broken sync hook must not break anything")
+
+
+    proxy_handler_instance = Handler()
+    """
+)
+
+CONFIG = textwrap.dedent(
+    """
+    model_list:
+      - model_name: gpt-4o-mini
+        litellm_params:
+          model: mock/gpt-4o-mini
+          mock_response: "hello"
+    litellm_settings:
+      {key}: [{module}.proxy_handler_instance]
+    general_settings:
+      master_key: sk-master-test
+    """
+)
+
+
+@pytest.fixture
+def handler_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[RouterdServer, Any]]:
+    module = f"routerd_test_callbacks_{request.node.name.replace('[', '_').replace(']', '_')}"
+    (tmp_path / f"{module}.py").write_text(MODULE)
+    config = tmp_path / "config.yaml"
+    key = getattr(request, "param", "callbacks")  # each of LiteLLM's three lists loads the same way
+    config.write_text(CONFIG.format(module=module, key=key))
+    server = RouterdServer.from_file(config)
+    try:
+        with server:
+            yield server, sys.modules[module].proxy_handler_instance
+    finally:
+        sys.modules.pop(module, None)
+
+
+def _wait_for(events: list[Any], count: int) -> None:
+    for _ in range(500):  # bounded: the hooks run in a background task after the answer
+        if len(events) >= count:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    "handler_server", ["callbacks", "success_callback", "failure_callback"], indirect=True
+)
+def test_module_instance_callbacks_see_requests(handler_server: tuple[RouterdServer, Any]) -> None:
+    server, handler = handler_server
+    headers = {"authorization": "Bearer sk-master-test", "x-request-id": "req-123"}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    answer = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 200
+    _wait_for(handler.events, 2)
+    assert handler.events[0] == ("pre_call", "completion")
+    kind, model, call_id, tokens, last_message, ordered = handler.events[1]
+    assert (kind, model, call_id, last_message, ordered) == ("success", "gpt-4o-mini", "req-123", "hi", True)
+    assert tokens > 0
+
+
+def test_a_pre_call_hook_can_reject_a_request(handler_server: tuple[RouterdServer, Any]) -> None:
+    server, handler = handler_server
+    headers = {"authorization": "Bearer sk-master-test"}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "forbidden"}]}
+    answer = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert "this prompt is not allowed" in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+    _wait_for(handler.events, 1)
+    assert handler.events == [("failure", "BadRequestError")]
+
+
+def test_a_path_that_does_not_import_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no_such_module_xyz\.handler"):
+        load_callbacks(("no_such_module_xyz.handler", "prometheus"), tmp_path)
+    assert load_callbacks(("prometheus",), tmp_path) == []
