@@ -67,8 +67,10 @@ def resolve_callbacks(entries: Iterable[Any]) -> list[Any]:
 
 def _named(name: str) -> Any:
     if name == "otel":
-        from routerd.integrations.otel import default_otel_logger
-
+        try:
+            from routerd.integrations.otel import default_otel_logger
+        except ImportError as exc:
+            raise ImportError("callback 'otel' needs OpenTelemetry: pip install 'routerd[otel]'") from exc
         return default_otel_logger()
     if name not in _warned:
         _warned.add(name)

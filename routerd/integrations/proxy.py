@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from routerd.errors import APIError, BadRequestError, ConfigError
-from routerd.events import RequestFinished
+from routerd.events import AttemptFinished, RequestFinished
 from routerd.integrations.callbacks import CallbackRun, call_kwargs, resolve_callbacks
 from routerd.integrations.custom_logger import CustomLogger
 
@@ -63,11 +63,11 @@ def load_callbacks(names: tuple[str, ...], config_dir: Path | None) -> list[Any]
     for name in names:
         if name in BUILT_IN:
             continue
-        if "." not in name:
-            loaded.extend(resolve_callbacks([name]))
-            continue
         try:
-            loaded.append(_import(name, config_dir))
+            if "." not in name:
+                loaded.extend(resolve_callbacks([name]))
+            else:
+                loaded.append(_import(name, config_dir))
         except Exception as exc:
             problems.append(f"litellm_settings.callbacks: cannot load {name!r}: {type(exc).__name__}: {exc}")
     if problems:
@@ -104,6 +104,13 @@ class ProxyCallbacks:
     async def pre_call(self, endpoint: str, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Run every logger's ``async_pre_call_hook``; the body the request continues with."""
         call_type = {"chat": "completion", "completions": "text_completion"}.get(endpoint, endpoint)
+        model = str(body.get("model", ""))
+        kwargs = call_kwargs(endpoint, model, body, stream=bool(body.get("stream")), call_id=request_id)
+        for logger in self.loggers:
+            try:
+                logger.log_pre_api_call(model, kwargs["input"], kwargs)
+            except Exception:
+                log.exception("callback %s failed in log_pre_api_call", type(logger).__qualname__)
         for logger in self.loggers:
             try:
                 changed = await logger.async_pre_call_hook(None, None, body, call_type)
@@ -118,8 +125,27 @@ class ProxyCallbacks:
             self._bodies.popitem(last=False)
         return body
 
+    def outgoing_headers(self, request_id: str) -> dict[str, str]:
+        """Headers loggers add to the upstream calls of a request (OpenTelemetry's ``traceparent``)."""
+        headers: dict[str, str] = {}
+        for logger in self.loggers:
+            add = getattr(logger, "outgoing_headers", None)
+            if add is not None:
+                headers.update(add(request_id))
+        return headers
+
     def __call__(self, event: Any) -> None:
-        """The event-bus subscriber: one background task per finished request."""
+        """The event-bus subscriber: attempts go to loggers that trace them; one background task per
+        finished request runs the success/failure hooks."""
+        if isinstance(event, AttemptFinished):
+            for logger in self.loggers:
+                on_attempt = getattr(logger, "on_attempt", None)
+                if on_attempt is not None:
+                    try:
+                        on_attempt(event, self.now())
+                    except Exception:
+                        log.exception("callback %s failed on an attempt", type(logger).__qualname__)
+            return
         if not isinstance(event, RequestFinished):
             return
         endpoint, body = self._bodies.pop(event.request_id, (event.endpoint, {"model": event.model}))
@@ -185,6 +211,9 @@ async def callbacks_lifespan(state: Any) -> AsyncIterator[None]:
 
     async def call(endpoint: str, body: dict[str, Any], *, request_id: str = "", **options: Any) -> Any:
         body = await proxy.pre_call(endpoint, body, request_id)
+        traced = proxy.outgoing_headers(request_id)
+        if traced:
+            options["extra_headers"] = {**traced, **(options.get("extra_headers") or {})}
         return await route(endpoint, body, request_id=request_id, **options)
 
     # an instance attribute in front of the method: the HTTP handlers keep calling state.router.call

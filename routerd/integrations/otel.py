@@ -1,0 +1,213 @@
+"""OpenTelemetry tracing: ``routerd.callbacks = ["otel"]`` (SDK), ``callbacks: ["otel"]`` (daemon).
+
+Optional extra: ``pip install 'routerd[otel]'``. One span per request (``{operation} {model}``, e.g.
+``chat gpt-4o``) and, in the daemon, one child span per upstream attempt, with the OpenTelemetry GenAI
+semantic-convention attributes: ``gen_ai.operation.name``, ``gen_ai.provider.name`` (and the older
+``gen_ai.system``), ``gen_ai.request.model`` and the request's sampling parameters,
+``gen_ai.response.model``, ``gen_ai.response.id``, ``gen_ai.response.finish_reasons``,
+``gen_ai.usage.input_tokens`` / ``output_tokens``, and ``error.type`` on failures. Prompt and answer
+text are recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (or
+``capture_content=True``), as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` JSON.
+
+Spans are exported by OTLP over HTTP, configured by the standard variables
+(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``,
+``OTEL_SERVICE_NAME``...). An application that already installed an SDK tracer provider keeps it:
+routerd's spans go there. The daemon sends the request span's ``traceparent`` to the upstream.
+
+Only the synchronous hooks are implemented: they run for ``completion()``, ``acompletion()`` and the
+daemon alike, so each span is opened and closed exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from routerd.events import AttemptFinished
+from routerd.integrations.custom_logger import CustomLogger
+
+__all__ = ["CAPTURE_CONTENT_ENV", "MAX_OPEN_SPANS", "OpenTelemetryLogger", "default_otel_logger"]
+
+#: the GenAI conventions' switch for recording prompt and answer text
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+#: request spans open at once; beyond it the oldest is ended (a call whose end was never reported)
+MAX_OPEN_SPANS = 10_000
+
+_OPERATIONS = {"completion": "chat", "text_completion": "text_completion", "embeddings": "embeddings"}
+_REQUEST_PARAMS = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "seed": "gen_ai.request.seed",
+}
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1e9)
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+class OpenTelemetryLogger(CustomLogger):
+    """A :class:`CustomLogger` that records calls as OpenTelemetry spans."""
+
+    def __init__(
+        self,
+        tracer_provider: Any = None,
+        *,
+        capture_content: bool | None = None,
+        span_kind: SpanKind = SpanKind.CLIENT,
+    ) -> None:
+        super().__init__()
+        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        self.provider = provider
+        self.tracer = provider.get_tracer("routerd")
+        env = os.environ.get(CAPTURE_CONTENT_ENV, "").lower() in {"1", "true", "yes"}
+        self.capture_content = env if capture_content is None else capture_content
+        self.span_kind = span_kind
+        self._spans: OrderedDict[str, Span] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- request spans ---------------------------------------------------------------------------
+    def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
+        operation = _OPERATIONS.get(str(kwargs.get("call_type")), "chat")
+        attributes: dict[str, Any] = {"gen_ai.operation.name": operation, "gen_ai.request.model": model}
+        for key, name in _REQUEST_PARAMS.items():
+            value = (kwargs.get("optional_params") or {}).get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                attributes[name] = value
+        if self.capture_content and messages is not None:
+            attributes["gen_ai.input.messages"] = json.dumps(messages, default=str)
+        span = self.tracer.start_span(f"{operation} {model}", kind=self.span_kind, attributes=attributes)
+        with self._lock:
+            self._spans[kwargs["litellm_call_id"]] = span
+            while len(self._spans) > MAX_OPEN_SPANS:
+                self._spans.popitem(last=False)[1].end()
+
+    def tracer_provider_flush(self, timeout_millis: int = 10_000) -> None:
+        """Export every finished span now (tests, and short scripts before they exit)."""
+        flush = getattr(self.provider, "force_flush", None)
+        if flush is not None:
+            flush(timeout_millis)
+
+    def outgoing_headers(self, call_id: str) -> dict[str, str]:
+        """W3C trace-context headers (``traceparent``) for upstream calls made for ``call_id``."""
+        span = self._spans.get(call_id)
+        headers: dict[str, str] = {}
+        if span is not None:
+            inject(headers, context=trace.set_span_in_context(span))
+        return headers
+
+    def _take(self, kwargs: dict[str, Any]) -> Span | None:
+        with self._lock:
+            return self._spans.pop(str(kwargs.get("litellm_call_id")), None)
+
+    def log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: datetime, end_time: datetime
+    ) -> None:
+        span = self._take(kwargs)
+        if span is None:
+            return
+        self._provider(span, kwargs, response_obj)
+        span.set_attribute("gen_ai.response.model", str(_field(response_obj, "model") or kwargs.get("model")))
+        response_id = _field(response_obj, "id")
+        if response_id:
+            span.set_attribute("gen_ai.response.id", str(response_id))
+        usage = _field(response_obj, "usage")
+        if usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", int(_field(usage, "prompt_tokens") or 0))
+            span.set_attribute("gen_ai.usage.output_tokens", int(_field(usage, "completion_tokens") or 0))
+        choices = _field(response_obj, "choices") or []
+        reasons = [str(_field(c, "finish_reason")) for c in choices if _field(c, "finish_reason")]
+        if reasons:
+            span.set_attribute("gen_ai.response.finish_reasons", reasons)
+        if self.capture_content and choices:
+            texts = [_field(_field(c, "message"), "content") or _field(c, "text") for c in choices]
+            span.set_attribute("gen_ai.output.messages", json.dumps(texts, default=str))
+        span.end(end_time=_ns(end_time))
+
+    def log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: datetime, end_time: datetime
+    ) -> None:
+        span = self._take(kwargs)
+        if span is None:
+            return
+        self._provider(span, kwargs, None)
+        error = kwargs.get("exception")
+        name = error if isinstance(error, str) else type(error).__name__
+        span.set_attribute("error.type", name)
+        span.set_status(Status(StatusCode.ERROR, name))
+        span.end(end_time=_ns(end_time))
+
+    @staticmethod
+    def _provider(span: Span, kwargs: dict[str, Any], response_obj: Any) -> None:
+        hidden = getattr(response_obj, "_hidden_params", None) or {}
+        provider = hidden.get("custom_llm_provider") or (kwargs.get("litellm_params") or {}).get(
+            "custom_llm_provider"
+        )
+        if provider:
+            span.set_attribute("gen_ai.provider.name", str(provider))
+            span.set_attribute("gen_ai.system", str(provider))
+
+    # --- attempt spans (the daemon's AttemptFinished events) -------------------------------------
+    def on_attempt(self, event: AttemptFinished, now: datetime) -> None:
+        """One child span for an upstream attempt, timed from the event's latency."""
+        parent = self._spans.get(event.request_id)
+        if parent is None:
+            return
+        end = _ns(now)
+        span = self.tracer.start_span(
+            f"attempt {event.provider} {event.deployment_id}",
+            context=trace.set_span_in_context(parent),
+            kind=SpanKind.CLIENT,
+            start_time=end - int(event.latency * 1e9),
+            attributes={
+                "gen_ai.provider.name": event.provider,
+                "gen_ai.request.model": event.group,
+                "routerd.deployment_id": event.deployment_id,
+                "http.response.status_code": event.status,
+                "gen_ai.usage.input_tokens": event.prompt_tokens,
+                "gen_ai.usage.output_tokens": event.completion_tokens,
+            },
+        )
+        if not event.ok:
+            span.set_attribute("error.type", event.error or "error")
+            span.set_status(Status(StatusCode.ERROR, event.error or "error"))
+        span.end(end_time=end)
+
+
+_default: OpenTelemetryLogger | None = None
+_default_lock = threading.Lock()
+
+
+def default_otel_logger() -> OpenTelemetryLogger:
+    """The logger behind ``"otel"``: the application's SDK tracer provider if it installed one, else
+    routerd's own, exporting by OTLP/HTTP as the ``OTEL_EXPORTER_OTLP_*`` variables say."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            provider = trace.get_tracer_provider()
+            if not isinstance(provider, TracerProvider):
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                service = os.environ.get("OTEL_SERVICE_NAME", "routerd")
+                provider = TracerProvider(resource=Resource.create({"service.name": service}))
+                provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _default = OpenTelemetryLogger(provider)
+        return _default

@@ -1,0 +1,194 @@
+"""Porting suite, part 5: OpenTelemetry tracing (``callbacks = ["otel"]``): GenAI attributes on an
+in-memory exporter, per-attempt spans and traceparent in the daemon, and OTLP/HTTP export to a real
+receiver on loopback (spans decoded with opentelemetry-proto)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import routerd
+import routerd.integrations.otel as otel
+from routerd.integrations.otel import OpenTelemetryLogger
+from routerd.testing.openai_fake import Reply
+from routerd.testing.server import RouterdServer
+from tests.sdk.conftest import serve_in_thread
+
+HI = [{"role": "user", "content": "secret prompt text"}]
+
+
+@pytest.fixture
+def memory() -> tuple[OpenTelemetryLogger, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return OpenTelemetryLogger(provider), exporter
+
+
+def test_one_span_per_sdk_call_with_genai_attributes(
+    openai_env: Any, memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    routerd.completion(model="gpt-4o", messages=HI, temperature=0.2, max_tokens=50)
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "chat gpt-4o"
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.request.model"] == "gpt-4o"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.temperature"] == 0.2
+    assert attrs["gen_ai.request.max_tokens"] == 50
+    assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert "secret prompt text" not in repr(attrs)  # no prompt text unless enabled
+
+
+def test_prompt_text_only_when_enabled(
+    memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    logger.capture_content = True
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    asyncio.run(routerd.acompletion(model="gpt-4o", messages=HI, mock_response="answer text"))
+    (span,) = exporter.get_finished_spans()  # one span although acompletion runs sync and async hooks
+    assert "secret prompt text" in span.attributes["gen_ai.input.messages"]
+    assert "answer text" in span.attributes["gen_ai.output.messages"]
+
+
+def test_failures_set_error_type(
+    openai_env: Any, memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    openai_env.enqueue(Reply.error(400, "bad"))
+    with pytest.raises(routerd.BadRequestError):
+        routerd.completion(model="gpt-4o", messages=HI, num_retries=0)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["error.type"] == "BadRequestError"
+    assert span.status.status_code.name == "ERROR"
+
+
+class OTLPReceiver:
+    """A minimal OTLP/HTTP trace receiver: decodes each protobuf POST to /v1/traces."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._traces)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        for resource_spans in message.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend(scope_spans.spans)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OTLPReceiver]:
+    with serve_in_thread(OTLPReceiver()) as fake:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{fake.port}")
+        monkeypatch.setattr(otel, "_default", None)  # a fresh "otel" logger reads the variables
+        yield fake
+
+
+def test_otel_exports_to_a_real_otlp_http_receiver(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routerd, "callbacks", ["otel"])
+    routerd.completion(model="gpt-4o", messages=HI, mock_response="hi")
+    routerd.completion(model="gpt-4o-mini", messages=HI, mock_response="hi")
+    assert otel._default is not None
+    otel._default.tracer_provider_flush()
+    names = sorted(span.name for span in receiver.spans)
+    assert names == ["chat gpt-4o", "chat gpt-4o-mini"]
+
+
+TRACER_MODULE = textwrap.dedent(
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from routerd.integrations.otel import OpenTelemetryLogger
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = OpenTelemetryLogger(provider)
+    """
+)
+
+
+def test_daemon_request_and_attempt_spans_and_traceparent_upstream(
+    tmp_path: Path, openai_fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = "routerd_test_otel_tracer"
+    (tmp_path / f"{module}.py").write_text(TRACER_MODULE)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            model_list:
+              - model_name: gpt-4o
+                litellm_params:
+                  model: openai/gpt-4o
+                  api_key: {openai_fake.api_key}
+                  api_base: {openai_fake.base_url}
+            litellm_settings:
+              callbacks: [{module}.tracer]
+            """
+        )
+    )
+    openai_fake.enqueue(Reply.error(503, "busy"))
+    try:
+        with RouterdServer.from_file(config) as server:
+            body = {"model": "gpt-4o", "messages": HI, "num_retries": 1}
+            answer = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=30)
+            assert answer.status_code == 200
+            exporter = sys.modules[module].exporter
+            for _ in range(500):  # bounded: the request span ends in a background task
+                if len(exporter.get_finished_spans()) >= 3:
+                    break
+                time.sleep(0.01)
+    finally:
+        sys.modules.pop(module, None)
+    spans = exporter.get_finished_spans()
+    request = next(s for s in spans if s.name == "chat gpt-4o")
+    attempts = [s for s in spans if s.name.startswith("attempt ")]
+    assert len(attempts) == 2
+    assert all(a.parent is not None and a.parent.span_id == request.context.span_id for a in attempts)
+    assert [a.attributes["http.response.status_code"] for a in attempts] == [503, 200]
+    traceparents = [r.headers.get("traceparent", "") for r in openai_fake.requests]
+    trace_id = f"{request.context.trace_id:032x}"
+    assert traceparents and all(trace_id in tp for tp in traceparents)
