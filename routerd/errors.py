@@ -100,6 +100,10 @@ class APIError(RouterdError):
     # How the call was routed (a routerd.routing.types.RoutingInfo), attached by the router to errors it
     # raises so the server can still set x-routerd-* headers on error responses.
     routing: Any = None
+    # LiteLLM's attributes, filled in on errors the SDK raises (routerd.sdk.engine.sdk_error)
+    litellm_debug_info: str | None = None
+    num_retries: int | None = None
+    max_retries: int | None = None
 
     def __init__(
         self,

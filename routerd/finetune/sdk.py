@@ -38,6 +38,7 @@ from routerd.finetune.validation import file_list_query, job_request, page_query
 from routerd.http import HttpClient, HttpxClient
 from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
+from routerd.sdk.types import FileContent
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -240,18 +241,18 @@ def file_delete(
 
 async def afile_content(
     file_id: str, custom_llm_provider: str = OPENAI, **options: Unpack[ProviderOptions]
-) -> bytes:
-    """A stored file's bytes."""
+) -> FileContent:
+    """A stored file's bytes, with ``.content`` / ``.text`` / ``.write_to_file()`` as LiteLLM returns them."""
 
-    async def operation(client: ProviderClient) -> bytes:
-        return (await client.file_content(file_id)).content
+    async def operation(client: ProviderClient) -> FileContent:
+        return FileContent((await client.file_content(file_id)).content)
 
     return await _run(custom_llm_provider, options, operation)
 
 
 def file_content(
     file_id: str, custom_llm_provider: str = OPENAI, **options: Unpack[ProviderOptions]
-) -> bytes:
+) -> FileContent:
     """Sync form of :func:`afile_content`."""
     return run_sync(afile_content(file_id, custom_llm_provider, **options))
 

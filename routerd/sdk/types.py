@@ -19,6 +19,7 @@ into an error. If validation fails anyway, :func:`build` keeps the offending fie
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -288,3 +289,29 @@ class EmbeddingResponse(_Routed):
     model: str | None = None
     data: list[Embedding] = Field(default_factory=list)
     usage: Usage | None = None
+
+
+class FileContent(bytes):
+    """A stored file's bytes, shaped like the ``openai`` package's binary response (which LiteLLM's
+    ``file_content()`` returns): ``.content``, ``.text``, ``.read()``, ``.write_to_file(path)``.
+    It is ``bytes`` too, so code comparing it with bytes keeps working."""
+
+    @property
+    def content(self) -> bytes:
+        return bytes(self)
+
+    @property
+    def text(self) -> str:
+        return self.decode("utf-8")
+
+    def read(self) -> bytes:
+        return bytes(self)
+
+    def json(self) -> Any:
+        import orjson
+
+        return orjson.loads(bytes(self))
+
+    def write_to_file(self, file: str | os.PathLike[str]) -> None:
+        with open(file, "wb") as handle:
+            handle.write(self)

@@ -62,7 +62,9 @@ def test_sync_functions_from_upload_to_fine_tuned_model(
         "fine-tune",
     )
     assert file_retrieve(uploaded.id).id == uploaded.id
-    assert file_content(uploaded.id) == TRAINING
+    content = file_content(uploaded.id)
+    assert content == TRAINING
+    assert content.content == TRAINING  # LiteLLM's shape: an object with .content
     assert [f.id for f in file_list(purpose="fine-tune").data] == [uploaded.id]
 
     job = create_fine_tuning_job(

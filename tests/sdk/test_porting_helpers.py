@@ -198,3 +198,13 @@ def test_completion_with_retries_retries(openai_env: Any, instant_backoff: list[
     openai_env.enqueue(Reply.error(503), Reply.error(503), Reply.error(503))
     response = routerd.completion_with_retries(model="gpt-4o", messages=HI)
     assert response._hidden_params["retries"] == 3
+
+
+def test_file_content_has_litellms_content_attribute(tmp_path: Path) -> None:
+    from routerd.sdk.types import FileContent
+
+    stored = FileContent(b'{"a": 1}')
+    assert stored.content == b'{"a": 1}' and stored.text == '{"a": 1}' and stored.json() == {"a": 1}
+    assert stored == b'{"a": 1}'  # still bytes
+    stored.write_to_file(tmp_path / "out.jsonl")
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"a": 1}'
