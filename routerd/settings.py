@@ -123,6 +123,12 @@ class Settings(HttpSettings):
         gt=0,
         description="most YAML nodes a routing file's aliases (*name) may expand to; stops alias bombs",
     )
+    # -- model data ----------------------------------------------------------------------------------
+    model_prices: Path | None = Field(
+        default=None,
+        description="a LiteLLM-format model_prices_and_context_window.json whose prices and model data "
+        "override the bundled table; read from the environment by routerd.cost (SDK and daemon)",
+    )
 
     def config_limits(self) -> LoadLimits:
         """The loader's bounds on the routing file, from these settings."""

@@ -314,6 +314,7 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     ),
     "ROUTERD_ACCESS_LOG": (f"{_EFFECTS}::test_access_log_switches_uvicorns_access_log",),
     # -- keys, budgets, guardrails and the cache (issues 14, 15, 22)
+    "ROUTERD_MODEL_PRICES": ("tests/sdk/test_porting_helpers.py::test_routerd_model_prices_file_is_read",),
     "ROUTERD_SPEND_DB": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
     "ROUTERD_SPEND_FLUSH_SECONDS": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
     "ROUTERD_CACHE_MAX_MB": (f"{_GATE}::test_cache_size_settings_bound_what_is_kept",),

@@ -121,3 +121,20 @@ def instant_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     )
     router_cache.clear()
     return delays
+
+
+@pytest.fixture(autouse=True)
+def module_settings_restored() -> Iterator[None]:
+    """Module settings an example or test assigns (routerd.num_retries = 0, routerd.callbacks = [...])
+    are put back afterwards, so no test sees another's."""
+    import routerd
+    from routerd.sdk.globals import DEFAULTS, LIST_SETTINGS
+
+    names = [*DEFAULTS, *LIST_SETTINGS]
+    saved = {name: getattr(routerd, name) for name in names}
+    saved_lists = {name: list(getattr(routerd, name)) for name in LIST_SETTINGS}
+    yield
+    for name, value in saved.items():
+        setattr(routerd, name, value)
+    for name, items in saved_lists.items():
+        getattr(routerd, name)[:] = items

@@ -120,3 +120,17 @@ def test_a_path_that_does_not_import_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no_such_module_xyz\.handler"):
         load_callbacks(("no_such_module_xyz.handler", "prometheus"), tmp_path)
     assert load_callbacks(("prometheus",), tmp_path) == []
+
+
+def test_pending_request_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import routerd.integrations.proxy as proxy_module
+    from routerd.integrations.custom_logger import CustomLogger
+    from routerd.integrations.proxy import ProxyCallbacks
+
+    monkeypatch.setattr(proxy_module, "MAX_PENDING_CALLBACKS", 2)
+    proxy = ProxyCallbacks([CustomLogger()])
+    for index in range(5):
+        asyncio.run(proxy.pre_call("chat", {"model": "m", "messages": []}, f"req-{index}"))
+    assert list(proxy._bodies) == ["req-3", "req-4"]  # the oldest are forgotten

@@ -208,3 +208,28 @@ def test_file_content_has_litellms_content_attribute(tmp_path: Path) -> None:
     assert stored == b'{"a": 1}'  # still bytes
     stored.write_to_file(tmp_path / "out.jsonl")
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"a": 1}'
+
+
+def test_batch_completion_runs_at_most_the_worker_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import routerd.sdk.extra as extra
+
+    monkeypatch.setattr(extra, "BATCH_COMPLETION_WORKERS", 2)
+    active, peak, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def fake_completion(**kwargs: Any) -> str:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            if active[0] == 2:
+                release.set()
+        release.wait(5)
+        with lock:
+            active[0] -= 1
+        return "done"
+
+    monkeypatch.setattr(extra, "completion", fake_completion)
+    assert routerd.batch_completion(model="m", messages=[HI] * 6) == ["done"] * 6
+    assert peak[0] == 2

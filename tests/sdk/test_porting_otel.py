@@ -192,3 +192,14 @@ def test_daemon_request_and_attempt_spans_and_traceparent_upstream(
     traceparents = [r.headers.get("traceparent", "") for r in openai_fake.requests]
     trace_id = f"{request.context.trace_id:032x}"
     assert traceparents and all(trace_id in tp for tp in traceparents)
+
+
+def test_open_request_spans_are_bounded(
+    memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(otel, "MAX_OPEN_SPANS", 2)
+    for index in range(5):
+        logger.log_pre_api_call("m", [], {"litellm_call_id": f"c{index}", "call_type": "completion"})
+    assert list(logger._spans) == ["c3", "c4"]
+    assert len(exporter.get_finished_spans()) == 3  # the evicted spans were ended, not leaked
