@@ -29,7 +29,7 @@ import orjson
 from routerd.config import check_text
 from routerd.config.table import Deployment, Group, RoutingTable
 from routerd.cost import request_cost
-from routerd.errors import APIError, ConfigError, InternalServerError
+from routerd.errors import APIConnectionError, APIError, ConfigError, InternalServerError, Timeout
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
@@ -162,24 +162,23 @@ class CallSpec:
         )
 
 
-#: routerd (gateway) statuses the SDK reports as LiteLLM's SDK does: a timeout is 408
-_SDK_STATUS = {504: 408}
-
-
 def sdk_error(exc: BaseException, spec: CallSpec | None = None) -> None:
     """Give an error raised to an SDK caller LiteLLM's attributes (in place).
 
-    The daemon answers an upstream 500 with 502 and a timeout with 504 (right for a gateway); the
-    SDK's exceptions carry what LiteLLM's carry instead: the upstream's own status, 408 for a
-    timeout, and ``num_retries`` / ``max_retries`` / ``litellm_debug_info``.
+    The daemon answers an upstream 500 with 502, a refused connection with 502 and a timeout with 504
+    (right for a gateway); the SDK's exceptions carry what LiteLLM's carry instead: the upstream's own
+    5xx status, 500 for a connection error, 408 for a timeout, and ``num_retries`` / ``max_retries`` /
+    ``litellm_debug_info``.
     """
     if not isinstance(exc, APIError):
         return
     upstream = exc.upstream_status
-    if isinstance(exc, InternalServerError) and upstream is not None and upstream >= 500:
+    if isinstance(exc, Timeout):
+        exc.status_code = 408
+    elif isinstance(exc, APIConnectionError):
+        exc.status_code = 500
+    elif isinstance(exc, InternalServerError) and upstream is not None and upstream >= 500:
         exc.status_code = upstream
-    elif exc.status_code in _SDK_STATUS and upstream is None:
-        exc.status_code = _SDK_STATUS[exc.status_code]
     routing = exc.routing
     retries = getattr(routing, "retries", None)
     exc.num_retries = retries if isinstance(retries, int) else None

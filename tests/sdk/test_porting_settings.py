@@ -143,3 +143,21 @@ def test_response_json_is_a_dict() -> None:
     data = response.json()
     assert isinstance(data, dict)
     assert data["choices"][0]["message"]["content"] == "hello"
+
+
+def test_a_refused_connection_is_an_api_connection_error_500(instant_backoff: list[float]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(routerd.APIConnectionError) as info:
+        routerd.completion(
+            model="gpt-4o",
+            messages=HI,
+            api_key=OPENAI_KEY,
+            base_url=f"http://127.0.0.1:{port}/v1",
+            num_retries=0,
+        )
+    assert not isinstance(info.value, routerd.InternalServerError)
+    assert info.value.status_code == 500  # LiteLLM's status for a connection error (the daemon answers 502)
