@@ -145,6 +145,18 @@ class CallbackRun:
                 seen.append(cb)
         return seen
 
+    def outgoing_headers(self) -> dict[str, str]:
+        """Headers loggers add to this call's upstream requests (OpenTelemetry's ``traceparent``)."""
+        headers: dict[str, str] = {}
+        for logger in self.loggers:
+            add = getattr(logger, "outgoing_headers", None)
+            if add is not None:
+                try:
+                    headers.update(add(self.kwargs["litellm_call_id"]))
+                except Exception:
+                    _count_error(_name(logger), "outgoing_headers")
+        return headers
+
     # --- events ----------------------------------------------------------------------------------
     async def pre_call(self) -> None:
         model, messages = self.kwargs["model"], self.kwargs["input"]

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.propagate import inject
+from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -94,7 +94,13 @@ class OpenTelemetryLogger(CustomLogger):
                 attributes[name] = value
         if self.capture_content and messages is not None:
             attributes["gen_ai.input.messages"] = json.dumps(messages, default=str)
-        span = self.tracer.start_span(f"{operation} {model}", kind=self.span_kind, attributes=attributes)
+        # a daemon request continues the client's trace (W3C traceparent); an SDK call the caller's
+        incoming = ((kwargs.get("litellm_params") or {}).get("proxy_server_request") or {}).get("headers")
+        parent = extract(incoming) if incoming else None
+        kind = SpanKind.SERVER if incoming is not None else self.span_kind
+        span = self.tracer.start_span(
+            f"{operation} {model}", context=parent, kind=kind, attributes=attributes
+        )
         with self._lock:
             self._spans[kwargs["litellm_call_id"]] = span
             while len(self._spans) > MAX_OPEN_SPANS:

@@ -38,6 +38,7 @@ from typing import Any
 from routerd.errors import APIError, BadRequestError, ConfigError
 from routerd.events import AttemptFinished, RequestFinished
 from routerd.integrations.callbacks import CallbackRun, call_kwargs, resolve_callbacks
+from routerd.integrations.context import REQUEST_HEADERS
 from routerd.integrations.custom_logger import CustomLogger
 
 __all__ = ["MAX_PENDING_CALLBACKS", "ProxyCallbacks", "callbacks_lifespan", "load_callbacks"]
@@ -49,6 +50,8 @@ log = logging.getLogger("routerd.callbacks")
 MAX_PENDING_CALLBACKS = 10_000
 #: seconds the shutdown waits for callback tasks still running
 CALLBACK_DRAIN_SECONDS = 5.0
+#: request headers never handed to callbacks
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
 #: names handled elsewhere (routerd's metrics), not callbacks to load
 BUILT_IN = frozenset({"prometheus"})
 
@@ -106,6 +109,9 @@ class ProxyCallbacks:
         call_type = {"chat": "completion", "completions": "text_completion"}.get(endpoint, endpoint)
         model = str(body.get("model", ""))
         kwargs = call_kwargs(endpoint, model, body, stream=bool(body.get("stream")), call_id=request_id)
+        # LiteLLM's place for the incoming request; headers only, and never the client's key
+        headers = {k: v for k, v in (REQUEST_HEADERS.get() or {}).items() if k not in _SECRET_HEADERS}
+        kwargs["litellm_params"]["proxy_server_request"] = {"headers": headers}
         for logger in self.loggers:
             try:
                 logger.log_pre_api_call(model, kwargs["input"], kwargs)
@@ -131,7 +137,10 @@ class ProxyCallbacks:
         for logger in self.loggers:
             add = getattr(logger, "outgoing_headers", None)
             if add is not None:
-                headers.update(add(request_id))
+                try:
+                    headers.update(add(request_id))
+                except Exception:
+                    log.exception("callback %s failed in outgoing_headers", type(logger).__qualname__)
         return headers
 
     def __call__(self, event: Any) -> None:

@@ -211,6 +211,9 @@ async def _execute(spec: CallSpec, run: CallbackRun | None) -> CallResult:
     """The call, between its pre-call and failure callbacks; errors get LiteLLM's attributes."""
     if run is not None:
         await run.pre_call()
+        traced = run.outgoing_headers()
+        if traced:  # OpenTelemetry's traceparent: the upstream call joins the call's trace
+            spec.extra_headers = {**traced, **(spec.extra_headers or {})}
     try:
         return await spec.run()
     except BaseException as exc:

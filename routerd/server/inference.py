@@ -24,6 +24,7 @@ from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import APIError, BadRequestError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
+from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
@@ -213,6 +214,7 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
     """
     started = time.perf_counter()
     headers = _headers(scope)
+    REQUEST_HEADERS.set(headers)  # for the daemon's callbacks (OpenTelemetry reads traceparent)
     request_id = headers.get("x-request-id") or new_request_id()
     log = _RequestLog(state, endpoint, request_id, started)
     state.events.emit(RequestStarted(request_id, endpoint))

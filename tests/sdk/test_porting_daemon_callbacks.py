@@ -134,3 +134,24 @@ def test_pending_request_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     for index in range(5):
         asyncio.run(proxy.pre_call("chat", {"model": "m", "messages": []}, f"req-{index}"))
     assert list(proxy._bodies) == ["req-3", "req-4"]  # the oldest are forgotten
+
+
+def test_pre_call_kwargs_carry_request_headers_without_the_key() -> None:
+    import asyncio
+
+    from routerd.integrations.context import REQUEST_HEADERS
+    from routerd.integrations.custom_logger import CustomLogger
+    from routerd.integrations.proxy import ProxyCallbacks
+
+    seen: list[dict[str, Any]] = []
+
+    class Capture(CustomLogger):
+        def log_pre_api_call(self, model: str, messages: Any, kwargs: dict[str, Any]) -> None:
+            seen.append(kwargs["litellm_params"]["proxy_server_request"]["headers"])
+
+    async def serve() -> None:
+        REQUEST_HEADERS.set({"authorization": "Bearer sk-master-test", "traceparent": "00-ab-cd-01"})
+        await ProxyCallbacks([Capture()]).pre_call("chat", {"model": "m", "messages": []}, "req-1")
+
+    asyncio.run(serve())
+    assert seen == [{"traceparent": "00-ab-cd-01"}]

@@ -58,6 +58,8 @@ def test_one_span_per_sdk_call_with_genai_attributes(
     assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
     assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
     assert "secret prompt text" not in repr(attrs)  # no prompt text unless enabled
+    traceparent = openai_env.requests[-1].headers["traceparent"]
+    assert f"{span.context.trace_id:032x}" in traceparent  # the upstream call joins the trace
 
 
 def test_prompt_text_only_when_enabled(
@@ -135,6 +137,9 @@ def test_otel_exports_to_a_real_otlp_http_receiver(
     assert names == ["chat gpt-4o", "chat gpt-4o-mini"]
 
 
+CLIENT_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+CLIENT_SPAN = 0x00F067AA0BA902B7
+
 TRACER_MODULE = textwrap.dedent(
     """
     from opentelemetry.sdk.trace import TracerProvider
@@ -174,7 +179,10 @@ def test_daemon_request_and_attempt_spans_and_traceparent_upstream(
     try:
         with RouterdServer.from_file(config) as server:
             body = {"model": "gpt-4o", "messages": HI, "num_retries": 1}
-            answer = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=30)
+            incoming = {"traceparent": f"00-{CLIENT_TRACE:032x}-{CLIENT_SPAN:016x}-01"}
+            answer = httpx.post(
+                f"{server.base_url}/v1/chat/completions", json=body, headers=incoming, timeout=30
+            )
             assert answer.status_code == 200
             exporter = sys.modules[module].exporter
             for _ in range(500):  # bounded: the request span ends in a background task
@@ -185,6 +193,8 @@ def test_daemon_request_and_attempt_spans_and_traceparent_upstream(
         sys.modules.pop(module, None)
     spans = exporter.get_finished_spans()
     request = next(s for s in spans if s.name == "chat gpt-4o")
+    assert request.context.trace_id == CLIENT_TRACE  # the client's trace goes on in routerd
+    assert request.parent is not None and request.parent.span_id == CLIENT_SPAN
     attempts = [s for s in spans if s.name.startswith("attempt ")]
     assert len(attempts) == 2
     assert all(a.parent is not None and a.parent.span_id == request.context.span_id for a in attempts)
