@@ -213,7 +213,11 @@ def response_object(
     hidden = hidden_params(result)
     hidden["response_cost"] = _cost(result.deployment, body)
     hidden["headers"] = dict(result.response.headers)
+    # LiteLLM's spelling of the upstream's headers, and its timing field (upstream time, ms)
+    hidden["additional_headers"] = {f"llm_provider-{k}": v for k, v in result.response.headers.items()}
+    hidden["_response_ms"] = result.info.upstream_latency * 1000
     response._hidden_params = hidden
+    response._response_ms = hidden["_response_ms"]
     return response
 
 

@@ -195,6 +195,7 @@ class _Routed(OpenAIObject):
     ``attempts``, ``retries``, ``fallbacks``."""
 
     _hidden_params: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _response_ms: float | None = PrivateAttr(default=None)  # upstream time of the call, milliseconds
 
 
 class ModelResponse(_Routed):

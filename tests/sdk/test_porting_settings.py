@@ -161,3 +161,12 @@ def test_a_refused_connection_is_an_api_connection_error_500(instant_backoff: li
         )
     assert not isinstance(info.value, routerd.InternalServerError)
     assert info.value.status_code == 500  # LiteLLM's status for a connection error (the daemon answers 502)
+
+
+def test_hidden_params_have_litellms_fields(openai_env: Any) -> None:
+    openai_env.enqueue(Reply(headers={"x-ratelimit-remaining-requests": "99"}))
+    response = routerd.completion(model="gpt-4o", messages=HI)
+    hidden = response._hidden_params
+    assert hidden["response_cost"] is not None and hidden["response_cost"] > 0
+    assert hidden["additional_headers"]["llm_provider-x-ratelimit-remaining-requests"] == "99"
+    assert hidden["_response_ms"] >= 0 and response._response_ms == hidden["_response_ms"]
