@@ -5,7 +5,8 @@ that is a dotted path is imported -- the module is looked up next to the config 
 LiteLLM's proxy does -- and must name a :class:`~routerd.integrations.custom_logger.CustomLogger`
 instance or a function; ``"otel"`` is the OpenTelemetry tracer; ``"prometheus"`` is routerd's own
 metrics. A path that does not import stops the startup with an error naming it. Callbacks are read at
-startup only: a reload that changes them is logged and needs a restart.
+startup only: a reload does not change them (restart to). The three LiteLLM lists are merged by the
+config compiler, so every loaded callback hears of successes and failures alike.
 
 What runs, for each request the daemon serves:
 
