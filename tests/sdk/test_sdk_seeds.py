@@ -14,7 +14,7 @@ import openai
 import pytest
 
 import routerd
-import routerd.sdk as litellm  # the seeds' code, unchanged but for this import
+import routerd as litellm  # the seeds' code, unchanged but for this import
 from routerd.testing.openai_fake import Reply
 from tests.sdk.conftest import AZURE_KEY, OPENAI_KEY
 
