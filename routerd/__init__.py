@@ -91,6 +91,33 @@ if TYPE_CHECKING:
         text_completion,
         token_counter,
     )
+    from routerd.sdk.extra import (
+        aimage_generation,
+        amoderation,
+        arerank,
+        aresponses,
+        batch_completion,
+        completion_with_retries,
+        image_generation,
+        moderation,
+        rerank,
+        responses,
+    )
+    from routerd.utils import (
+        get_llm_provider,
+        get_model_info,
+        get_supported_openai_params,
+        model_cost,
+        register_model,
+        supports_function_calling,
+        supports_parallel_function_calling,
+        supports_prompt_caching,
+        supports_reasoning,
+        supports_response_schema,
+        supports_system_messages,
+        supports_tool_choice,
+        supports_vision,
+    )
 
 # public name -> the module it lives in
 _LAZY: dict[str, str] = {
@@ -165,6 +192,29 @@ _LAZY: dict[str, str] = {
     "stream_chunk_builder": "routerd.sdk",
     "text_completion": "routerd.sdk",
     "token_counter": "routerd.sdk",
+    "aimage_generation": "routerd.sdk.extra",
+    "amoderation": "routerd.sdk.extra",
+    "arerank": "routerd.sdk.extra",
+    "aresponses": "routerd.sdk.extra",
+    "batch_completion": "routerd.sdk.extra",
+    "completion_with_retries": "routerd.sdk.extra",
+    "image_generation": "routerd.sdk.extra",
+    "moderation": "routerd.sdk.extra",
+    "rerank": "routerd.sdk.extra",
+    "responses": "routerd.sdk.extra",
+    "get_llm_provider": "routerd.utils",
+    "get_model_info": "routerd.utils",
+    "get_supported_openai_params": "routerd.utils",
+    "model_cost": "routerd.utils",
+    "register_model": "routerd.utils",
+    "supports_function_calling": "routerd.utils",
+    "supports_parallel_function_calling": "routerd.utils",
+    "supports_prompt_caching": "routerd.utils",
+    "supports_reasoning": "routerd.utils",
+    "supports_response_schema": "routerd.utils",
+    "supports_system_messages": "routerd.utils",
+    "supports_tool_choice": "routerd.utils",
+    "supports_vision": "routerd.utils",
 }
 
 
@@ -263,39 +313,6 @@ __all__ = [
     "token_counter",
 ]
 
-# LiteLLM's helper names and module-level settings (routerd.api_key = ..., routerd.success_callback =
-# [fn]), read at call time by the SDK (routerd/sdk/globals.py).
-import sys as _sys
-
-from routerd.sdk import (
-    aimage_generation,
-    amoderation,
-    arerank,
-    aresponses,
-    batch_completion,
-    completion_with_retries,
-    image_generation,
-    moderation,
-    rerank,
-    responses,
-)
-from routerd.sdk.globals import install_defaults as _install_defaults
-from routerd.utils import (
-    get_llm_provider,
-    get_model_info,
-    get_supported_openai_params,
-    model_cost,
-    register_model,
-    supports_function_calling,
-    supports_parallel_function_calling,
-    supports_prompt_caching,
-    supports_reasoning,
-    supports_response_schema,
-    supports_system_messages,
-    supports_tool_choice,
-    supports_vision,
-)
-
 __all__ += [
     "aimage_generation",
     "amoderation",
@@ -322,4 +339,8 @@ __all__ += [
     "supports_vision",
 ]
 
-_install_defaults(_sys.modules[__name__])
+# LiteLLM's module-level settings (routerd.api_key = ..., routerd.success_callback = [fn]), read at call
+# time by the SDK; routerd.module_settings is a small module, so this keeps ``import routerd`` cheap.
+from routerd.module_settings import install_defaults as _install_defaults  # noqa: E402
+
+_install_defaults(__import__("sys").modules[__name__])

@@ -127,7 +127,7 @@ class CallbackRun:
         cls, endpoint: str, model: str, body: Mapping[str, Any], *, stream: bool, is_async: bool
     ) -> CallbackRun | None:
         """The run for the module settings, or None when no callback is registered (the common case)."""
-        from routerd.sdk.globals import setting
+        from routerd.module_settings import setting
 
         both = resolve_callbacks(setting("callbacks"))
         success = both + resolve_callbacks(setting("success_callback"))

@@ -14,6 +14,7 @@ import orjson
 from routerd.config.table import RoutingTable
 from routerd.errors import BadRequestError, ConfigError
 from routerd.integrations.callbacks import CallbackRun
+from routerd.module_settings import apply_verbose, setting
 from routerd.providers.base import CHAT, COMPLETIONS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
@@ -26,7 +27,6 @@ from routerd.sdk.engine import (
     router_cache,
     sdk_error,
 )
-from routerd.sdk.globals import apply_verbose, setting
 from routerd.sdk.loop import background_loop
 from routerd.sdk.params import (
     IGNORED_KWARGS,
@@ -83,7 +83,7 @@ def prepare(endpoint: str, model: str, body: dict[str, Any], options: dict[str, 
     """The call for ``completion()``-style functions: on ``model_list`` when given, else on a table
     built for the model and its fallbacks (see :mod:`routerd.sdk.resolve`).
 
-    Module settings (:mod:`routerd.sdk.globals`) fill what the call leaves out: ``model_alias_map``,
+    Module settings (:mod:`routerd.module_settings`) fill what the call leaves out: ``model_alias_map``,
     ``num_retries`` (after the call's own ``max_retries``), ``request_timeout``, ``drop_params``.
     """
     apply_verbose()

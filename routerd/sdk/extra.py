@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 
 from routerd.errors import BadRequestError
+from routerd.module_settings import setting
 from routerd.providers.errors import ErrorContext
-from routerd.sdk.globals import setting
+from routerd.sdk.errors import raises_sdk_errors
 from routerd.sdk.loop import background_loop, shared_http
 from routerd.sdk.main import completion
 from routerd.sdk.params import timeout_seconds
@@ -123,17 +124,20 @@ def _split(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return body, {k: v for k, v in kwargs.items() if k in option_keys and v is not None}
 
 
+@raises_sdk_errors
 async def aimage_generation(prompt: str, model: str = "dall-e-2", **kwargs: Any) -> PassThroughResponse:
     """Images for ``prompt`` (OpenAI's ``/images/generations``)."""
     body, options = _split({**kwargs, "prompt": prompt})
     return await _post("/images/generations", model, body, options)
 
 
+@raises_sdk_errors
 def image_generation(prompt: str, model: str = "dall-e-2", **kwargs: Any) -> PassThroughResponse:
     """Images for ``prompt``: ``response.data[0].url`` (or ``b64_json``)."""
     return background_loop.run(aimage_generation(prompt, model, **kwargs))
 
 
+@raises_sdk_errors
 async def amoderation(
     input: Any, model: str = "omni-moderation-latest", **kwargs: Any
 ) -> PassThroughResponse:
@@ -142,11 +146,13 @@ async def amoderation(
     return await _post("/moderations", model, body, options)
 
 
+@raises_sdk_errors
 def moderation(input: Any, model: str = "omni-moderation-latest", **kwargs: Any) -> PassThroughResponse:
     """Moderation of ``input``: ``response.results[0].flagged``."""
     return background_loop.run(amoderation(input, model, **kwargs))
 
 
+@raises_sdk_errors
 async def arerank(
     model: str, query: str, documents: list[Any], top_n: int | None = None, **kwargs: Any
 ) -> PassThroughResponse:
@@ -156,6 +162,7 @@ async def arerank(
     return await _post("/rerank", model, body, options)
 
 
+@raises_sdk_errors
 def rerank(
     model: str, query: str, documents: list[Any], top_n: int | None = None, **kwargs: Any
 ) -> PassThroughResponse:
@@ -163,6 +170,7 @@ def rerank(
     return background_loop.run(arerank(model, query, documents, top_n, **kwargs))
 
 
+@raises_sdk_errors
 async def aresponses(input: Any, model: str, **kwargs: Any) -> PassThroughResponse:
     """OpenAI's Responses API (``/responses``) on an OpenAI-compatible provider."""
     body, options = _split({**kwargs, "input": input})
@@ -173,6 +181,7 @@ async def aresponses(input: Any, model: str, **kwargs: Any) -> PassThroughRespon
     return await _post("/responses", model, body, options)
 
 
+@raises_sdk_errors
 def responses(input: Any, model: str, **kwargs: Any) -> PassThroughResponse:
     """OpenAI's Responses API: ``response.output_text`` is in ``response.output``."""
     return background_loop.run(aresponses(input, model, **kwargs))

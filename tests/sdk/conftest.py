@@ -128,7 +128,7 @@ def module_settings_restored() -> Iterator[None]:
     """Module settings an example or test assigns (routerd.num_retries = 0, routerd.callbacks = [...])
     are put back afterwards, so no test sees another's."""
     import routerd
-    from routerd.sdk.globals import DEFAULTS, LIST_SETTINGS
+    from routerd.module_settings import DEFAULTS, LIST_SETTINGS
 
     names = [*DEFAULTS, *LIST_SETTINGS]
     saved = {name: getattr(routerd, name) for name in names}

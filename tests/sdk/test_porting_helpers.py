@@ -233,3 +233,14 @@ def test_batch_completion_runs_at_most_the_worker_bound(monkeypatch: pytest.Monk
     monkeypatch.setattr(extra, "completion", fake_completion)
     assert routerd.batch_completion(model="m", messages=[HI] * 6) == ["done"] * 6
     assert peak[0] == 2
+
+
+def test_routerd_exceptions_are_the_classes_the_sdk_raises() -> None:
+    import openai
+
+    import routerd.exceptions
+
+    assert routerd.exceptions.RateLimitError is routerd.RateLimitError
+    assert issubclass(routerd.exceptions.RateLimitError, openai.RateLimitError)
+    with pytest.raises(routerd.exceptions.RateLimitError):
+        routerd.completion(model="gpt-4o", messages=HI, mock_response="litellm.RateLimitError")

@@ -97,7 +97,7 @@ def test_model_alias_map_renames_the_model(openai_env: Any, monkeypatch: pytest.
 def test_set_verbose_turns_on_debug_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    import routerd.sdk.globals as module_globals
+    import routerd.module_settings as module_globals
 
     logger = logging.getLogger("routerd")
     monkeypatch.setattr(logger, "level", logging.WARNING)

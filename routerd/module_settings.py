@@ -9,7 +9,6 @@ the next one. An explicit argument of the call always wins over the module setti
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -64,6 +63,8 @@ def apply_verbose() -> None:
     """``routerd.set_verbose = True`` turns on debug logs of the ``routerd`` logger (once)."""
     global _verbose_applied
     if setting("set_verbose") and not _verbose_applied:
+        import logging  # here: ``import routerd`` stays cheap (the package installs these defaults)
+
         logger = logging.getLogger("routerd")
         logger.setLevel(logging.DEBUG)
         if not logger.handlers:
