@@ -116,8 +116,11 @@ def _module_defaults(body: dict[str, Any], options: dict[str, Any]) -> None:
     ``max_retries`` is LiteLLM's per-call retry count (its client's retries), so ``max_retries=0``
     means one upstream call; ``num_retries`` in the same call wins over it.
     """
+    # A call's max_retries becomes the router's retry budget and only that: left in the deployment's
+    # params it would also repeat calls inside each attempt (litellm_params.max_retries), multiplying them.
+    call_retries = options.pop("max_retries", None)
     if "num_retries" not in body:
-        retries = options.get("max_retries", setting("num_retries"))
+        retries = call_retries if call_retries is not None else setting("num_retries")
         if retries is not None:
             body["num_retries"] = retries
     if "timeout" not in options and "request_timeout" not in options:

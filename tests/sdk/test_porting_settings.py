@@ -170,3 +170,10 @@ def test_hidden_params_have_litellms_fields(openai_env: Any) -> None:
     assert hidden["response_cost"] is not None and hidden["response_cost"] > 0
     assert hidden["additional_headers"]["llm_provider-x-ratelimit-remaining-requests"] == "99"
     assert hidden["_response_ms"] >= 0 and response._response_ms == hidden["_response_ms"]
+
+
+def test_max_retries_two_makes_three_calls_not_more(openai_env: Any, instant_backoff: list[float]) -> None:
+    openai_env.enqueue(*(Reply.error(503, "busy") for _ in range(5)))
+    with pytest.raises(routerd.ServiceUnavailableError):
+        routerd.completion(model="gpt-4o", messages=HI, max_retries=2)
+    assert len(openai_env.requests) == 3  # one call and two retries, as LiteLLM's client makes
