@@ -78,11 +78,19 @@ def serve(settings: Settings) -> None:
         access_log=settings.access_log,
         lifespan="on",
     )
+    if hasattr(config, "timeout_worker_healthcheck"):  # the uvicorn versions with the pinging supervisor
+        config.timeout_worker_healthcheck = WORKER_HEALTHCHECK_SECONDS
     if settings.workers > 1:
         _supervisor(config).run()
     else:
         signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.Server(config).run()
+
+
+#: Seconds a worker may take to start (load a large routing file, import on a busy host) and to answer the
+#: supervisor's pings before it is killed and replaced; uvicorn's default of 5 s restarted workers in a
+#: loop on a loaded machine.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def _supervisor(config: uvicorn.Config) -> _ReloadingSupervisor:
