@@ -130,6 +130,44 @@ class Settings(HttpSettings):
         "override the bundled table; read from the environment by routerd.cost (SDK and daemon)",
     )
 
+    # --- shared state (routerd/state/; the README's "Scale-out" section) ---------------------------
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis for state shared by workers and replicas (redis:// or rediss://); "
+        "overrides router_settings.redis_*",
+    )
+    state_namespace: str = Field(
+        default="routerd:", min_length=1, description="prefix of every Redis key, so gateways can share one"
+    )
+    state_timeout_ms: float = Field(
+        default=50.0,
+        gt=0,
+        le=10_000,
+        description="longest a Redis call may take; slower or failing Redis switches to local state",
+    )
+    state_sync_interval: float = Field(
+        default=0.5, gt=0, le=60, description="seconds between cooldown/in-flight/latency syncs with Redis"
+    )
+    state_reconnect_interval: float = Field(
+        default=1.0, gt=0, le=60, description="seconds between reconnection attempts while Redis is down"
+    )
+    state_processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="processes sharing the rpm/tpm limits (all workers of all replicas); while Redis is "
+        "unreachable each enforces limit // this. Default: --workers",
+    )
+    state_probe_lease: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds a half-open probe's lock outlives a crashed process"
+    )
+    state_queue_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="background Redis writes waiting; the oldest are dropped",
+    )
+
     def config_limits(self) -> LoadLimits:
         """The loader's bounds on the routing file, from these settings."""
         return LoadLimits(max_bytes=self.config_max_bytes, max_alias_nodes=self.config_max_alias_nodes)

@@ -372,17 +372,16 @@ def _callbacks(parts: Parts) -> Iterator[Issue]:
                 )
 
 
-REDIS_KEYS = ("redis_url", "redis_host", "redis_port", "redis_password", "redis_db")
-
-
 def _redis(parts: Parts) -> Iterator[Issue]:
-    # Accepted (LiteLLM configs carry them) but not acted on yet: say so rather than imply shared state.
-    for key in REDIS_KEYS:
+    # Cluster nodes and a single-instance address together: say which one routerd uses.
+    if _raw_at(parts.raw, ("router_settings", "redis_startup_nodes")) is None:
+        return
+    for key in ("redis_url", "redis_host"):
         if _raw_at(parts.raw, ("router_settings", key)) is not None:
             yield parts.issue(
                 ("router_settings", key),
-                "accepted but not acted on: routerd has no Redis state backend yet, so cooldowns and "
-                "rpm/tpm windows are kept per process (limits apply per replica)",
+                "ignored: router_settings.redis_startup_nodes is set, so routerd connects to that "
+                "Redis Cluster instead",
                 warning=True,
                 at_key=True,
             )

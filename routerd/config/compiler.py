@@ -258,6 +258,10 @@ class _Compiler:
             metrics_require_auth=_first(general.metrics_require_auth, defaults.metrics_require_auth),
             callbacks=tuple(dict.fromkeys(callbacks)),
             redis_url=redis_url(self.config.router_settings),
+            redis_startup_nodes=tuple(
+                (node.host, node.port) for node in self.config.router_settings.redis_startup_nodes or ()
+            ),
+            redis_password=self.config.router_settings.redis_password,
             host=general.host,
             port=general.port,
             workers=general.workers,

@@ -328,6 +328,15 @@ class _FallbackSettings(_Model):
     )
 
 
+class RedisNode(BaseModel):
+    """One Redis Cluster startup node (``router_settings.redis_startup_nodes`` entries)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(min_length=1)
+    port: Annotated[int, Field(ge=1, le=65535)] = 6379
+
+
 class RouterSettings(_FallbackSettings):
     """``router_settings``: how deployments are chosen, retried, cooled down and failed over."""
 
@@ -371,6 +380,9 @@ class RouterSettings(_FallbackSettings):
     redis_password: str | None = Field(default=None, description="Redis password.")
     redis_db: NonNegInt | None = Field(default=None, description="Redis database number.")
     redis_url: str | None = Field(default=None, description="Redis URL; overrides host/port/password/db.")
+    redis_startup_nodes: list[RedisNode] | None = Field(
+        default=None, description="Redis Cluster nodes to discover the cluster from (overrides redis_url)."
+    )
 
 
 class LiteLLMSettings(_FallbackSettings):

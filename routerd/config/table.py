@@ -192,6 +192,10 @@ class ServerSettings:
     callbacks: tuple[str, ...] = ()  # e.g. ("prometheus",)
     # shared state between replicas (router_settings.redis_url, or redis_host/port/password/db)
     redis_url: str | None = field(default=None, repr=False)
+    redis_startup_nodes: tuple[
+        tuple[str, int], ...
+    ] = ()  # Redis Cluster (router_settings.redis_startup_nodes)
+    redis_password: str | None = field(default=None, repr=False)  # for the Cluster nodes
     # process settings the file may give (flags and ROUTERD_* win); they take effect only at start-up
     host: str | None = None
     port: int | None = None
@@ -199,7 +203,14 @@ class ServerSettings:
 
     def restart_only(self) -> dict[str, object]:
         """The settings a reload cannot apply: changing them needs a restart."""
-        return {"host": self.host, "port": self.port, "workers": self.workers, "redis_url": self.redis_url}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "workers": self.workers,
+            "redis_url": self.redis_url,
+            "redis_startup_nodes": self.redis_startup_nodes,
+            "redis_password": self.redis_password,
+        }
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -248,6 +248,23 @@ class RouterdMetrics:
             multiprocess_mode="livemin",
             registry=r,
         )
+        # -- shared state (routerd/state/) ---------------------------------------------------------
+        self.state_backend_up: GaugeFamily = Gauge(
+            "routerd_state_backend_up",
+            "1 while the state backend answers (always for memory); 0 while Redis is unreachable and "
+            "each process routes on local state with its limits divided.",
+            ("backend",),
+            multiprocess_mode="livemin",
+            registry=r,
+        )
+        self.state_mode: GaugeFamily = Gauge(
+            "routerd_state_mode",
+            "1 for the active state mode: shared (Redis), local (one process, or Redis unreachable), "
+            "per_worker (--workers N without Redis: limits divided by N).",
+            ("mode",),
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.build_info: GaugeFamily = Gauge(
             "routerd_build_info",
             "Always 1; the labels say which routerd and Python are running.",

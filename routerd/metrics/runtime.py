@@ -20,6 +20,9 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from routerd.metrics.definitions import RouterdMetrics
 from routerd.metrics.multiprocess import collection_registry, forget_dead_workers, multiprocess_dir
 from routerd.metrics.recorder import DeploymentLookup, MetricsRecorder
+from routerd.state.status import StateStatus
+
+STATE_MODES = ("shared", "local", "per_worker")
 
 HealthReport = Callable[[], Mapping[str, Any]]
 
@@ -71,6 +74,13 @@ class MetricsRuntime:
             self.recorder.apply_health_report(self._health_report())
         else:
             self.recorder.refresh()
+
+    def set_state(self, status: StateStatus) -> None:
+        """Publish the health store's backend and mode (``routerd_state_*``)."""
+        m = self.recorder.metrics
+        m.state_backend_up.labels(status.backend.split(" ", 1)[0]).set(1 if status.up else 0)
+        for mode in STATE_MODES:
+            m.state_mode.labels(mode).set(1 if mode == status.mode else 0)
 
     def render(
         self, accept: str | None = None, accept_encoding: str | None = None

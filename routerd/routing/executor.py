@@ -42,7 +42,7 @@ from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, Prepa
 from routerd.routing.health import CooldownRules, DeploymentHealth
 from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
 from routerd.routing.options import RequestOptions, split_request
-from routerd.routing.plan import GroupPlan, build_group_plan, pick
+from routerd.routing.plan import GroupPlan, Pick, build_group_plan, pick
 from routerd.routing.policy import (
     EXPIRED,
     INITIAL,
@@ -296,9 +296,18 @@ class CallRouter:
         # LiteLLM filters by context window before the call only with enable_pre_call_checks; without
         # it the upstream judges (and a context-window error still reaches context_window_fallbacks)
         state = INITIAL if call.view.policy.enable_pre_call_checks else NO_SIZE_CHECK
+        gate = self._store.gate  # a shared store's exact limit check (one round trip), or None
         while True:
             now = self._clock()
-            state, command = decide(state, self._outcome(call, plan, records, state, now), now)
+            outcome = self._outcome(call, plan, records, state, now)
+            if (
+                gate is not None
+                and isinstance(outcome, Pick)
+                and not await gate(outcome, max(call.tokens, 0), now)
+            ):
+                gate = self._store.gate  # refused: the store marked the record (limit, or a peer probes)
+                continue
+            state, command = decide(state, outcome, now)
             if isinstance(command, Attempt):
                 try:
                     return await self._attempt(call, group, command)

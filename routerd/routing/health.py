@@ -275,6 +275,10 @@ class DeploymentHealth:
         "in_flight",
         "last_error",
         "latency",
+        "peer_in_flight",
+        "peer_latency",
+        "peer_sampled_at",
+        "peer_ttft",
         "sampled_at",
         "successes",
         "ttft",
@@ -287,6 +291,11 @@ class DeploymentHealth:
         self.latency: float | None = None  # EWMA of seconds per output token
         self.ttft: float | None = None  # EWMA of seconds to first chunk (streams)
         self.sampled_at = -math.inf  # when latency/ttft last changed
+        # What other processes report through a shared store (approximate: as of its last sync).
+        self.peer_in_flight = 0  # their calls in flight to this deployment
+        self.peer_latency: float | None = None  # mean of their latency EWMAs
+        self.peer_ttft: float | None = None
+        self.peer_sampled_at = -math.inf  # when the peer values were pulled
         self.usage = UsageWindow()
         self.successes = 0
         self.failures = 0

@@ -95,7 +95,7 @@ class SimpleShuffle:
 
 
 class LeastBusy:
-    """Fewest calls in flight from this process; ties at random."""
+    """Fewest calls in flight (this process's, plus other processes' as a shared store last saw them)."""
 
     name = "least-busy"
 
@@ -107,7 +107,7 @@ class LeastBusy:
         now: float,
         stream: bool,
     ) -> int:
-        return _argmin([r.in_flight for r in records], rng)
+        return _argmin([r.in_flight + r.peer_in_flight for r in records], rng)
 
 
 class LatencyBased:
@@ -125,10 +125,19 @@ class LatencyBased:
         self.ttl = ttl
 
     def score(self, record: DeploymentHealth, now: float, stream: bool) -> float:
+        local = self._own(record, now, stream)
+        if now - record.peer_sampled_at > self.ttl:
+            return 0.0 if local is None else local
+        # Other processes' averages (through a shared store) count as one more opinion.
+        peer = record.peer_ttft if stream and record.peer_ttft is not None else record.peer_latency
+        if peer is None:
+            return 0.0 if local is None else local
+        return peer if local is None else (local + peer) / 2.0
+
+    def _own(self, record: DeploymentHealth, now: float, stream: bool) -> float | None:
         if now - record.sampled_at > self.ttl:
-            return 0.0
-        value = record.ttft if stream and record.ttft is not None else record.latency
-        return 0.0 if value is None else value
+            return None
+        return record.ttft if stream and record.ttft is not None else record.latency
 
     def choose(
         self,

@@ -8,6 +8,11 @@ Memory is constant (two lists of 61 ints) and each operation is O(1) amortised.
 
 Token counts are estimates when a call starts and are corrected with the upstream's reported usage
 when it ends (:meth:`UsageWindow.adjust`), so the ``tpm`` bound holds for what was known at admission.
+
+Two knobs let a state store make one process's window part of a larger budget (see
+:mod:`routerd.state`): ``share`` divides the limits (``--workers N`` without a shared store, or a
+shared store that is unreachable, enforce ``limit // share`` per process), and ``held_until`` is set
+when the shared window refused a call, so the pure planner skips the deployment until then.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ BUCKETS = 61  # one per second: the current second and the 60 before it
 class UsageWindow:
     """Sliding per-minute counts of requests and tokens for one deployment."""
 
-    __slots__ = ("_requests", "_second", "_tokens", "requests", "tokens")
+    __slots__ = ("_requests", "_second", "_tokens", "held_until", "requests", "share", "tokens")
 
     def __init__(self) -> None:
         self._requests = [0] * BUCKETS
@@ -30,6 +35,8 @@ class UsageWindow:
         self._second = -(2**62)  # the newest second seen
         self.requests = 0  # totals over the window as of the last advance
         self.tokens = 0
+        self.share = 1  # this process enforces limit // share (at least 1)
+        self.held_until = -math.inf  # a shared window is full until then (local clock)
 
     def _advance(self, now: float) -> int:
         second = math.floor(now)
@@ -81,6 +88,16 @@ class UsageWindow:
         self._tokens[i] += delta
         self.tokens += delta
 
+    def buckets(self, now: float) -> list[tuple[int, int, int]]:
+        """(second, requests, tokens) of every non-empty second in the window, oldest first."""
+        second = self._advance(now)
+        out = []
+        for s in range(second - BUCKETS + 1, second + 1):
+            i = s % BUCKETS
+            if self._requests[i] or self._tokens[i]:
+                out.append((s, self._requests[i], self._tokens[i]))
+        return out
+
     def free_at(self, now: float, rpm: int | None, tpm: int | None, tokens: int, requests: int = 1) -> float:
         """When ``requests`` more calls of ``tokens`` tokens fit ``rpm`` / ``tpm``: ``now`` if they fit.
 
@@ -91,6 +108,11 @@ class UsageWindow:
         second = self._advance(now)
         if (rpm is not None and rpm <= 0) or (tpm is not None and tpm <= 0):
             return math.inf
+        if self.held_until > now:
+            return self.held_until
+        if self.share > 1:
+            rpm = _part(rpm, self.share)
+            tpm = _part(tpm, self.share)
         calls = requests
         requests, used_tokens = self.requests, self.tokens
         if _fits(requests, used_tokens, rpm, tpm, tokens, calls):
@@ -103,6 +125,12 @@ class UsageWindow:
             if _fits(requests, used_tokens, rpm, tpm, tokens, calls):
                 return float(s + BUCKETS)
         return float(second + BUCKETS)  # unreachable: an empty window always fits
+
+
+def _part(limit: int | None, share: int) -> int | None:
+    # A limit smaller than the number of processes still admits one call per process: a limit of
+    # zero would never serve (documented: such limits can be exceeded up to ``share`` times).
+    return None if limit is None else max(limit // share, 1)
 
 
 def _fits(requests: int, used_tokens: int, rpm: int | None, tpm: int | None, tokens: int, calls: int) -> bool:

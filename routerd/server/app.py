@@ -167,9 +167,17 @@ def create_app(
     events = events or (router.events if router is not None else EventBus())
     owned_http: HttpClient | None = None
     if router is None:
+        from routerd.state.connect import make_store
+
         # the settings' upstream bounds reach the client here (a router made here owns it)
         owned_http = default_client(settings)
-        router = CallRouter(table, events=events, limits=CallLimits.from_settings(settings), http=owned_http)
+        router = CallRouter(
+            table,
+            events=events,
+            limits=CallLimits.from_settings(settings),
+            http=owned_http,
+            state=make_store(settings, table.server),
+        )
     state = AppState(
         router=router,
         settings=settings,
@@ -185,6 +193,7 @@ def create_app(
                 "no master key configured: this gateway is open to anyone who can reach it; "
                 "set general_settings.master_key or ROUTERD_MASTER_KEY"
             )
+        await state.router.state.start()  # a shared store connects (bounded) or serves locally
         async with contextlib.AsyncExitStack() as stack:
             for hook in lifespan_hooks():
                 await stack.enter_async_context(hook(state))

@@ -82,6 +82,7 @@ def metrics_endpoint(
                 return error_response(exc)
         runtime = metrics_runtime(state)
         try:
+            runtime.set_state(state.router.state.status())
             runtime.refresh()  # reads the router's health: on the event loop
         except Exception:  # a scrape still answers, with the health gauges as of the last events
             log.exception("refreshing deployment metrics failed")

@@ -114,6 +114,7 @@ async def health(request: Request) -> Response:
                 "warnings": list(state.table.warnings),
             },
             "deployments": health_report(state.router),
+            "state": state.router.state.status().as_dict(),
         }
     )
 

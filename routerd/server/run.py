@@ -10,6 +10,7 @@ import signal
 from types import FrameType
 
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
@@ -25,8 +26,8 @@ log = logging.getLogger("routerd.server")
 def _export(settings: Settings) -> None:
     """Workers are separate processes that read their settings from ``ROUTERD_*`` variables."""
     for name, value in settings.model_dump(exclude_none=True).items():
-        if name == "master_key" and settings.master_key is not None:
-            value = settings.master_key.get_secret_value()
+        if isinstance(value, SecretStr):  # master_key, redis_url
+            value = value.get_secret_value()
         os.environ[f"ROUTERD_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
 
 

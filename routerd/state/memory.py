@@ -5,20 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from routerd.routing.health import Breaker, DeploymentHealth
+from routerd.state.status import StateStatus
 
 
 class MemoryHealthStore:
-    """Health records in a dict; state is per process and lost on restart."""
+    """Health records in a dict; state is per process and lost on restart.
 
-    __slots__ = ("_records",)
+    ``share`` > 1 is for ``--workers N`` without a shared store: each worker enforces
+    ``limit // share`` of every rpm/tpm limit, so the host as a whole stays within the limit.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_records", "_share")
+
+    gate = None  # no shared window to check: the planner's local decision is final
+
+    def __init__(self, share: int = 1) -> None:
         self._records: dict[str, DeploymentHealth] = {}
+        self._share = share
 
     def record(self, deployment_id: str) -> DeploymentHealth:
         record = self._records.get(deployment_id)
         if record is None:
             record = self._records[deployment_id] = DeploymentHealth()
+            record.usage.share = self._share
         return record
 
     def get(self, deployment_id: str) -> DeploymentHealth | None:
@@ -35,6 +44,12 @@ class MemoryHealthStore:
 
     def __len__(self) -> int:
         return len(self._records)
+
+    def status(self) -> StateStatus:
+        return StateStatus("memory", "per_worker" if self._share > 1 else "local", True, self._share)
+
+    async def start(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

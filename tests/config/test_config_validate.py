@@ -505,12 +505,23 @@ def test_numbers_are_accepted_where_names_are_expected(check: Check) -> None:
     assert (deployment.group, deployment.organization) == ("4", "12345")
 
 
-def test_redis_settings_are_accepted_with_a_warning_that_state_is_per_process(check: Check) -> None:
+def test_redis_settings_are_accepted_and_acted_on(check: Check) -> None:
     text = ONE_DEPLOYMENT + "router_settings:\n  redis_host: cache.internal\n  redis_port: 6379\n"
     result = check(text, env={})
     assert result.ok
-    assert [f"{w.line}:{w.col}: {w.path}" for w in result.warnings] == [
-        "7:3: router_settings.redis_host",
-        "8:3: router_settings.redis_port",
-    ]
-    assert all("no Redis state backend yet" in w.message for w in result.warnings)
+    assert list(result.warnings) == []
+    assert result.table is not None
+    assert result.table.server.redis_url == "redis://cache.internal:6379/0"
+
+
+def test_redis_cluster_nodes_win_over_a_single_address_with_a_warning(check: Check) -> None:
+    text = ONE_DEPLOYMENT + (
+        "router_settings:\n  redis_host: cache.internal\n"
+        "  redis_startup_nodes: [{host: 10.0.0.1, port: '7001'}, {host: 10.0.0.2}]\n"
+    )
+    result = check(text, env={})
+    assert result.ok
+    assert [f"{w.line}:{w.col}: {w.path}" for w in result.warnings] == ["7:3: router_settings.redis_host"]
+    assert "redis_startup_nodes is set" in result.warnings[0].message
+    assert result.table is not None
+    assert result.table.server.redis_startup_nodes == (("10.0.0.1", 7001), ("10.0.0.2", 6379))

@@ -18,12 +18,15 @@ from routerd.events import (
 )
 from routerd.guardrails.engine import GuardrailRun
 from routerd.metrics import MetricsRuntime
+from routerd.state import StateStatus
 
 from .conftest import Rig
 
 # Every family routerd defines (the docs and the dashboard are checked against this list too).
 FAMILIES = {
     "routerd_requests",
+    "routerd_state_backend_up",
+    "routerd_state_mode",
     "routerd_request_duration_seconds",
     "routerd_overhead_duration_seconds",
     "routerd_time_to_first_token_seconds",
@@ -95,6 +98,7 @@ def exercise(rig: Rig) -> None:
         ),
         ConfigReloaded("failure", 1, "abc", 1_700_000_000.0, "bad"),
     )
+    rig.runtime.set_state(StateStatus("redis 127.0.0.1:6379/0", "local", False, 2))
     rig.runtime.recorder.apply_health_report(
         {
             "deployments": [
@@ -148,3 +152,21 @@ def test_process_metrics_on_a_private_registry() -> None:
     assert "routerd_build_info" in names
     assert "python_info" in names  # platform collector, on this runtime's own registry
     assert "routerd_build_info" not in family_names(__import__("prometheus_client").generate_latest())
+
+
+def test_state_gauges_show_the_backend_and_the_active_mode(rig: Rig) -> None:
+    rig.runtime.set_state(StateStatus("redis 127.0.0.1:6379/0", "local", False, 2))
+    body, _ = rig.runtime.render()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name.startswith("routerd_state_")
+    }
+    assert samples[("routerd_state_backend_up", (("backend", "redis"),))] == 0
+    assert samples[("routerd_state_mode", (("mode", "local"),))] == 1
+    assert samples[("routerd_state_mode", (("mode", "shared"),))] == 0
+    rig.runtime.set_state(StateStatus("redis 127.0.0.1:6379/0", "shared", True, 1))
+    body, _ = rig.runtime.render()
+    assert 'routerd_state_backend_up{backend="redis"} 1.0' in body.decode()
+    assert 'routerd_state_mode{mode="shared"} 1.0' in body.decode()

@@ -1,0 +1,466 @@
+"""The Redis health store: every process keeps local records and shares what must be shared through Redis.
+
+What is shared, how, and how stale it may be (the README's "Scale-out" section states the bounds):
+
+* rpm/tpm windows of deployments that have limits: the router awaits :attr:`RedisHealthStore.gate`
+  before each attempt, one Lua script (:data:`routerd.state.scripts.ADMIT`) that checks and counts in
+  one step, so the limit holds over the sum of all processes with no slack. Token corrections after
+  the call are queued and written in the background. Deployments without limits never wait on Redis.
+* cooldowns: a breaker that opens is written to Redis and published (pub/sub); peers apply it on
+  receipt, and a background sync every ``sync_interval`` re-reads all cooldowns as a fallback. The
+  half-open probe is taken with ``SET NX`` inside the same admission script, so one process probes.
+* in-flight counts and latency averages: each process pushes its own and pulls the others' every
+  ``sync_interval`` (stale by up to that, plus one request's duration).
+
+When Redis cannot be reached (at start, or later: any error or a reply slower than ``timeout``), the
+store switches to local state at once, with each process enforcing ``limit // processes``, logs it,
+and reports it in ``/health`` and ``routerd_state_backend_up``; a background task reconnects every
+``reconnect_interval`` and, once Redis answers, seeds it with the local windows and resumes sharing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from routerd.routing.health import HEALTHY, Breaker, BreakerState, DeploymentHealth
+from routerd.routing.plan import Pick
+from routerd.routing.usage import UsageWindow
+from routerd.state import Gate, scripts
+from routerd.state.status import StateStatus
+
+log = logging.getLogger("routerd.state")
+
+# A peer's remote deadline within this many seconds of ours is the same cooldown seen twice.
+_SAME_DEADLINE = 0.05
+# How long a process's pushed load stays visible after its last sync, in sync intervals.
+_LOAD_TTL_INTERVALS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """The store's settings (``ROUTERD_STATE_*``; see :class:`routerd.settings.Settings`)."""
+
+    namespace: str = "routerd:"
+    timeout: float = 0.05  # seconds any Redis call may take before local state takes over
+    sync_interval: float = 0.5
+    reconnect_interval: float = 1.0
+    processes: int = 1  # processes sharing the limits, used to divide them while Redis is down
+    probe_lease: float = 30.0  # a half-open probe's lock lives this long if its process dies
+    queue_max: int = 10_000  # background writes waiting; beyond this, the oldest are dropped
+
+
+class SharedUsageWindow(UsageWindow):
+    """A local window that also queues its token corrections for the shared one."""
+
+    __slots__ = ("_dep_id", "_store", "shared_tokens")
+
+    def __init__(self, store: RedisHealthStore, dep_id: str) -> None:
+        super().__init__()
+        self._store = store
+        self._dep_id = dep_id
+        self.shared_tokens = False  # a tpm limit was checked in Redis: corrections go there too
+
+    def adjust(self, now: float, stamp: int, delta: int) -> None:
+        super().adjust(now, stamp, delta)
+        if self.shared_tokens and delta:
+            self._store.queue_adjust(self._dep_id, stamp, delta)
+
+
+class RedisHealthStore:
+    """Local :class:`DeploymentHealth` records mirrored through Redis (one instance or a Cluster).
+
+    ``client`` is a ``redis.asyncio`` client (``Redis`` or ``RedisCluster``) whose socket timeouts are
+    ``options.timeout``; ``subscriber`` is a plain ``Redis`` for pub/sub (with Cluster, any one node:
+    Redis forwards published messages to every node). Start it with :meth:`start` on the loop.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        subscriber: Any,
+        options: RedisOptions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        describe: str = "redis",
+    ) -> None:
+        self._client = client
+        self._subscriber = subscriber
+        self._options = options
+        self._clock = clock
+        self._describe = describe
+        self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        ns = options.namespace
+        self._channel = f"{ns}events"
+        self._cooldowns_key = f"{ns}{{shared}}:cooldowns"
+        self._load_key = f"{ns}{{shared}}:load"
+        self._records: dict[str, DeploymentHealth] = {}
+        self._remote: dict[str, tuple[float, str]] = {}  # cooldowns learnt from peers: (until, reason)
+        self._queue: dict[tuple[str, ...], Any] = {}  # pending background writes, coalesced
+        self._wake = asyncio.Event()
+        self._up = False
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self.errors = 0  # Redis failures seen (each switches to local state)
+        self.dropped = 0  # background writes dropped because the queue was full
+        self._admit = client.register_script(scripts.ADMIT)
+        self._adjust = client.register_script(scripts.ADJUST)
+        self._seed = client.register_script(scripts.SEED)
+        self._cooldown = client.register_script(scripts.COOLDOWN)
+        self._recover = client.register_script(scripts.RECOVER)
+        self._release = client.register_script(scripts.RELEASE)
+        self._sync = client.register_script(scripts.SYNC)
+        self.gate: Gate | None = None
+
+    # --- keys ----------------------------------------------------------------------------------------
+
+    def _window_key(self, dep_id: str) -> str:
+        return f"{self._options.namespace}{{{_tag(dep_id)}}}:w"
+
+    def _probe_key(self, dep_id: str) -> str:
+        return f"{self._options.namespace}{{{_tag(dep_id)}}}:p"
+
+    # --- HealthStore ---------------------------------------------------------------------------------
+
+    def record(self, deployment_id: str) -> DeploymentHealth:
+        record = self._records.get(deployment_id)
+        if record is None:
+            record = self._records[deployment_id] = DeploymentHealth()
+            record.usage = SharedUsageWindow(self, deployment_id)
+            record.usage.share = 1 if self._up else self._options.processes
+            remote = self._remote.get(deployment_id)
+            if remote is not None and remote[0] > self._clock():
+                record.breaker = Breaker(BreakerState.COOLING_DOWN, until=remote[0], reason=remote[1])
+        return record
+
+    def get(self, deployment_id: str) -> DeploymentHealth | None:
+        return self._records.get(deployment_id)
+
+    def set_breaker(self, deployment_id: str, record: DeploymentHealth, breaker: Breaker) -> None:
+        old = record.breaker
+        record.breaker = breaker
+        if breaker.state is BreakerState.COOLING_DOWN:
+            if old.state is not BreakerState.COOLING_DOWN or breaker.until > old.until:
+                remaining = max(breaker.until - self._clock(), 0.0)
+                self._put(("cool", deployment_id), (remaining, breaker.reason))
+        elif breaker is HEALTHY and old.state is not BreakerState.HEALTHY:
+            self._queue.pop(("cool", deployment_id), None)
+            self._put(("heal", deployment_id), None)
+        elif old.state is BreakerState.HALF_OPEN and old.probe_until and not breaker.probe_until:
+            self._put(("release", deployment_id), None)
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        self._records = {k: v for k, v in self._records.items() if keep(k)}
+
+    def items(self) -> Iterator[tuple[str, DeploymentHealth]]:
+        return iter(list(self._records.items()))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def status(self) -> StateStatus:
+        if self._up:
+            return StateStatus(self._describe, "shared", True, 1)
+        return StateStatus(self._describe, "local", False, self._options.processes)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (bounded by the timeout) and start the background tasks; never raises for Redis."""
+        await self._try_connect(first=True)
+        self._tasks.append(asyncio.create_task(self._supervise(), name="routerd-state-sync"))
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="routerd-state-writer"))
+
+    async def aclose(self) -> None:
+        self._closed = True
+        tasks = [*self._tasks, *([self._listener] if self._listener else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for client in {id(self._client): self._client, id(self._subscriber): self._subscriber}.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    async def _try_connect(self, *, first: bool = False) -> bool:
+        pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+        try:
+            await self._client.ping()
+            await self._seed_windows()
+            # Subscribed before sharing starts, so no cooldown published from now on is missed.
+            await asyncio.wait_for(pubsub.subscribe(self._channel), self._options.timeout * 4)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            if first:
+                log.error(
+                    "state backend %s unreachable at start (%s): serving on local state; each process "
+                    "enforces rpm/tpm / %d until it answers",
+                    self._describe,
+                    _reason(exc),
+                    self._options.processes,
+                )
+            return False
+        self._set_up(True)
+        self._listener = asyncio.create_task(self._listen(pubsub), name="routerd-state-listener")
+        log.warning("state backend %s connected: rpm/tpm, cooldowns and load are shared", self._describe)
+        return True
+
+    def _set_up(self, up: bool) -> None:
+        self._up = up
+        share = 1 if up else self._options.processes
+        for record in self._records.values():
+            record.usage.share = share
+        self.gate = self._gate if up else None
+
+    def lost(self, exc: BaseException) -> None:
+        """Redis failed or was too slow: switch to local state now; the supervisor reconnects."""
+        self.errors += 1
+        if not self._up:
+            return
+        self._set_up(False)
+        if self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
+        log.error(
+            "state backend %s lost (%s): serving on local state, rpm/tpm / %d per process; reconnecting "
+            "every %gs",
+            self._describe,
+            _reason(exc),
+            self._options.processes,
+            self._options.reconnect_interval,
+        )
+
+    async def _supervise(self) -> None:
+        while not self._closed:
+            if not self._up:
+                await asyncio.sleep(self._options.reconnect_interval)
+                await self._try_connect()
+                continue
+            try:
+                await self._sync_once()
+            except Exception as exc:
+                self.lost(exc)
+                continue
+            await asyncio.sleep(self._options.sync_interval)
+
+    # --- admission (the one awaited round trip) ------------------------------------------------------
+
+    async def _gate(self, choice: Pick, tokens: int, now: float) -> bool:
+        """Check and count ``choice`` in the shared window (and take the probe). False: pick again."""
+        candidate = choice.candidate
+        rpm, tpm = candidate.rpm, candidate.tpm
+        if rpm is None and tpm is None and not choice.probe:
+            return True
+        dep_id = candidate.deployment.id
+        lease = math.ceil(self._options.probe_lease * 1000) if choice.probe else 0
+        args = (-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, lease, self._id)
+        try:
+            verdict, wait_ms = await self._admit(
+                keys=(self._window_key(dep_id), self._probe_key(dep_id)), args=args
+            )
+        except Exception as exc:
+            self.lost(exc)
+            return False  # picked again on local state
+        record = choice.record
+        if verdict == 1:
+            if tpm is not None:
+                usage = record.usage
+                if isinstance(usage, SharedUsageWindow):
+                    usage.shared_tokens = True
+            return True
+        until = self._clock() + int(wait_ms) / 1000
+        if verdict == -1:  # another process holds the probe
+            record.breaker = replace(record.breaker, state=BreakerState.HALF_OPEN, probe_until=until)
+        else:
+            record.usage.held_until = until
+        return False
+
+    # --- background writes ---------------------------------------------------------------------------
+
+    def _put(self, key: tuple[str, ...], value: Any) -> None:
+        if not self._up:
+            return
+        if key not in self._queue and len(self._queue) >= self._options.queue_max:
+            self._queue.pop(next(iter(self._queue)))
+            self.dropped += 1
+        self._queue[key] = value
+        self._wake.set()
+
+    def queue_adjust(self, dep_id: str, stamp: int, delta: int) -> None:
+        """Queue a token correction for the call counted in local second ``stamp``."""
+        key = ("adj", dep_id, str(stamp))
+        self._put(key, self._queue.get(key, 0) + delta)
+
+    async def _write_loop(self) -> None:
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._queue = self._queue, {}
+            try:
+                await self._write(pending)
+            except Exception as exc:
+                self.lost(exc)
+
+    async def _write(self, pending: dict[tuple[str, ...], Any]) -> None:
+        adjustments: dict[str, list[int]] = {}
+        second = math.floor(self._clock())
+        for key, value in pending.items():
+            kind, dep_id = key[0], key[1]
+            if kind == "adj":
+                adjustments.setdefault(dep_id, []).extend((second - int(key[2]), value))
+            elif kind == "cool":
+                remaining, reason = value
+                await self._cooldown(
+                    keys=(self._cooldowns_key, self._probe_key(dep_id)),
+                    args=(dep_id, math.ceil(remaining * 1000), reason, self._channel, self._id),
+                )
+            elif kind == "heal":
+                await self._recover(
+                    keys=(self._cooldowns_key, self._probe_key(dep_id)),
+                    args=(dep_id, self._channel, self._id),
+                )
+            elif kind == "release":
+                await self._release(keys=(self._probe_key(dep_id),), args=(self._id,))
+        for dep_id, pairs in adjustments.items():
+            await self._adjust(keys=(self._window_key(dep_id),), args=pairs)
+
+    async def _seed_windows(self) -> None:
+        """After (re)connecting: add this process's local counts, so limits hold across the outage.
+
+        Redis may have kept its own counts (a network outage rather than a restart); then these are
+        counted twice and the processes admit fewer calls than the limit for up to a minute: safe.
+        """
+        now = self._clock()
+        second = math.floor(now)
+        for dep_id, record in list(self._records.items()):
+            args: list[int] = []
+            for stamp, requests, tokens in record.usage.buckets(now):
+                args.extend((second - stamp, requests, tokens))
+            if args:
+                await self._seed(keys=(self._window_key(dep_id),), args=args)
+
+    # --- learning from peers -------------------------------------------------------------------------
+
+    async def _sync_once(self) -> None:
+        payload = self._load_payload()
+        ttl_ms = math.ceil(self._options.sync_interval * 1000 * _LOAD_TTL_INTERVALS)
+        _, cooling, peers = await self._sync(
+            keys=(self._cooldowns_key, self._load_key), args=(self._id, payload, ttl_ms)
+        )
+        for i in range(0, len(cooling), 3):
+            self.merge_cooldown(_text(cooling[i]), int(cooling[i + 1]) / 1000, _text(cooling[i + 2]))
+        self._merge_load(peers)
+        now = self._clock()
+        self._remote = {k: v for k, v in self._remote.items() if v[0] > now}
+
+    def _load_payload(self) -> str:
+        load = {
+            dep_id: [r.in_flight, r.latency, r.ttft]
+            for dep_id, r in self._records.items()
+            if r.in_flight or r.latency is not None
+        }
+        return orjson.dumps(load).decode() if load else ""
+
+    def _merge_load(self, peers: list[Any]) -> None:
+        in_flight: dict[str, int] = {}
+        latency: dict[str, list[float]] = {}
+        ttft: dict[str, list[float]] = {}
+        for payload in peers:
+            try:
+                load = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                continue
+            for dep_id, (flying, lat, first) in load.items():
+                in_flight[dep_id] = in_flight.get(dep_id, 0) + int(flying)
+                if lat is not None:
+                    latency.setdefault(dep_id, []).append(float(lat))
+                if first is not None:
+                    ttft.setdefault(dep_id, []).append(float(first))
+        now = self._clock()
+        for dep_id, record in self._records.items():
+            record.peer_in_flight = in_flight.get(dep_id, 0)
+            lat_samples, ttft_samples = latency.get(dep_id), ttft.get(dep_id)
+            record.peer_latency = sum(lat_samples) / len(lat_samples) if lat_samples else None
+            record.peer_ttft = sum(ttft_samples) / len(ttft_samples) if ttft_samples else None
+            record.peer_sampled_at = now
+
+    def merge_cooldown(self, dep_id: str, remaining: float, reason: str) -> None:
+        """A peer put ``dep_id`` in cooldown for ``remaining`` more seconds."""
+        now = self._clock()
+        until = now + remaining
+        self._remote[dep_id] = (until, reason)
+        record = self._records.get(dep_id)
+        if record is None:
+            return  # applied by record() if this process routes to it before it ends
+        breaker = record.breaker
+        if breaker.state is BreakerState.COOLING_DOWN and breaker.until >= until - _SAME_DEADLINE:
+            return  # deadlines only move later
+        record.breaker = Breaker(BreakerState.COOLING_DOWN, until=until, reason=reason, window_start=now)
+
+    def merge_recovery(self, dep_id: str) -> None:
+        """A peer's probe of ``dep_id`` succeeded: send to it again, unless our own cooldown runs on."""
+        self._remote.pop(dep_id, None)
+        record = self._records.get(dep_id)
+        if record is None or record.breaker.state is BreakerState.HEALTHY:
+            return
+        breaker = record.breaker
+        if breaker.state is BreakerState.COOLING_DOWN and breaker.until > self._clock() + _SAME_DEADLINE:
+            return
+        record.breaker = HEALTHY
+
+    async def _listen(self, pubsub: Any) -> None:
+        try:
+            while not self._closed:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    self._on_message(_text(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.lost(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    def _on_message(self, data: str) -> None:
+        origin, kind, rest = [*data.split("|", 2), "", ""][:3]
+        if origin == self._id:
+            return
+        if kind == "h":
+            self.merge_recovery(rest)
+        elif kind == "c":
+            parts = rest.rsplit("|", 2)
+            if len(parts) == 3:
+                with contextlib.suppress(ValueError):
+                    self.merge_cooldown(parts[0], int(parts[1]) / 1000, parts[2])
+
+
+def _tag(dep_id: str) -> str:
+    # Braces would change which part of the key Redis Cluster hashes.
+    return dep_id.replace("{", "(").replace("}", ")")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _reason(exc: BaseException) -> str:
+    # The exception's class and message; redis-py never puts the password into either.
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = ["RedisHealthStore", "RedisOptions", "SharedUsageWindow"]

@@ -1,0 +1,173 @@
+"""The Lua scripts the Redis store runs. Each is one round trip and touches keys of one hash slot.
+
+Times come from Redis (``TIME``), never from the callers, so replicas on different hosts agree on the
+window without synchronised clocks; callers only ever exchange *durations* with Redis.
+
+Key layout (``ns`` is the namespace setting, ``{id}`` a Redis Cluster hash tag):
+
+* ``ns{id}:w``  hash: ``r:<second>`` requests and ``t:<second>`` tokens admitted in that second
+  (Redis time), the seconds ``now - 60 .. now``: the same 61-bucket window as
+  :class:`routerd.routing.usage.UsageWindow`, so the bound "no 60 s span holds more than rpm" holds
+  for the sum of all processes.
+* ``ns{id}:p``  string: the process holding the half-open probe (``SET NX PX``).
+* ``ns{shared}:cooldowns``  hash: deployment id -> ``<until ms>|<reason>`` (Redis time).
+* ``ns{shared}:load``  hash: process id -> ``<ms>|<json {id: [in_flight, latency, ttft]}>``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ADJUST", "ADMIT", "COOLDOWN", "RECOVER", "RELEASE", "SEED", "SYNC"]
+
+_PRELUDE = """
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: window, probe. ARGV: rpm (-1: none), tpm (-1: none), tokens, probe lease ms (0: not a probe),
+# owner. Returns {1, 0} admitted; {0, ms} window full for ms more; {-1, ms} another process probes.
+ADMIT = (
+    _PRELUDE
+    + """
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+if lease > 0 then
+  if not redis.call('SET', KEYS[2], ARGV[5], 'NX', 'PX', lease) then
+    return {-1, math.max(redis.call('PTTL', KEYS[2]), 1)}
+  end
+end
+if rpm < 0 and tpm < 0 then return {1, 0} end
+local function fits(req, tok)
+  if rpm >= 0 and req + 1 > rpm then return false end
+  return tpm < 0 or tok <= 0 or tok + tokens <= tpm
+end
+local flat = redis.call('HGETALL', KEYS[1])
+local reqs, toks, req, tok, stale = {}, {}, 0, 0, {}
+for i = 1, #flat, 2 do
+  local sec, v = tonumber(string.sub(flat[i], 3)), tonumber(flat[i + 1])
+  if sec < now - 60 then
+    stale[#stale + 1] = flat[i]
+  elseif string.sub(flat[i], 1, 1) == 'r' then
+    reqs[sec] = v; req = req + v
+  else
+    toks[sec] = v; tok = tok + v
+  end
+end
+if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+if fits(req, tok) then
+  redis.call('HINCRBY', KEYS[1], 'r:' .. now, 1)
+  if tokens > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. now, tokens) end
+  redis.call('PEXPIRE', KEYS[1], 62000)
+  return {1, 0}
+end
+if lease > 0 then redis.call('DEL', KEYS[2]) end
+for s = now - 60, now do
+  req = req - (reqs[s] or 0); tok = tok - (toks[s] or 0)
+  if fits(req, tok) then return {0, math.max((s + 61) * 1000 - now_ms, 1)} end
+end
+return {0, 61000}
+"""
+)
+
+# KEYS: window. ARGV: pairs (age in seconds, token delta): correct tokens counted ``age`` seconds ago.
+ADJUST = (
+    _PRELUDE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  local age = tonumber(ARGV[i])
+  if age <= 60 then
+    local field = 't:' .. (now - age)
+    if redis.call('HINCRBY', KEYS[1], field, tonumber(ARGV[i + 1])) < 0 then
+      redis.call('HSET', KEYS[1], field, 0)
+    end
+  end
+end
+return 1
+"""
+)
+
+# KEYS: window. ARGV: triples (age, requests, tokens): a process's local counts, after Redis came back.
+SEED = (
+    _PRELUDE
+    + """
+for i = 1, #ARGV, 3 do
+  local sec = now - tonumber(ARGV[i])
+  redis.call('HINCRBY', KEYS[1], 'r:' .. sec, tonumber(ARGV[i + 1]))
+  if tonumber(ARGV[i + 2]) > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. sec, tonumber(ARGV[i + 2])) end
+end
+redis.call('PEXPIRE', KEYS[1], 62000)
+return 1
+"""
+)
+
+# KEYS: cooldowns, probe. ARGV: id, ms, reason, channel, origin. Deadlines only move later.
+COOLDOWN = (
+    _PRELUDE
+    + """
+local deadline = now_ms + tonumber(ARGV[2])
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local old_deadline = tonumber(string.sub(old, 1, string.find(old, '|', 1, true) - 1))
+  if old_deadline >= deadline then deadline = old_deadline end
+end
+redis.call('HSET', KEYS[1], ARGV[1], deadline .. '|' .. ARGV[3])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|c|' .. ARGV[1] .. '|' .. (deadline - now_ms) .. '|' .. ARGV[3])
+return deadline - now_ms
+"""
+)
+
+# KEYS: cooldowns, probe. ARGV: id, channel, origin. The probe succeeded: everyone may send again.
+RECOVER = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[2], ARGV[3] .. '|h|' .. ARGV[1])
+return 1
+"""
+
+# KEYS: probe. ARGV: owner. An abandoned probe: let another process probe now.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# KEYS: cooldowns, load. ARGV: process id, its load (json, '' for none), staleness ms.
+# Returns {now ms, {id, remaining ms, reason, ...}, {payload of each other live process, ...}}.
+SYNC = (
+    _PRELUDE
+    + """
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[1], now_ms .. '|' .. ARGV[2])
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+local cooling, expired = {}, {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local v = flat[i + 1]
+  local bar = string.find(v, '|', 1, true)
+  local left = tonumber(string.sub(v, 1, bar - 1)) - now_ms
+  if left <= 0 then
+    expired[#expired + 1] = flat[i]
+  else
+    cooling[#cooling + 1] = flat[i]; cooling[#cooling + 1] = left; cooling[#cooling + 1] = string.sub(v, bar + 1)
+  end
+end
+if #expired > 0 then redis.call('HDEL', KEYS[1], unpack(expired)) end
+local peers, gone = {}, {}
+flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+  local v = flat[i + 1]
+  local bar = string.find(v, '|', 1, true)
+  if tonumber(string.sub(v, 1, bar - 1)) < now_ms - tonumber(ARGV[3]) then
+    gone[#gone + 1] = flat[i]
+  elseif flat[i] ~= ARGV[1] then
+    peers[#peers + 1] = string.sub(v, bar + 1)
+  end
+end
+if #gone > 0 then redis.call('HDEL', KEYS[2], unpack(gone)) end
+return {now_ms, cooling, peers}
+"""
+)
