@@ -95,3 +95,20 @@ def test_the_stop_grace_period_outlasts_the_drain(services: dict[str, Any]) -> N
 
     grace = float(services["routerd"]["stop_grace_period"].rstrip("s"))
     assert grace > Settings().drain_timeout
+
+
+def test_two_replicas_share_state_through_the_redis_service(services: dict[str, Any]) -> None:
+    replicas = [s for s in services.values() if s.get("image") == services["routerd"]["image"]]
+    assert len(replicas) == 2
+    assert "redis" in services and "redis-server" in services["redis"]["command"]
+    for replica in replicas:
+        environment = replica["environment"]
+        assert environment["ROUTERD_REDIS_URL"] == "redis://redis:6379/0"
+        assert environment["ROUTERD_STATE_PROCESSES"] == str(len(replicas))
+        assert "redis" in replica["depends_on"]
+    published = {port.split(":")[0] for replica in replicas for port in replica["ports"]}
+    assert len(published) == 2  # each replica on its own host port
+    prometheus = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "routerd"]
+    targets = {t for group in job["static_configs"] for t in group["targets"]}
+    assert targets == {f"{name}:4000" for name, s in services.items() if s in replicas}

@@ -17,18 +17,27 @@ from routerd.testing.server import RouterdServer
 from .conftest import DEPLOY, load_yaml, load_yaml_all
 
 K8S = DEPLOY / "kubernetes"
+REDIS = "routerd-redis"
 
 
 @pytest.fixture(scope="module")
 def manifests() -> dict[str, dict[str, Any]]:
-    """kind -> the one manifest of that kind (every file listed by the kustomization)."""
+    """kind -> routerd's one manifest of that kind (every file listed by the kustomization but Redis)."""
     kustomization = load_yaml(K8S / "kustomization.yaml")
     found: dict[str, dict[str, Any]] = {}
     for resource in kustomization["resources"]:
         for doc in load_yaml_all(K8S / resource):
+            if doc["metadata"]["name"] == REDIS:
+                continue
             assert doc["kind"] not in found, doc["kind"]
             found[doc["kind"]] = doc
     return found
+
+
+@pytest.fixture(scope="module")
+def redis_manifests() -> dict[str, dict[str, Any]]:
+    """kind -> the Redis manifest of that kind (redis.yaml)."""
+    return {doc["kind"]: doc for doc in load_yaml_all(K8S / "redis.yaml")}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +54,27 @@ def test_the_kustomization_lists_every_manifest(manifests: dict[str, dict[str, A
     listed = set(load_yaml(K8S / "kustomization.yaml")["resources"])
     assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(manifests) == {"ConfigMap", "Secret", "Deployment", "Service"}
+
+
+def test_three_replicas_share_state_through_the_redis_service(
+    manifests: dict[str, dict[str, Any]],
+    redis_manifests: dict[str, dict[str, Any]],
+    container: dict[str, Any],
+) -> None:
+    assert "redis.yaml" in load_yaml(K8S / "kustomization.yaml")["resources"]
+    replicas = manifests["Deployment"]["spec"]["replicas"]
+    assert replicas == 3
+    variables = env(container)
+    assert variables["ROUTERD_REDIS_URL"] == f"redis://{REDIS}:6379/0"
+    workers = int(variables.get("ROUTERD_WORKERS", "1"))
+    assert int(variables["ROUTERD_STATE_PROCESSES"]) == replicas * workers
+    service, deployment = redis_manifests["Service"], redis_manifests["Deployment"]
+    assert service["metadata"]["name"] == REDIS and service["spec"]["ports"][0]["port"] == 6379
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    # routerd's Service must not select the Redis pods
+    routerd_selector = manifests["Service"]["spec"]["selector"]
+    assert not all(pod_labels.get(k) == v for k, v in routerd_selector.items())
 
 
 def test_probes_use_routerds_health_endpoints(container: dict[str, Any]) -> None:

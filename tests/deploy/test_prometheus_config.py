@@ -56,9 +56,11 @@ def test_scrape_target_is_the_compose_service() -> None:
     compose = load_yaml(DEPLOY / "compose.yaml")
     config = load_yaml(PROMETHEUS / "prometheus.yml")
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "routerd"]
-    (target,) = job["static_configs"][0]["targets"]
-    host, port = target.split(":")
-    assert host in compose["services"]
-    assert compose["services"][host]["environment"]["ROUTERD_PORT"] == port
+    targets = job["static_configs"][0]["targets"]
+    assert targets
+    for target in targets:  # every routerd replica of the stack
+        host, port = target.split(":")
+        assert host in compose["services"]
+        assert compose["services"][host]["environment"]["ROUTERD_PORT"] == port
     assert job.get("metrics_path", "/metrics") == "/metrics"
     assert (PROMETHEUS / config["rule_files"][0].split()[0]).is_file()

@@ -56,3 +56,108 @@ async def eventually(condition: Callable[[], bool], timeout: float, what: str) -
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+# --- `routerd serve` processes -----------------------------------------------------------------------
+
+SERVE = "from routerd.server.run import serve; from routerd.settings import Settings; serve(Settings())"
+MASTER_KEY = "sk-state-test-master"
+AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
+
+
+class ServeProcess:
+    """``routerd serve`` in a child process on a free loopback port; stopped with SIGTERM."""
+
+    def __init__(self, config: Path, log: Path, **env: str) -> None:
+        import os
+
+        from routerd.testing.server import free_port
+
+        self.port = free_port()
+        self.log = log
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "PROMETHEUS_MULTIPROC_DIR" and not k.startswith("ROUTERD_")
+        }
+        self.env.update(
+            ROUTERD_CONFIG=str(config),
+            ROUTERD_PORT=str(self.port),
+            ROUTERD_WATCH="false",
+            ROUTERD_LOG_REQUESTS="false",
+            **env,
+        )
+        self.process: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        import subprocess
+        import sys
+
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", SERVE], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"routerd exited ({self.process.returncode}):\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/health/readiness", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"routerd did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def health(self) -> dict[str, Any]:
+        import httpx
+
+        body: dict[str, Any] = httpx.get(f"{self.base_url}/health", headers=AUTH, timeout=10).json()
+        return body
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def start_all(processes: list[ServeProcess]) -> None:
+    """Spawn every process first, then wait for each: they start in parallel."""
+    try:
+        for process in processes:
+            process.spawn()
+        for process in processes:
+            process.wait_ready()
+    except BaseException:
+        for process in processes:
+            process.stop()
+        raise
+
+
+def chat(base_url: str, model: str, client: Any = None) -> Any:
+    """POST one chat completion; the httpx response."""
+    import httpx
+
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    if client is not None:
+        return client.post(f"{base_url}/v1/chat/completions", json=body, headers=AUTH)
+    return httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=AUTH, timeout=30)
