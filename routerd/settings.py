@@ -161,6 +161,13 @@ class Settings(HttpSettings):
     state_probe_lease: float = Field(
         default=30.0, gt=0, le=3600, description="seconds a half-open probe's lock outlives a crashed process"
     )
+    state_lease_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.05,
+        description="share of an rpm-only limit the processes may reserve ahead (split between "
+        "ROUTERD_STATE_PROCESSES) so calls skip the Redis round trip; 0: every call checks Redis",
+    )
     state_queue_max: int = Field(
         default=10_000,
         ge=1,

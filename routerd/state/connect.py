@@ -33,6 +33,7 @@ def make_store(settings: Settings, server: ServerSettings) -> HealthStore:
         processes=settings.state_processes or settings.workers,
         probe_lease=settings.state_probe_lease,
         queue_max=settings.state_queue_max,
+        lease_fraction=settings.state_lease_fraction,
     )
     if nodes:
         client, subscriber = _cluster(nodes, server.redis_password, options.timeout)

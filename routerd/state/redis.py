@@ -58,6 +58,21 @@ class RedisOptions:
     processes: int = 1  # processes sharing the limits, used to divide them while Redis is down
     probe_lease: float = 30.0  # a half-open probe's lock lives this long if its process dies
     queue_max: int = 10_000  # background writes waiting; beyond this, the oldest are dropped
+    # rpm-only limits: each process may reserve up to this share of the limit (split between the
+    # processes) for the current second, so most calls need no round trip. 0: every call checks.
+    lease_fraction: float = 0.05
+
+
+class _Lease:
+    """Calls of one deployment this process reserved in the shared window for one Redis second."""
+
+    __slots__ = ("left", "pending", "second", "until")
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.until = -math.inf  # local time at which the reserved second ends (or earlier)
+        self.second = 0  # the Redis second the calls were counted in
+        self.pending: asyncio.Future[None] | None = None  # a reservation in flight
 
 
 class SharedUsageWindow(UsageWindow):
@@ -120,6 +135,8 @@ class RedisHealthStore:
         self._cooldown = client.register_script(scripts.COOLDOWN)
         self._recover = client.register_script(scripts.RECOVER)
         self._release = client.register_script(scripts.RELEASE)
+        self._refund = client.register_script(scripts.REFUND)
+        self._leases: dict[str, _Lease] = {}
         self._sync = client.register_script(scripts.SYNC)
         self.gate: Gate | None = None
 
@@ -265,15 +282,18 @@ class RedisHealthStore:
         if rpm is None and tpm is None and not choice.probe:
             return True
         dep_id = candidate.deployment.id
+        if rpm is not None and tpm is None and not choice.probe:
+            size = math.floor(rpm * self._options.lease_fraction / self._options.processes)
+            if size >= 2:
+                return await self._leased(choice, dep_id, rpm, size)
         lease = math.ceil(self._options.probe_lease * 1000) if choice.probe else 0
-        args = (-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, lease, self._id)
+        args = (-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, lease, self._id, 1)
         try:
-            verdict, wait_ms = await self._admit(
-                keys=(self._window_key(dep_id), self._probe_key(dep_id)), args=args
-            )
+            reply = await self._admit(keys=(self._window_key(dep_id), self._probe_key(dep_id)), args=args)
         except Exception as exc:
             self.lost(exc)
             return False  # picked again on local state
+        verdict, wait_ms = reply[0], reply[1]
         record = choice.record
         if verdict == 1:
             if tpm is not None:
@@ -287,6 +307,62 @@ class RedisHealthStore:
         else:
             record.usage.held_until = until
         return False
+
+    async def _leased(self, choice: Pick, dep_id: str, rpm: int, size: int) -> bool:
+        """Admit from this process's reservation for the current second; reserve more when it ran out.
+
+        Reserved calls are counted in the shared window when reserved, in the second they will be
+        made, so the window bound holds exactly; the unused rest of a reservation is given back once
+        its second ends (:meth:`_refund_expired`). Concurrent callers wait for one reservation.
+        """
+        lease = self._leases.get(dep_id)
+        if lease is None:
+            lease = self._leases[dep_id] = _Lease()
+        for _ in range(4):  # bounded: each turn either admits, refuses, or waited for a reservation
+            now = self._clock()
+            if lease.left > 0 and now < lease.until:
+                lease.left -= 1
+                return True
+            if lease.pending is not None:
+                await asyncio.shield(lease.pending)
+                continue
+            self._give_back(dep_id, lease)
+            pending = lease.pending = asyncio.get_running_loop().create_future()
+            try:
+                reply = await self._admit(
+                    keys=(self._window_key(dep_id), self._probe_key(dep_id)),
+                    args=(rpm, -1, 0, 0, self._id, size),
+                )
+            except Exception as exc:
+                self.lost(exc)
+                return False
+            finally:
+                lease.pending = None
+                pending.set_result(None)
+            if reply[0] != 1:
+                choice.record.usage.held_until = self._clock() + int(reply[1]) / 1000
+                return False
+            # ``now`` was taken before the call, so the reservation ends no later than its Redis second.
+            lease.left, lease.until, lease.second = (
+                int(reply[1]) - 1,
+                now + int(reply[2]) / 1000,
+                int(reply[3]),
+            )
+            return True
+        return False
+
+    def _give_back(self, dep_id: str, lease: _Lease) -> None:
+        if lease.left > 0:
+            self._put(("refund", dep_id, str(lease.second)), lease.left)
+            lease.left = 0
+
+    def _refund_expired(self) -> None:
+        now = self._clock()
+        for dep_id, lease in list(self._leases.items()):
+            if lease.pending is None and now >= lease.until:
+                self._give_back(dep_id, lease)
+                if dep_id not in self._records:
+                    del self._leases[dep_id]
 
     # --- background writes ---------------------------------------------------------------------------
 
@@ -332,6 +408,8 @@ class RedisHealthStore:
                     keys=(self._cooldowns_key, self._probe_key(dep_id)),
                     args=(dep_id, self._channel, self._id),
                 )
+            elif kind == "refund":
+                await self._refund(keys=(self._window_key(dep_id),), args=(key[2], value))
             elif kind == "release":
                 await self._release(keys=(self._probe_key(dep_id),), args=(self._id,))
         for dep_id, pairs in adjustments.items():
@@ -355,6 +433,7 @@ class RedisHealthStore:
     # --- learning from peers -------------------------------------------------------------------------
 
     async def _sync_once(self) -> None:
+        self._refund_expired()
         payload = self._load_payload()
         ttl_ms = math.ceil(self._options.sync_interval * 1000 * _LOAD_TTL_INTERVALS)
         _, cooling, peers = await self._sync(

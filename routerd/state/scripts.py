@@ -16,7 +16,7 @@ Key layout (``ns`` is the namespace setting, ``{id}`` a Redis Cluster hash tag):
 
 from __future__ import annotations
 
-__all__ = ["ADJUST", "ADMIT", "COOLDOWN", "RECOVER", "RELEASE", "SEED", "SYNC"]
+__all__ = ["ADJUST", "ADMIT", "COOLDOWN", "RECOVER", "REFUND", "RELEASE", "SEED", "SYNC"]
 
 _PRELUDE = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -26,7 +26,9 @@ local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS: window, probe. ARGV: rpm (-1: none), tpm (-1: none), tokens, probe lease ms (0: not a probe),
-# owner. Returns {1, 0} admitted; {0, ms} window full for ms more; {-1, ms} another process probes.
+# owner, calls wanted (> 1 only for an rpm-only lease). Returns {1, granted, ms left in this second,
+# this second}: admitted (granted calls counted now); {0, ms}: window full for ms more; {-1, ms}:
+# another process probes.
 ADMIT = (
     _PRELUDE
     + """
@@ -37,7 +39,8 @@ if lease > 0 then
     return {-1, math.max(redis.call('PTTL', KEYS[2]), 1)}
   end
 end
-if rpm < 0 and tpm < 0 then return {1, 0} end
+local left_ms = 1000 - (now_ms - now * 1000)
+if rpm < 0 and tpm < 0 then return {1, 1, left_ms, now} end
 local function fits(req, tok)
   if rpm >= 0 and req + 1 > rpm then return false end
   return tpm < 0 or tok <= 0 or tok + tokens <= tpm
@@ -56,10 +59,12 @@ for i = 1, #flat, 2 do
 end
 if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
 if fits(req, tok) then
-  redis.call('HINCRBY', KEYS[1], 'r:' .. now, 1)
+  local granted = 1
+  if tonumber(ARGV[6]) > 1 and rpm >= 0 and tpm < 0 then granted = math.min(tonumber(ARGV[6]), rpm - req) end
+  redis.call('HINCRBY', KEYS[1], 'r:' .. now, granted)
   if tokens > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. now, tokens) end
   redis.call('PEXPIRE', KEYS[1], 62000)
-  return {1, 0}
+  return {1, granted, left_ms, now}
 end
 if lease > 0 then redis.call('DEL', KEYS[2]) end
 for s = now - 60, now do
@@ -87,6 +92,14 @@ end
 return 1
 """
 )
+
+# KEYS: window. ARGV: second (Redis time), calls: give back the unused part of an expired lease.
+REFUND = """
+local field = 'r:' .. ARGV[1]
+local left = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+if left > 0 then redis.call('HSET', KEYS[1], field, math.max(left - tonumber(ARGV[2]), 0)) end
+return 1
+"""
 
 # KEYS: window. ARGV: triples (age, requests, tokens): a process's local counts, after Redis came back.
 SEED = (

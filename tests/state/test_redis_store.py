@@ -171,7 +171,7 @@ async def test_redis_lost_then_back(routers: Any, redis_server: RedisServer) -> 
 
 
 async def test_a_slow_redis_is_abandoned_after_the_timeout(routers: Any, redis_server: RedisServer) -> None:
-    store = redis_store(redis_server.url, timeout=0.2)
+    store = redis_store(redis_server.url, timeout=0.2, lease_fraction=0.0)
     router = await routers(mock_config(rpm=100), store)
     assert await call(router) is None
     sleeper = threading.Thread(target=redis_server.command, args=("DEBUG", "SLEEP", "1.5"))
@@ -229,3 +229,39 @@ async def test_workers_without_redis_divide_the_limits(routers: Any) -> None:
         "up": True,
         "limit_share": 2,
     }
+
+
+async def window_requests(url: str, dep_id: str = "m1") -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        window = await client.hgetall(f"routerd:{{{dep_id}}}:w")
+    finally:
+        await client.aclose()
+    return sum(int(v) for k, v in window.items() if k.startswith(b"r:"))
+
+
+async def test_rpm_leases_never_exceed_the_limit(routers: Any, redis_server: RedisServer) -> None:
+    # rpm 40, 5% of it split between 2 processes: each reserves 1 call ahead (2 at a time)
+    a = await routers(mock_config(rpm=40), redis_store(redis_server.url, processes=2, lease_fraction=0.05))
+    b = await routers(mock_config(rpm=40), redis_store(redis_server.url, processes=2, lease_fraction=0.05))
+    outcomes = [await call(router) for _ in range(30) for router in (a, b)]
+    admitted = sum(o is None for o in outcomes)
+    assert 38 <= admitted <= 40  # never above the limit; below it by at most the reservations (5%)
+    assert await window_requests(redis_server.url) <= 40
+
+
+async def test_an_unused_reservation_is_given_back(routers: Any, redis_server: RedisServer) -> None:
+    a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, lease_fraction=0.05))
+    assert [await call(a) for _ in range(3)] == [None] * 3
+    assert await window_requests(redis_server.url) == 50  # 5% of 1000 reserved by one call
+    for _ in range(300):  # bounded: the second ends, the next sync refunds the 47 unused
+        if await window_requests(redis_server.url) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert await window_requests(redis_server.url) == 3
+
+
+async def test_without_leases_every_call_is_checked(routers: Any, redis_server: RedisServer) -> None:
+    a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, lease_fraction=0.0))
+    assert [await call(a) for _ in range(3)] == [None] * 3
+    assert await window_requests(redis_server.url) == 3
