@@ -400,14 +400,13 @@ class RedisHealthStore:
             elif kind == "cool":
                 remaining, reason = value
                 await self._cooldown(
-                    keys=(self._cooldowns_key, self._probe_key(dep_id)),
+                    keys=(self._cooldowns_key,),
                     args=(dep_id, math.ceil(remaining * 1000), reason, self._channel, self._id),
                 )
+                await self._client.delete(self._probe_key(dep_id))  # a failed probe ends its lock
             elif kind == "heal":
-                await self._recover(
-                    keys=(self._cooldowns_key, self._probe_key(dep_id)),
-                    args=(dep_id, self._channel, self._id),
-                )
+                await self._recover(keys=(self._cooldowns_key,), args=(dep_id, self._channel, self._id))
+                await self._client.delete(self._probe_key(dep_id))
             elif kind == "refund":
                 await self._refund(keys=(self._window_key(dep_id),), args=(key[2], value))
             elif kind == "release":

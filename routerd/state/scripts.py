@@ -115,7 +115,8 @@ return 1
 """
 )
 
-# KEYS: cooldowns, probe. ARGV: id, ms, reason, channel, origin. Deadlines only move later.
+# KEYS: cooldowns. ARGV: id, ms, reason, channel, origin. Deadlines only move later. (The probe key
+# lives in the deployment's hash slot, so the caller deletes it separately.)
 COOLDOWN = (
     _PRELUDE
     + """
@@ -126,16 +127,14 @@ if old then
   if old_deadline >= deadline then deadline = old_deadline end
 end
 redis.call('HSET', KEYS[1], ARGV[1], deadline .. '|' .. ARGV[3])
-redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. '|c|' .. ARGV[1] .. '|' .. (deadline - now_ms) .. '|' .. ARGV[3])
 return deadline - now_ms
 """
 )
 
-# KEYS: cooldowns, probe. ARGV: id, channel, origin. The probe succeeded: everyone may send again.
+# KEYS: cooldowns. ARGV: id, channel, origin. The probe succeeded: everyone may send again.
 RECOVER = """
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[2], ARGV[3] .. '|h|' .. ARGV[1])
 return 1
 """

@@ -12,6 +12,7 @@ bring it back.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,25 @@ def _ping(port: int) -> bool:
         return False
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_port() -> int:
+    """A free port for a cluster node: Redis also listens on port + 10000 (the cluster bus)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 55535)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair (port, port + 10000) for a Redis cluster node")
+
+
 def command(port: int, *args: str, timeout: float = 10.0) -> str:
     """Run one command with ``redis-cli`` against the instance on ``port``; its output."""
     result = subprocess.run(
@@ -55,7 +75,7 @@ class RedisServer:
 
     def __init__(self, directory: Path, *, port: int | None = None, cluster: bool = False) -> None:
         self.directory = directory
-        self.port = port or free_port()
+        self.port = port or (_cluster_port() if cluster else free_port())
         self.cluster = cluster
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -265,3 +265,27 @@ async def test_without_leases_every_call_is_checked(routers: Any, redis_server: 
     a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, lease_fraction=0.0))
     assert [await call(a) for _ in range(3)] == [None] * 3
     assert await window_requests(redis_server.url) == 3
+
+
+async def test_cooldowns_and_limits_on_a_redis_cluster(routers: Any, redis_cluster: Any) -> None:
+    from routerd.state.connect import _cluster
+    from routerd.state.redis import RedisOptions
+
+    def cluster_store() -> RedisHealthStore:
+        client, subscriber = _cluster(tuple(redis_cluster.startup_nodes), None, 0.5)
+        options = RedisOptions(timeout=0.5, sync_interval=0.05, reconnect_interval=0.1, namespace="c:")
+        return RedisHealthStore(client, subscriber, options, describe="redis-cluster")
+
+    a = await routers(mock_config(rpm=6, dep_id="clustered-1"), cluster_store())
+    b = await routers(mock_config(rpm=6, dep_id="clustered-1"), cluster_store())
+    outcomes = [await call(router) for _ in range(5) for router in (a, b)]
+    assert sum(o is None for o in outcomes) == 6
+    record = a.state.record("clustered-1")
+    until = a._clock() + 20
+    a.state.set_breaker("clustered-1", record, Breaker(BreakerState.COOLING_DOWN, until=until, reason="Y"))
+    theirs = b.state.record("clustered-1")
+    await eventually(lambda: theirs.breaker.state is BreakerState.COOLING_DOWN, 1.0, "b to cool down")
+    a.state.set_breaker("clustered-1", record, HEALTHY)
+    theirs.breaker = Breaker(BreakerState.COOLING_DOWN, until=b._clock() - 1)
+    await eventually(lambda: theirs.breaker is HEALTHY, 1.0, "b to send again")
+    assert a.state.status().mode == b.state.status().mode == "shared"
