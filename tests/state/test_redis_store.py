@@ -289,3 +289,26 @@ async def test_cooldowns_and_limits_on_a_redis_cluster(routers: Any, redis_clust
     theirs.breaker = Breaker(BreakerState.COOLING_DOWN, until=b._clock() - 1)
     await eventually(lambda: theirs.breaker is HEALTHY, 1.0, "b to send again")
     assert a.state.status().mode == b.state.status().mode == "shared"
+
+
+async def test_the_probe_lock_lives_for_the_probe_lease(routers: Any, redis_server: RedisServer) -> None:
+    a = await routers(mock_config(), redis_store(redis_server.url, probe_lease=7.0))
+    gate = a.state.gate
+    assert gate is not None
+    assert await gate(_pick(a), 0, a._clock())
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        ttl_ms = await client.pttl("routerd:{m1}:p")
+    finally:
+        await client.aclose()
+    assert 6000 < ttl_ms <= 7000
+
+
+async def test_background_writes_are_bounded_by_the_queue(routers: Any, redis_server: RedisServer) -> None:
+    store = redis_store(redis_server.url, queue_max=2)
+    router = await routers(mock_config(), store)
+    for dep_id in ("d1", "d2", "d3", "d4", "d5"):  # no await in between: the writer cannot drain
+        record = router.state.record(dep_id)
+        store.set_breaker(dep_id, record, Breaker(BreakerState.COOLING_DOWN, until=router._clock() + 5))
+    assert store.dropped == 3
+    assert len(store._queue) == 2
