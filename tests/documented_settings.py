@@ -39,6 +39,9 @@ _BOTH = f"{_EFFECTS}::test_litellm_settings_reach_the_policy_the_router_uses"
 _BOUNDS = "tests/hostile/test_routing_bounds.py"
 _LIMITS = f"{_BOUNDS}::test_the_daemons_settings_set_the_routers_limits"
 _SERVER_BOUNDS = "tests/hostile/test_server_bounds.py"
+_STATE = "tests/state/test_redis_store.py"
+_STATE_PROCESSES = "tests/state/test_processes.py"
+_REDIS_KEYS = "test_router_settings_redis_keys_connect_and_redis_url_variable_wins"
 
 _DAEMON_CALLBACKS = "tests/sdk/test_porting_daemon_callbacks.py::test_module_instance_callbacks_see_requests"
 BEHAVIOUR: dict[str, tuple[str, ...]] = {
@@ -275,7 +278,10 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_CONFIG": (f"{_PROCESS}::test_two_workers_serve_requests",),
     "ROUTERD_HOST": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
     "ROUTERD_PORT": (f"{_EFFECTS}::test_general_settings_give_the_listen_address_and_workers",),
-    "ROUTERD_WORKERS": (f"{_PROCESS}::test_two_workers_serve_requests",),
+    "ROUTERD_WORKERS": (
+        f"{_PROCESS}::test_two_workers_serve_requests",
+        f"{_STATE_PROCESSES}::test_two_workers_without_redis_divide_a_limit",
+    ),
     "ROUTERD_MASTER_KEY": (f"{_EFFECTS}::test_the_master_key_variable_wins_over_the_file",),
     "ROUTERD_MAX_BODY_MB": (
         "tests/finetune/test_gateway_errors.py::test_an_upload_over_the_body_limit_is_a_413",
@@ -359,6 +365,31 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",
         "tests/hostile/test_upstream_http.py::test_settings_bound_the_default_client",
     ),
+    # -- shared state (docs/operations/scale-out.md)
+    "router_settings.redis_url": (f"{_STATE_PROCESSES}::test_three_replicas_hold_one_rpm_limit",),
+    "router_settings.redis_host": (f"{_STATE}::{_REDIS_KEYS}",),
+    "router_settings.redis_port": (f"{_STATE}::{_REDIS_KEYS}",),
+    "router_settings.redis_password": (f"{_STATE}::{_REDIS_KEYS}",),
+    "router_settings.redis_db": (f"{_STATE}::{_REDIS_KEYS}",),
+    "router_settings.redis_startup_nodes": (
+        f"{_STATE_PROCESSES}::test_three_replicas_on_a_redis_cluster_hold_one_rpm_limit",
+        f"{_STATE}::test_cooldowns_and_limits_on_a_redis_cluster",
+    ),
+    "ROUTERD_REDIS_URL": (f"{_STATE}::{_REDIS_KEYS}", f"{_STATE}::test_two_processes_share_one_rpm_window"),
+    "ROUTERD_STATE_NAMESPACE": (f"{_STATE}::test_namespaces_keep_gateways_apart",),
+    "ROUTERD_STATE_TIMEOUT_MS": (f"{_STATE}::test_a_slow_redis_is_abandoned_after_the_timeout",),
+    "ROUTERD_STATE_SYNC_INTERVAL": (f"{_STATE}::test_in_flight_and_latency_are_shared",),
+    "ROUTERD_STATE_RECONNECT_INTERVAL": (f"{_STATE}::test_redis_lost_then_back",),
+    "ROUTERD_STATE_PROCESSES": (
+        f"{_STATE}::test_redis_unreachable_at_start_serves_locally_with_limits_divided",
+        f"{_STATE_PROCESSES}::test_redis_killed_under_load_then_restarted",
+    ),
+    "ROUTERD_STATE_PROBE_LEASE": (f"{_STATE}::test_the_probe_lock_lives_for_the_probe_lease",),
+    "ROUTERD_STATE_LEASE_FRACTION": (
+        f"{_STATE}::test_rpm_leases_never_exceed_the_limit",
+        f"{_STATE}::test_without_leases_every_call_is_checked",
+    ),
+    "ROUTERD_STATE_QUEUE_MAX": (f"{_STATE}::test_background_writes_are_bounded_by_the_queue",),
 }
 
 # What a test calls a setting when it is not the key's own name (the compiled table's or the health
@@ -401,11 +432,6 @@ NO_EFFECT: dict[str, str] = {
     "retry_policy.ContentPolicyViolationErrorRetries": "client errors are never retried (docs/routing.md, Retries)",
     "allowed_fails_policy.BadRequestErrorAllowedFails": "client errors never cool a deployment down",
     "allowed_fails_policy.ContentPolicyViolationErrorAllowedFails": "client errors never cool a deployment down",
-    "router_settings.redis_host": "no shared state store yet (docs/operations/scale-out.md); warned at check",
-    "router_settings.redis_port": "no shared state store yet; warned at check",
-    "router_settings.redis_password": "no shared state store yet; warned at check",
-    "router_settings.redis_db": "no shared state store yet; warned at check",
-    "router_settings.redis_url": "no shared state store yet; warned at check",
 }
 
 UNTESTED: dict[str, str] = {

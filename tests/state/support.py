@@ -11,7 +11,7 @@ from routerd.config import load_config
 from routerd.config.table import RoutingTable
 from routerd.errors import APIError
 from routerd.routing.executor import Router
-from routerd.state.redis import RedisHealthStore, RedisOptions
+from routerd.state.redis import RedisHealthStore
 
 
 def table_of(directory: Path, text: str) -> RoutingTable:
@@ -29,14 +29,21 @@ def mock_config(rpm: int | None = None, tpm: int | None = None, dep_id: str = "m
     )
 
 
-def redis_store(url: str, **options: Any) -> RedisHealthStore:
-    """A store as ``routerd serve`` builds it (through the settings), with ``options`` overridden."""
-    from routerd.state.connect import _single
+def redis_store(url: str, **settings: Any) -> RedisHealthStore:
+    """A store built as ``routerd serve`` builds it: from ``ROUTERD_*`` settings (``state_*`` overridable)."""
+    from routerd.config.table import ServerSettings
+    from routerd.settings import Settings
+    from routerd.state.connect import make_store
 
-    merged: dict[str, Any] = {"timeout": 0.5, "sync_interval": 0.05, "reconnect_interval": 0.1}
-    merged.update(options)
-    client, subscriber = _single(url, merged["timeout"])
-    return RedisHealthStore(client, subscriber, RedisOptions(**merged))
+    merged: dict[str, Any] = {
+        "state_timeout_ms": 500,
+        "state_sync_interval": 0.05,
+        "state_reconnect_interval": 0.1,
+    }
+    merged.update(settings)
+    store = make_store(Settings(redis_url=url, **merged), ServerSettings())
+    assert isinstance(store, RedisHealthStore)
+    return store
 
 
 async def call(router: Router, **body: Any) -> APIError | None:

@@ -78,8 +78,8 @@ async def test_tpm_counts_estimates_at_admission_and_corrections_after(
 
 
 async def test_a_cooldown_reaches_the_other_process(routers: Any, redis_server: RedisServer) -> None:
-    a = await routers(mock_config(), redis_store(redis_server.url, sync_interval=30.0))  # pub/sub only
-    b = await routers(mock_config(), redis_store(redis_server.url, sync_interval=30.0))
+    a = await routers(mock_config(), redis_store(redis_server.url, state_sync_interval=30.0))  # pub/sub only
+    b = await routers(mock_config(), redis_store(redis_server.url, state_sync_interval=30.0))
     assert await call(b) is None  # b has a record for m1
     record = a.state.record("m1")
     a.state.set_breaker("m1", record, Breaker(BreakerState.COOLING_DOWN, until=a._clock() + 20, reason="X"))
@@ -138,10 +138,10 @@ async def test_redis_unreachable_at_start_serves_locally_with_limits_divided(
 ) -> None:
     url = redis_server.url
     redis_server.stop()
-    router = await routers(mock_config(rpm=10), redis_store(url, processes=2))
+    router = await routers(mock_config(rpm=10), redis_store(url, state_processes=2))
     assert "unreachable at start" in caplog.text
     assert router.state.status().as_dict() == {
-        "backend": "redis",
+        "backend": f"redis 127.0.0.1:{redis_server.port}/0",
         "mode": "local",
         "up": False,
         "limit_share": 2,
@@ -151,7 +151,7 @@ async def test_redis_unreachable_at_start_serves_locally_with_limits_divided(
 
 
 async def test_redis_lost_then_back(routers: Any, redis_server: RedisServer) -> None:
-    router = await routers(mock_config(rpm=100), redis_store(redis_server.url, processes=4))
+    router = await routers(mock_config(rpm=100), redis_store(redis_server.url, state_processes=4))
     assert [await call(router) for _ in range(3)] == [None] * 3
     redis_server.kill()
     assert [await call(router) for _ in range(3)] == [None] * 3  # no failure: local state took over
@@ -171,7 +171,7 @@ async def test_redis_lost_then_back(routers: Any, redis_server: RedisServer) -> 
 
 
 async def test_a_slow_redis_is_abandoned_after_the_timeout(routers: Any, redis_server: RedisServer) -> None:
-    store = redis_store(redis_server.url, timeout=0.2, lease_fraction=0.0)
+    store = redis_store(redis_server.url, state_timeout_ms=200, state_lease_fraction=0.0)
     router = await routers(mock_config(rpm=100), store)
     assert await call(router) is None
     sleeper = threading.Thread(target=redis_server.command, args=("DEBUG", "SLEEP", "1.5"))
@@ -201,8 +201,8 @@ async def test_in_flight_and_latency_are_shared(routers: Any, redis_server: Redi
 
 
 async def test_namespaces_keep_gateways_apart(routers: Any, redis_server: RedisServer) -> None:
-    a = await routers(mock_config(rpm=3), redis_store(redis_server.url, namespace="team-a:"))
-    b = await routers(mock_config(rpm=3), redis_store(redis_server.url, namespace="team-b:"))
+    a = await routers(mock_config(rpm=3), redis_store(redis_server.url, state_namespace="team-a:"))
+    b = await routers(mock_config(rpm=3), redis_store(redis_server.url, state_namespace="team-b:"))
     outcomes = [await call(router) for _ in range(4) for router in (a, b)]
     assert sum(o is None for o in outcomes) == 6  # 3 each: separate windows
 
@@ -242,8 +242,12 @@ async def window_requests(url: str, dep_id: str = "m1") -> int:
 
 async def test_rpm_leases_never_exceed_the_limit(routers: Any, redis_server: RedisServer) -> None:
     # rpm 40, 5% of it split between 2 processes: each reserves 1 call ahead (2 at a time)
-    a = await routers(mock_config(rpm=40), redis_store(redis_server.url, processes=2, lease_fraction=0.05))
-    b = await routers(mock_config(rpm=40), redis_store(redis_server.url, processes=2, lease_fraction=0.05))
+    a = await routers(
+        mock_config(rpm=40), redis_store(redis_server.url, state_processes=2, state_lease_fraction=0.05)
+    )
+    b = await routers(
+        mock_config(rpm=40), redis_store(redis_server.url, state_processes=2, state_lease_fraction=0.05)
+    )
     outcomes = [await call(router) for _ in range(30) for router in (a, b)]
     admitted = sum(o is None for o in outcomes)
     assert 38 <= admitted <= 40  # never above the limit; below it by at most the reservations (5%)
@@ -251,7 +255,7 @@ async def test_rpm_leases_never_exceed_the_limit(routers: Any, redis_server: Red
 
 
 async def test_an_unused_reservation_is_given_back(routers: Any, redis_server: RedisServer) -> None:
-    a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, lease_fraction=0.05))
+    a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, state_lease_fraction=0.05))
     assert [await call(a) for _ in range(3)] == [None] * 3
     assert await window_requests(redis_server.url) == 50  # 5% of 1000 reserved by one call
     for _ in range(300):  # bounded: the second ends, the next sync refunds the 47 unused
@@ -262,19 +266,19 @@ async def test_an_unused_reservation_is_given_back(routers: Any, redis_server: R
 
 
 async def test_without_leases_every_call_is_checked(routers: Any, redis_server: RedisServer) -> None:
-    a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, lease_fraction=0.0))
+    a = await routers(mock_config(rpm=1000), redis_store(redis_server.url, state_lease_fraction=0.0))
     assert [await call(a) for _ in range(3)] == [None] * 3
     assert await window_requests(redis_server.url) == 3
 
 
 async def test_cooldowns_and_limits_on_a_redis_cluster(routers: Any, redis_cluster: Any) -> None:
-    from routerd.state.connect import _cluster
-    from routerd.state.redis import RedisOptions
+    from routerd.config.table import ServerSettings
+    from routerd.settings import Settings
+    from routerd.state.connect import make_store
 
-    def cluster_store() -> RedisHealthStore:
-        client, subscriber = _cluster(tuple(redis_cluster.startup_nodes), None, 0.5)
-        options = RedisOptions(timeout=0.5, sync_interval=0.05, reconnect_interval=0.1, namespace="c:")
-        return RedisHealthStore(client, subscriber, options, describe="redis-cluster")
+    def cluster_store() -> Any:
+        settings = Settings(state_namespace="c:", state_timeout_ms=500, state_sync_interval=0.05)
+        return make_store(settings, ServerSettings(redis_startup_nodes=tuple(redis_cluster.startup_nodes)))
 
     a = await routers(mock_config(rpm=6, dep_id="clustered-1"), cluster_store())
     b = await routers(mock_config(rpm=6, dep_id="clustered-1"), cluster_store())
@@ -292,7 +296,7 @@ async def test_cooldowns_and_limits_on_a_redis_cluster(routers: Any, redis_clust
 
 
 async def test_the_probe_lock_lives_for_the_probe_lease(routers: Any, redis_server: RedisServer) -> None:
-    a = await routers(mock_config(), redis_store(redis_server.url, probe_lease=7.0))
+    a = await routers(mock_config(), redis_store(redis_server.url, state_probe_lease=7.0))
     gate = a.state.gate
     assert gate is not None
     assert await gate(_pick(a), 0, a._clock())
@@ -305,10 +309,43 @@ async def test_the_probe_lock_lives_for_the_probe_lease(routers: Any, redis_serv
 
 
 async def test_background_writes_are_bounded_by_the_queue(routers: Any, redis_server: RedisServer) -> None:
-    store = redis_store(redis_server.url, queue_max=2)
+    store = redis_store(redis_server.url, state_queue_max=2)
     router = await routers(mock_config(), store)
     for dep_id in ("d1", "d2", "d3", "d4", "d5"):  # no await in between: the writer cannot drain
         record = router.state.record(dep_id)
         store.set_breaker(dep_id, record, Breaker(BreakerState.COOLING_DOWN, until=router._clock() + 5))
     assert store.dropped == 3
     assert len(store._queue) == 2
+
+
+async def test_router_settings_redis_keys_connect_and_redis_url_variable_wins(
+    routers: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from routerd.settings import Settings
+    from routerd.state.connect import make_store
+
+    redis_server.command("CONFIG", "SET", "requirepass", "s3cret pass")
+    text = mock_config(rpm=5) + (
+        f"router_settings:\n  redis_host: 127.0.0.1\n  redis_port: {redis_server.port}\n"
+        "  redis_password: s3cret pass\n  redis_db: 2\n"
+    )
+    table = table_of(tmp_path, text)
+    store = make_store(Settings(state_timeout_ms=500), table.server)
+    router = await routers(text, store)
+    assert store.status().as_dict() == {
+        "backend": f"redis 127.0.0.1:{redis_server.port}/2",  # never the password
+        "mode": "shared",
+        "up": True,
+        "limit_share": 1,
+    }
+    assert await call(router) is None
+    client = aioredis.Redis(port=redis_server.port, password="s3cret pass", db=2)
+    try:
+        assert await client.exists("routerd:{m1}:w") == 1
+    finally:
+        await client.aclose()
+    # ROUTERD_REDIS_URL wins over the file: here it points at nothing, so this process serves locally
+    unreachable = make_store(Settings(redis_url="redis://127.0.0.1:1/0", state_timeout_ms=200), table.server)
+    other = await routers(text, unreachable)
+    assert other.state.status().mode == "local"
+    assert other.state.status().backend == "redis 127.0.0.1:1/0"
