@@ -1,14 +1,14 @@
 """What the Redis state store costs: routerd on the memory store vs routerd on a (local) Redis.
 
-Starts on loopback: the fast fake upstream of bench_proxy.py, a private redis-server, and two routerd
-processes (one worker each) on the same routing file, one with the default memory store and one with
-``ROUTERD_REDIS_URL``. The deployment has an rpm limit (far above the load), so every call on the
-Redis store pays its one admission round trip (the Lua script); ``--no-limit`` measures a deployment
-without limits, which never waits on Redis. Memory and Redis runs alternate for several rounds and the
-medians are printed: requests/s and p50 at 1 and 32 in flight, the added p50 (Redis p50 minus memory
-p50 of the same round), the Redis throughput as a share of the memory store's, and the Redis commands
-per routed request (from ``INFO commandstats``: the admission script, token corrections and the
-background sync, all included).
+Starts on loopback: the fast fake upstream of bench_proxy.py and three routerd processes (one worker
+each) on the same routing file: the default memory store; a Redis store with the default rpm
+reservations (most calls skip Redis); and a Redis store with ``ROUTERD_STATE_LEASE_FRACTION=0`` (every
+call pays the admission round trip, the Lua script), each Redis store on its own private redis-server.
+The deployment has an rpm limit far above the load; ``--no-limit`` measures one without limits, which
+never waits on Redis. The stores take turns for several rounds and the medians are printed: requests/s
+and p50 at 1 and 32 in flight, the added p50 (store p50 minus memory p50 of the same round), the
+throughput as a share of the memory store's, and the Redis round trips and commands per routed
+request (from ``INFO commandstats``; background sync and token corrections included).
 
     .venv/bin/python bench/bench_state.py [--seconds 2] [--rounds 5] [--no-limit]
 
@@ -67,87 +67,90 @@ def commands(redis: RedisServer) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each run")
-    parser.add_argument("--rounds", type=int, default=5, help="memory/Redis pairs per load level")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of the three stores per load level")
     parser.add_argument("--no-limit", action="store_true", help="a deployment without rpm/tpm limits")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="routerd-bench-state-"))
-    upstream_port, memory_port, redis_port = free_port(), free_port(), free_port()
+    upstream_port = free_port()
     config = workdir / "bench.yaml"
     limit = "" if args.no_limit else "\n      rpm: 100000000"
     config.write_text(CONFIG.format(port=upstream_port, limit=limit))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERD_")}
     base_env.update(ROUTERD_LOG_LEVEL="warning", ROUTERD_LOG_REQUESTS="false", ROUTERD_WATCH="false")
-    redis = RedisServer(workdir / "redis").start()
+    servers = [RedisServer(workdir / "redis-lease").start(), RedisServer(workdir / "redis-exact").start()]
+    stores: list[tuple[str, int, RedisServer | None, dict[str, str]]] = [
+        ("memory", free_port(), None, {}),
+        ("redis", free_port(), servers[0], {"ROUTERD_REDIS_URL": servers[0].url}),
+        ("redis-exact", free_port(), servers[1], {"ROUTERD_REDIS_URL": servers[1].url,
+                                                   "ROUTERD_STATE_LEASE_FRACTION": "0"}),
+    ]  # fmt: skip
     processes = [subprocess.Popen([sys.executable, "-c", UPSTREAM, str(upstream_port)])]
     try:
-        for port, extra in ((memory_port, {}), (redis_port, {"ROUTERD_REDIS_URL": redis.url})):
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "routerd.cli",
-                        "serve",
-                        "--config",
-                        str(config),
-                        "--port",
-                        str(port),
-                    ],
-                    env={**base_env, **extra},
-                    cwd=REPO,
-                )
-            )
-        asyncio.run(measure(args, memory_port, redis_port, redis))
+        for _, port, _, extra in stores:
+            command = [
+                sys.executable,
+                "-m",
+                "routerd.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+            ]
+            processes.append(subprocess.Popen(command, env={**base_env, **extra}, cwd=REPO))
+        asyncio.run(measure(args, stores))
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(timeout=40)
-        redis.stop()
+        for server in servers:
+            server.stop()
 
 
-async def measure(args: argparse.Namespace, memory_port: int, redis_port: int, redis: RedisServer) -> None:
-    for port in (memory_port, redis_port):
+Result = dict[str, float]
+
+
+async def measure(
+    args: argparse.Namespace, stores: list[tuple[str, int, RedisServer | None, dict[str, str]]]
+) -> None:
+    for _, port, _, _ in stores:
         await wait_ready(f"http://127.0.0.1:{port}/health/readiness")
     body = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "ping"}]})
-    memory_url = f"http://127.0.0.1:{memory_port}/v1/chat/completions"
-    redis_url = f"http://127.0.0.1:{redis_port}/v1/chat/completions"
     print(
         f"state bench: plain chat, deployment {'without limits' if args.no_limit else 'with an rpm limit'}; "
-        f"{args.rounds} rounds of {args.seconds:g}s memory store then {args.seconds:g}s Redis store per load"
+        f"{args.rounds} rounds of {args.seconds:g}s per store (memory, redis, redis-exact) per load"
     )
     for concurrency in (1, 32):
-        memory: list[dict[str, float]] = []
-        shared: list[dict[str, float]] = []
-        sent = trips = calls = 0
+        results: dict[str, list[Result]] = {name: [] for name, _, _, _ in stores}
+        usage = {name: [0, 0, 0] for name, _, _, _ in stores}  # requests, round trips, commands
         ticks, stolen = cpu_ticks()
         for _ in range(args.rounds):
-            memory.append(await drive(memory_url, AUTH, body, concurrency, args.seconds, False))
-            trips_before, calls_before = commands(redis)
-            result = await drive(redis_url, AUTH, body, concurrency, args.seconds, False)
-            trips_after, calls_after = commands(redis)
-            trips += trips_after - trips_before - 1  # minus the INFO itself
-            calls += calls_after - calls_before - 1
-            sent += int(result["requests"] + result["warmup"])
-            shared.append(result)
+            for name, port, server, _ in stores:
+                url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                before = commands(server) if server else (0, 0)
+                result = await drive(url, AUTH, body, concurrency, args.seconds, False)
+                after = commands(server) if server else (1, 1)
+                results[name].append(result)
+                usage[name][0] += int(result["requests"] + result["warmup"])
+                usage[name][1] += after[0] - before[0] - 1  # minus the INFO itself
+                usage[name][2] += after[1] - before[1] - 1
         ticks_now, stolen_now = cpu_ticks()
         steal = 100 * (stolen_now - stolen) / max(ticks_now - ticks, 1)
-        added = sorted(s["p50_ms"] - m["p50_ms"] for m, s in zip(memory, shared, strict=True))
-        ratio = sorted(s["rps"] / m["rps"] for m, s in zip(memory, shared, strict=True))
-
-        def median(results: list[dict[str, float]], key: str) -> float:
-            return statistics.median(r[key] for r in results)
-
-        failed = sum(r["errors"] for r in memory + shared)
-        print(
-            f"{concurrency:>2} in flight: memory {median(memory, 'rps'):6.0f} req/s p50 "
-            f"{median(memory, 'p50_ms'):5.2f} ms | redis {median(shared, 'rps'):6.0f} req/s p50 "
-            f"{median(shared, 'p50_ms'):5.2f} ms | added p50 {statistics.median(added):+.3f} ms "
-            f"(rounds {' '.join(f'{a:+.2f}' for a in added)}) | redis/memory req/s "
-            f"{statistics.median(ratio):.0%} | Redis round trips/request {trips / max(sent, 1):.2f} "
-            f"(commands incl. inside scripts {calls / max(sent, 1):.1f}) | "
-            f"failed {failed:.0f} | steal {steal:.0f}%"
-        )
+        memory = results["memory"]
+        print(f"{concurrency} in flight (steal {steal:.0f}%):")
+        for name, runs in results.items():
+            added = sorted(r["p50_ms"] - m["p50_ms"] for m, r in zip(memory, runs, strict=True))
+            ratio = sorted(r["rps"] / m["rps"] for m, r in zip(memory, runs, strict=True))
+            sent, trips, calls = usage[name]
+            print(
+                f"  {name:>11}: {statistics.median(r['rps'] for r in runs):6.0f} req/s  p50 "
+                f"{statistics.median(r['p50_ms'] for r in runs):6.3f} ms  | added p50 "
+                f"{statistics.median(added):+.3f} ms (rounds {' '.join(f'{a:+.2f}' for a in added)})  | "
+                f"req/s vs memory {statistics.median(ratio):4.0%}  | Redis round trips/request "
+                f"{trips / max(sent, 1):.3f}, commands/request {calls / max(sent, 1):.2f}  | "
+                f"failed {sum(r['errors'] for r in runs):.0f}"
+            )
 
 
 if __name__ == "__main__":
