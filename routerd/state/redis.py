@@ -459,14 +459,15 @@ class RedisHealthStore:
         for payload in peers:
             try:
                 load = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                continue
-            for dep_id, (flying, lat, first) in load.items():
-                in_flight[dep_id] = in_flight.get(dep_id, 0) + int(flying)
+                entries = [(str(k), int(v[0]), _number(v[1]), _number(v[2])) for k, v in load.items()]
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError):
+                continue  # another version's or a damaged entry: skip that peer, keep sharing
+            for dep_id, flying, lat, first in entries:
+                in_flight[dep_id] = in_flight.get(dep_id, 0) + flying
                 if lat is not None:
-                    latency.setdefault(dep_id, []).append(float(lat))
+                    latency.setdefault(dep_id, []).append(lat)
                 if first is not None:
-                    ttft.setdefault(dep_id, []).append(float(first))
+                    ttft.setdefault(dep_id, []).append(first)
         now = self._clock()
         for dep_id, record in self._records.items():
             record.peer_in_flight = in_flight.get(dep_id, 0)
@@ -529,6 +530,10 @@ class RedisHealthStore:
 def _tag(dep_id: str) -> str:
     # Braces would change which part of the key Redis Cluster hashes.
     return dep_id.replace("{", "(").replace("}", ")")
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _text(value: Any) -> str:

@@ -349,3 +349,19 @@ async def test_router_settings_redis_keys_connect_and_redis_url_variable_wins(
     other = await routers(text, unreachable)
     assert other.state.status().mode == "local"
     assert other.state.status().backend == "redis 127.0.0.1:1/0"
+
+
+async def test_a_damaged_peer_entry_is_skipped_not_fatal(routers: Any, redis_server: RedisServer) -> None:
+    a = await routers(mock_config(), redis_store(redis_server.url))
+    b = await routers(mock_config(), redis_store(redis_server.url))
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        now_ms = int((await client.time())[0]) * 1000 + 60_000  # stays "live" through the test
+        await client.hset("routerd:{shared}:load", "broken-peer", f'{now_ms}|{{"m1": 7}}')
+    finally:
+        await client.aclose()
+    mine = a.state.record("m1")
+    mine.in_flight = 2
+    theirs = b.state.record("m1")
+    await eventually(lambda: theirs.peer_in_flight == 2, 2.0, "b to see a's load despite the broken entry")
+    assert b.state.status().mode == "shared"
