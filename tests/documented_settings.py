@@ -375,7 +375,11 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{_STATE_PROCESSES}::test_three_replicas_on_a_redis_cluster_hold_one_rpm_limit",
         f"{_STATE}::test_cooldowns_and_limits_on_a_redis_cluster",
     ),
-    "ROUTERD_REDIS_URL": (f"{_STATE}::{_REDIS_KEYS}", f"{_STATE}::test_two_processes_share_one_rpm_window"),
+    "ROUTERD_REDIS_URL": (
+        f"{_STATE}::{_REDIS_KEYS}",
+        f"{_STATE}::test_two_processes_share_one_rpm_window",
+        f"{_STATE}::test_a_tls_redis_through_a_rediss_url",
+    ),
     "ROUTERD_STATE_NAMESPACE": (f"{_STATE}::test_namespaces_keep_gateways_apart",),
     "ROUTERD_STATE_TIMEOUT_MS": (f"{_STATE}::test_a_slow_redis_is_abandoned_after_the_timeout",),
     "ROUTERD_STATE_SYNC_INTERVAL": (f"{_STATE}::test_in_flight_and_latency_are_shared",),

@@ -73,15 +73,39 @@ def command(port: int, *args: str, timeout: float = 10.0) -> str:
 class RedisServer:
     """One ``redis-server`` process on ``127.0.0.1:<port>`` in ``directory``."""
 
-    def __init__(self, directory: Path, *, port: int | None = None, cluster: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, cluster: bool = False, tls: bool = False
+    ) -> None:
         self.directory = directory
         self.port = port or (_cluster_port() if cluster else free_port())
         self.cluster = cluster
+        self.tls = tls  # TLS only, with a self-signed certificate for 127.0.0.1 (clients trust it by URL)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def certificate(self) -> Path:
+        return self.directory / "cert.pem"
+
+    @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.certificate}"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def _tls_args(self) -> list[str]:
+        key = self.directory / "key.pem"
+        if not self.certificate.exists():
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-keyout", str(key), "-out", str(self.certificate), "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"],
+                capture_output=True, check=True, timeout=60,
+            )  # fmt: skip
+        return [
+            "--port", "0", "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.certificate), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(self.certificate), "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = redis_server_binary()
@@ -99,17 +123,33 @@ class RedisServer:
         ]  # fmt: skip
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        if self.tls:
+            args += self._tls_args()  # the later --port 0 wins: no plain-text listener
         log = (self.directory / "redis.log").open("ab")
         self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
-        while not _ping(self.port):
+        while not (self._tls_ready() if self.tls else _ping(self.port)):
             if self._process.poll() is not None:
                 raise RuntimeError(f"redis-server exited: {(self.directory / 'redis.log').read_text()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout} s")
             time.sleep(0.02)
         return self
+
+    def _tls_ready(self) -> bool:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.certificate))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+            ):
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """Stop the server abruptly (SIGKILL), as a crash would."""
@@ -129,6 +169,8 @@ class RedisServer:
             self._process = None
 
     def command(self, *args: str) -> str:
+        if self.tls:
+            return command(self.port, "--tls", "--cacert", str(self.certificate), *args)
         return command(self.port, *args)
 
     def __enter__(self) -> RedisServer:

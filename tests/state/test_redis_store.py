@@ -365,3 +365,17 @@ async def test_a_damaged_peer_entry_is_skipped_not_fatal(routers: Any, redis_ser
     theirs = b.state.record("m1")
     await eventually(lambda: theirs.peer_in_flight == 2, 2.0, "b to see a's load despite the broken entry")
     assert b.state.status().mode == "shared"
+
+
+async def test_a_tls_redis_through_a_rediss_url(routers: Any, redis_binary: str, tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "tls", tls=True) as server:
+        assert server.url.startswith("rediss://")
+        a = await routers(mock_config(rpm=4), redis_store(server.url))
+        b = await routers(mock_config(rpm=4), redis_store(server.url))
+        assert a.state.status().backend.startswith("redis tls 127.0.0.1:")
+        outcomes = [await call(router) for _ in range(4) for router in (a, b)]
+        assert sum(o is None for o in outcomes) == 4
+        assert a.state.status().mode == b.state.status().mode == "shared"
+        assert server.command("PING").strip() == "PONG"  # the server speaks TLS only
+        for router in (a, b):
+            await router.aclose()
