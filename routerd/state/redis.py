@@ -31,12 +31,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
 from routerd.routing.health import HEALTHY, Breaker, BreakerState, DeploymentHealth
 from routerd.routing.plan import Pick
 from routerd.routing.usage import UsageWindow
 from routerd.state import Gate, scripts
+from routerd.state.peers import Cooldown, load_payload, parse_message, peer_load
 from routerd.state.status import StateStatus
 
 log = logging.getLogger("routerd.state")
@@ -137,6 +136,7 @@ class RedisHealthStore:
         self._release = client.register_script(scripts.RELEASE)
         self._refund = client.register_script(scripts.REFUND)
         self._leases: dict[str, _Lease] = {}
+        self._recovered: set[str] = set()  # recoveries heard since the current sync read began
         self._sync = client.register_script(scripts.SYNC)
         self.gate: Gate | None = None
 
@@ -433,47 +433,27 @@ class RedisHealthStore:
 
     async def _sync_once(self) -> None:
         self._refund_expired()
-        payload = self._load_payload()
+        payload = load_payload(self._records)
         ttl_ms = math.ceil(self._options.sync_interval * 1000 * _LOAD_TTL_INTERVALS)
+        self._recovered.clear()
         _, cooling, peers = await self._sync(
             keys=(self._cooldowns_key, self._load_key), args=(self._id, payload, ttl_ms)
         )
         for i in range(0, len(cooling), 3):
-            self.merge_cooldown(_text(cooling[i]), int(cooling[i + 1]) / 1000, _text(cooling[i + 2]))
+            dep_id = _text(cooling[i])
+            if dep_id not in self._recovered:  # a recovery published meanwhile is newer than this read
+                self.merge_cooldown(dep_id, int(cooling[i + 1]) / 1000, _text(cooling[i + 2]))
         self._merge_load(peers)
         now = self._clock()
         self._remote = {k: v for k, v in self._remote.items() if v[0] > now}
 
-    def _load_payload(self) -> str:
-        load = {
-            dep_id: [r.in_flight, r.latency, r.ttft]
-            for dep_id, r in self._records.items()
-            if r.in_flight or r.latency is not None
-        }
-        return orjson.dumps(load).decode() if load else ""
-
     def _merge_load(self, peers: list[Any]) -> None:
-        in_flight: dict[str, int] = {}
-        latency: dict[str, list[float]] = {}
-        ttft: dict[str, list[float]] = {}
-        for payload in peers:
-            try:
-                load = orjson.loads(payload)
-                entries = [(str(k), int(v[0]), _number(v[1]), _number(v[2])) for k, v in load.items()]
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, IndexError):
-                continue  # another version's or a damaged entry: skip that peer, keep sharing
-            for dep_id, flying, lat, first in entries:
-                in_flight[dep_id] = in_flight.get(dep_id, 0) + flying
-                if lat is not None:
-                    latency.setdefault(dep_id, []).append(lat)
-                if first is not None:
-                    ttft.setdefault(dep_id, []).append(first)
+        load = peer_load(peers)
         now = self._clock()
         for dep_id, record in self._records.items():
-            record.peer_in_flight = in_flight.get(dep_id, 0)
-            lat_samples, ttft_samples = latency.get(dep_id), ttft.get(dep_id)
-            record.peer_latency = sum(lat_samples) / len(lat_samples) if lat_samples else None
-            record.peer_ttft = sum(ttft_samples) / len(ttft_samples) if ttft_samples else None
+            record.peer_in_flight = load.in_flight.get(dep_id, 0)
+            record.peer_latency = load.latency.get(dep_id)
+            record.peer_ttft = load.ttft.get(dep_id)
             record.peer_sampled_at = now
 
     def merge_cooldown(self, dep_id: str, remaining: float, reason: str) -> None:
@@ -492,6 +472,7 @@ class RedisHealthStore:
     def merge_recovery(self, dep_id: str) -> None:
         """A peer's probe of ``dep_id`` succeeded: send to it again, unless our own cooldown runs on."""
         self._remote.pop(dep_id, None)
+        self._recovered.add(dep_id)
         record = self._records.get(dep_id)
         if record is None or record.breaker.state is BreakerState.HEALTHY:
             return
@@ -515,25 +496,18 @@ class RedisHealthStore:
                 await pubsub.aclose()
 
     def _on_message(self, data: str) -> None:
-        origin, kind, rest = [*data.split("|", 2), "", ""][:3]
-        if origin == self._id:
+        event = parse_message(data)
+        if event is None or event.origin == self._id:
             return
-        if kind == "h":
-            self.merge_recovery(rest)
-        elif kind == "c":
-            parts = rest.rsplit("|", 2)
-            if len(parts) == 3:
-                with contextlib.suppress(ValueError):
-                    self.merge_cooldown(parts[0], int(parts[1]) / 1000, parts[2])
+        if isinstance(event, Cooldown):
+            self.merge_cooldown(event.deployment_id, event.remaining, event.reason)
+        else:
+            self.merge_recovery(event.deployment_id)
 
 
 def _tag(dep_id: str) -> str:
     # Braces would change which part of the key Redis Cluster hashes.
     return dep_id.replace("{", "(").replace("}", ")")
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _text(value: Any) -> str:
