@@ -155,8 +155,8 @@ class Settings(HttpSettings):
         default=None,
         ge=1,
         le=4096,
-        description="processes sharing the rpm/tpm limits (all workers of all replicas); while Redis is "
-        "unreachable each enforces limit // this. Default: --workers",
+        description="processes sharing the rpm/tpm limits (all workers of all replicas; more seen through "
+        "Redis count too); while Redis is unreachable each enforces limit // this. Default: --workers",
     )
     state_probe_lease: float = Field(
         default=30.0, gt=0, le=3600, description="seconds a half-open probe's lock outlives a crashed process"

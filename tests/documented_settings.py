@@ -387,6 +387,7 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_STATE_PROCESSES": (
         f"{_STATE}::test_redis_unreachable_at_start_serves_locally_with_limits_divided",
         f"{_STATE_PROCESSES}::test_redis_killed_under_load_then_restarted",
+        f"{_STATE}::test_processes_seen_through_redis_raise_the_divisor",
     ),
     "ROUTERD_STATE_PROBE_LEASE": (f"{_STATE}::test_the_probe_lock_lives_for_the_probe_lease",),
     "ROUTERD_STATE_LEASE_FRACTION": (

@@ -13,7 +13,8 @@ What is shared, how, and how stale it may be (the README's "Scale-out" section s
   ``sync_interval`` (stale by up to that, plus one request's duration).
 
 When Redis cannot be reached (at start, or later: any error or a reply slower than ``timeout``), the
-store switches to local state at once, with each process enforcing ``limit // processes``, logs it,
+store switches to local state at once, with each process enforcing ``limit // processes`` (the
+configured count, or the number last seen sharing Redis if larger), logs it,
 and reports it in ``/health`` and ``routerd_state_backend_up``; a background task reconnects every
 ``reconnect_interval`` and, once Redis answers, seeds it with the local windows and resumes sharing.
 """
@@ -137,8 +138,18 @@ class RedisHealthStore:
         self._refund = client.register_script(scripts.REFUND)
         self._leases: dict[str, _Lease] = {}
         self._recovered: set[str] = set()  # recoveries heard since the current sync read began
+        self._live = 1  # processes seen sharing this Redis at the last sync (this one included)
         self._sync = client.register_script(scripts.SYNC)
         self.gate: Gate | None = None
+
+    @property
+    def processes(self) -> int:
+        """How many processes share the limits: the configured count, or more if more were seen.
+
+        It divides the lease sizes (so all reservations together stay within the lease fraction) and,
+        while Redis is unreachable, every limit (so the fleet stays within it).
+        """
+        return max(self._options.processes, self._live)
 
     # --- keys ----------------------------------------------------------------------------------------
 
@@ -155,7 +166,7 @@ class RedisHealthStore:
         if record is None:
             record = self._records[deployment_id] = DeploymentHealth()
             record.usage = SharedUsageWindow(self, deployment_id)
-            record.usage.share = 1 if self._up else self._options.processes
+            record.usage.share = 1 if self._up else self.processes
             remote = self._remote.get(deployment_id)
             if remote is not None and remote[0] > self._clock():
                 record.breaker = Breaker(BreakerState.COOLING_DOWN, until=remote[0], reason=remote[1])
@@ -189,7 +200,7 @@ class RedisHealthStore:
     def status(self) -> StateStatus:
         if self._up:
             return StateStatus(self._describe, "shared", True, 1)
-        return StateStatus(self._describe, "local", False, self._options.processes)
+        return StateStatus(self._describe, "local", False, self.processes)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -227,7 +238,7 @@ class RedisHealthStore:
                     "enforces rpm/tpm / %d until it answers",
                     self._describe,
                     _reason(exc),
-                    self._options.processes,
+                    self.processes,
                 )
             return False
         self._set_up(True)
@@ -237,7 +248,7 @@ class RedisHealthStore:
 
     def _set_up(self, up: bool) -> None:
         self._up = up
-        share = 1 if up else self._options.processes
+        share = 1 if up else self.processes
         for record in self._records.values():
             record.usage.share = share
         self.gate = self._gate if up else None
@@ -256,7 +267,7 @@ class RedisHealthStore:
             "every %gs",
             self._describe,
             _reason(exc),
-            self._options.processes,
+            self.processes,
             self._options.reconnect_interval,
         )
 
@@ -283,7 +294,7 @@ class RedisHealthStore:
             return True
         dep_id = candidate.deployment.id
         if rpm is not None and tpm is None and not choice.probe:
-            size = math.floor(rpm * self._options.lease_fraction / self._options.processes)
+            size = math.floor(rpm * self._options.lease_fraction / self.processes)
             if size >= 2:
                 return await self._leased(choice, dep_id, rpm, size)
         lease = math.ceil(self._options.probe_lease * 1000) if choice.probe else 0
@@ -433,7 +444,7 @@ class RedisHealthStore:
 
     async def _sync_once(self) -> None:
         self._refund_expired()
-        payload = load_payload(self._records)
+        payload = load_payload(self._records) or "{}"  # a heartbeat even without load: peers count us
         ttl_ms = math.ceil(self._options.sync_interval * 1000 * _LOAD_TTL_INTERVALS)
         self._recovered.clear()
         _, cooling, peers = await self._sync(
@@ -444,6 +455,7 @@ class RedisHealthStore:
             if dep_id not in self._recovered:  # a recovery published meanwhile is newer than this read
                 self.merge_cooldown(dep_id, int(cooling[i + 1]) / 1000, _text(cooling[i + 2]))
         self._merge_load(peers)
+        self._live = 1 + len(peers)
         now = self._clock()
         self._remote = {k: v for k, v in self._remote.items() if v[0] > now}
 

@@ -379,3 +379,18 @@ async def test_a_tls_redis_through_a_rediss_url(routers: Any, redis_binary: str,
         assert server.command("PING").strip() == "PONG"  # the server speaks TLS only
         for router in (a, b):
             await router.aclose()
+
+
+async def test_processes_seen_through_redis_raise_the_divisor(
+    routers: Any, redis_server: RedisServer
+) -> None:
+    # ROUTERD_STATE_PROCESSES says 1, but two processes share this Redis: an outage divides by 2
+    a = await routers(mock_config(rpm=10), redis_store(redis_server.url, state_processes=1))
+    b = await routers(mock_config(rpm=10), redis_store(redis_server.url, state_processes=1))
+    store_a, store_b = a.state, b.state
+    assert isinstance(store_a, RedisHealthStore) and isinstance(store_b, RedisHealthStore)
+    await eventually(lambda: store_a.processes == store_b.processes == 2, 2.0, "both to see each other")
+    redis_server.kill()
+    outcomes = [await call(a) for _ in range(8)]
+    assert store_a.status().as_dict()["limit_share"] == 2
+    assert sum(o is None for o in outcomes) == 5  # rpm 10 / 2 processes
