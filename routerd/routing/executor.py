@@ -303,7 +303,7 @@ class CallRouter:
             if (
                 gate is not None
                 and isinstance(outcome, Pick)
-                and not await gate(outcome, max(call.tokens, 0), now)
+                and not await gate(outcome, max(call.tokens, 0), call.fanout, now)
             ):
                 gate = self._store.gate  # refused: the store marked the record (limit, or a peer probes)
                 continue

@@ -11,8 +11,9 @@ when it ends (:meth:`UsageWindow.adjust`), so the ``tpm`` bound holds for what w
 
 Two knobs let a state store make one process's window part of a larger budget (see
 :mod:`routerd.state`): ``share`` divides the limits (``--workers N`` without a shared store, or a
-shared store that is unreachable, enforce ``limit // share`` per process), and ``held_until`` is set
-when the shared window refused a call, so the pure planner skips the deployment until then.
+shared store that is unreachable, enforce ``limit // share`` per process), and :meth:`UsageWindow.hold`
+records that the shared window refused an attempt, so the pure planner skips the deployment for
+attempts at least that large until then.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ BUCKETS = 61  # one per second: the current second and the 60 before it
 class UsageWindow:
     """Sliding per-minute counts of requests and tokens for one deployment."""
 
-    __slots__ = ("_requests", "_second", "_tokens", "held_until", "requests", "share", "tokens")
+    __slots__ = (
+        "_requests",
+        "_second",
+        "_tokens",
+        "held_requests",
+        "held_tokens",
+        "held_until",
+        "requests",
+        "share",
+        "tokens",
+    )
 
     def __init__(self) -> None:
         self._requests = [0] * BUCKETS
@@ -36,7 +47,9 @@ class UsageWindow:
         self.requests = 0  # totals over the window as of the last advance
         self.tokens = 0
         self.share = 1  # this process enforces limit // share (at least 1)
-        self.held_until = -math.inf  # a shared window is full until then (local clock)
+        self.held_until = -math.inf  # a shared window refused an attempt; it fits then (local clock)
+        self.held_requests = 0  # ... of this many calls
+        self.held_tokens = 0  # ... and this many tokens: larger attempts are held too, smaller ones asked
 
     def _advance(self, now: float) -> int:
         second = math.floor(now)
@@ -88,6 +101,10 @@ class UsageWindow:
         self._tokens[i] += delta
         self.tokens += delta
 
+    def hold(self, until: float, requests: int, tokens: int) -> None:
+        """A shared window refused an attempt of ``requests`` calls and ``tokens`` tokens until ``until``."""
+        self.held_until, self.held_requests, self.held_tokens = until, requests, tokens
+
     def buckets(self, now: float) -> list[tuple[int, int, int]]:
         """(second, requests, tokens) of every non-empty second in the window, oldest first."""
         second = self._advance(now)
@@ -108,7 +125,7 @@ class UsageWindow:
         second = self._advance(now)
         if (rpm is not None and rpm <= 0) or (tpm is not None and tpm <= 0):
             return math.inf
-        if self.held_until > now:
+        if self.held_until > now and requests >= self.held_requests and tokens >= self.held_tokens:
             return self.held_until
         if self.share > 1:
             rpm = _part(rpm, self.share)

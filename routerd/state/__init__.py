@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Gate", "HealthStore", "MemoryHealthStore", "StateStatus"]
 
-# (the planner's pick, estimated prompt tokens, now) -> admitted? False: the store updated the local
-# record (window full until ..., or another process probes) and the router picks again.
-Gate = Callable[["Pick", int, float], Awaitable[bool]]
+# (the planner's pick, estimated prompt tokens, upstream calls the attempt makes, now) -> admitted?
+# False: the store updated the local record (window full until ..., or another process probes) and
+# the router picks again.
+Gate = Callable[["Pick", int, int, float], Awaitable[bool]]
 
 
 class HealthStore(Protocol):

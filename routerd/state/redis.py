@@ -286,19 +286,19 @@ class RedisHealthStore:
 
     # --- admission (the one awaited round trip) ------------------------------------------------------
 
-    async def _gate(self, choice: Pick, tokens: int, now: float) -> bool:
+    async def _gate(self, choice: Pick, tokens: int, calls: int, now: float) -> bool:
         """Check and count ``choice`` in the shared window (and take the probe). False: pick again."""
         candidate = choice.candidate
         rpm, tpm = candidate.rpm, candidate.tpm
         if rpm is None and tpm is None and not choice.probe:
             return True
         dep_id = candidate.deployment.id
-        if rpm is not None and tpm is None and not choice.probe:
+        if rpm is not None and tpm is None and not choice.probe and calls == 1:
             size = math.floor(rpm * self._options.lease_fraction / self.processes)
             if size >= 2:
                 return await self._leased(choice, dep_id, rpm, size)
         lease = math.ceil(self._options.probe_lease * 1000) if choice.probe else 0
-        args = (-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, lease, self._id, 1)
+        args = (-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, lease, self._id, calls, 0)
         try:
             reply = await self._admit(keys=(self._window_key(dep_id), self._probe_key(dep_id)), args=args)
         except Exception as exc:
@@ -316,7 +316,7 @@ class RedisHealthStore:
         if verdict == -1:  # another process holds the probe
             record.breaker = replace(record.breaker, state=BreakerState.HALF_OPEN, probe_until=until)
         else:
-            record.usage.held_until = until
+            record.usage.hold(until, calls, tokens)
         return False
 
     async def _leased(self, choice: Pick, dep_id: str, rpm: int, size: int) -> bool:
@@ -342,7 +342,7 @@ class RedisHealthStore:
             try:
                 reply = await self._admit(
                     keys=(self._window_key(dep_id), self._probe_key(dep_id)),
-                    args=(rpm, -1, 0, 0, self._id, size),
+                    args=(rpm, -1, 0, 0, self._id, 1, size - 1),
                 )
             except Exception as exc:
                 self.lost(exc)
@@ -351,7 +351,7 @@ class RedisHealthStore:
                 lease.pending = None
                 pending.set_result(None)
             if reply[0] != 1:
-                choice.record.usage.held_until = self._clock() + int(reply[1]) / 1000
+                choice.record.usage.hold(self._clock() + int(reply[1]) / 1000, 1, 0)
                 return False
             # ``now`` was taken before the call, so the reservation ends no later than its Redis second.
             lease.left, lease.until, lease.second = (

@@ -26,9 +26,11 @@ local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # KEYS: window, probe. ARGV: rpm (-1: none), tpm (-1: none), tokens, probe lease ms (0: not a probe),
-# owner, calls wanted (> 1 only for an rpm-only lease). Returns {1, granted, ms left in this second,
+# owner, calls (the attempt's upstream calls: more than 1 for a fanned-out text completion), extra
+# calls to reserve ahead (an rpm-only lease; 0: none). Returns {1, granted, ms left in this second,
 # this second}: admitted (granted calls counted now); {0, ms}: window full for ms more; {-1, ms}:
-# another process probes.
+# another process probes. "Fits" is UsageWindow's rule: an attempt larger than the limit still fits
+# an empty window.
 ADMIT = (
     _PRELUDE
     + """
@@ -41,8 +43,9 @@ if lease > 0 then
 end
 local left_ms = 1000 - (now_ms - now * 1000)
 if rpm < 0 and tpm < 0 then return {1, 1, left_ms, now} end
+local calls, extra = tonumber(ARGV[6]), tonumber(ARGV[7])
 local function fits(req, tok)
-  if rpm >= 0 and req + 1 > rpm then return false end
+  if rpm >= 0 and req + calls > rpm and req > 0 then return false end
   return tpm < 0 or tok <= 0 or tok + tokens <= tpm
 end
 local flat = redis.call('HGETALL', KEYS[1])
@@ -59,8 +62,8 @@ for i = 1, #flat, 2 do
 end
 if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
 if fits(req, tok) then
-  local granted = 1
-  if tonumber(ARGV[6]) > 1 and rpm >= 0 and tpm < 0 then granted = math.min(tonumber(ARGV[6]), rpm - req) end
+  local granted = calls
+  if extra > 0 and rpm >= 0 and tpm < 0 then granted = calls + math.max(0, math.min(extra, rpm - req - calls)) end
   redis.call('HINCRBY', KEYS[1], 'r:' .. now, granted)
   if tokens > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. now, tokens) end
   redis.call('PEXPIRE', KEYS[1], 62000)

@@ -10,7 +10,7 @@ from typing import Any
 from routerd.config import load_config
 from routerd.config.table import RoutingTable
 from routerd.errors import APIError
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter as Router
 from routerd.state.redis import RedisHealthStore
 
 

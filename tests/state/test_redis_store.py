@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from routerd.errors import RateLimitError
-from routerd.routing.executor import Router
+from routerd.routing.executor import CallRouter as Router
 from routerd.routing.health import HEALTHY, Breaker, BreakerState
 from routerd.state import MemoryHealthStore
 from routerd.state.redis import RedisHealthStore
@@ -119,7 +119,7 @@ async def test_the_half_open_probe_is_taken_by_one_process(routers: Any, redis_s
     finally:
         await client.aclose()
     picks = [_pick(a), _pick(b)]
-    verdicts = [await gate_a(picks[0], 0, a._clock()), await gate_b(picks[1], 0, b._clock())]
+    verdicts = [await gate_a(picks[0], 0, 1, a._clock()), await gate_b(picks[1], 0, 1, b._clock())]
     assert verdicts == [True, False]
     loser = b.state.record("m1").breaker
     assert loser.state is BreakerState.HALF_OPEN and loser.probe_until > b._clock()
@@ -128,7 +128,7 @@ async def test_the_half_open_probe_is_taken_by_one_process(routers: Any, redis_s
 def _pick(router: Router) -> Any:
     from routerd.routing.plan import Pick
 
-    group = router._resolve(router._view, "chat")
+    group = router.resolve("chat")
     assert group is not None
     return Pick(group.plan.candidates[0], router.state.record("m1"), True)
 
@@ -299,7 +299,7 @@ async def test_the_probe_lock_lives_for_the_probe_lease(routers: Any, redis_serv
     a = await routers(mock_config(), redis_store(redis_server.url, state_probe_lease=7.0))
     gate = a.state.gate
     assert gate is not None
-    assert await gate(_pick(a), 0, a._clock())
+    assert await gate(_pick(a), 0, 1, a._clock())
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         ttl_ms = await client.pttl("routerd:{m1}:p")
@@ -394,3 +394,17 @@ async def test_processes_seen_through_redis_raise_the_divisor(
     outcomes = [await call(a) for _ in range(8)]
     assert store_a.status().as_dict()["limit_share"] == 2
     assert sum(o is None for o in outcomes) == 5  # rpm 10 / 2 processes
+
+
+async def test_a_fanned_out_completion_counts_every_call_in_the_shared_window(
+    routers: Any, redis_server: RedisServer
+) -> None:
+    a = await routers(mock_config(rpm=5), redis_store(redis_server.url))
+    b = await routers(mock_config(rpm=5), redis_store(redis_server.url))
+    body = {"model": "chat", "prompt": ["one", "two", "three"], "max_tokens": 5}
+    await a.call("completions", dict(body))  # 3 upstream calls
+    assert await window_requests(redis_server.url) == 3
+    with pytest.raises(RateLimitError):
+        await b.call("completions", dict(body))  # 3 more would make 6 > 5 across the two processes
+    assert await call(b) is None and await call(a) is None  # 1 + 1 fit
+    assert await window_requests(redis_server.url) == 5
