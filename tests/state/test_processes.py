@@ -17,7 +17,7 @@ import pytest
 from routerd.testing import FakeOpenAI, Reply, run_in_thread
 from routerd.testing.redis import RedisClusterNodes, RedisServer
 
-from .support import MASTER_KEY, ServeProcess, chat, start_all
+from .support import AUTH, MASTER_KEY, ServeProcess, chat, start_all
 
 UPSTREAM_KEY = "sk-state-upstream-0001"
 
@@ -172,7 +172,7 @@ def test_redis_killed_under_load_then_restarted(
     assert failures == []
     assert all(p.health()["state"] == {"backend": p.health()["state"]["backend"], "mode": "local",
                                        "up": False, "limit_share": 3} for p in replicas)  # fmt: skip
-    metrics = httpx.get(f"{replicas[0].base_url}/metrics", timeout=10).text
+    metrics = httpx.get(f"{replicas[0].base_url}/metrics", headers=AUTH, timeout=10).text
     assert 'routerd_state_backend_up{backend="redis"} 0.0' in metrics
     module_redis.start()
     deadline = time.monotonic() + 5.0  # the documented bound for shared state to resume
@@ -201,7 +201,7 @@ def test_two_workers_without_redis_divide_a_limit(good: FakeOpenAI, tmp_path: Pa
             "limit_share": 2,
         }
         statuses = [chat(process.base_url, "limited").status_code for _ in range(40)]  # new connections
-        metrics = httpx.get(f"{process.base_url}/metrics", timeout=10).text
+        metrics = httpx.get(f"{process.base_url}/metrics", headers=AUTH, timeout=10).text
     finally:
         process.stop()
     assert 10 <= hits(good, "workers") <= 20
