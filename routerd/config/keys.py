@@ -107,6 +107,9 @@ PASSTHROUGH_PARAMS = frozenset(
         "aws_session_name",
         "aws_web_identity_token",
         "aws_bedrock_runtime_endpoint",
+        "aws_sts_endpoint",
+        # Cloudflare Workers AI (routerd.providers.presets)
+        "account_id",
         "additional_drop_params",
         "cache_control_injection_points",  # checked by routerd.config.checks
         # LiteLLM bookkeeping that has no effect on the upstream call

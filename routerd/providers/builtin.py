@@ -7,4 +7,5 @@ import routerd.providers.azure
 import routerd.providers.gemini
 import routerd.providers.mock
 import routerd.providers.openai
+import routerd.providers.presets
 import routerd.providers.vertex  # noqa: F401

@@ -120,6 +120,7 @@ _NOT_BODY_KEYS = ROUTERD_REQUEST_KEYS | frozenset(
         "allowed_openai_params",
         "stream_usage",
         "cache_control_injection_points",
+        "account_id",
     }
 )
 _NOT_BODY_PREFIXES = (
