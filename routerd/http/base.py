@@ -80,6 +80,10 @@ class StreamResponse(Protocol):
         """Body lines without their line terminators."""
         ...
 
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive, decoded but otherwise unchanged (binary framings: AWS event streams)."""
+        ...
+
     async def aread(self) -> bytes:
         """The rest of the body (used to read an error body)."""
         ...

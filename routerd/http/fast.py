@@ -467,6 +467,13 @@ class _FastStream:
         for line in splitter.close():
             yield line
 
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self._next_chunk()
+            if not chunk:
+                return
+            yield chunk
+
     async def aread(self) -> bytes:
         limit = self._limits.max_body_bytes
         parts: list[bytes] = []

@@ -70,6 +70,10 @@ class _HttpxStream:
         for line in splitter.close():
             yield line
 
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks():
+            yield chunk
+
     async def aread(self) -> bytes:
         limit = self._limits.max_body_bytes
         parts: list[bytes] = []

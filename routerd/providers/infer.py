@@ -50,6 +50,8 @@ PROVIDER_PREFIXES: dict[str, str] = {
     "featherless_ai": "featherless_ai",
     "featherless": "featherless_ai",
     "custom": "custom",
+    # AWS (routerd.providers.bedrock, routerd.providers.sagemaker) and Cohere
+    "bedrock": "bedrock",
 }
 
 # Environment variables a deployment falls back to when its api_key / api_base is not in the file.

@@ -15,7 +15,7 @@ from routerd.providers.infer import DEFAULT_API_KEY_ENV, PROVIDER_PREFIXES, spli
 from routerd.providers.openai import OpenAIAdapter
 from routerd.providers.presets import CLOUDFLARE_ACCOUNT_ENV, PRESETS, CloudflareAdapter
 from routerd.testing import FakeOpenAI
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 KEY = "preset-key-0123456789"
 MakeDeployment = Callable[..., Deployment]
