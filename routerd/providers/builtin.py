@@ -5,6 +5,7 @@ from __future__ import annotations
 import routerd.providers.anthropic
 import routerd.providers.azure
 import routerd.providers.bedrock
+import routerd.providers.cohere
 import routerd.providers.gemini
 import routerd.providers.mock
 import routerd.providers.openai

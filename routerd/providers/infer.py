@@ -52,6 +52,8 @@ PROVIDER_PREFIXES: dict[str, str] = {
     "custom": "custom",
     # AWS (routerd.providers.bedrock, routerd.providers.sagemaker) and Cohere
     "bedrock": "bedrock",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
 }
 
 # Environment variables a deployment falls back to when its api_key / api_base is not in the file.
@@ -86,6 +88,7 @@ DEFAULT_API_KEY_ENV: dict[str, str] = {
     "dashscope": "DASHSCOPE_API_KEY",
     "moonshot": "MOONSHOT_API_KEY",
     "featherless_ai": "FEATHERLESS_AI_API_KEY",
+    "cohere": "COHERE_API_KEY",
 }
 DEFAULT_API_BASE_ENV: dict[str, str] = {
     "openai": "OPENAI_API_BASE",
@@ -96,6 +99,7 @@ DEFAULT_API_BASE_ENV: dict[str, str] = {
     "hosted_vllm": "HOSTED_VLLM_API_BASE",
     "ollama": "OLLAMA_API_BASE",
     "lm_studio": "LM_STUDIO_API_BASE",
+    "cohere": "COHERE_API_BASE",
 }
 DEFAULT_API_VERSION_ENV: dict[str, str] = {"azure": "AZURE_API_VERSION", "azure_text": "AZURE_API_VERSION"}
 
