@@ -73,6 +73,14 @@ ERROR_CLASSES: dict[str, type[APIError]] = {
     "ModelTimeoutException": Timeout,
     "ModelErrorException": BadGatewayError,
     "ModelStreamErrorException": BadGatewayError,
+    # SageMaker runtime
+    "ValidationError": BadRequestError,
+    "ModelError": BadGatewayError,
+    "ModelStreamError": BadGatewayError,
+    "InternalFailure": InternalServerError,
+    "InternalStreamFailure": InternalServerError,
+    "InternalDependencyException": ServiceUnavailableError,
+    "ServiceUnavailable": ServiceUnavailableError,
 }
 _CONTEXT = re.compile(
     r"too long|context (?:length|window)|maximum (?:context|input)|too many (?:input )?tokens", re.I

@@ -10,4 +10,5 @@ import routerd.providers.gemini
 import routerd.providers.mock
 import routerd.providers.openai
 import routerd.providers.presets
+import routerd.providers.sagemaker
 import routerd.providers.vertex  # noqa: F401

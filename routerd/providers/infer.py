@@ -52,6 +52,8 @@ PROVIDER_PREFIXES: dict[str, str] = {
     "custom": "custom",
     # AWS (routerd.providers.bedrock, routerd.providers.sagemaker) and Cohere
     "bedrock": "bedrock",
+    "sagemaker": "sagemaker",
+    "sagemaker_chat": "sagemaker_chat",
     "cohere": "cohere",
     "cohere_chat": "cohere",
 }
