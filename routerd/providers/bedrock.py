@@ -81,7 +81,7 @@ async def aws_post(
     errors = target.errors
     try:
         headers = await target.signer.sign(
-            "POST", url, {"content-type": "application/json", "accept": "application/json"}, content
+            http, "POST", url, {"content-type": "application/json", "accept": "application/json"}, content
         )
         response = await http.request("POST", url, headers=headers, content=content, timeout=timeout)
     except APIError as exc:
@@ -151,6 +151,7 @@ class BedrockAdapter(BaseAdapter):
         events = 0
         try:
             headers = await target.signer.sign(
+                http,
                 "POST",
                 url,
                 {"content-type": "application/json", "accept": "application/vnd.amazon.eventstream"},

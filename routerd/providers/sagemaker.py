@@ -83,6 +83,7 @@ class _SageMakerBase(BaseAdapter):
         decoder = EventStreamDecoder()
         pending = b""
         headers = await target.signer.sign(
+            http,
             "POST",
             url,
             {"content-type": "application/json", "accept": "application/vnd.amazon.eventstream"},

@@ -15,7 +15,9 @@ Without a script the fake echoes the last user text: ``"echo: <text>"``.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -74,13 +76,56 @@ class FakeBedrock(FakeServer[BedrockReply]):
         self.secret_key = secret_key
         self.region = region
         self.embedding_dim = embedding_dim
+        #: web identity tokens STS accepts (``POST /`` AssumeRoleWithWebIdentity) -> role ARN
+        self.web_identities: dict[str, str] = {}
+        #: lifetime of the temporary credentials STS issues
+        self.sts_lifetime_s = 3600
+        self.sts_calls = 0
+        self._issued: dict[str, tuple[str, str]] = {}  # access key -> (secret, session token)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/model/{model_id}/{action}", self._dispatch)]
+        return [web.post("/model/{model_id}/{action}", self._dispatch), web.post("/", self._sts)]
+
+    async def _sts(self, request: web.Request) -> web.Response:
+        """STS AssumeRoleWithWebIdentity (form-encoded, unsigned), answering XML as STS does."""
+        form = await request.post()
+        self.sts_calls += 1
+        token = str(form.get("WebIdentityToken", ""))
+        if form.get("Action") != "AssumeRoleWithWebIdentity" or self.web_identities.get(token) != form.get(
+            "RoleArn"
+        ):
+            error = (
+                '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                "<Code>InvalidIdentityToken</Code><Message>Couldn't retrieve verification key</Message>"
+                "</Error></ErrorResponse>"
+            )
+            return web.Response(status=400, text=error, content_type="text/xml")
+        number = len(self._issued) + 1
+        key, secret, session = f"ASIATEMP{number:012d}", f"temp-secret-{number}", f"temp-session-{number}"
+        self._issued[key] = (secret, session)
+        expiry = datetime.fromtimestamp(time.time() + self.sts_lifetime_s, tz=UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        body = (
+            '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<AssumeRoleWithWebIdentityResult><Credentials>"
+            f"<AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>"
+            f"<SessionToken>{session}</SessionToken><Expiration>{expiry}</Expiration>"
+            "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+        )
+        return web.Response(text=body, content_type="text/xml")
+
+    def _secret_for(self, authorization: str) -> tuple[str, str]:
+        match = _CREDENTIAL.search(authorization)
+        key = match.group(1) if match else ""
+        if key in self._issued:
+            return key, self._issued[key][0]
+        return self.access_key, self.secret_key
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         recorded = await self.record(request)
-        problem = verify_sigv4(request, recorded, self.service, self.access_key, self.secret_key, self.region)
+        access_key, secret_key = self._secret_for(recorded.headers.get("authorization", ""))
+        problem = verify_sigv4(request, recorded, self.service, access_key, secret_key, self.region)
         if problem:
             return aws_error(403, "InvalidSignatureException", problem)
         reply = self.next_reply()

@@ -376,18 +376,75 @@ async def test_cohere_embeddings_in_one_call(
     assert len(response.body["data"]) == 2
 
 
-async def test_role_with_web_identity_is_a_clear_error(
+async def test_role_without_web_identity_is_a_clear_error(
     http_client: HttpClient, fake: FakeBedrock, make_deployment: MakeDeployment
 ) -> None:
-    extra = {
-        "aws_role_name": "arn:aws:iam::1:role/r",
-        "aws_web_identity_token": "tok",
-        "aws_bedrock_runtime_endpoint": fake.base_url,
-    }
+    extra = {"aws_role_name": "arn:aws:iam::1:role/r", "aws_bedrock_runtime_endpoint": fake.base_url}
     role = make_deployment("bedrock", MODEL, extra=extra)
     with pytest.raises(errors.AuthenticationError, match="not supported yet"):
         await adapter.chat(http_client, call(role, ask()))
     assert fake.requests == []
+
+
+ROLE = "arn:aws:iam::123456789012:role/bedrock-caller"
+OIDC_TOKEN = "eyJ-oidc-token-for-tests-0123456789"
+
+
+def web_identity(fake: FakeBedrock, make_deployment: MakeDeployment, token: str = OIDC_TOKEN) -> Deployment:
+    extra = {
+        "aws_role_name": ROLE,
+        "aws_web_identity_token": token,
+        "aws_region_name": "eu-west-1",
+        "aws_sts_endpoint": fake.base_url,
+        "aws_bedrock_runtime_endpoint": fake.base_url,
+    }
+    return make_deployment("bedrock", MODEL, extra=extra)
+
+
+async def test_web_identity_assumes_the_role_through_sts_and_caches_the_credentials(
+    http_client: HttpClient, fake: FakeBedrock, make_deployment: MakeDeployment
+) -> None:
+    fake.web_identities[OIDC_TOKEN] = ROLE
+    deployment = web_identity(fake, make_deployment)
+    for _ in range(2):
+        response = await adapter.chat(http_client, call(deployment, ask("assumed")))
+        assert response.body["choices"][0]["message"]["content"] == "echo: assumed"
+    assert fake.sts_calls == 1  # the second call reused the temporary credentials
+    converse = [r for r in fake.requests if r.path.endswith("/converse")]
+    assert "Credential=ASIATEMP" in converse[-1].headers["authorization"]
+    assert converse[-1].headers["x-amz-security-token"] == "temp-session-1"
+
+
+async def test_web_identity_credentials_are_renewed_before_they_expire(
+    http_client: HttpClient, fake: FakeBedrock, make_deployment: MakeDeployment
+) -> None:
+    import time as real_time
+
+    from routerd.providers.aws_auth import REFRESH_BEFORE_EXPIRY_S
+
+    fake.web_identities[OIDC_TOKEN] = ROLE
+    fake.sts_lifetime_s = 3600
+    deployment = web_identity(fake, make_deployment)
+    signer = deployment.prepared.signer
+    now = [real_time.time()]
+    signer.clock = lambda: now[0]
+    await adapter.chat(http_client, call(deployment, ask()))
+    now[0] += 3600 - REFRESH_BEFORE_EXPIRY_S - 60  # still fresh
+    await adapter.chat(http_client, call(deployment, ask()))
+    assert fake.sts_calls == 1
+    now[0] += 120  # inside the renewal window
+    await adapter.chat(http_client, call(deployment, ask()))
+    assert fake.sts_calls == 2
+
+
+async def test_a_refused_web_identity_is_an_authentication_error_without_the_token(
+    http_client: HttpClient, fake: FakeBedrock, make_deployment: MakeDeployment
+) -> None:
+    deployment = web_identity(fake, make_deployment, token="eyJ-unknown-token-abcdefgh")
+    with pytest.raises(errors.AuthenticationError, match="InvalidIdentityToken") as caught:
+        await adapter.chat(http_client, call(deployment, ask()))
+    assert "eyJ-unknown-token-abcdefgh" not in str(caught.value)
+    assert not [r for r in fake.requests if r.path.startswith("/model/")]
 
 
 async def test_standard_chain_credentials_from_the_environment(
