@@ -40,6 +40,7 @@ from routerd.providers.base import (
 )
 from routerd.providers.errors import ErrorContext
 from routerd.providers.eventstream import EventStreamDecoder, EventStreamError
+from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.shapes import embedding_list
 from routerd.tokens import estimate_tokens
 from routerd.http import HttpClient, HttpResponse
@@ -58,6 +59,14 @@ class AwsTarget:
     model_id: str
     signer: AwsSigner = field(repr=False)
     errors: ErrorContext = field(repr=False)
+    # defaults, drops, extra_body and headers from the deployment's litellm_params
+    params: DeploymentParams = field(
+        default_factory=lambda: DeploymentParams({}, frozenset(), {}, {}), repr=False
+    )
+
+    def headers(self, accept: str) -> dict[str, str]:
+        """The headers to sign: the deployment's own ``headers`` first, ours over them."""
+        return {**self.params.headers, "content-type": "application/json", "accept": accept}
 
     def url(self, action: str) -> str:
         # ":" (in versions and profile ids) stays literal: some clients (aiohttp) unescape "%3A" after
@@ -80,9 +89,7 @@ async def aws_post(
     content = orjson.dumps(payload)
     errors = target.errors
     try:
-        headers = await target.signer.sign(
-            http, "POST", url, {"content-type": "application/json", "accept": "application/json"}, content
-        )
+        headers = await target.signer.sign(http, "POST", url, target.headers("application/json"), content)
         response = await http.request("POST", url, headers=headers, content=content, timeout=timeout)
     except APIError as exc:
         raise errors.annotate(exc) from None
@@ -105,7 +112,8 @@ class BedrockAdapter(BaseAdapter):
         signer = AwsSigner.from_extra("bedrock", region, deployment.extra, where)
         model = translate.model_id(deployment.model)
         errors = ErrorContext(self.name, model, deployment.id, secrets=signer.secrets)
-        return AwsTarget(runtime_endpoint(deployment, "bedrock-runtime", region), model, signer, errors)
+        base = runtime_endpoint(deployment, "bedrock-runtime", region)
+        return AwsTarget(base, model, signer, errors, DeploymentParams.from_extra(deployment.extra))
 
     def _target(self, deployment: Deployment) -> AwsTarget:
         target = deployment.prepared
@@ -114,8 +122,8 @@ class BedrockAdapter(BaseAdapter):
     def _converse_body(self, target: AwsTarget, request: UpstreamRequest) -> JSON:
         drop = request.drop_params or bool(request.deployment.drop_params)
         try:
-            body = translate.POLICY.apply(request.body, drop, target.model_id)
-            return translate.to_converse_request(body)
+            body = translate.POLICY.apply(target.params.client_body(request.body), drop, target.model_id)
+            return target.params.upstream_body(translate.to_converse_request(body))
         except APIError as exc:
             raise target.errors.annotate(exc) from None
 
@@ -154,7 +162,7 @@ class BedrockAdapter(BaseAdapter):
                 http,
                 "POST",
                 url,
-                {"content-type": "application/json", "accept": "application/vnd.amazon.eventstream"},
+                target.headers("application/vnd.amazon.eventstream"),
                 content,
             )
             async with http.stream(

@@ -34,6 +34,7 @@ from routerd.providers.base import (
     register,
 )
 from routerd.providers.errors import ErrorContext
+from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.shapes import embedding_list
 from routerd.providers.sse import iter_data
 from routerd.transport import HttpClient, HttpResponse
@@ -54,6 +55,7 @@ class CohereTarget:
     has_key: bool
     input_type: str
     errors: ErrorContext = field(repr=False)
+    params: DeploymentParams = field(repr=False)
 
 
 class CohereAdapter(BaseAdapter):
@@ -67,14 +69,14 @@ class CohereAdapter(BaseAdapter):
         if base.endswith("/v2"):
             base = base[: -len("/v2")]
         key = deployment.api_key or os.environ.get(API_KEY_ENV) or ""
-        headers = {"content-type": "application/json", "accept": "application/json"}
+        params = DeploymentParams.from_extra(deployment.extra)
+        headers = {**params.headers, "content-type": "application/json", "accept": "application/json"}
         if key:
             headers["authorization"] = f"Bearer {key}"
         input_type = deployment.extra.get("input_type")
         errors = ErrorContext(self.name, deployment.model, deployment.id, secrets=(key,) if key else ())
-        return CohereTarget(
-            base, headers, bool(key), input_type if isinstance(input_type, str) else "search_document", errors
-        )
+        default_input = input_type if isinstance(input_type, str) else "search_document"
+        return CohereTarget(base, headers, bool(key), default_input, errors, params)
 
     def _target(self, deployment: Deployment) -> CohereTarget:
         target = deployment.prepared
@@ -103,8 +105,11 @@ class CohereAdapter(BaseAdapter):
     def _chat_body(self, target: CohereTarget, request: UpstreamRequest, *, stream: bool) -> JSON:
         drop = request.drop_params or bool(request.deployment.drop_params)
         try:
-            body = translate.POLICY.apply(request.body, drop, request.deployment.model)
-            return translate.to_cohere_chat(body, request.deployment.model, stream=stream)
+            body = translate.POLICY.apply(
+                target.params.client_body(request.body), drop, request.deployment.model
+            )
+            translated = translate.to_cohere_chat(body, request.deployment.model, stream=stream)
+            return target.params.upstream_body(translated)
         except APIError as exc:
             raise target.errors.annotate(exc) from None
 

@@ -42,7 +42,7 @@ from routerd.providers.base import (
 from routerd.providers.bedrock import AwsTarget, aws_post, runtime_endpoint
 from routerd.providers.errors import ErrorContext
 from routerd.providers.eventstream import EventStreamDecoder, EventStreamError
-from routerd.providers.openai_parts import content_text, stop_list
+from routerd.providers.openai_parts import DeploymentParams, content_text, stop_list
 from routerd.providers.shapes import usage
 from routerd.providers.sse import iter_data, iter_json_chunks
 from routerd.tokens import estimate_tokens
@@ -62,7 +62,9 @@ class _SageMakerBase(BaseAdapter):
         signer = AwsSigner.from_extra("sagemaker", region, deployment.extra, where)
         errors = ErrorContext(self.name, deployment.model, deployment.id, secrets=signer.secrets)
         base = runtime_endpoint(deployment, "runtime.sagemaker", region)
-        return AwsTarget(base, deployment.model, signer, errors)
+        return AwsTarget(
+            base, deployment.model, signer, errors, DeploymentParams.from_extra(deployment.extra)
+        )
 
     def _target(self, deployment: Deployment) -> AwsTarget:
         target = deployment.prepared
@@ -86,7 +88,7 @@ class _SageMakerBase(BaseAdapter):
             http,
             "POST",
             url,
-            {"content-type": "application/json", "accept": "application/vnd.amazon.eventstream"},
+            target.headers("application/vnd.amazon.eventstream"),
             content,
         )
         async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:
@@ -121,7 +123,9 @@ class SageMakerAdapter(_SageMakerBase):
     async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         target = self._target(request.deployment)
         try:
-            payload = to_tgi_request(request.body, stream=False)
+            payload = target.params.upstream_body(
+                to_tgi_request(target.params.client_body(request.body), stream=False)
+            )
         except APIError as exc:
             raise target.errors.annotate(exc) from None
         response = await aws_post(http, target, self.url(target, stream=False), payload, request.timeout)
@@ -154,7 +158,9 @@ class SageMakerAdapter(_SageMakerBase):
         target = self._target(request.deployment)
         errors = target.errors
         try:
-            payload = to_tgi_request(request.body, stream=True)
+            payload = target.params.upstream_body(
+                to_tgi_request(target.params.client_body(request.body), stream=True)
+            )
         except APIError as exc:
             raise errors.annotate(exc) from None
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -210,10 +216,11 @@ class SageMakerChatAdapter(_SageMakerBase):
     name = "sagemaker_chat"
 
     @staticmethod
-    def _body(request: UpstreamRequest, stream: bool) -> JSON:
+    def _body(target: AwsTarget, request: UpstreamRequest, stream: bool) -> JSON:
         from routerd.providers.openai import strip_routerd_keys
 
-        body = {**strip_routerd_keys(request.body), "model": request.deployment.model}
+        client = target.params.client_body(strip_routerd_keys(request.body))
+        body = target.params.upstream_body({**client, "model": request.deployment.model})
         if stream:
             body["stream"] = True
         else:
@@ -223,7 +230,7 @@ class SageMakerChatAdapter(_SageMakerBase):
 
     async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         target = self._target(request.deployment)
-        payload = self._body(request, stream=False)
+        payload = self._body(target, request, stream=False)
         response = await aws_post(http, target, self.url(target, stream=False), payload, request.timeout)
         answer = _maybe_json(response.content)
         if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
@@ -234,7 +241,7 @@ class SageMakerChatAdapter(_SageMakerBase):
 
     async def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         target = self._target(request.deployment)
-        lines = self._payload_lines(http, target, self._body(request, stream=True), request.timeout)
+        lines = self._payload_lines(http, target, self._body(target, request, stream=True), request.timeout)
         async for chunk in iter_json_chunks(lines, target.errors):
             yield chunk
 

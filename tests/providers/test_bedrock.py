@@ -459,3 +459,23 @@ async def test_standard_chain_credentials_from_the_environment(
     chained = make_deployment("bedrock", MODEL, extra={"aws_bedrock_runtime_endpoint": fake.base_url})
     response = await adapter.chat(http_client, call(chained, ask("chain")))
     assert response.body["choices"][0]["message"]["content"] == "echo: chain"
+
+
+async def test_deployment_params_apply_and_extra_headers_are_signed(
+    http_client: HttpClient, fake: FakeBedrock, make_deployment: MakeDeployment
+) -> None:
+    extra = aws_params(
+        fake,
+        temperature=0.3,
+        extra_body={"performanceConfig": {"latency": "optimized"}},
+        headers={"X-Amzn-Bedrock-Trace": "ENABLED"},
+    )
+    tuned = make_deployment("bedrock", MODEL, extra=extra)
+    await adapter.chat(http_client, call(tuned, ask()))
+    sent = fake.requests[-1]
+    assert sent.json["inferenceConfig"] == {"temperature": 0.3}
+    assert sent.json["performanceConfig"] == {"latency": "optimized"}
+    assert sent.headers["x-amzn-bedrock-trace"] == "ENABLED"  # and the fake verified it was signed
+    assert "x-amzn-bedrock-trace" in sent.headers["authorization"]
+    await adapter.chat(http_client, call(tuned, {**ask(), "temperature": 0.9}))
+    assert fake.requests[-1].json["inferenceConfig"] == {"temperature": 0.9}  # the client's value wins

@@ -214,3 +214,18 @@ async def test_rerank(http_client: HttpClient, fake: FakeCohere, make_deployment
     assert len(response.body["results"]) == 1
     with pytest.raises(errors.BadRequestError, match="documents"):
         await adapter.rerank(http_client, call(rerank, {"query": "q"}))
+
+
+async def test_deployment_defaults_and_extra_body(
+    http_client: HttpClient, fake: FakeCohere, make_deployment: MakeDeployment
+) -> None:
+    tuned = make_deployment(
+        "cohere",
+        "command-r",
+        api_key=KEY,
+        api_base=fake.base_url,
+        extra={"top_k": 4, "extra_body": {"safety_mode": "STRICT"}},
+    )
+    await adapter.chat(http_client, call(tuned, ask()))
+    assert fake.requests[-1].json["k"] == 4
+    assert fake.requests[-1].json["safety_mode"] == "STRICT"
