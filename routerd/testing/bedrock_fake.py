@@ -14,6 +14,7 @@ Without a script the fake echoes the last user text: ``"echo: <text>"``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ class FakeBedrock(FakeServer[BedrockReply]):
         #: lifetime of the temporary credentials STS issues
         self.sts_lifetime_s = 3600
         self.sts_calls = 0
+        #: seconds each InvokeModel call takes, and the most calls seen in flight at once
+        self.invoke_delay = 0.0
+        self.max_invokes_in_flight = 0
+        self._invokes_in_flight = 0
         self._issued: dict[str, tuple[str, str]] = {}  # access key -> (secret, session token)
 
     def routes(self) -> list[web.RouteDef]:
@@ -140,7 +145,14 @@ class FakeBedrock(FakeServer[BedrockReply]):
         if action == "converse-stream":
             return await self._converse_stream(request, recorded.json, reply)
         if action == "invoke":
-            return self._invoke(model, recorded.json)
+            self._invokes_in_flight += 1
+            self.max_invokes_in_flight = max(self.max_invokes_in_flight, self._invokes_in_flight)
+            try:
+                if self.invoke_delay:
+                    await asyncio.sleep(self.invoke_delay)
+                return self._invoke(model, recorded.json)
+            finally:
+                self._invokes_in_flight -= 1
         return aws_error(404, "UnknownOperationException", action)
 
     def _blocks(self, body: JSON, reply: BedrockReply) -> list[JSON]:

@@ -479,3 +479,19 @@ async def test_deployment_params_apply_and_extra_headers_are_signed(
     assert "x-amzn-bedrock-trace" in sent.headers["authorization"]
     await adapter.chat(http_client, call(tuned, {**ask(), "temperature": 0.9}))
     assert fake.requests[-1].json["inferenceConfig"] == {"temperature": 0.9}  # the client's value wins
+
+
+async def test_titan_calls_in_flight_are_bounded(
+    http_client: HttpClient,
+    fake: FakeBedrock,
+    make_deployment: MakeDeployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import routerd.providers.bedrock as bedrock_module
+
+    monkeypatch.setattr(bedrock_module, "TITAN_CONCURRENCY", 2)
+    fake.invoke_delay = 0.02  # long enough for the calls to overlap
+    titan = make_deployment("bedrock", "amazon.titan-embed-text-v1", extra=aws_params(fake))
+    response = await adapter.embedding(http_client, call(titan, {"input": [f"text {i}" for i in range(6)]}))
+    assert len(response.body["data"]) == 6
+    assert fake.max_invokes_in_flight == 2
