@@ -147,12 +147,11 @@ class BedrockAdapter(BaseAdapter):
         errors = target.errors
         content = orjson.dumps(self._converse_body(target, request))
         url = target.url("converse-stream")
-        options = request.body.get("stream_options") or {}
         translator = translate.StreamTranslator(
             model=target.model_id,
             created=int(time.time()),
             chunk_id=f"chatcmpl-{uuid.uuid4().hex}",
-            include_usage=bool(options.get("include_usage")),
+            include_usage=True,  # always: the router's relay meters it and hides it from clients that did not ask (include_usage)
             errors=errors,
         )
         decoder = EventStreamDecoder()

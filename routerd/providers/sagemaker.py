@@ -164,7 +164,7 @@ class SageMakerAdapter(_SageMakerBase):
         except APIError as exc:
             raise errors.annotate(exc) from None
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        include_usage = bool((request.body.get("stream_options") or {}).get("include_usage"))
+        include_usage = True  # always: the router's relay meters it and hides it from clients that did not ask (include_usage)
 
         def chunk(delta: JSON, finish: str | None = None) -> JSON:
             choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}

@@ -317,7 +317,9 @@ async def test_stream_tool_call_arguments_arrive_in_fragments(
     assert orjson.loads("".join(c["function"]["arguments"] for c in calls)) == {
         "query": "a fairly long argument value"
     }
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    # usage always ends the stream (the router meters it and hides it unless the client asked)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["prompt_tokens"] == 7
 
 
 async def test_stream_exception_midway_is_raised_as_its_class(

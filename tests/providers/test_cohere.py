@@ -177,11 +177,13 @@ async def test_stream_text_tools_and_usage(
     calls = [
         c["choices"][0]["delta"]["tool_calls"][0]
         for c in chunks
-        if c["choices"][0]["delta"].get("tool_calls")
+        if c["choices"] and c["choices"][0]["delta"].get("tool_calls")
     ]
     assert calls[0]["function"]["name"] == "lookup"
     assert orjson.loads("".join(c["function"]["arguments"] for c in calls)) == {"q": "a long query value"}
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    # usage always ends the stream (the router meters it and hides it unless the client asked)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
 
 
 async def test_cut_stream_is_a_connection_error(

@@ -89,7 +89,18 @@ def test_bedrock_chat_stream_and_embeddings(
     stream = client(server).chat.completions.create(
         model="claude", messages=[{"role": "user", "content": "stream me"}], stream=True
     )
-    assert "".join((c.choices[0].delta.content or "") for c in stream if c.choices) == "echo: stream me"
+    chunks = list(stream)
+    assert "".join((c.choices[0].delta.content or "") for c in chunks if c.choices) == "echo: stream me"
+    assert all(c.usage is None for c in chunks)  # metered by routerd, not shown: the client did not ask
+
+    metered = client(server).chat.completions.create(
+        model="claude",
+        messages=[{"role": "user", "content": "count me"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    last = list(metered)[-1]
+    assert last.usage is not None and last.usage.completion_tokens == 3
 
     vectors = client(server).embeddings.create(model="titan", input=["a", "b"])
     assert len(vectors.data) == 2
