@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from routerd.errors import APIError, AuthenticationError, ConfigError, error_for_status
-from routerd.transport import HttpClient
+from routerd.http import HttpClient
 
 __all__ = ["DEFAULT_REGION", "AwsSigner", "aws_region"]
 

@@ -26,6 +26,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, BadRequestError
+from routerd.http import HttpClient, HttpResponse
 from routerd.providers import bedrock_translate as translate
 from routerd.providers.aws_auth import AwsSigner, aws_region
 from routerd.providers.base import (
@@ -43,7 +44,6 @@ from routerd.providers.eventstream import EventStreamDecoder, EventStreamError
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.shapes import embedding_list
 from routerd.tokens import estimate_tokens
-from routerd.http import HttpClient, HttpResponse
 
 __all__ = ["TITAN_CONCURRENCY", "AwsTarget", "BedrockAdapter", "aws_post", "runtime_endpoint"]
 

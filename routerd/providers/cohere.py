@@ -22,6 +22,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
+from routerd.http import HttpClient, HttpResponse
 from routerd.providers import cohere_translate as translate
 from routerd.providers.base import (
     CHAT,
@@ -37,7 +38,6 @@ from routerd.providers.errors import ErrorContext
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.shapes import embedding_list
 from routerd.providers.sse import iter_data
-from routerd.transport import HttpClient, HttpResponse
 
 __all__ = ["DEFAULT_API_BASE", "CohereAdapter", "CohereTarget"]
 

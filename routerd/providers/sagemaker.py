@@ -28,6 +28,7 @@ import orjson
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, BadRequestError
+from routerd.http import HttpClient
 from routerd.providers import bedrock_translate as aws_errors
 from routerd.providers.aws_auth import AwsSigner, aws_region
 from routerd.providers.base import (
@@ -46,7 +47,6 @@ from routerd.providers.openai_parts import DeploymentParams, content_text, stop_
 from routerd.providers.shapes import usage
 from routerd.providers.sse import iter_data, iter_json_chunks
 from routerd.tokens import estimate_tokens
-from routerd.transport import HttpClient
 
 __all__ = ["SageMakerAdapter", "SageMakerChatAdapter", "tgi_prompt"]
 

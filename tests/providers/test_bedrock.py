@@ -10,13 +10,13 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment
+from routerd.http import HttpClient
 from routerd.providers import bedrock_translate as translate
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.bedrock import AwsTarget, BedrockAdapter
 from routerd.providers.infer import split_model
 from routerd.testing.bedrock_fake import BedrockReply, FakeBedrock
 from routerd.testing.fake_http import StreamPlan
-from routerd.http import HttpClient
 
 AKID = "AKIDEXAMPLE000000001"
 SECRET = "bedrock-secret-key-do-not-leak-0123"

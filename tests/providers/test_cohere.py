@@ -10,12 +10,12 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment
+from routerd.http import HttpClient
 from routerd.providers import cohere_translate as translate
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.cohere import CohereAdapter
 from routerd.testing.cohere_fake import CohereReply, FakeCohere
 from routerd.testing.fake_http import StreamPlan
-from routerd.transport import HttpClient
 
 KEY = "cohere-test-key-0123456789"
 MakeDeployment = Callable[..., Deployment]

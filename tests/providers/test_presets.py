@@ -10,12 +10,12 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment
+from routerd.http import HttpClient
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.infer import DEFAULT_API_KEY_ENV, PROVIDER_PREFIXES, split_model
 from routerd.providers.openai import OpenAIAdapter
 from routerd.providers.presets import CLOUDFLARE_ACCOUNT_ENV, PRESETS, CloudflareAdapter
 from routerd.testing import FakeOpenAI
-from routerd.http import HttpClient
 
 KEY = "preset-key-0123456789"
 MakeDeployment = Callable[..., Deployment]

@@ -9,12 +9,12 @@ import pytest
 
 from routerd import errors
 from routerd.config.table import Deployment
+from routerd.http import HttpClient
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.infer import split_model
 from routerd.providers.sagemaker import SageMakerAdapter, SageMakerChatAdapter, to_tgi_request
 from routerd.testing.fake_http import StreamPlan
 from routerd.testing.sagemaker_fake import FakeSageMaker, SageMakerReply
-from routerd.transport import HttpClient
 
 AKID = "AKIDSAGEMAKER0000001"
 SECRET = "sagemaker-secret-do-not-leak-456"
