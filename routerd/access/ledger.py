@@ -73,6 +73,9 @@ class SpendLedger:
         self._users: OrderedDict[tuple[str, float], None] = OrderedDict()
         self._pending_budgets: dict[tuple[str, float], tuple[float, float]] = {}
         self._pending_hourly: dict[tuple[int, str, str, str, str], list[float]] = {}
+        # budget increments not yet added to the shared (Redis) totals; see routerd.access.shared
+        self._pending_shared: dict[tuple[str, float], tuple[float, float]] = {}
+        self.shared = False
         self._lock = threading.Lock()  # memory <-> flushing thread
         self._db: sqlite3.Connection | None = None
 
@@ -92,6 +95,9 @@ class SpendLedger:
                 self._budgets[key] = (end, usd + event.usd)
                 pend, pusd = self._pending_budgets.get(key, (budget.period_end, 0.0))
                 self._pending_budgets[key] = (pend, pusd + event.usd)
+                if self.shared:
+                    send, susd = self._pending_shared.get(key, (budget.period_end, 0.0))
+                    self._pending_shared[key] = (send, susd + event.usd)
                 if budget.scope.startswith("user:"):
                     self._touch_user(key)
             hour = int(event.at // 3600) * 3600
@@ -109,6 +115,31 @@ class SpendLedger:
         while len(self._users) > self.max_end_users:
             old, _ = self._users.popitem(last=False)
             self._budgets.pop(old, None)
+
+    def take_shared(self) -> dict[tuple[str, float], tuple[float, float]]:
+        """The budget increments to add to the shared totals (handed over: recorded again if they fail)."""
+        with self._lock:
+            pending, self._pending_shared = self._pending_shared, {}
+        return pending
+
+    def give_back_shared(self, pending: dict[tuple[str, float], tuple[float, float]]) -> None:
+        with self._lock:
+            for key, (end, usd) in pending.items():
+                send, susd = self._pending_shared.get(key, (end, 0.0))
+                self._pending_shared[key] = (send, susd + usd)
+
+    def active_budgets(self, now: float) -> dict[tuple[str, float], float]:
+        """(scope, period start) -> period end of every budget this process tracks that is still running."""
+        with self._lock:
+            return {key: end for key, (end, _) in self._budgets.items() if end > now}
+
+    def apply_shared(self, totals: dict[tuple[str, float], tuple[float, float]]) -> None:
+        """Take the cluster-wide totals (what every replica added, this one included up to the last
+        hand-over), plus what this process recorded since then."""
+        with self._lock:
+            for key, (end, total) in totals.items():
+                recent = self._pending_shared.get(key, (end, 0.0))[1]
+                self._budgets[key] = (end, total + recent)
 
     def forget_ended(self, now: float) -> None:
         """Drop in-memory totals of periods that have ended (they stay in the database)."""

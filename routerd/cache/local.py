@@ -80,3 +80,21 @@ class LocalCache:
     def _drop(self, key: str, entry: CachedValue) -> None:
         del self._entries[key]
         self.bytes -= len(entry.value) + ENTRY_OVERHEAD
+
+
+class AsyncLocalCache:
+    """:class:`LocalCache` behind the same async interface as the Redis cache, so the gate has one."""
+
+    def __init__(self, cache: LocalCache) -> None:
+        self.local = cache
+        self.max_entry_bytes = cache.max_entry_bytes
+
+    @property
+    def evictions(self) -> int:
+        return self.local.evictions
+
+    async def get(self, key: str, *, max_age: float | None = None) -> CachedValue | None:
+        return self.local.get(key, max_age=max_age)
+
+    async def set(self, key: str, value: bytes, ttl: float) -> bool:
+        return self.local.set(key, value, ttl)

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from routerd.access.ledger import GROUPINGS, SpendLedger
 from routerd.access.limits import AccessLimits
 from routerd.access.periods import period_bounds
+from routerd.access.shared import SharedSpend, declared_budgets
 from routerd.access.table import KeyPolicy, authenticate
 from routerd.cache.local import LocalCache
 from routerd.errors import (
@@ -36,6 +37,7 @@ from routerd.server.auth import presented_key, require_key
 from routerd.server.errors import error_response
 from routerd.server.gate import Gate
 from routerd.server.state import AppState
+from routerd.state.connect import shared_client
 
 __all__ = ["access_routes", "gate_lifespan", "spend_db_path"]
 
@@ -126,10 +128,29 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
         client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         post = _poster(client)
         state.gate = Gate(
-            ledger, AccessLimits(divisor=lambda: settings.workers), cache, post, _moderator(state, post)
+            ledger,
+            # key and team limits are counted per process: each enforces its share (limit // processes:
+            # the Redis store's count of live replicas, else --workers), so the fleet stays within them
+            AccessLimits(divisor=lambda: getattr(state.router.state, "processes", settings.workers)),
+            cache,
+            post,
+            _moderator(state, post),
+            redis_client=lambda params: shared_client(
+                settings,
+                state.table.server,
+                url=params.url,
+                host=params.host,
+                port=params.port,
+                password=params.password,
+            ),
         )
+        spend_client = shared_client(settings, state.table.server, timeout=1.0)
+        shared = None
+        if spend_client is not None:
+            ledger.shared = True
+            shared = SharedSpend(spend_client, namespace=settings.state_namespace)
         flusher = asyncio.create_task(
-            _flush_forever(ledger, settings.spend_flush_seconds), name="routerd-spend-flush"
+            _flush_forever(state, ledger, settings.spend_flush_seconds, shared), name="routerd-spend-flush"
         )
         try:
             yield
@@ -138,12 +159,18 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await client.aclose()
+            await state.gate.aclose()
+            if shared is not None:
+                await shared.sync(ledger)  # what this replica spent since the last exchange
+                await shared.client.aclose()
             await asyncio.to_thread(ledger.close)
 
     return run()
 
 
-async def _flush_forever(ledger: SpendLedger, interval: float) -> None:
+async def _flush_forever(
+    state: AppState, ledger: SpendLedger, interval: float, shared: SharedSpend | None
+) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
@@ -151,6 +178,9 @@ async def _flush_forever(ledger: SpendLedger, interval: float) -> None:
             ledger.forget_ended(time.time())
         except Exception:
             log.exception("writing the spend ledger failed; retrying in %s s", interval)
+        if shared is not None:
+            now = time.time()
+            await shared.sync(ledger, now, declared_budgets(state.table.access, now))
 
 
 def _gate(request: Request) -> tuple[AppState, Gate]:

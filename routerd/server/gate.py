@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -31,9 +31,10 @@ from routerd.access.table import (
 )
 from routerd.cache.controls import CacheControls, parse_controls
 from routerd.cache.key import cache_key, embedding_item_keys
-from routerd.cache.local import LocalCache
+from routerd.cache.local import AsyncLocalCache, CachedValue, LocalCache
+from routerd.cache.redis_cache import RedisCache
 from routerd.cache.replay import answer_from_chunks
-from routerd.cache.spec import CacheConfig
+from routerd.cache.spec import CacheConfig, CacheParams
 from routerd.config.table import RoutingTable
 from routerd.cost import request_cost
 from routerd.errors import AuthenticationError, BadRequestError
@@ -64,6 +65,16 @@ EMBEDDINGS = "embeddings"
 _CHUNK_ENVELOPE = 160
 
 
+class CacheBackend(Protocol):
+    """The cache as the gate uses it: this process's LRU or a Redis shared by the replicas."""
+
+    max_entry_bytes: int
+
+    async def get(self, key: str, *, max_age: float | None = None) -> CachedValue | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: float) -> bool: ...
+
+
 @dataclass(slots=True)
 class Gate:
     """This process's gate state: limits, the ledger, the local cache and the bound guardrails."""
@@ -74,7 +85,38 @@ class Gate:
     poster: Poster
     moderator: Moderator
     clock: Callable[[], float] = time.time
+    # builds a redis.asyncio client for a `cache_params.type: redis` cache (None: no Redis available)
+    redis_client: Callable[[CacheParams], Any] | None = None
     _bound: tuple[int, dict[str, Guardrail]] | None = None
+    _local: AsyncLocalCache | None = None
+    _redis: dict[str, RedisCache] = field(default_factory=dict)
+
+    def cache_backend(self, config: CacheConfig) -> CacheBackend | None:
+        """Where this table's cache lives: this process's LRU, or a Redis shared by the replicas."""
+        if config.params.type == "redis":
+            where = (
+                config.params.url or f"{config.params.host}:{config.params.port}/{config.params.namespace}"
+            )
+            backend = self._redis.get(where)
+            if backend is None and self.redis_client is not None:
+                client = self.redis_client(config.params)
+                if client is None:
+                    return None
+                limit = self.cache.max_entry_bytes if self.cache is not None else 1 << 20
+                namespace = f"routerd:{config.params.namespace + ':' if config.params.namespace else ''}"
+                backend = self._redis[where] = RedisCache(
+                    client, namespace=namespace, max_entry_bytes=limit, timeout=0.05
+                )
+            return backend
+        if self.cache is None:
+            return None
+        if self._local is None:
+            self._local = AsyncLocalCache(self.cache)
+        return self._local
+
+    async def aclose(self) -> None:
+        for backend in self._redis.values():
+            await backend.aclose()
 
     def guardrails(self, table: RoutingTable) -> dict[str, Guardrail]:
         """The table's guardrails bound to this process's I/O (once per table)."""
@@ -232,6 +274,7 @@ class Passage:
     admission: Admission | None = None
     budgets: tuple[BudgetScope, ...] = ()
     cache: CacheConfig | None = None
+    backend: CacheBackend | None = None
     cache_key: str | None = None
     controls: CacheControls = field(default_factory=CacheControls)
     cache_status: str | None = None  # "hit" | "miss" | None (not looked up)
@@ -346,7 +389,10 @@ class Passage:
 
     def _prepare_cache(self, body: Mapping[str, Any], controls: CacheControls) -> None:
         config: CacheConfig | None = self.table.cache
-        if config is None or self.endpoint not in config.endpoints or self.gate.cache is None:
+        if config is None or self.endpoint not in config.endpoints:
+            return
+        backend = self.gate.cache_backend(config)
+        if backend is None:
             return
         if config.params.mode == "default_off" and not controls.use_cache:
             return
@@ -355,6 +401,7 @@ class Passage:
         scope = f"team:{self.team_id}" if self.team_id else f"key:{self.key_alias}"
         namespace = controls.namespace or config.params.namespace or ""
         self.cache = config
+        self.backend = backend
         self.controls = controls
         include_user = config.params.key_includes_user
         self.cache_key = cache_key(
@@ -367,10 +414,10 @@ class Passage:
                     self.group, body, items, scope=scope, namespace=namespace, include_user=include_user
                 )
 
-    def cached_answer(self, body: MutableMapping[str, Any]) -> dict[str, Any] | None:
+    async def cached_answer(self, body: MutableMapping[str, Any]) -> dict[str, Any] | None:
         """The cached answer to this request, if the cache holds one it may use. For embeddings whose
         items are partly cached, ``body``'s input is cut to the items still to fetch."""
-        cache = self.gate.cache
+        cache = self.backend
         if self.cache_key is None or cache is None:
             return None
         self.cache_status = "miss"
@@ -378,8 +425,8 @@ class Passage:
             return None
         max_age = self.controls.s_maxage
         if self.item_keys is not None:
-            return self._cached_embeddings(cache, body, max_age)
-        entry = cache.get(self.cache_key, max_age=max_age)
+            return await self._cached_embeddings(cache, body, max_age)
+        entry = await cache.get(self.cache_key, max_age=max_age)
         if entry is None:
             return None
         self.cache_status = "hit"
@@ -387,12 +434,12 @@ class Passage:
         self.hit_usage = _usage_of(answer)
         return answer
 
-    def _cached_embeddings(
-        self, cache: LocalCache, body: MutableMapping[str, Any], max_age: float | None
+    async def _cached_embeddings(
+        self, cache: CacheBackend, body: MutableMapping[str, Any], max_age: float | None
     ) -> dict[str, Any] | None:
         assert self.item_keys is not None
         for index, key in enumerate(self.item_keys):
-            entry = cache.get(key, max_age=max_age)
+            entry = await cache.get(key, max_age=max_age)
             if entry is not None:
                 self.cached_items[index] = orjson.loads(entry.value)
         items = _embedding_items(body) or []
@@ -419,23 +466,23 @@ class Passage:
             context = {"model": self.group, "user": self.end_user or None, "endpoint": self.endpoint}
             self.runs += await apply_answer(self.post, self.endpoint, body, context)
         if self.item_keys is not None:
-            self._merge_embeddings(body)
+            await self._merge_embeddings(body)
         else:
-            self._store(body)
+            await self._store(body)
 
     def _ttl(self) -> float:
         assert self.cache is not None
         return self.controls.ttl if self.controls.ttl is not None else self.cache.params.ttl
 
     def _storing(self) -> bool:
-        return self.cache_key is not None and self.gate.cache is not None and not self.controls.no_store
+        return self.cache_key is not None and self.backend is not None and not self.controls.no_store
 
-    def _store(self, body: Mapping[str, Any]) -> None:
+    async def _store(self, body: Mapping[str, Any]) -> None:
         if self._storing() and self.cache_status != "hit":
-            assert self.gate.cache is not None and self.cache_key is not None
-            self.gate.cache.set(self.cache_key, orjson.dumps(body), self._ttl())
+            assert self.backend is not None and self.cache_key is not None
+            await self.backend.set(self.cache_key, orjson.dumps(body), self._ttl())
 
-    def _merge_embeddings(self, body: MutableMapping[str, Any]) -> None:
+    async def _merge_embeddings(self, body: MutableMapping[str, Any]) -> None:
         """Store each fetched item under its own key and put the cached ones back in their places."""
         assert self.item_keys is not None
         data = body.get("data")
@@ -448,11 +495,11 @@ class Passage:
             if isinstance(position, int) and 0 <= position < len(sent):
                 fetched[sent[position]] = item
         if self._storing():
-            assert self.gate.cache is not None
+            assert self.backend is not None
             ttl = self._ttl()
             for original, item in fetched.items():
                 stored = {k: v for k, v in item.items() if k != "index"}
-                self.gate.cache.set(self.item_keys[original], orjson.dumps(stored), ttl)
+                await self.backend.set(self.item_keys[original], orjson.dumps(stored), ttl)
         if self.cached_items:
             merged = {**{i: {**v, "index": i} for i, v in self.cached_items.items()}}
             merged.update({i: {**v, "index": i} for i, v in fetched.items()})
@@ -469,7 +516,7 @@ class Passage:
             [] if self.cache_key is not None and not self.controls.no_store else None
         )
         kept_bytes = 0
-        limit = self.gate.cache.max_entry_bytes if self.gate.cache is not None else 0
+        limit = self.backend.max_entry_bytes if self.backend is not None else 0
         async for chunk in chunks:
             out = guard.chunk(chunk) if guard is not None else chunk
             if out is None:
@@ -489,7 +536,7 @@ class Passage:
         if keep is not None:
             answer = answer_from_chunks(self.endpoint, keep)
             if answer is not None:
-                self._store(answer)
+                await self._store(answer)
 
     def log_fields(self, cost: float | None) -> dict[str, Any]:
         """What the request's log line and metrics say about the gate."""

@@ -232,7 +232,7 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         if state.gate is not None:
             passage = await Passage.enter(state.gate, table, state.master_key, endpoint, headers, body)
             log.passage = passage
-            cached = passage.cached_answer(body)
+            cached = await passage.cached_answer(body)
             if cached is not None:
                 await _answer_from_cache(passage, cached, log, request_id, scope, receive, send)
                 return

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from routerd.config.table import ServerSettings
 from routerd.settings import Settings
@@ -43,6 +43,35 @@ def make_store(settings: Settings, server: ServerSettings) -> HealthStore:
         client, subscriber = _single(url, options.timeout)
         where = f"redis {_where(url)}"
     return RedisHealthStore(client, subscriber, options, describe=where)
+
+
+def shared_client(
+    settings: Settings,
+    server: ServerSettings,
+    *,
+    url: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    password: str | None = None,
+    timeout: float = 0.05,
+) -> Any | None:
+    """A Redis client for other shared state (the response cache, the spend ledger): the given
+    ``url`` or ``host``/``port``, else the shared-state store's own Redis (``ROUTERD_REDIS_URL``,
+    ``router_settings.redis_*``, or its Cluster). None when no Redis is configured anywhere."""
+    if url is None and host is not None:
+        auth = f":{quote(password, safe='')}@" if password else ""
+        url = f"redis://{auth}{host}:{port or 6379}/0"
+    if url is None and settings.redis_url is not None:
+        url = settings.redis_url.get_secret_value()
+    if url is None and server.redis_startup_nodes:
+        client, _ = _cluster(server.redis_startup_nodes, server.redis_password, timeout)
+        return client
+    url = url or server.redis_url
+    if not url:
+        return None
+    client, subscriber = _single(url, timeout)
+    del subscriber
+    return client
 
 
 def _no_retry() -> Any:

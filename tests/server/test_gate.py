@@ -172,26 +172,26 @@ async def test_guardrails_default_on_requested_and_team(gate: Gate, tmp_path: Pa
 async def test_cache_hit_scoped_by_key_and_controls(gate: Gate, tmp_path: Path) -> None:
     table = _table(tmp_path)
     first = await _enter(gate, table, TEAM_KEY, _chat("q"))
-    assert first.cached_answer({}) is None and first.cache_status == "miss"
+    assert await first.cached_answer({}) is None and first.cache_status == "miss"
     await first.answer({"id": "a1", "choices": []})
     second = await _enter(gate, table, TEAM_KEY, _chat("q", stream=True, cache={"ttl": 5}))
-    assert second.cached_answer({}) == {"id": "a1", "choices": []} and second.cache_status == "hit"
+    assert await second.cached_answer({}) == {"id": "a1", "choices": []} and second.cache_status == "hit"
     other_tenant = await _enter(gate, table, MASTER, _chat("q"))
-    assert other_tenant.cached_answer({}) is None
+    assert await other_tenant.cached_answer({}) is None
     bypass = await _enter(gate, table, TEAM_KEY, _chat("q", cache={"no-cache": True}))
-    assert bypass.cached_answer({}) is None
+    assert await bypass.cached_answer({}) is None
     gate.clock.now += 61  # type: ignore[attr-defined]
-    assert (await _enter(gate, table, TEAM_KEY, _chat("q"))).cached_answer({}) is None  # expired
+    assert await (await _enter(gate, table, TEAM_KEY, _chat("q"))).cached_answer({}) is None  # expired
 
 
 async def test_cache_hit_spends_nothing(gate: Gate, tmp_path: Path) -> None:
     table = _table(tmp_path)
     miss = await _enter(gate, table, KEY, _chat("q"))
-    miss.cached_answer({})
+    await miss.cached_answer({})
     await miss.answer({"id": "a"})
     miss.finish((5, 5), 0.1)
     hit = await _enter(gate, table, KEY, _chat("q"))
-    assert hit.cached_answer({}) is not None
+    assert await hit.cached_answer({}) is not None
     hit.finish((5, 5), 0.1)
     assert gate.ledger.report("key", 0, 2e9)[0]["spend_usd"] == pytest.approx(0.1)
 
@@ -209,12 +209,12 @@ async def _chunks(texts: Sequence[str]):  # type: ignore[no-untyped-def]
 async def test_stream_is_guarded_and_cached_when_complete(gate: Gate, tmp_path: Path) -> None:
     table = _table(tmp_path)
     passage = await _enter(gate, table, TEAM_KEY, _chat("s", stream=True))
-    passage.cached_answer({})
+    await passage.cached_answer({})
     out = [chunk async for chunk in passage.relay(_chunks(["write to x", "@y.example now"]))]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in out)
     assert text == "write to [EMAIL_REDACTED] now"
     replay = await _enter(gate, table, TEAM_KEY, _chat("s"))
-    cached = replay.cached_answer({})
+    cached = await replay.cached_answer({})
     assert (
         cached is not None and cached["choices"][0]["message"]["content"] == "write to [EMAIL_REDACTED] now"
     )
@@ -239,7 +239,7 @@ async def test_embeddings_are_cached_per_item(gate: Gate, tmp_path: Path) -> Non
     async def call(inputs: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
         body: dict[str, Any] = {"model": "emb", "input": list(inputs)}
         passage = await Passage.enter(gate, table, None, "embeddings", {}, body)
-        cached = passage.cached_answer(body)
+        cached = await passage.cached_answer(body)
         if cached is not None:
             return cached, [], passage.cache_status
         sent = list(body["input"])
