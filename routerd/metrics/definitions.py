@@ -133,6 +133,11 @@ class RouterdMetrics:
             ("endpoint", "result"),
             registry=r,
         )
+        self.cache_evictions: CounterFamily = Counter(
+            "routerd_cache_evictions",
+            "Answers the local response cache evicted (least recently used) to stay within ROUTERD_CACHE_MAX_MB.",
+            registry=r,
+        )
         self.cache_saved: CounterFamily = Counter(
             "routerd_cache_saved_usd",
             "What the answers served from the cache cost when they were fetched (US dollars).",

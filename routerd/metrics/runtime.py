@@ -67,6 +67,7 @@ class MetricsRuntime:
         self._health_report = health_report
         self._collect_from = collection_registry() if self.multiprocess_dir is not None else self.registry
         self.port: int | None = None  # the separate metrics port, once bound
+        self._evictions_seen = 0
 
     def refresh(self) -> None:
         """Bring the per-deployment gauges up to date with the router (call on the event loop)."""
@@ -81,6 +82,14 @@ class MetricsRuntime:
         m.state_backend_up.labels(status.backend.split(" ", 1)[0]).set(1 if status.up else 0)
         for mode in STATE_MODES:
             m.state_mode.labels(mode).set(1 if mode == status.mode else 0)
+
+    def set_cache_evictions(self, total: int) -> None:
+        """Bring ``routerd_cache_evictions_total`` up to the local cache's own count (read at scrape)."""
+        counter = self.recorder.metrics.cache_evictions.labels()
+        seen = self._evictions_seen
+        if total > seen:
+            counter.inc(total - seen)
+            self._evictions_seen = total
 
     def render(
         self, accept: str | None = None, accept_encoding: str | None = None

@@ -84,6 +84,8 @@ def metrics_endpoint(
         try:
             runtime.set_state(state.router.state.status())
             runtime.refresh()  # reads the router's health: on the event loop
+            if state.gate is not None and state.gate.cache is not None:
+                runtime.set_cache_evictions(state.gate.cache.evictions)
         except Exception:  # a scrape still answers, with the health gauges as of the last events
             log.exception("refreshing deployment metrics failed")
         body, headers = await anyio.to_thread.run_sync(

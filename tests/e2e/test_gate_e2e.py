@@ -288,6 +288,10 @@ def test_cache_size_settings_bound_what_is_kept(fake: FakeOpenAI, tmp_path: Path
             client.chat.completions.create(model="gpt-4o", messages=user(f"q{i}"))
         cache = bounded.state.gate.cache
         assert cache.evictions >= 1 and cache.bytes <= 1024 * 1024
+        scrape = httpx.get(
+            bounded.base_url + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}
+        ).text
+        assert f"routerd_cache_evictions_total {float(cache.evictions)}" in scrape
         client.chat.completions.create(model="gpt-4o", messages=user("q2"))  # the newest is still there
         assert len(fake.requests) == 3
 

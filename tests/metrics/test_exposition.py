@@ -55,6 +55,7 @@ FAMILIES = {
     "routerd_guardrail_duration_seconds",
     "routerd_cache_requests",
     "routerd_cache_saved_usd",
+    "routerd_cache_evictions",
 }
 
 
