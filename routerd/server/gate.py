@@ -42,7 +42,9 @@ from routerd.guardrails.config import CONTENT_FILTER, MODERATION, WEBHOOK, Compi
 from routerd.guardrails.engine import (
     ContentFilterGuardrail,
     Guardrail,
+    GuardrailBlockedError,
     GuardrailRun,
+    GuardrailUnavailableError,
     Mode,
     StreamGuard,
     apply_answer,
@@ -464,7 +466,11 @@ class Passage:
         the cache. Raises a guardrail's refusal."""
         if self.post:
             context = {"model": self.group, "user": self.end_user or None, "endpoint": self.endpoint}
-            self.runs += await apply_answer(self.post, self.endpoint, body, context)
+            try:
+                self.runs += await apply_answer(self.post, self.endpoint, body, context)
+            except (GuardrailBlockedError, GuardrailUnavailableError) as exc:
+                self.runs += exc.runs  # a refusal is counted and logged like any other action
+                raise
         if self.item_keys is not None:
             await self._merge_embeddings(body)
         else:
@@ -517,22 +523,24 @@ class Passage:
         )
         kept_bytes = 0
         limit = self.backend.max_entry_bytes if self.backend is not None else 0
-        async for chunk in chunks:
-            out = guard.chunk(chunk) if guard is not None else chunk
-            if out is None:
-                continue
-            if keep is not None:
-                # an estimate, not a second serialisation of every chunk: the text plus the envelope
-                kept_bytes += _CHUNK_ENVELOPE + sum(
-                    len(str(c.get("delta") or c.get("text") or "")) for c in out.get("choices") or ()
-                )
-                if kept_bytes > limit:
-                    keep = None
-                else:
-                    keep.append(out)
-            yield dict(out)
-        if guard is not None:
-            self.runs += list(guard.runs.values())
+        try:
+            async for chunk in chunks:
+                out = guard.chunk(chunk) if guard is not None else chunk
+                if out is None:
+                    continue
+                if keep is not None:
+                    # an estimate, not a second serialisation of every chunk: the text plus the envelope
+                    kept_bytes += _CHUNK_ENVELOPE + sum(
+                        len(str(c.get("delta") or c.get("text") or "")) for c in out.get("choices") or ()
+                    )
+                    if kept_bytes > limit:
+                        keep = None
+                    else:
+                        keep.append(out)
+                yield dict(out)
+        finally:
+            if guard is not None:  # a block ends the stream: its runs are counted all the same
+                self.runs += list(guard.runs.values())
         if keep is not None:
             answer = answer_from_chunks(self.endpoint, keep)
             if answer is not None:

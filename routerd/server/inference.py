@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +24,7 @@ from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import APIError, BadRequestError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
+from routerd.guardrails.engine import GuardrailRun
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.types import CallResult, RoutingInfo
@@ -167,6 +168,7 @@ class _RequestLog:
         error: str | None = None,
         cost: float | None = None,
         estimated: bool = False,
+        refused_runs: Sequence[GuardrailRun] = (),
     ) -> None:
         self.finished = True
         info = info or RoutingInfo()
@@ -175,6 +177,8 @@ class _RequestLog:
         if passage is not None:
             passage.finish(tokens, cost, estimated=estimated, ok=status < 400)
             gate_fields.update(passage.log_fields(cost))
+        elif refused_runs:  # a pre_call guardrail refused the request: what ran is still counted
+            gate_fields["guardrails"] = tuple(refused_runs)
         self.state.events.emit(
             RequestFinished(
                 request_id=self.request_id,
@@ -256,7 +260,7 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         try:
             await error_response(exc, routing_headers(request_id, info))(scope, receive, send)
         finally:
-            log.finish(status, info, error=type(exc).__name__)
+            log.finish(status, info, error=type(exc).__name__, refused_runs=getattr(exc, "runs", ()))
         return
 
     if result.stream is not None:

@@ -10,8 +10,9 @@ transports they use in production::
         assert fake.requests[-1].json["model"] == "gpt-4o-mini"
 
 Without a scripted reply every endpoint answers like OpenAI (``/v1/chat/completions`` plain and
-streamed with a usage chunk, ``/v1/completions``, ``/v1/embeddings``, ``/v1/models``), echoing the
-last user message unless ``answer=`` is given. :class:`Reply` scripts one call: status, body or raw
+streamed with a usage chunk, ``/v1/completions``, ``/v1/embeddings``, ``/v1/models``,
+``/v1/moderations``), echoing the last user message unless ``answer=`` is given. A moderation result is
+flagged (category ``violence``) when its input contains :data:`MODERATION_MARKER`. :class:`Reply` scripts one call: status, body or raw
 bytes, headers (``Retry-After``), a delay, a hang, and for streams explicit chunks, a cut connection
 or an in-band error after N chunks.
 
@@ -39,6 +40,7 @@ from routerd.providers.sse import DONE_EVENT, encode_event
 from routerd.tokens import count_prompt_tokens, count_request_tokens, estimate_tokens
 
 __all__ = [
+    "MODERATION_MARKER",
     "FakeAzureOpenAI",
     "FakeOpenAI",
     "Recorded",
@@ -48,6 +50,9 @@ __all__ = [
 
 JSON = dict[str, Any]
 _CHAT, _COMPLETIONS, _EMBEDDINGS = "chat", "completions", "embeddings"
+#: The word that makes the fake's ``/v1/moderations`` flag an input.
+MODERATION_MARKER = "kaboom"
+_MODERATION_CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence")
 
 
 @dataclass(slots=True)
@@ -236,6 +241,7 @@ class FakeOpenAI:
             web.post(f"{prefix}/embeddings", self._embeddings),
             web.get(f"{prefix}/models", self._models),
             web.get(f"{prefix}/models/{{model_id:.+}}", self._model),
+            web.post(f"{prefix}/moderations", self._moderations),
         ]
 
     async def record(self, request: web.Request) -> Recorded:
@@ -286,6 +292,30 @@ class FakeOpenAI:
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self.answer_call(request, _EMBEDDINGS)
+
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's moderation shape: one result per input, ``violence`` flagged on the marker word."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        if denied is not None:
+            return denied
+        reply = self.next_reply(request.path)
+        if reply is not None:
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            if reply.json is not None or reply.body is not None or reply.status >= 300:
+                return raw_response(reply)
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        given = body.get("input", "")
+        inputs = given if isinstance(given, list) else [given]
+        results = []
+        for item in inputs:
+            flagged = MODERATION_MARKER in str(item).lower()
+            categories = {name: flagged and name == "violence" for name in _MODERATION_CATEGORIES}
+            scores = {name: 0.97 if hit else 0.001 for name, hit in categories.items()}
+            results.append({"flagged": flagged, "categories": categories, "category_scores": scores})
+        model = body.get("model") or "omni-moderation-latest"
+        return json_response({"id": f"modr-fake-{len(self.requests)}", "model": model, "results": results})
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)
