@@ -1,8 +1,8 @@
 """Guardrails that ask a service: a webhook (LiteLLM's generic guardrail API shape) and OpenAI moderation.
 
 Both are bounded by a timeout and declare what happens when the service does not answer (or answers
-something that is not a decision): ``fail_open: true`` lets the call through (counted and logged as
-``unavailable_allowed``), the default fails the call with a 503. The HTTP call itself is injected
+something that is not a decision): ``fail_open: true`` lets the call through (counted as ``allow``, the
+log line's reason saying the service was unavailable), the default fails the call with a 503. The HTTP call itself is injected
 (:data:`Poster`, :data:`Moderator`), so these classes are pure decision logic over the answer.
 
 Webhook contract (POST ``api_base``, JSON)::
