@@ -36,7 +36,7 @@ from routerd.errors import (
 )
 from routerd.providers.base import ParamPolicy
 from routerd.providers.client_input import client_object, client_objects
-from routerd.providers.errors import MAX_MESSAGE_CHARS, ErrorContext, parse_retry_after, redact
+from routerd.providers.errors import ErrorContext, parse_retry_after, scrub
 from routerd.providers.openai_parts import parse_data_url, parse_tool_arguments, stop_list
 
 JSON = dict[str, Any]
@@ -562,7 +562,7 @@ def error_from_body(
         cls = ContextWindowExceededError
     if not message:
         message = f"upstream answered HTTP {status}" if status is not None else "upstream stream error"
-    message = redact(message, errors.secrets)[:MAX_MESSAGE_CHARS]
+    message = scrub(message, errors.secrets)
     return errors.make(
         cls,
         f"{PROVIDER}: {message}",

@@ -36,9 +36,11 @@ from routerd.errors import (
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_RETRY_AFTER",
+    "MIN_SECRET_FRAGMENT",
     "ErrorContext",
     "parse_retry_after",
     "redact",
+    "scrub",
 ]
 
 #: upstream messages longer than this are cut (a proxy's HTML error page can be megabytes)
@@ -47,6 +49,12 @@ MAX_MESSAGE_CHARS = 1000
 #: Google's ``retryDelay``) beyond it is cut to it, both for routerd's own back-off and for the
 #: ``Retry-After`` relayed to clients. It matches the back-off's bound (``routing/backoff.py``).
 MAX_RETRY_AFTER = 300.0
+#: a run of this many consecutive characters of a deployment's key (or longer) found in an upstream
+#: error is masked, so a key the upstream cut, masked in the middle or embedded in a longer token does
+#: not leak either. Shorter runs are too likely to be ordinary words to mask.
+MIN_SECRET_FRAGMENT = 8
+# text longer than this is cut before it is scrubbed, so scrubbing a hostile body stays linear and small
+_MAX_SCRUB_CHARS = MAX_MESSAGE_CHARS * 4
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "context_window_exceeded", "string_above_max_length"})
 _POLICY_CODES = frozenset({"content_policy_violation", "content_filter", "responsibleaipolicyviolation"})
@@ -85,11 +93,59 @@ _HTML_TAG = re.compile(r"<[^>]{0,200}>")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with the given secrets, and anything shaped like an API key, replaced by ``***``."""
+    """``text`` with the given secrets, and anything shaped like an API key, replaced by ``***``.
+
+    A secret is masked whole, and so is any run of :data:`MIN_SECRET_FRAGMENT` or more of its
+    consecutive characters (a key the upstream cut or embedded in a longer string).
+    """
+    secrets = tuple(secret for secret in secrets if secret and len(secret) >= 4)
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _SECRET_PATTERNS.sub("***", text)
+        text = text.replace(secret, "***")
+    # key-shaped tokens first: a fragment masked first could hide the prefix that identifies them
+    text = _SECRET_PATTERNS.sub("***", text)
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET_FRAGMENT:
+            text = _mask_fragments(text, secret)
+    return text
+
+
+def _mask_fragments(text: str, secret: str) -> str:
+    # every window of MIN_SECRET_FRAGMENT characters that occurs in the secret marks its span; runs of
+    # marked characters become one "***". Linear in len(text) (a set lookup per position).
+    width = MIN_SECRET_FRAGMENT
+    if len(text) < width:
+        return text
+    grams = {secret[i : i + width] for i in range(len(secret) - width + 1)}
+    masked = [False] * len(text)
+    found = False
+    for i in range(len(text) - width + 1):
+        if text[i : i + width] in grams:
+            masked[i : i + width] = [True] * width
+            found = True
+    if not found:
+        return text
+    out: list[str] = []
+    for i, char in enumerate(text):
+        if not masked[i]:
+            out.append(char)
+        elif i == 0 or not masked[i - 1]:
+            out.append("***")
+    return "".join(out)
+
+
+def scrub(value: Any, secrets: tuple[str, ...] = (), limit: int = MAX_MESSAGE_CHARS) -> Any:
+    """``value`` with every string in it (nested in lists and mappings too) redacted and bounded.
+
+    Used on every field of an upstream error before it can reach a client or a log.
+    """
+    if isinstance(value, str):
+        text = redact(value[:_MAX_SCRUB_CHARS], secrets)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    if isinstance(value, Mapping):
+        return {scrub(k, secrets, limit): scrub(v, secrets, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(item, secrets, limit) for item in value]
+    return value
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -167,15 +223,19 @@ class ErrorContext:
         param: str | None = None,
         retry_after: float | None = None,
     ) -> APIError:
-        """An instance of ``cls`` annotated with this context."""
+        """An instance of ``cls`` annotated with this context.
+
+        Every text field is scrubbed of this deployment's credentials here, whoever built it: the
+        upstream may echo its key in the message, the ``code`` or the ``param``.
+        """
         return cls(
-            message,
+            redact(message, self.secrets),
             llm_provider=self.provider,
             model=self.model,
             deployment_id=self.deployment_id or None,
             upstream_status=upstream_status,
-            code=code,
-            param=param,
+            code=self._clean(code) if code is not None else None,
+            param=self._clean(param) if param is not None else None,
             retry_after=cap_retry_after(retry_after),
         )
 
@@ -256,10 +316,8 @@ class ErrorContext:
         )
 
     def _clean(self, message: str) -> str:
-        message = redact(message, self.secrets)
-        if len(message) > MAX_MESSAGE_CHARS:
-            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
-        return message
+        cleaned: str = scrub(message, self.secrets)
+        return cleaned
 
 
 def _refine(

@@ -42,7 +42,7 @@ from routerd.jsonkind import json_kind
 from routerd.providers import shapes
 from routerd.providers.base import ParamPolicy
 from routerd.providers.client_input import client_object, client_objects
-from routerd.providers.errors import MAX_MESSAGE_CHARS, ErrorContext, parse_retry_after, redact
+from routerd.providers.errors import ErrorContext, parse_retry_after, scrub
 from routerd.providers.google_schema import to_gemini_schema
 from routerd.providers.openai_parts import parse_data_url, parse_tool_arguments, stop_list
 
@@ -559,7 +559,7 @@ def error_from_body(
     retry_after = parse_retry_after(headers, errors.wall_clock())
     if retry_after is None:
         retry_after = _retry_delay(details)
-    message = redact(message, errors.secrets)[:MAX_MESSAGE_CHARS]
+    message = scrub(message, errors.secrets)
     return errors.make(cls, f"{errors.provider}: {message}", upstream_status=status, retry_after=retry_after)
 
 
