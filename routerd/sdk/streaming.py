@@ -35,7 +35,7 @@ from routerd.sdk.types import (
     Usage,
     build,
 )
-from routerd.tokens import count_message_tokens, estimate_tokens
+from routerd.tokens import count_message_tokens, count_prompt_tokens, estimate_tokens
 
 __all__ = [
     "AsyncStreamWrapper",
@@ -78,8 +78,8 @@ class StreamObserver(Protocol):
 
 
 def _assembled(chunks: list[Any]) -> Any:
-    """The complete response a stream added up to (chat streams), else the list of chunks."""
-    if chunks and all(isinstance(c, ModelResponseStream) for c in chunks):
+    """The complete response a stream added up to (chat and text streams), else the list of chunks."""
+    if chunks and all(isinstance(c, ModelResponseStream | TextCompletionResponse) for c in chunks):
         return stream_chunk_builder(chunks)
     return chunks
 
@@ -218,39 +218,38 @@ class SyncStreamWrapper(CustomStreamWrapper[Chunk]):
 
 
 def stream_chunk_builder(
-    chunks: Iterable[ModelResponseStream | Mapping[str, Any]],
+    chunks: Iterable[ModelResponseStream | TextCompletionResponse | Mapping[str, Any]],
     messages: list[Mapping[str, Any]] | None = None,
-) -> ModelResponse | None:
-    """The complete :class:`ModelResponse` a list of streamed chat chunks adds up to.
+    *,
+    prompt: Any = None,
+) -> ModelResponse | TextCompletionResponse | None:
+    """The complete response a list of streamed chunks adds up to; None when ``chunks`` is empty.
 
-    Content and tool-call arguments are concatenated per choice; usage is the stream's usage chunk
-    when there was one, else estimated from ``messages`` and the text (see :mod:`routerd.tokens`).
-    None when ``chunks`` is empty.
+    Chat chunks make a :class:`ModelResponse`: content and tool-call arguments are concatenated per
+    choice. Text-completion chunks (``object: text_completion``, choices with ``text``) make a
+    :class:`TextCompletionResponse` with each choice's text. Usage is the stream's usage chunk when
+    there was one; else it is estimated (see :mod:`routerd.tokens`): the prompt from ``messages``
+    (chat) or ``prompt`` (text completion), the completion from the text, tool-call names and
+    arguments the stream produced.
     """
     items = [c.model_dump() if isinstance(c, OpenAIObject) else dict(c) for c in chunks]
     if not items:
         return None
+    if _is_text_stream(items):
+        return _text_response(items, prompt)
     head = next((c for c in items if c.get("id")), items[0])
     choices: dict[int, _ChoiceParts] = {}
-    usage: dict[str, Any] | None = None
     for chunk in items:
-        if chunk.get("usage"):
-            usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             parts = choices.setdefault(int(choice.get("index") or 0), _ChoiceParts())
             parts.add(choice)
     built = [parts.choice(index) for index, parts in sorted(choices.items())]
+    usage = _stream_usage(items)
     if usage is None:
-        prompt = count_message_tokens(messages) if messages else 0
-        completion = sum(
-            estimate_tokens(c.message.content or "") for c in built if isinstance(c.message.content, str)
-        )
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
-    response = ModelResponse(
+        prompt_tokens = count_message_tokens(messages) if messages else 0
+        completion = sum(parts.estimated_tokens() for parts in choices.values())
+        usage = _usage(prompt_tokens, completion)
+    return ModelResponse(
         id=head.get("id") or "",
         created=head.get("created") or 0,
         model=head.get("model"),
@@ -258,7 +257,63 @@ def stream_chunk_builder(
         usage=build(Usage, usage),
         system_fingerprint=head.get("system_fingerprint"),
     )
-    return response
+
+
+def _is_text_stream(items: list[dict[str, Any]]) -> bool:
+    # a text-completion chunk says so in ``object``; without it, its choices carry ``text``, not ``delta``
+    if any(c.get("object") == "text_completion" for c in items):
+        return True
+    kinds = {
+        "text" in choice for c in items for choice in c.get("choices") or () if isinstance(choice, Mapping)
+    }
+    return kinds == {True}
+
+
+def _stream_usage(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    # the last usage reported wins (some providers report a running total on several chunks)
+    usage: dict[str, Any] | None = None
+    for chunk in items:
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+    return usage
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _text_response(items: list[dict[str, Any]], prompt: Any) -> TextCompletionResponse:
+    head = next((c for c in items if c.get("id")), items[0])
+    texts: dict[int, list[str]] = {}
+    finish: dict[int, str | None] = {}
+    for chunk in items:
+        for choice in chunk.get("choices") or ():
+            index = int(choice.get("index") or 0)
+            texts.setdefault(index, [])
+            if choice.get("text"):
+                texts[index].append(str(choice["text"]))
+            if choice.get("finish_reason"):
+                finish[index] = choice["finish_reason"]
+    built = [
+        TextChoices(index=index, text="".join(parts), finish_reason=finish.get(index))
+        for index, parts in sorted(texts.items())
+    ]
+    usage = _stream_usage(items)
+    if usage is None:
+        completion = sum(estimate_tokens(choice.text) for choice in built)
+        usage = _usage(count_prompt_tokens(prompt), completion)
+    return TextCompletionResponse(
+        id=head.get("id") or "",
+        created=head.get("created") or 0,
+        model=head.get("model"),
+        choices=built,
+        usage=build(Usage, usage),
+        system_fingerprint=head.get("system_fingerprint"),
+    )
 
 
 class _ChoiceParts:
@@ -295,6 +350,17 @@ class _ChoiceParts:
                 self.function_call = {"name": "", "arguments": ""}
             self.function_call["name"] = legacy.get("name") or self.function_call["name"]
             self.function_call["arguments"] += legacy.get("arguments") or ""
+
+    def estimated_tokens(self) -> int:
+        """Estimated completion tokens of this choice: its text, tool calls and function call."""
+        total = estimate_tokens("".join(self.text))
+        for call in self.tool_calls.values():
+            total += estimate_tokens(call["name"] or "") + estimate_tokens("".join(call["arguments"]))
+        if self.function_call:
+            total += estimate_tokens(self.function_call["name"]) + estimate_tokens(
+                self.function_call["arguments"]
+            )
+        return total
 
     def choice(self, index: int) -> Choices:
         tool_calls = [
