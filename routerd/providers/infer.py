@@ -105,8 +105,15 @@ DEFAULT_API_BASE_ENV: dict[str, str] = {
 }
 DEFAULT_API_VERSION_ENV: dict[str, str] = {"azure": "AZURE_API_VERSION", "azure_text": "AZURE_API_VERSION"}
 
+# OpenAI's bare model names, as LiteLLM infers them without a prefix: the gpt-* families (gpt-4o, gpt-4.1*,
+# gpt-5*, gpt-image-*), chatgpt-4o-latest, the reasoning families (o1, o3, o4-mini and their dated /
+# -pro / -mini variants, but not just any name starting "o1"), codex-* (codex-mini-latest),
+# computer-use-preview, embeddings, moderation, fine-tunes and the legacy completion models. Audio and
+# image names (whisper, tts-, dall-e, gpt-image) are recognised too; the config then warns that routerd
+# does not serve them (config.keys.AUDIO_IMAGE_MODEL_PREFIXES).
 _OPENAI_BARE = re.compile(
-    r"^(gpt-|chatgpt-|o1|o3|o4|text-embedding-|text-davinci|davinci|babbage|omni-moderation|ft:|dall-e|whisper|tts-)"
+    r"^(?:gpt-|chatgpt-|o[134](?:$|-)|codex-|computer-use-preview|text-embedding-|text-moderation-"
+    r"|text-davinci|davinci|babbage|omni-moderation|ft:|dall-e|whisper|tts-)"
 )
 _OPENAI_TEXT = re.compile(r"^(gpt-3\.5-turbo-instruct|text-davinci-|davinci-002|babbage-002)")
 
