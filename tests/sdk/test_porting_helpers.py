@@ -15,7 +15,7 @@ from aiohttp import web
 
 import routerd
 import routerd.cost as cost
-from routerd.testing.openai_fake import FakeOpenAI
+from routerd.testing.openai_fake import MODERATION_MARKER, FakeOpenAI
 from tests.sdk.conftest import OPENAI_KEY, serve_in_thread
 
 HI = [{"role": "user", "content": "hi"}]
@@ -134,7 +134,8 @@ def test_routerd_model_prices_file_is_read(tmp_path: Path) -> None:
 
 
 class PassThroughFake(FakeOpenAI):
-    """The OpenAI fake plus images, moderations, rerank and responses routes (canned answers)."""
+    """The OpenAI fake plus images, rerank and responses routes (canned answers); moderations are the
+    fake's own (flagged when the input holds its marker word)."""
 
     def routes(self) -> list[web.RouteDef]:
         prefix = self.api_prefix
@@ -144,7 +145,6 @@ class PassThroughFake(FakeOpenAI):
                 f"{prefix}/images/generations",
                 self._answer({"created": 1, "data": [{"url": "http://img/1"}]}),
             ),
-            web.post(f"{prefix}/moderations", self._answer({"id": "m", "results": [{"flagged": True}]})),
             web.post(f"{prefix}/rerank", self._answer({"results": [{"index": 1, "relevance_score": 0.9}]})),
             web.post(
                 f"{prefix}/responses", self._answer({"id": "resp_1", "object": "response", "output": []})
@@ -170,7 +170,8 @@ def passthrough_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[PassThroughFak
 
 def test_pass_through_endpoints(passthrough_fake: PassThroughFake) -> None:
     assert routerd.image_generation(prompt="a cat", model="dall-e-3").data[0].url == "http://img/1"
-    assert routerd.moderation(input="hello").results[0].flagged is True
+    assert routerd.moderation(input=f"a {MODERATION_MARKER} here").results[0].flagged is True
+    assert routerd.moderation(input="hello").results[0].flagged is False
     assert routerd.rerank(model="openai/rerank-1", query="q", documents=["a", "b"]).results[0].index == 1
     assert routerd.responses(input="hi", model="gpt-4o").id == "resp_1"
     paths = [r.path for r in passthrough_fake.requests]
