@@ -175,7 +175,13 @@ def test_pass_through_endpoints(passthrough_fake: PassThroughFake) -> None:
     assert routerd.rerank(model="openai/rerank-1", query="q", documents=["a", "b"]).results[0].index == 1
     assert routerd.responses(input="hi", model="gpt-4o").id == "resp_1"
     paths = [r.path for r in passthrough_fake.requests]
-    assert paths == ["/v1/images/generations", "/v1/moderations", "/v1/rerank", "/v1/responses"]
+    assert paths == [
+        "/v1/images/generations",
+        "/v1/moderations",
+        "/v1/moderations",
+        "/v1/rerank",
+        "/v1/responses",
+    ]
     assert passthrough_fake.requests[0].json == {"prompt": "a cat", "model": "dall-e-3"}
 
 
