@@ -295,21 +295,21 @@ async def test_each_request_on_a_kept_connection_gets_its_own_deadline(
     """The connection's one timer was set for the first request's deadline; a later request's longer
     deadline must still be waited for in full, and a shorter one must still fire on time."""
     url = f"{fake.base_url}/chat/completions"
-    loop = asyncio.get_running_loop()
     await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.3)
     await asyncio.sleep(0.2)  # the first request's deadline passes while the connection is idle
+    # orders of events on the loop's timer heap, not measured times: a 0.5 s sentinel has fired before
+    # the 0.6 s deadline (waited in full), and a 0.6 s one has not when the 0.2 s deadline fires
     fake.enqueue(Reply(hang=True))
-    started = loop.time()
+    earlier = asyncio.create_task(asyncio.sleep(0.5))
     with pytest.raises(Timeout):
         await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.6)
-    assert loop.time() - started >= 0.6 - 0.002  # waited in full (timers may fire 1 ms early)
+    assert earlier.done()
     fake.enqueue(Reply(hang=True))
-    # the shorter deadline fires before a 0.6 s sentinel: an order of events, not a measured time
+    earlier = asyncio.create_task(asyncio.sleep(0.1))
     sentinel = asyncio.create_task(asyncio.sleep(0.6))
-    started = loop.time()
     with pytest.raises(Timeout):
         await client.request("POST", url, headers=JSON_HEADERS, content=chat(), timeout=0.2)
-    assert loop.time() - started >= 0.2 - 0.002
+    assert earlier.done()
     assert not sentinel.done()
     sentinel.cancel()
 
