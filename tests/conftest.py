@@ -3,12 +3,20 @@ the area's own conftest.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from clients import close_tracked
 
 from routerd.http import FastHttpClient, HttpClient, HttpxClient
 from routerd.testing import FakeClock
+
+
+@pytest.fixture(autouse=True)
+def _close_tracked_clients() -> Iterator[None]:
+    """Close the clients helpers opened for this test (see tests/clients.py)."""
+    yield
+    close_tracked()
 
 
 @pytest.fixture

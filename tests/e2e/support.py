@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import openai
+from clients import tracked
 
 from routerd.testing import run_in_thread
 from routerd.testing.server import RouterdServer, free_port
@@ -42,7 +43,8 @@ def user(text: str) -> list[dict[str, Any]]:
 
 def client_for(server: RouterdServer, api_key: str = MASTER_KEY, **kwargs: Any) -> openai.OpenAI:
     """The official client pointed at the daemon; no client-side retries, so every error surfaces."""
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=api_key, max_retries=0, **kwargs)
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=api_key, max_retries=0, **kwargs)
+    return tracked(client)  # closed when the test ends
 
 
 def write_config(directory: Path, text: str, name: str = "config.yaml") -> Path:

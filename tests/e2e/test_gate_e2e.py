@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from clients import tracked
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.openai_fake import Reply
@@ -102,7 +103,7 @@ def test_unknown_key_is_401_and_never_echoed(gateway: RouterdServer) -> None:
 
 
 def test_rpm_limit_answers_429_with_retry_after(gateway: RouterdServer) -> None:
-    http = httpx.Client(base_url=gateway.base_url, headers={"authorization": f"Bearer {ALPHA}"})
+    http = tracked(httpx.Client(base_url=gateway.base_url, headers={"authorization": f"Bearer {ALPHA}"}))
     body = {"model": "embed", "input": "rate"}
     statuses = [
         http.post("/v1/embeddings", json={**body, "input": f"rate {i}"}).status_code for i in range(3)

@@ -11,6 +11,7 @@ import struct
 
 import openai
 import pytest
+from clients import tracked
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.server import RouterdServer
@@ -234,11 +235,13 @@ def test_streamed_response_carries_the_headers_too(gateway: RouterdServer) -> No
 
 def test_api_key_header_is_accepted_like_a_bearer_token(gateway: RouterdServer) -> None:
     # Azure-style clients send the key as `api-key`; the gateway takes either.
-    client = openai.OpenAI(
-        base_url=gateway.base_url + "/v1",
-        api_key="unused",
-        max_retries=0,
-        default_headers={"Authorization": "", "api-key": MASTER_KEY},
+    client = tracked(
+        openai.OpenAI(
+            base_url=gateway.base_url + "/v1",
+            api_key="unused",
+            max_retries=0,
+            default_headers={"Authorization": "", "api-key": MASTER_KEY},
+        )
     )
 
     assert client.chat.completions.create(model="mock-chat", messages=user("hi")).choices

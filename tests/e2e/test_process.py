@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from .support import DaemonProcess, user, wait_for, write_config
 
@@ -75,6 +76,7 @@ def refuses_connections(base_url: str) -> bool:
     return False
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 def test_sigterm_drains_in_flight_requests_then_exits_0(tmp_path: Path) -> None:
     config = write_config(tmp_path, CONFIG)
     daemon = DaemonProcess(
@@ -107,6 +109,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(tmp_path: Path) -> None:
     assert exit_code == 0, daemon.output
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 def test_two_workers_serve_requests(tmp_path: Path) -> None:
     config = write_config(tmp_path, CONFIG)
     daemon = DaemonProcess(config, tmp_path / "routerd.log", "--workers", "2")
@@ -128,6 +131,7 @@ def test_two_workers_serve_requests(tmp_path: Path) -> None:
     assert exit_code == 0, daemon.output
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 def test_sighup_reloads_every_worker_in_place(tmp_path: Path) -> None:
     config = write_config(tmp_path, CONFIG)
     daemon = DaemonProcess(config, tmp_path / "routerd.log", "--workers", "2")  # --no-watch: only SIGHUP

@@ -7,6 +7,7 @@ SSE decoding and stream accumulation on what the front doors produce.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -51,19 +52,27 @@ def app() -> Any:
 
 
 @pytest.fixture
-def anthropic_client(app: Any) -> anthropic.AsyncAnthropic:
+async def anthropic_client(app: Any) -> AsyncIterator[anthropic.AsyncAnthropic]:
     http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://routerd.test")
-    return anthropic.AsyncAnthropic(
-        api_key="test-key", base_url="http://routerd.test", http_client=http, max_retries=0
-    )
+    async with (
+        http,
+        anthropic.AsyncAnthropic(
+            api_key="test-key", base_url="http://routerd.test", http_client=http, max_retries=0
+        ) as client,
+    ):
+        yield client
 
 
 @pytest.fixture
-def openai_client(app: Any) -> openai.AsyncOpenAI:
+async def openai_client(app: Any) -> AsyncIterator[openai.AsyncOpenAI]:
     http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://routerd.test/v1")
-    return openai.AsyncOpenAI(
-        api_key="test-key", base_url="http://routerd.test/v1", http_client=http, max_retries=0
-    )
+    async with (
+        http,
+        openai.AsyncOpenAI(
+            api_key="test-key", base_url="http://routerd.test/v1", http_client=http, max_retries=0
+        ) as client,
+    ):
+        yield client
 
 
 async def test_anthropic_plain_and_tools(anthropic_client: anthropic.AsyncAnthropic, app: Any) -> None:

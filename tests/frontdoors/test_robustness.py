@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +89,7 @@ RESPONSES_BODY = near(
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 @FAST
 @given(ANTHROPIC_BODY | JSON_VALUES)
 def test_anthropic_requests_translate_or_name_a_field(body: Any) -> None:
@@ -110,6 +112,7 @@ def test_count_tokens_counts_or_names_a_field(body: Any) -> None:
     assert counted["input_tokens"] >= 0
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 @FAST
 @given(RESPONSES_BODY | JSON_VALUES)
 def test_responses_requests_translate_or_name_a_field(body: Any) -> None:

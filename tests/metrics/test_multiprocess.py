@@ -97,6 +97,7 @@ def two_finished_workers(tmp_path_factory: pytest.TempPathFactory) -> tuple[str,
     return scrape(directory)
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 def test_counters_sum_across_workers_and_dead_workers_live_gauges_go(
     two_finished_workers: tuple[str, Samples],
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from clients import tracked
 
 from routerd.config import check_text
 from routerd.testing.bedrock_fake import BedrockReply, FakeBedrock
@@ -73,7 +74,7 @@ def server(
 
 
 def client(server: RouterdServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=MASTER, max_retries=0)
+    return tracked(openai.OpenAI(base_url=server.base_url + "/v1", api_key=MASTER, max_retries=0))
 
 
 def test_bedrock_chat_stream_and_embeddings(

@@ -4,11 +4,13 @@ the wire format we have), and the fake clock."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import openai
 import pytest
 from aiohttp import web
+from clients import tracked
 
 from routerd.testing import FakeAzureOpenAI, FakeClock, FakeOpenAI, Reply, run_in_thread
 
@@ -16,8 +18,9 @@ KEY = "sk-test-key-123456"
 
 
 @pytest.fixture
-def client(fake_openai: FakeOpenAI) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key=KEY, max_retries=0)
+async def client(fake_openai: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key=KEY, max_retries=0) as client:
+        yield client
 
 
 async def test_official_client_chat_and_stream(client, fake_openai) -> None:
@@ -63,8 +66,9 @@ async def test_scripted_errors_reach_the_official_client(client, fake_openai) ->
     assert info.value.response.headers["retry-after"] == "3"
     assert info.value.code == "rate_limit_exceeded"
     bad = openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="sk-wrong-000000", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        await bad.models.list()
+    async with bad:
+        with pytest.raises(openai.AuthenticationError):
+            await bad.models.list()
 
 
 async def test_replies_are_consumed_in_order_and_by_path(fake_openai) -> None:
@@ -117,7 +121,7 @@ async def test_subclasses_add_routes() -> None:
 
 def test_run_in_thread_for_sync_clients() -> None:
     with run_in_thread(FakeOpenAI(answer="from a thread")) as fake:
-        client = openai.OpenAI(base_url=fake.base_url, api_key="any", max_retries=0)
+        client = tracked(openai.OpenAI(base_url=fake.base_url, api_key="any", max_retries=0))
         answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         assert answer.choices[0].message.content == "from a thread"
         assert fake.requests[-1].json["model"] == "m"

@@ -187,6 +187,7 @@ def test_redis_killed_under_load_then_restarted(
 # --- --workers N without Redis ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 def test_two_workers_without_redis_divide_a_limit(good: FakeOpenAI, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     text = config(good.base_url, good.base_url, "  timeout: 30").replace("rpm: 30", "rpm: 20")
@@ -212,6 +213,7 @@ def test_two_workers_without_redis_divide_a_limit(good: FakeOpenAI, tmp_path: Pa
 # --- Redis Cluster ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over ~10 s (pytest --durations); deselect with -m "not slow"
 def test_three_replicas_on_a_redis_cluster_hold_one_rpm_limit(
     redis_cluster: RedisClusterNodes, good: FakeOpenAI, tmp_path: Path
 ) -> None:
