@@ -180,8 +180,10 @@ def test_fake_messages_and_events_parse_with_sdk_types(reply: AnthropicReply) ->
 
 
 async def test_sdk_client_reads_the_fake_plain_and_streamed() -> None:
-    async with FakeAnthropic(api_key="sk-ant-test") as fake:
-        client = anthropic.AsyncAnthropic(base_url=fake.base_url, api_key="sk-ant-test", max_retries=0)
+    async with (
+        FakeAnthropic(api_key="sk-ant-test") as fake,
+        anthropic.AsyncAnthropic(base_url=fake.base_url, api_key="sk-ant-test", max_retries=0) as client,
+    ):
         message = await client.messages.create(
             model=CLIENT_MODEL, max_tokens=64, messages=[{"role": "user", "content": "ping"}]
         )
@@ -206,4 +208,3 @@ async def test_sdk_client_reads_the_fake_plain_and_streamed() -> None:
                 model=CLIENT_MODEL, max_tokens=8, messages=[{"role": "user", "content": "x"}]
             )
         assert info.value.status_code == 529
-        await client.close()

@@ -128,10 +128,12 @@ def test_run_in_thread_for_sync_clients() -> None:
 
 
 async def test_official_azure_client_against_the_azure_fake() -> None:
-    async with FakeAzureOpenAI(api_key="azkey", deployments=["dep-a"]) as fake:
-        client = openai.AsyncAzureOpenAI(
+    async with (
+        FakeAzureOpenAI(api_key="azkey", deployments=["dep-a"]) as fake,
+        openai.AsyncAzureOpenAI(
             azure_endpoint=fake.base_url, api_key="azkey", api_version="2024-06-01", max_retries=0
-        )
+        ) as client,
+    ):
         answer = await client.chat.completions.create(
             model="dep-a", messages=[{"role": "user", "content": "hello"}]
         )
