@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from clients import tracked
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.openai_fake import run_in_thread
@@ -40,7 +41,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 def _client(server: RouterdServer, key: str = MASTER) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    return tracked(openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0))
 
 
 def _replicas(config: Path, tmp_path: Path) -> tuple[RouterdServer, RouterdServer]:
