@@ -94,6 +94,11 @@ class Settings(HttpSettings):
     spend_flush_seconds: float = Field(default=1.0, gt=0, le=60, description="how often spend is written")
     cache_max_mb: int = Field(default=256, ge=1, description="size of the local response cache (MiB)")
     cache_max_entry_kb: int = Field(default=1024, ge=1, description="largest answer the cache stores (KiB)")
+    responses_ttl: float = Field(
+        default=30 * 24 * 3600.0,
+        gt=0,
+        description="seconds a stored /v1/responses answer is kept for previous_response_id and GET",
+    )
     # -- connection bounds (enforced by routerd.server.protocol, per worker) --------------------------
     max_header_bytes: int = Field(
         default=65_536, ge=1024, description="request line + headers; larger heads get 431 (414 for a URL)"

@@ -76,6 +76,8 @@ class AnthropicAdapter(BaseAdapter):
 
     name = translate.PROVIDER
     endpoints = frozenset({CHAT})
+    #: client APIs sent natively (see routerd.routing.types.NativeCall)
+    native_apis = frozenset({"messages"})
 
     def prepare(self, deployment: Deployment) -> AnthropicTarget:
         api_base = deployment.api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE
@@ -162,6 +164,96 @@ class AnthropicAdapter(BaseAdapter):
         if not translator.finished:
             # A body that ends without message_stop is a truncated answer, not a complete one.
             raise errors.stream_cut(events)
+
+    # --- native: /v1/messages requests passed through as they are ---------------------------------
+
+    async def messages(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """A Messages API request sent as it is (unknown fields included); the answer as it came."""
+        target, content = self._native(request, stream=False)
+        errors = target.errors
+        try:
+            response = await http.request(
+                "POST",
+                target.url,
+                headers=self._native_headers(target, request),
+                content=content,
+                timeout=request.timeout,
+            )
+        except APIError as exc:
+            errors.annotate(exc)
+            raise
+        if response.status >= 400:
+            raise translate.error_from_body(
+                response.status, _maybe_json(response.content), response.headers, errors
+            )
+        message = _maybe_json(response.content)
+        if not isinstance(message, dict) or message.get("type") != "message":
+            raise errors.bad_gateway(
+                f"{self.name} answered a body that is not a message", upstream_status=200
+            )
+        return UpstreamResponse(message, keep_headers(response.headers, _KEPT_HEADERS))
+
+    async def messages_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        """A streamed Messages API request sent as it is; yields Anthropic's event dicts unchanged."""
+        target, content = self._native(request, stream=True)
+        errors = target.errors
+        events = 0
+        finished = False
+        try:
+            async with http.stream(
+                "POST",
+                target.url,
+                headers=self._native_headers(target, request),
+                content=content,
+                timeout=request.timeout,
+            ) as response:
+                if response.status >= 400:
+                    raw = await response.aread()
+                    raise translate.error_from_body(
+                        response.status, _maybe_json(raw), response.headers, errors
+                    )
+                async for _event_name, data in iter_data(response.aiter_lines()):
+                    event = _maybe_json(data)
+                    if not isinstance(event, dict):
+                        raise errors.bad_gateway(f"{self.name} sent a stream event that is not a JSON object")
+                    if event.get("type") == "error":  # an in-band error: its type decides the class
+                        raise translate.error_from_body(None, event, {}, errors)
+                    events += 1
+                    yield event
+                    if event.get("type") == "message_stop":
+                        finished = True
+                        break
+        except APIError as exc:
+            errors.annotate(exc)
+            raise
+        if not finished:
+            raise errors.stream_cut(events)
+
+    def _native(self, request: UpstreamRequest, *, stream: bool) -> tuple[AnthropicTarget, bytes]:
+        deployment = request.deployment
+        target = deployment.prepared
+        if not isinstance(target, AnthropicTarget):
+            target = self.prepare(deployment)
+        if not target.has_key:
+            raise target.errors.make(
+                AuthenticationError, f"no API key for {self.name}: set api_key or {API_KEY_ENV}"
+            )
+        body = {**request.body, "model": deployment.model}
+        if stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        return target, orjson.dumps(body)
+
+    @staticmethod
+    def _native_headers(target: AnthropicTarget, request: UpstreamRequest) -> Mapping[str, str]:
+        # The client's anthropic-version / anthropic-beta win over the deployment's defaults; the
+        # credential is always the deployment's.
+        headers = {**target.headers, **{k.lower(): v for k, v in request.extra_headers.items()}}
+        headers.pop("authorization", None)
+        if "x-api-key" in target.headers:
+            headers["x-api-key"] = target.headers["x-api-key"]
+        return headers
 
     def _build(self, request: UpstreamRequest, *, stream: bool) -> tuple[AnthropicTarget, bytes]:
         deployment = request.deployment

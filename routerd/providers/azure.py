@@ -61,6 +61,8 @@ class AzureAdapter(OpenAIAdapter):
         version = self.api_version(deployment)
         if version == _VERSIONLESS:
             return f"{base}/openai/v1/{endpoint}"
+        if endpoint == "responses":  # not under the deployment: the model goes in the body
+            return f"{base}/openai/responses?api-version={quote(version, safe='')}"
         name = path_segment(deployment.model, param="model", what="deployment name")
         return f"{base}/openai/deployments/{name}/{endpoint}?api-version={quote(version, safe='')}"
 

@@ -44,7 +44,7 @@ from routerd.providers.base import (
 )
 from routerd.providers.errors import ErrorContext
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV
-from routerd.providers.sse import iter_json_chunks
+from routerd.providers.sse import iter_data, iter_json_chunks
 
 __all__ = [
     "KEPT_RESPONSE_HEADERS",
@@ -170,6 +170,8 @@ class OpenAIEndpoint:
     # streams ask the upstream for a final usage chunk (stream_options.include_usage), so every
     # stream is metered; routerd removes that chunk again when the client did not ask for it
     stream_usage: bool = True
+    # OpenAI's Responses API (/v1/responses requests are sent there as they are)
+    responses_url: str = ""
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -252,6 +254,9 @@ class OpenAIAdapter(BaseAdapter):
     text_only: ClassVar[bool] = False
     #: send /v1/completions natively for every model (else only for text-only models)
     native_completions: ClassVar[bool] = False
+    #: client APIs sent natively (see routerd.routing.types.NativeCall): OpenAI's own Responses API;
+    #: compatible servers rarely have it, so their adapters clear this
+    native_apis: ClassVar[frozenset[str]] = frozenset({"responses"})
 
     def stream_usage(self, deployment: Deployment) -> bool:
         """Whether streams may ask this upstream for usage (``stream_options.include_usage``).
@@ -292,6 +297,7 @@ class OpenAIAdapter(BaseAdapter):
             text_only=text_only,
             native_completions=text_only or self.native_completions,
             stream_usage=self.stream_usage(deployment),
+            responses_url=self.url(base, deployment, "responses"),
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -396,6 +402,28 @@ class OpenAIAdapter(BaseAdapter):
         return await post_json(
             http, ep.embeddings_url, _headers(ep, request), body, request.timeout, ep.errors
         )
+
+    async def responses(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """A Responses API request sent as it is (the client's fields, the deployment's model)."""
+        ep = self.endpoint(request.deployment)
+        body = _native_body(request.body, ep, stream=False)
+        response = await post_json(
+            http, ep.responses_url, _headers(ep, request), body, request.timeout, ep.errors
+        )
+        if response.body.get("object") != "response":
+            raise ep.errors.bad_gateway(
+                "the upstream answered a body that is not a response", upstream_status=200
+            )
+        return response
+
+    def responses_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        """A streamed Responses API request sent as it is; yields the typed event dicts unchanged."""
+        try:
+            ep = self.endpoint(request.deployment)
+        except APIError as exc:
+            return _RaiseWhenIterated(exc)
+        body = _native_body(request.body, ep, stream=True)
+        return stream_events(http, ep.responses_url, _headers(ep, request), body, request.timeout, ep.errors)
 
     async def _chat_via_text(
         self, http: HttpClient, request: UpstreamRequest, ep: OpenAIEndpoint
@@ -527,6 +555,59 @@ async def stream_json(
         raise
 
 
+def _native_body(body: Mapping[str, Any], ep: OpenAIEndpoint, *, stream: bool) -> JSON:
+    out = {**body, "model": ep.model}
+    if stream:
+        out["stream"] = True
+    else:
+        out.pop("stream", None)
+        out.pop("stream_options", None)
+    return out
+
+
+#: the events that end a Responses stream
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+async def stream_events(
+    http: HttpClient,
+    url: str,
+    headers: Mapping[str, str],
+    body: JSON,
+    timeout: float,
+    errors: ErrorContext,
+) -> AsyncGenerator[JSON, None]:
+    """POST ``body`` and yield the typed events of a Responses SSE answer, unchanged.
+
+    A non-2xx answer (or an ``error`` event before any other) is raised before anything is yielded;
+    a body that ends before a final event is a cut stream.
+    """
+    content = _dumps(body, errors)
+    events = 0
+    try:
+        async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:
+            status = response.status
+            if not 200 <= status < 300:
+                raise errors.from_response(status, response.headers, await response.aread())
+            async for _name, data in iter_data(response.aiter_lines()):
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise errors.bad_gateway("the upstream sent a stream event that is not JSON") from None
+                if not isinstance(event, dict):
+                    raise errors.bad_gateway("the upstream sent a stream event that is not a JSON object")
+                if event.get("type") == "error":
+                    raise errors.from_payload({"error": event})
+                events += 1
+                yield event
+                if event.get("type") in _FINAL_EVENTS:
+                    return
+    except APIError as exc:
+        errors.annotate(exc)
+        raise
+    raise errors.stream_cut(events)
+
+
 def _complete_as_chunks(content: bytes, status: int, errors: ErrorContext) -> list[JSON]:
     try:
         payload = orjson.loads(content)
@@ -570,6 +651,7 @@ class TextCompletionOpenAIAdapter(OpenAIAdapter):
     name = "text-completion-openai"
     endpoints = frozenset({COMPLETIONS, EMBEDDINGS})
     text_only: ClassVar[bool] = True
+    native_apis: ClassVar[frozenset[str]] = frozenset()
 
 
 class HostedVLLMAdapter(OpenAIAdapter):
@@ -579,6 +661,7 @@ class HostedVLLMAdapter(OpenAIAdapter):
     default_api_base: ClassVar[str | None] = None
     append_v1: ClassVar[bool] = True
     native_completions: ClassVar[bool] = True
+    native_apis: ClassVar[frozenset[str]] = frozenset()
 
 
 # OpenAI-compatible hosted APIs: (provider, default base URL, append /v1 to a configured base)
@@ -602,6 +685,7 @@ def _compatible_adapter(provider: str, base: str, append_v1: bool) -> OpenAIAdap
         "name": provider,
         "default_api_base": base,
         "append_v1": append_v1,
+        "native_apis": frozenset(),
         "__doc__": f"``{provider}/``: the OpenAI-compatible API at {base}.",
     }
     adapter: OpenAIAdapter = type(f"OpenAICompatibleAdapter_{provider}", (OpenAIAdapter,), attributes)()

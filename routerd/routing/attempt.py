@@ -40,7 +40,7 @@ from routerd.routing.options import RequestOptions
 from routerd.routing.plan import GroupPlan, Pick
 from routerd.routing.relay import StreamRelay, close_iterator
 from routerd.routing.strategies import Strategy
-from routerd.routing.types import CallResult, RoutingInfo
+from routerd.routing.types import CallResult, NativeCall, RoutingInfo
 from routerd.state import HealthStore
 
 __all__ = ["Attempt", "AttemptRunner", "Call", "PreparedGroup", "TableView", "locate", "upstream_calls"]
@@ -100,6 +100,7 @@ class Call:
     tried: list[str] = field(default_factory=list)  # group names tried (and requested names)
     tokens: int = -1  # estimated prompt tokens; -1 until counted
     fanout: int = 1  # prompts of a /v1/completions request (upstream calls when served through chat)
+    native: NativeCall | None = None  # the request in a provider's own API, for adapters that speak it
 
 
 class AttemptRunner:
@@ -145,16 +146,28 @@ class AttemptRunner:
         timeout = max(min(limit, call.deadline - start), 0.001)
         # Nothing below awaits before the call is counted: "check capacity, then count" is atomic.
         attempt = Attempt(self, call, group.plan.name, choice, start, calls, timeout)
+        native = call.native
+        body, headers = call.body, call.extra_headers
+        is_native = native is not None and native.api in getattr(adapter, "native_apis", ())
+        method: str
+        stream_method: str | None
+        if is_native:
+            assert native is not None
+            # the adapter's native methods are named after the API: messages / messages_stream
+            method, stream_method = native.api, f"{native.api}_stream"
+            body, headers = native.body, {**headers, **native.headers}
+        else:
+            method, stream_method = ENDPOINT_METHODS[call.endpoint]
         request = UpstreamRequest(
             deployment=candidate.deployment,
-            body=call.body,
+            body=body,
             timeout=timeout,
-            extra_headers=call.extra_headers,
+            extra_headers=headers,
             drop_params=group.drop_params[i],
             request_id=call.request_id,
             concurrency=self.limits.prompt_concurrency,
         )
-        method, stream_method = ENDPOINT_METHODS[call.endpoint]
+        problem: str | None = None
         if call.options.mock_attempt_failure is not None and call.info.fallbacks == 0:
             # the requested group's attempts fail like real ones (retried, counted); fallbacks serve
             raise attempt.failed(_simulated(call.options.mock_attempt_failure, candidate.deployment))
@@ -165,14 +178,18 @@ class AttemptRunner:
                 response: UpstreamResponse = await self._complete(
                     getattr(adapter, method), request, candidate.deployment.max_retries or 0, call.deadline
                 )
-                problem = malformed(call.endpoint, response.body)
+                # a native answer's shape is checked by the adapter that speaks its API
+                problem = None if is_native else malformed(call.endpoint, response.body)
         except BaseException as exc:
             raise attempt.failed(exc)  # noqa: B904 -- failed() chains it (or returns exc itself)
         if call.stream and stream_method is not None:
-            return await attempt.stream(iterator)
-        if problem is not None:
+            result = await attempt.stream(iterator, native=is_native)
+        elif problem is not None:
             raise attempt.failed(attempt.bad_answer(problem))
-        return attempt.succeed(response)
+        else:
+            result = attempt.succeed(response)
+        result.native = is_native
+        return result
 
     def emit(self, event: AttemptFinished) -> None:
         self._events.emit(event)
@@ -296,7 +313,7 @@ class Attempt:
 
     # --- streams -------------------------------------------------------------------------------------
 
-    async def stream(self, iterator: AsyncIterator[JSON]) -> CallResult:
+    async def stream(self, iterator: AsyncIterator[JSON], *, native: bool = False) -> CallResult:
         """Wait for the first chunk (bounded in total, not only per read), then hand out the relay."""
         try:
             # The adapter's timeout is per read: an upstream dripping bytes or ``: ping`` comments
@@ -320,7 +337,8 @@ class Attempt:
             self._end_stream(ttft, relay, error, finished)
 
         options = self._call.body.get("stream_options")
-        wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        # native events are the client's own API: nothing in them is routerd's to hide
+        wants_usage = native or (isinstance(options, dict) and bool(options.get("include_usage")))
         relay = StreamRelay(
             iterator, first, self._dep, on_end, runner.limits.max_stream_duration, strip_usage=not wants_usage
         )
@@ -487,4 +505,6 @@ def _usage(usage: Any) -> tuple[int, int]:
         return 0, 0
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
+    if prompt is None and completion is None:  # a native answer: Anthropic's and Responses' names
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
     return (prompt if isinstance(prompt, int) else 0, completion if isinstance(completion, int) else 0)

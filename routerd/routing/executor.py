@@ -59,7 +59,7 @@ from routerd.routing.policy import (
 )
 from routerd.routing.recovery import fallback_reason, next_fallback
 from routerd.routing.strategies import latency_alpha, make_strategy
-from routerd.routing.types import CallResult, RoutingInfo
+from routerd.routing.types import CallResult, NativeCall, RoutingInfo
 from routerd.state import HealthStore, MemoryHealthStore
 from routerd.tokens import count_request_tokens
 
@@ -118,6 +118,11 @@ class CallRouter:
         return self._view
 
     @property
+    def http(self) -> HttpClient:
+        """The HTTP client upstream calls go through (health checks use it too)."""
+        return self._http
+
+    @property
     def events(self) -> EventBus:
         return self._events
 
@@ -172,8 +177,12 @@ class CallRouter:
         request_id: str = "",
         timeout: float | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        native: NativeCall | None = None,
     ) -> CallResult:
         """Route one call. ``endpoint`` is ``"chat"``, ``"completions"`` or ``"embeddings"``.
+
+        ``native`` (a chat call only) is the same request in a provider's own API: deployments whose
+        adapter speaks it get it as it is, the others ``body``; the result says which (``native``).
 
         ``body`` is the client's parsed OpenAI request; router-only keys (``num_retries``,
         ``fallbacks``, ...) are honoured and removed before an adapter sees it. ``timeout`` (else
@@ -214,6 +223,7 @@ class CallRouter:
                 extra_headers=extra_headers if extra_headers is not None else _NO_HEADERS,
                 info=info,
                 fanout=fanout,
+                native=native,
             )
             return await self._route(call, model)
         except APIError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,17 @@ class RoutingInfo:
         self.upstream_latency += seconds
 
 
+@dataclass(frozen=True, slots=True)
+class NativeCall:
+    """A request in a provider's own API (``api``: ``"messages"`` or ``"responses"``), sent as it is to
+    deployments whose adapter speaks that API (``Adapter.native_apis``); every other deployment gets the
+    call's chat body. ``headers`` go with the native request only (``anthropic-version``, say)."""
+
+    api: str
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class CallResult:
     """A successful call: a complete response, or a stream whose first chunk has already arrived.
@@ -71,3 +82,5 @@ class CallResult:
     info: RoutingInfo
     response: UpstreamResponse | None = None
     stream: AsyncIterator[dict[str, Any]] | None = None
+    # the answer is in the native API's shape (a NativeCall was served natively), not chat's
+    native: bool = False

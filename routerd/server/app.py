@@ -22,13 +22,15 @@ from routerd.http import HttpClient, default_client
 from routerd.integrations.proxy import callbacks_lifespan
 from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
-from routerd.server import inference, ops
+from routerd.server import inference, model_info, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
 from routerd.server.fine_tuning import fine_tuning_routes
+from routerd.server.frontdoor_routes import FAST_ROUTES, frontdoor_routes, response_store
 from routerd.server.limits import ConnectionLimits, new_request_id
 from routerd.server.metrics_routes import metrics_lifespan, metrics_routes
+from routerd.server.model_info import model_info_routes
 from routerd.server.reload import reload_lifespan, reload_routes
 from routerd.server.state import AppState, ReloadStatus
 from routerd.settings import Settings
@@ -53,7 +55,7 @@ def core_routes() -> list[BaseRoute]:
         Route("/health/liveliness", ops.liveliness, methods=["GET"]),
         Route("/health/liveness", ops.liveliness, methods=["GET"]),
         Route("/health/readiness", ops.readiness, methods=["GET"]),
-        Route("/health", ops.health, methods=["GET"]),
+        Route("/health", model_info.health, methods=["GET"]),
         Route("/v1/routerd/explain", ops.explain, methods=["GET"]),
     ]
 
@@ -106,7 +108,7 @@ class RouterdApp(Starlette):
     at startup): it would run for some routes and not for the ones that matter. Wrap the app instead.
     """
 
-    fast_routes: dict[str, inference.InferenceEndpoint] = {}
+    fast_routes: dict[str, ASGIApp] = {}
     connection_limits: ConnectionLimits = ConnectionLimits()
 
     def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
@@ -145,13 +147,17 @@ def _with_request_id(scope: Scope, send: Send) -> Send:
     return send_with_id
 
 
-def _fast_routes() -> dict[str, inference.InferenceEndpoint]:
+def _fast_routes() -> dict[str, ASGIApp]:
     handlers = {
         "/chat/completions": inference.chat_completions,
         "/completions": inference.completions,
         "/embeddings": inference.embeddings,
     }
-    return {prefix + path: handler for path, handler in handlers.items() for prefix in ("", "/v1")}
+    routes: dict[str, ASGIApp] = {
+        prefix + path: handler for path, handler in handlers.items() for prefix in ("", "/v1")
+    }
+    routes.update(FAST_ROUTES)
+    return routes
 
 
 def create_app(
@@ -185,6 +191,7 @@ def create_app(
         config_path=config_path,
         reload=ReloadStatus(content_hash=table.content_hash),
     )
+    state.responses = response_store(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -213,6 +220,8 @@ def create_app(
         *files_routes(),
         *fine_tuning_routes(),
         *access_routes(),
+        *frontdoor_routes(),
+        *model_info_routes(),
         *metrics_routes(state),
     ]
     app = RouterdApp(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -209,8 +209,18 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
+async def handle(
+    state: AppState,
+    endpoint: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    rewrite: Callable[[Any], Any] | None = None,
+) -> None:
     """Serve one inference request for ``endpoint`` (chat, completions or embeddings).
+
+    ``rewrite`` changes the parsed body before it is validated (the Azure routes set ``model`` from
+    the path with it).
 
     Plain ASGI rather than Starlette's Request/Response: this runs for nearly every request, and
     their header parsing and rendering cost more than the rest of routerd's own work on a request.
@@ -228,7 +238,8 @@ async def handle(state: AppState, endpoint: str, scope: Scope, receive: Receive,
         if state.gate is None:
             require_key(headers, state.master_key)
         raw = await receive_body(receive, headers.get("content-length"), state.max_body_bytes)
-        body = validate_body(endpoint, parse_json(raw))
+        parsed = parse_json(raw)
+        body = validate_body(endpoint, rewrite(parsed) if rewrite is not None else parsed)
         log.model = body["model"]
         log.stream = bool(body.get("stream"))
         if log.stream:
@@ -427,3 +438,11 @@ class InferenceEndpoint:
 chat_completions = InferenceEndpoint(CHAT)
 completions = InferenceEndpoint(COMPLETIONS)
 embeddings = InferenceEndpoint(EMBEDDINGS)
+
+# What the front doors (routerd.server.frontdoor_routes) reuse of this module's machinery.
+RequestLog = _RequestLog
+answer_headers = _answer_headers
+cache_headers = _cache_headers
+text_chars = _text_chars
+chat_usage = _usage
+request_headers = _headers

@@ -43,6 +43,7 @@ class AppState:
     reloader: Reloader | None = None
     metrics: MetricsRuntime | None = None  # created by routerd.server.metrics_routes
     gate: Any = None  # a routerd.server.gate.Gate, created by routerd.server.access_routes
+    responses: Any = None  # a routerd.frontdoors.response_store.ResponseStore (stored /v1/responses)
 
     @property
     def table(self) -> RoutingTable:

@@ -37,6 +37,7 @@ from aiohttp import web
 from routerd.providers import shapes
 from routerd.providers.mock import pseudo_vector
 from routerd.providers.sse import DONE_EVENT, encode_event
+from routerd.testing import responses_fake
 from routerd.tokens import count_prompt_tokens, count_request_tokens, estimate_tokens
 
 __all__ = [
@@ -242,6 +243,7 @@ class FakeOpenAI:
             web.get(f"{prefix}/models", self._models),
             web.get(f"{prefix}/models/{{model_id:.+}}", self._model),
             web.post(f"{prefix}/moderations", self._moderations),
+            web.post(f"{prefix}/responses", self._responses),
         ]
 
     async def record(self, request: web.Request) -> Recorded:
@@ -316,6 +318,29 @@ class FakeOpenAI:
             results.append({"flagged": flagged, "categories": categories, "category_scores": scores})
         model = body.get("model") or "omni-moderation-latest"
         return json_response({"id": f"modr-fake-{len(self.requests)}", "model": model, "results": results})
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses`` (see :mod:`routerd.testing.responses_fake`); scripted replies with a
+        body or an error status are sent as they are, ``Reply.content`` sets the answer's text."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        reply = self.next_reply(request.path)
+        if reply is not None and (reply.json is not None or reply.body is not None or reply.status >= 300):
+            return raw_response(reply)
+        if denied is not None:
+            return denied
+        problem = responses_fake.check_request(recorded.json)
+        if problem is not None:
+            return json_response(problem[1], problem[0])
+        final = responses_fake.answer(recorded.json, reply.content if reply is not None else None)
+        if not recorded.json.get("stream"):
+            return json_response(final)
+        response = web.StreamResponse(status=200, headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for event in responses_fake.events(final):
+            await response.write(responses_fake.encode(event))
+        await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)
