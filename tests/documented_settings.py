@@ -325,6 +325,11 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_SPEND_FLUSH_SECONDS": (f"{_GATE}::test_spend_is_written_every_flush_interval",),
     "ROUTERD_CACHE_MAX_MB": (f"{_GATE}::test_cache_size_settings_bound_what_is_kept",),
     "ROUTERD_CACHE_MAX_ENTRY_KB": (f"{_GATE}::test_cache_size_settings_bound_what_is_kept",),
+    # -- front doors (issue 17)
+    "ROUTERD_RESPONSES_TTL": (
+        "tests/server/test_frontdoor_routes.py::test_responses_ttl_sets_how_long_a_stored_response_lives",
+        "tests/server/test_frontdoor_routes.py::test_the_daemons_store_uses_responses_ttl",
+    ),
     # -- bounds on one request (issue 21): each reaches the router (_LIMITS) and acts (the other test)
     "ROUTERD_MAX_PROMPTS": (
         f"{_BOUNDS}::test_h1_the_daemon_answers_400_in_openai_shape_and_reports_the_attempts",

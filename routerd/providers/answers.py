@@ -25,6 +25,11 @@ def malformed(endpoint: str, body: Any) -> str | None:
     problem = _usage(body.get("usage"))
     if problem is not None:
         return problem
+    if endpoint == "moderations":
+        results = body.get("results")
+        if not isinstance(results, list):
+            return "'results' is missing or not a list"
+        return None if all(isinstance(item, Mapping) for item in results) else "'results' holds a non-object"
     if endpoint == "embeddings":
         data = body.get("data")
         if not isinstance(data, list):

@@ -19,9 +19,17 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from routerd.config.table import Deployment
-from routerd.errors import ConfigError
+from routerd.errors import ConfigError, UnsupportedParamsError
 from routerd.http import HttpClient
-from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, JSON, UpstreamRequest, register
+from routerd.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    JSON,
+    UpstreamRequest,
+    UpstreamResponse,
+    register,
+)
 from routerd.providers.infer import DEFAULT_API_VERSION_ENV
 from routerd.providers.openai import OpenAIAdapter
 from routerd.providers.urlpath import path_segment
@@ -75,6 +83,12 @@ class AzureAdapter(OpenAIAdapter):
                 [f"deployment {deployment.id} ({deployment.litellm_model}): azure needs api_key"]
             )
         return {"api-key": key}
+
+    async def moderation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        # Azure OpenAI has no moderations endpoint (its content filter runs on every call)
+        raise UnsupportedParamsError(
+            "provider azure does not support moderations", llm_provider=self.name, param="model"
+        )
 
     def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         return _without_filter_results(super().chat_stream(http, request))

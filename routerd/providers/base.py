@@ -31,6 +31,8 @@ JSON = dict[str, Any]
 CHAT = "chat"
 COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
+#: ``/v1/moderations``: OpenAI's own API; other providers answer a 400 naming themselves
+MODERATIONS = "moderations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,9 @@ class BaseAdapter:
 
     async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, EMBEDDINGS)
+
+    async def moderation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, MODERATIONS)
 
     def completion_calls(self, deployment: Deployment, body: JSON) -> int:
         """Upstream calls :meth:`completion` makes for ``body``: one per prompt when served through chat."""

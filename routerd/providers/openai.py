@@ -172,6 +172,7 @@ class OpenAIEndpoint:
     stream_usage: bool = True
     # OpenAI's Responses API (/v1/responses requests are sent there as they are)
     responses_url: str = ""
+    moderations_url: str = ""
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -298,6 +299,7 @@ class OpenAIAdapter(BaseAdapter):
             native_completions=text_only or self.native_completions,
             stream_usage=self.stream_usage(deployment),
             responses_url=self.url(base, deployment, "responses"),
+            moderations_url=self.url(base, deployment, "moderations"),
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -401,6 +403,14 @@ class OpenAIAdapter(BaseAdapter):
         body = ep.body(request.body, stream=None)
         return await post_json(
             http, ep.embeddings_url, _headers(ep, request), body, request.timeout, ep.errors
+        )
+
+    async def moderation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """``/v1/moderations`` (OpenAI's, and servers that copy it)."""
+        ep = self.endpoint(request.deployment)
+        body = ep.body(request.body, stream=None)
+        return await post_json(
+            http, ep.moderations_url, _headers(ep, request), body, request.timeout, ep.errors
         )
 
     async def responses(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:

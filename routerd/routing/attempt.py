@@ -21,7 +21,15 @@ from routerd.errors import APIError, BadGatewayError, RateLimitError, Timeout
 from routerd.events import AttemptFinished, CooldownStarted, DeploymentStateChanged, EventBus
 from routerd.http import HttpClient
 from routerd.providers.answers import malformed
-from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, Adapter, UpstreamRequest, UpstreamResponse
+from routerd.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    MODERATIONS,
+    Adapter,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from routerd.routing.health import (
     HEALTHY,
     Breaker,
@@ -55,6 +63,7 @@ ENDPOINT_METHODS: Mapping[str, tuple[str, str | None]] = {
     CHAT: ("chat", "chat_stream"),
     COMPLETIONS: ("completion", "completion_stream"),
     EMBEDDINGS: ("embedding", None),
+    MODERATIONS: ("moderation", None),
 }
 
 

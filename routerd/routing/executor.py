@@ -36,7 +36,7 @@ from routerd.errors import (
 )
 from routerd.events import EventBus, FallbackTaken
 from routerd.http import HttpClient, default_client
-from routerd.providers.base import COMPLETIONS, EMBEDDINGS, Adapter, get_adapter
+from routerd.providers.base import CHAT, COMPLETIONS, Adapter, get_adapter
 from routerd.providers.textcompat import prompt_count
 from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, PreparedGroup, TableView
 from routerd.routing.health import CooldownRules, DeploymentHealth
@@ -68,6 +68,7 @@ __all__ = ["CallRouter"]
 log = logging.getLogger("routerd.router")
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+_STREAMABLE = frozenset({CHAT, COMPLETIONS})  # endpoints whose answers can be streamed
 _MOCK_ERRORS: Mapping[str, type[APIError]] = {
     "InternalServerError": InternalServerError,
     "ContextWindowExceededError": ContextWindowExceededError,
@@ -216,7 +217,7 @@ class CallRouter:
                 endpoint=endpoint,
                 body=body,
                 options=options,
-                stream=endpoint != EMBEDDINGS and bool(body.get("stream")),
+                stream=endpoint in _STREAMABLE and bool(body.get("stream")),
                 deadline=self._clock() + timeout,
                 limit=timeout,
                 request_id=request_id,

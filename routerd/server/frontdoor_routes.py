@@ -9,7 +9,7 @@ completions is :mod:`routerd.server.frontdoor_serve`. Errors are in each API's o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,10 @@ ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
 _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def response_store(settings: Settings) -> ResponseStore:
-    """The store of ``/v1/responses`` answers: in memory, entries living ``ROUTERD_RESPONSES_TTL``."""
-    return MemoryResponseStore(ttl=settings.responses_ttl)
+def response_store(settings: Settings, clock: Callable[[], float] = time.monotonic) -> ResponseStore:
+    """The store of ``/v1/responses`` answers: in memory, entries living ``ROUTERD_RESPONSES_TTL``
+    seconds (the other bounds are the constants in :mod:`routerd.frontdoors.limits`)."""
+    return MemoryResponseStore(ttl=settings.responses_ttl, clock=clock)
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

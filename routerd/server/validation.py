@@ -139,12 +139,21 @@ EMBEDDING_FIELDS: dict[str, Check] = {
     "dimensions": _is_positive_int,
 }
 
+# /v1/moderations: ``input`` is a string, strings, or image/text parts (checked by the upstream)
+MODERATION_FIELDS: dict[str, Check] = {"model": _is_str, "user": _is_str, "timeout": _is_number}
+
 _REQUIRED = {
     "chat": ("model", "messages"),
     "completions": ("model", "prompt"),
     "embeddings": ("model", "input"),
+    "moderations": ("model", "input"),
 }
-_FIELDS = {"chat": CHAT_FIELDS, "completions": COMPLETION_FIELDS, "embeddings": EMBEDDING_FIELDS}
+_FIELDS = {
+    "chat": CHAT_FIELDS,
+    "completions": COMPLETION_FIELDS,
+    "embeddings": EMBEDDING_FIELDS,
+    "moderations": MODERATION_FIELDS,
+}
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 

@@ -21,6 +21,7 @@ from anthropic._constants import ANTHROPIC_API_VERSION
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic
+from routerd.testing.fake_http import StreamPlan
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
 
@@ -54,6 +55,7 @@ model_list:
   - model_name: gpt
     litellm_params: {{model: openai/gpt-4o-mini, {oai}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
     model_info: {{max_input_tokens: 128000}}
+  - {{model_name: mod, litellm_params: {{model: openai/omni-moderation-latest, {oai}}}}}
   - {{model_name: embed, litellm_params: {{model: openai/text-embedding-3-small, {oai}}}, model_info: {{mode: embedding}}}}
 router_settings:
   num_retries: 0
@@ -490,3 +492,38 @@ def test_health_of_one_model_runs_a_check(server: RouterdServer, upstreams: Upst
     assert "deployments" in plain  # without the query, /health is routerd's own report
     unknown = httpx.get(server.base_url + "/health?model=nope", headers=headers)
     assert unknown.status_code == 404
+
+
+def test_a_native_stream_cut_mid_way_ends_with_an_error_event(
+    server: RouterdServer, upstreams: Upstreams
+) -> None:
+    upstreams.anthropic.enqueue(AnthropicReply.text("a long answer " * 5, stream=StreamPlan(cut_after=4)))
+    body = {"model": "claude", "max_tokens": 64, "stream": True, "messages": _hi()}
+    with httpx.stream(
+        "POST", server.base_url + "/v1/messages", headers={"x-api-key": MASTER_KEY}, json=body
+    ) as reply:
+        text = reply.read().decode()
+    assert text.startswith("event: message_start")
+    assert text.rstrip().split("\n\n")[-1].startswith("event: error")
+    assert "message_stop" not in text
+
+
+# -- moderations -------------------------------------------------------------------------------------
+
+
+def test_moderations_are_routed_by_model(server: RouterdServer, upstreams: Upstreams) -> None:
+    client = openai_client(server)
+    result = client.moderations.create(model="mod", input=["hello", "I will kill the process"])
+    assert [r.flagged for r in result.results] == [False, True]
+    sent = upstreams.openai.requests[-1]
+    assert sent.path == "/v1/moderations" and sent.json["model"] == "omni-moderation-latest"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.moderations.create(model="claude", input="hello")
+    assert "anthropic does not support moderations" in refused.value.message
+    assert upstreams.anthropic.requests == []
+    missing = httpx.post(
+        server.base_url + "/v1/moderations",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={"input": "x"},
+    )
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
