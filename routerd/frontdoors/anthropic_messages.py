@@ -350,7 +350,7 @@ def _tool(tool: Any, where: str) -> JSON:
 
 
 def _thinking(request: Mapping[str, Any], chat: JSON) -> None:
-    """``thinking`` -> ``reasoning_effort`` (the mapping is documented in docs/apis-draft.md)."""
+    """``thinking`` -> ``reasoning_effort`` (the mapping is documented in docs/api/anthropic.md)."""
     thinking = request.get("thinking")
     if thinking is None:
         return
