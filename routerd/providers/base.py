@@ -33,6 +33,8 @@ COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
 #: ``/v1/moderations``: OpenAI's own API; other providers answer a 400 naming themselves
 MODERATIONS = "moderations"
+#: ``/v1/images/generations``: OpenAI and Azure OpenAI (DALL-E, gpt-image); others answer a 400
+IMAGES = "images"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,9 @@ class BaseAdapter:
 
     async def moderation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, MODERATIONS)
+
+    async def image_generation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, "image generation")
 
     def completion_calls(self, deployment: Deployment, body: JSON) -> int:
         """Upstream calls :meth:`completion` makes for ``body``: one per prompt when served through chat."""

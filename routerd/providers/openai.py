@@ -173,6 +173,7 @@ class OpenAIEndpoint:
     # OpenAI's Responses API (/v1/responses requests are sent there as they are)
     responses_url: str = ""
     moderations_url: str = ""
+    images_url: str = ""
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -300,6 +301,7 @@ class OpenAIAdapter(BaseAdapter):
             stream_usage=self.stream_usage(deployment),
             responses_url=self.url(base, deployment, "responses"),
             moderations_url=self.url(base, deployment, "moderations"),
+            images_url=self.url(base, deployment, "images/generations"),
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -412,6 +414,12 @@ class OpenAIAdapter(BaseAdapter):
         return await post_json(
             http, ep.moderations_url, _headers(ep, request), body, request.timeout, ep.errors
         )
+
+    async def image_generation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """``/v1/images/generations`` (OpenAI's; on Azure under the deployment)."""
+        ep = self.endpoint(request.deployment)
+        body = ep.body(request.body, stream=None)
+        return await post_json(http, ep.images_url, _headers(ep, request), body, request.timeout, ep.errors)
 
     async def responses(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         """A Responses API request sent as it is (the client's fields, the deployment's model)."""

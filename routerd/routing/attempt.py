@@ -25,6 +25,7 @@ from routerd.providers.base import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
+    IMAGES,
     MODERATIONS,
     Adapter,
     UpstreamRequest,
@@ -64,6 +65,7 @@ ENDPOINT_METHODS: Mapping[str, tuple[str, str | None]] = {
     COMPLETIONS: ("completion", "completion_stream"),
     EMBEDDINGS: ("embedding", None),
     MODERATIONS: ("moderation", None),
+    IMAGES: ("image_generation", None),
 }
 
 

@@ -141,18 +141,22 @@ EMBEDDING_FIELDS: dict[str, Check] = {
 
 # /v1/moderations: ``input`` is a string, strings, or image/text parts (checked by the upstream)
 MODERATION_FIELDS: dict[str, Check] = {"model": _is_str, "user": _is_str, "timeout": _is_number}
+# /v1/images/generations: the other fields (size, quality, style, response_format...) pass through
+IMAGE_FIELDS: dict[str, Check] = {**MODERATION_FIELDS, "prompt": _is_str, "n": _is_positive_int}
 
 _REQUIRED = {
     "chat": ("model", "messages"),
     "completions": ("model", "prompt"),
     "embeddings": ("model", "input"),
     "moderations": ("model", "input"),
+    "images": ("model", "prompt"),
 }
 _FIELDS = {
     "chat": CHAT_FIELDS,
     "completions": COMPLETION_FIELDS,
     "embeddings": EMBEDDING_FIELDS,
     "moderations": MODERATION_FIELDS,
+    "images": IMAGE_FIELDS,
 }
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 

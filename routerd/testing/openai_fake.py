@@ -245,6 +245,7 @@ class FakeOpenAI:
             web.post(f"{prefix}/moderations", self._moderations),
             web.post(f"{prefix}/responses", self._responses),
             web.post(f"{prefix}/moderations", self._moderations),
+            web.post(f"{prefix}/images/generations", self._images),
         ]
 
     async def record(self, request: web.Request) -> Recorded:
@@ -367,6 +368,26 @@ class FakeOpenAI:
             )
         model = str(body.get("model") or "omni-moderation-latest")
         return json_response({"id": shapes.new_id("modr"), "model": model, "results": results})
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/images/generations``: ``n`` images, as URLs or ``b64_json`` of a fixed PNG header."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        reply = self.next_reply(request.path)
+        if reply is not None and (reply.json is not None or reply.body is not None or reply.status >= 300):
+            return raw_response(reply)
+        if denied is not None:
+            return denied
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        count = body.get("n") or 1
+        if body.get("response_format") == "b64_json":
+            data = [{"b64_json": "iVBORw0KGgo=", "revised_prompt": body.get("prompt")} for _ in range(count)]
+        else:
+            data = [
+                {"url": f"https://images.example/{i}.png", "revised_prompt": body.get("prompt")}
+                for i in range(count)
+            ]
+        return json_response({"created": 1_700_000_000, "data": data})
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)

@@ -527,3 +527,19 @@ def test_moderations_are_routed_by_model(server: RouterdServer, upstreams: Upstr
         json={"input": "x"},
     )
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
+
+
+def test_image_generations_are_routed_by_model(server: RouterdServer, upstreams: Upstreams) -> None:
+    client = openai_client(server)
+    images = client.images.generate(model="gpt", prompt="a red square", n=2)
+    assert [image.url for image in images.data] == [
+        "https://images.example/0.png",
+        "https://images.example/1.png",
+    ]
+    sent = upstreams.openai.requests[-1]
+    assert (
+        sent.path == "/v1/images/generations" and sent.json["model"] == "gpt-4o-mini" and sent.json["n"] == 2
+    )
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="claude", prompt="a red square")
+    assert "anthropic does not support image generation" in refused.value.message
