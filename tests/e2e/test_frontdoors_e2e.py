@@ -55,12 +55,14 @@ model_list:
   - model_name: gpt
     litellm_params: {{model: openai/gpt-4o-mini, {oai}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
     model_info: {{max_input_tokens: 128000}}
+  - {{model_name: gpt-then-claude, litellm_params: {{model: openai/gpt-4o-mini, {oai}}}}}
   - {{model_name: mod, litellm_params: {{model: openai/omni-moderation-latest, {oai}}}}}
   - {{model_name: embed, litellm_params: {{model: openai/text-embedding-3-small, {oai}}}, model_info: {{mode: embedding}}}}
 router_settings:
   num_retries: 0
   fallbacks:
     - claude-then-gpt: [gpt]
+    - gpt-then-claude: [claude]
 general_settings: {{master_key: {MASTER_KEY}}}
 keys:
   - {{key_alias: alice, key: {ALICE}}}
@@ -543,3 +545,13 @@ def test_image_generations_are_routed_by_model(server: RouterdServer, upstreams:
     with pytest.raises(openai.BadRequestError) as refused:
         client.images.generate(model="claude", prompt="a red square")
     assert "anthropic does not support image generation" in refused.value.message
+
+
+def test_responses_fail_over_from_openai_native_to_anthropic_translated(
+    server: RouterdServer, upstreams: Upstreams
+) -> None:
+    upstreams.openai.enqueue(Reply.error(503, "overloaded", path="/v1/responses"))
+    raw = openai_client(server).responses.with_raw_response.create(model="gpt-then-claude", input="anyone?")
+    assert raw.parse().output_text == "echo: anyone?"  # the Anthropic fake's echo, translated back
+    assert raw.headers["x-routerd-attempted-fallbacks"] == "1"
+    assert upstreams.openai.requests[-1].path == "/v1/responses" and len(upstreams.anthropic.requests) == 1
