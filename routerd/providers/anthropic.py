@@ -239,6 +239,10 @@ class AnthropicAdapter(BaseAdapter):
                 AuthenticationError, f"no API key for {self.name}: set api_key or {API_KEY_ENV}"
             )
         body = {**request.body, "model": deployment.model}
+        # the deployment's additional_drop_params and extra_body (both in Anthropic's terms here)
+        for key in target.params.drop_keys.intersection(body):
+            del body[key]
+        target.params.upstream_body(body)
         if stream:
             body["stream"] = True
         else:

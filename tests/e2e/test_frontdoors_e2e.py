@@ -50,7 +50,7 @@ def _config(openai_base: str, anthropic_base: str) -> str:
     ant = f"api_base: {anthropic_base}, api_key: {ANTHROPIC_KEY}"
     return f"""\
 model_list:
-  - {{model_name: claude, litellm_params: {{model: anthropic/claude-sonnet-4-5, {ant}}}}}
+  - {{model_name: claude, litellm_params: {{model: anthropic/claude-sonnet-4-5, {ant}, extra_body: {{inference_geo: us}}}}}}
   - {{model_name: claude-then-gpt, litellm_params: {{model: anthropic/claude-sonnet-4-5, {ant}}}}}
   - model_name: gpt
     litellm_params: {{model: openai/gpt-4o-mini, {oai}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
@@ -159,6 +159,7 @@ def test_messages_pass_through_to_an_anthropic_deployment(
     assert message.content[0].text == "echo: hello there"  # type: ignore[union-attr]
     sent = upstreams.anthropic.requests[-1]
     assert sent.json["speed"] == "fast" and sent.json["model"] == "claude-sonnet-4-5"
+    assert sent.json["inference_geo"] == "us"  # the deployment's extra_body applies natively too
     assert sent.headers["anthropic-beta"] == "fast-mode-2026-01-01"
     assert sent.headers["anthropic-version"] == ANTHROPIC_API_VERSION  # the client's, passed on
     assert sent.headers["x-api-key"] == ANTHROPIC_KEY and MASTER_KEY not in str(sent.headers)
