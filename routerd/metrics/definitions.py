@@ -5,7 +5,8 @@ All names start with ``routerd_``. The labels are:
 ``model_group``   the public model name (``model_name`` in the file) that answered or was tried
 ``deployment``    the deployment id (``model_info.id``, else a stable hash of its parameters)
 ``provider``      the adapter name (``openai``, ``azure``, ``anthropic``, ``mock``, ...)
-``endpoint``      ``chat`` | ``completions`` | ``embeddings``
+``endpoint``      ``chat`` | ``completions`` | ``embeddings`` | ``moderations`` | ``images``; client requests
+                  also ``messages`` / ``responses`` (the front doors; their upstream calls count as ``chat``)
 ``status``        the HTTP status code (routerd's answer to the client, or the upstream's)
 
 Gauges carry a ``multiprocess_mode`` so that ``routerd serve --workers N`` (prometheus multiprocess
