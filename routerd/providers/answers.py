@@ -25,7 +25,7 @@ def malformed(endpoint: str, body: Any) -> str | None:
     problem = _usage(body.get("usage"))
     if problem is not None:
         return problem
-    if endpoint == "moderations":
+    if endpoint in ("moderations", "rerank"):
         results = body.get("results")
         if not isinstance(results, list):
             return "'results' is missing or not a list"

@@ -90,6 +90,11 @@ class AzureAdapter(OpenAIAdapter):
             "provider azure does not support moderations", llm_provider=self.name, param="model"
         )
 
+    async def rerank(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise UnsupportedParamsError(
+            "provider azure does not support rerank", llm_provider=self.name, param="model"
+        )
+
     def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         return _without_filter_results(super().chat_stream(http, request))
 

@@ -35,6 +35,8 @@ EMBEDDINGS = "embeddings"
 MODERATIONS = "moderations"
 #: ``/v1/images/generations``: OpenAI and Azure OpenAI (DALL-E, gpt-image); others answer a 400
 IMAGES = "images"
+#: ``/v1/rerank`` in Cohere's shape, for OpenAI-compatible servers that have it (vLLM, Jina, TEI...)
+RERANK = "rerank"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,9 @@ class BaseAdapter:
 
     async def image_generation(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, "image generation")
+
+    async def rerank(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, RERANK)
 
     def completion_calls(self, deployment: Deployment, body: JSON) -> int:
         """Upstream calls :meth:`completion` makes for ``body``: one per prompt when served through chat."""

@@ -174,6 +174,7 @@ class OpenAIEndpoint:
     responses_url: str = ""
     moderations_url: str = ""
     images_url: str = ""
+    rerank_url: str = ""
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -302,6 +303,7 @@ class OpenAIAdapter(BaseAdapter):
             responses_url=self.url(base, deployment, "responses"),
             moderations_url=self.url(base, deployment, "moderations"),
             images_url=self.url(base, deployment, "images/generations"),
+            rerank_url=self.url(base, deployment, "rerank"),
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -420,6 +422,12 @@ class OpenAIAdapter(BaseAdapter):
         ep = self.endpoint(request.deployment)
         body = ep.body(request.body, stream=None)
         return await post_json(http, ep.images_url, _headers(ep, request), body, request.timeout, ep.errors)
+
+    async def rerank(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """``/rerank`` in Cohere's shape, on OpenAI-compatible servers that have it (vLLM, Jina, TEI)."""
+        ep = self.endpoint(request.deployment)
+        body = ep.body(request.body, stream=None)
+        return await post_json(http, ep.rerank_url, _headers(ep, request), body, request.timeout, ep.errors)
 
     async def responses(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         """A Responses API request sent as it is (the client's fields, the deployment's model)."""

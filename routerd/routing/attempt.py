@@ -27,6 +27,7 @@ from routerd.providers.base import (
     EMBEDDINGS,
     IMAGES,
     MODERATIONS,
+    RERANK,
     Adapter,
     UpstreamRequest,
     UpstreamResponse,
@@ -66,6 +67,7 @@ ENDPOINT_METHODS: Mapping[str, tuple[str, str | None]] = {
     EMBEDDINGS: ("embedding", None),
     MODERATIONS: ("moderation", None),
     IMAGES: ("image_generation", None),
+    RERANK: ("rerank", None),
 }
 
 

@@ -52,6 +52,7 @@ def core_routes() -> list[BaseRoute]:
         *_both("/embeddings", inference.embeddings, ["POST"]),
         *_both("/moderations", inference.moderations, ["POST"]),
         *_both("/images/generations", inference.image_generations, ["POST"]),
+        *_both("/rerank", inference.rerank, ["POST"]),
         *_both("/models", ops.list_models, ["GET"]),
         *_both("/models/{model_id:path}", ops.get_model, ["GET"]),
         Route("/health/liveliness", ops.liveliness, methods=["GET"]),

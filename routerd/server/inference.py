@@ -26,7 +26,7 @@ from routerd.errors import APIError, BadRequestError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
 from routerd.guardrails.engine import GuardrailRun
 from routerd.integrations.context import REQUEST_HEADERS
-from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS
+from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RERANK
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response, sse_error_event
@@ -440,6 +440,7 @@ completions = InferenceEndpoint(COMPLETIONS)
 embeddings = InferenceEndpoint(EMBEDDINGS)
 moderations = InferenceEndpoint(MODERATIONS)
 image_generations = InferenceEndpoint(IMAGES)
+rerank = InferenceEndpoint(RERANK)
 
 # What the front doors (routerd.server.frontdoor_routes) reuse of this module's machinery.
 RequestLog = _RequestLog

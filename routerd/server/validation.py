@@ -143,6 +143,13 @@ EMBEDDING_FIELDS: dict[str, Check] = {
 MODERATION_FIELDS: dict[str, Check] = {"model": _is_str, "user": _is_str, "timeout": _is_number}
 # /v1/images/generations: the other fields (size, quality, style, response_format...) pass through
 IMAGE_FIELDS: dict[str, Check] = {**MODERATION_FIELDS, "prompt": _is_str, "n": _is_positive_int}
+# /v1/rerank (Cohere's shape): documents are strings or objects; top_n and the rest pass through
+RERANK_FIELDS: dict[str, Check] = {
+    **MODERATION_FIELDS,
+    "query": _is_str,
+    "documents": _is_list,
+    "top_n": _is_positive_int,
+}
 
 _REQUIRED = {
     "chat": ("model", "messages"),
@@ -150,6 +157,7 @@ _REQUIRED = {
     "embeddings": ("model", "input"),
     "moderations": ("model", "input"),
     "images": ("model", "prompt"),
+    "rerank": ("model", "query", "documents"),
 }
 _FIELDS = {
     "chat": CHAT_FIELDS,
@@ -157,6 +165,7 @@ _FIELDS = {
     "embeddings": EMBEDDING_FIELDS,
     "moderations": MODERATION_FIELDS,
     "images": IMAGE_FIELDS,
+    "rerank": RERANK_FIELDS,
 }
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 

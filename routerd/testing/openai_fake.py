@@ -246,6 +246,7 @@ class FakeOpenAI:
             web.post(f"{prefix}/responses", self._responses),
             web.post(f"{prefix}/moderations", self._moderations),
             web.post(f"{prefix}/images/generations", self._images),
+            web.post(f"{prefix}/rerank", self._rerank),
         ]
 
     async def record(self, request: web.Request) -> Recorded:
@@ -388,6 +389,26 @@ class FakeOpenAI:
                 for i in range(count)
             ]
         return json_response({"created": 1_700_000_000, "data": data})
+
+    async def _rerank(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/rerank`` (Cohere's shape, as vLLM serves it): documents scored by the share of the
+        query's words they contain, best first, ``top_n`` of them."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        if denied is not None:
+            return denied
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        words = set(str(body.get("query", "")).lower().split())
+        scored: list[tuple[float, int, str]] = []
+        for index, document in enumerate(body.get("documents") or []):
+            text = document if isinstance(document, str) else str(document.get("text", ""))
+            scored.append((len(words & set(text.lower().split())) / max(len(words), 1), index, text))
+        scored.sort(key=lambda item: -item[0])
+        results = [
+            {"index": index, "relevance_score": score, "document": {"text": text}}
+            for score, index, text in scored[: body.get("top_n") or len(scored)]
+        ]
+        return json_response({"id": shapes.new_id("rerank"), "model": body.get("model"), "results": results})
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)

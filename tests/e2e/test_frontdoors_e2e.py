@@ -556,3 +556,24 @@ def test_responses_fail_over_from_openai_native_to_anthropic_translated(
     assert raw.parse().output_text == "echo: anyone?"  # the Anthropic fake's echo, translated back
     assert raw.headers["x-routerd-attempted-fallbacks"] == "1"
     assert upstreams.openai.requests[-1].path == "/v1/responses" and len(upstreams.anthropic.requests) == 1
+
+
+def test_rerank_is_routed_by_model(server: RouterdServer, upstreams: Upstreams) -> None:
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    body = {
+        "model": "gpt",
+        "query": "red apple",
+        "documents": ["a blue car", "a red apple", "red"],
+        "top_n": 2,
+    }
+    answer = httpx.post(server.base_url + "/v1/rerank", headers=headers, json=body)
+    assert answer.status_code == 200
+    assert [r["index"] for r in answer.json()["results"]] == [1, 2]
+    assert upstreams.openai.requests[-1].path == "/v1/rerank"
+    refused = httpx.post(server.base_url + "/v1/rerank", headers=headers, json={**body, "model": "claude"})
+    assert (
+        refused.status_code == 400
+        and "anthropic does not support rerank" in refused.json()["error"]["message"]
+    )
+    missing = httpx.post(server.base_url + "/v1/rerank", headers=headers, json={"model": "gpt", "query": "x"})
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "documents"
