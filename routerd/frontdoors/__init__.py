@@ -13,4 +13,5 @@ write:
 * :mod:`~routerd.frontdoors.azure_routes`: Azure OpenAI's ``/openai/deployments/{name}/...`` paths.
 
 Every list, nesting level and stored size a client can grow is bounded in :mod:`~routerd.frontdoors.limits`.
+The HTTP routes that serve them through the gate and the router are :mod:`routerd.server.frontdoor_routes`.
 """
