@@ -577,3 +577,29 @@ def test_rerank_is_routed_by_model(server: RouterdServer, upstreams: Upstreams) 
     )
     missing = httpx.post(server.base_url + "/v1/rerank", headers=headers, json={"model": "gpt", "query": "x"})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "documents"
+
+
+def test_input_items_paging_and_its_errors(server: RouterdServer) -> None:
+    client = openai_client(server)
+    created = client.responses.create(
+        model="gpt",
+        input=[
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": "two"},
+            {"role": "user", "content": "three"},
+        ],
+    )
+    url = f"{server.base_url}/v1/responses/{created.id}/input_items"
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    first = httpx.get(url + "?order=asc&limit=2", headers=headers).json()
+    assert first["has_more"] is True and len(first["data"]) == 2
+    rest = httpx.get(url + f"?order=asc&limit=2&after={first['last_id']}", headers=headers).json()
+    assert [item["content"][0]["text"] for item in rest["data"]] == ["three"] and rest["has_more"] is False
+    for query, param in (
+        ("?limit=abc", "limit"),
+        ("?limit=101", "limit"),
+        ("?after=item_nope", "after"),
+        ("?order=up", "order"),
+    ):
+        refused = httpx.get(url + query, headers=headers)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param
