@@ -603,3 +603,14 @@ def test_input_items_paging_and_its_errors(server: RouterdServer) -> None:
     ):
         refused = httpx.get(url + query, headers=headers)
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+
+
+def test_bad_bodies_get_each_apis_error_shape(server: RouterdServer) -> None:
+    headers = {"x-api-key": MASTER_KEY, "content-type": "application/json"}
+    not_json = httpx.post(server.base_url + "/v1/messages", headers=headers, content=b"{nope")
+    assert not_json.status_code == 400 and not_json.json()["type"] == "error"
+    assert not_json.json()["error"]["type"] == "invalid_request_error"
+    too_big = httpx.post(server.base_url + "/v1/messages", headers=headers, content=b" " * (11 * 1024 * 1024))
+    assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "request_too_large"
+    array = httpx.post(server.base_url + "/v1/responses", headers=headers, json=[1, 2])
+    assert array.status_code == 400 and set(array.json()["error"]) == {"message", "type", "param", "code"}
