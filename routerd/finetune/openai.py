@@ -153,6 +153,21 @@ class OpenAIClient:
         raw = await self._get(self._url("fine_tuning", "jobs", job_id, "events"), params, missing=JOB)
         return self._page(raw, self._event)
 
+    # --- batches (OpenAI's Batch API; Azure serves it under /openai/batches) ------------------------
+
+    async def create_batch(self, body: JSON) -> JSON:
+        return await self._post(self._url("batches"), body)
+
+    async def list_batches(self, page: PageQuery) -> JSON:
+        params = {"after": page.after, "limit": page.limit}
+        return self._page(await self._get(self._url("batches"), params), dict)
+
+    async def retrieve_batch(self, batch_id: str) -> JSON:
+        return await self._get(self._url("batches", batch_id), missing="batch")
+
+    async def cancel_batch(self, batch_id: str) -> JSON:
+        return await self._post(self._url("batches", batch_id, "cancel"), None, missing="batch")
+
     async def list_checkpoints(self, job_id: str, page: PageQuery) -> JSON:
         params = {"after": page.after, "limit": page.limit}
         raw = await self._get(self._url("fine_tuning", "jobs", job_id, "checkpoints"), params, missing=JOB)

@@ -24,6 +24,7 @@ from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, model_info, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
+from routerd.server.batches import batches_routes
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
 from routerd.server.fine_tuning import fine_tuning_routes
@@ -222,6 +223,7 @@ def create_app(
         *reload_routes(),
         *files_routes(),
         *fine_tuning_routes(),
+        *batches_routes(),
         *access_routes(),
         *frontdoor_routes(),
         *model_info_routes(),

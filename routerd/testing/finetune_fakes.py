@@ -157,6 +157,7 @@ class FakeOpenAIFineTuning(FakeOpenAI):
 
     def __init__(self, **kwargs: Any) -> None:
         self.book = _Book()
+        self.batches: dict[str, JSON] = {}
         super().__init__(**kwargs)
 
     def routes(self) -> list[web.RouteDef]:
@@ -176,7 +177,74 @@ class FakeOpenAIFineTuning(FakeOpenAI):
             web.post(f"{jobs}/{{job_id}}/cancel", self._cancel_job),
             web.get(f"{jobs}/{{job_id}}/events", self._list_events),
             web.get(f"{jobs}/{{job_id}}/checkpoints", self._list_checkpoints),
+            web.post(f"{self.files_prefix}/batches", self._create_batch),
+            web.get(f"{self.files_prefix}/batches", self._list_batches),
+            web.get(f"{self.files_prefix}/batches/{{batch_id}}", self._retrieve_batch),
+            web.post(f"{self.files_prefix}/batches/{{batch_id}}/cancel", self._cancel_batch),
         ]
+
+    # --- batches -----------------------------------------------------------------------------------
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        denied = self._guard(request)
+        if denied is not None:
+            return denied
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        if body.get("input_file_id") not in self.book.files:
+            return self.error(
+                400, f"invalid input_file_id: {body.get('input_file_id')}", param="input_file_id"
+            )
+        batch_id = f"batch_{uuid.uuid4().hex[:24]}"
+        created = self.book.tick()
+        batch = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body.get("endpoint"),
+            "errors": None,
+            "input_file_id": body["input_file_id"],
+            "completion_window": body.get("completion_window"),
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": created,
+            "expires_at": created + 86400,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+        }
+        self.batches[batch_id] = batch
+        return json_response(batch)
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        denied = self._guard(request)
+        if denied is not None:
+            return denied
+        items = self.book.newest_first(list(self.batches.values()))
+        data, has_more = _page(items, request.query.get("after"), _limit(request, 20))
+        return json_response({"object": "list", "data": data, "has_more": has_more})
+
+    async def _retrieve_batch(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        denied = self._guard(request)
+        if denied is not None:
+            return denied
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return self.error(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+        return json_response(batch)
+
+    async def _cancel_batch(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        denied = self._guard(request)
+        if denied is not None:
+            return denied
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return self.error(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+        batch.update(status="cancelling", cancelled_at=self.book.tick())
+        return json_response(batch)
 
     # --- wire-format hooks (Azure overrides) ----------------------------------------------------
 

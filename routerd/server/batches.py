@@ -1,0 +1,102 @@
+"""OpenAI's Batch API: ``/v1/batches`` create, list, retrieve, cancel -- passed to the provider's own.
+
+The input file is one uploaded through ``/v1/files`` to the same provider; the provider comes from
+``custom_llm_provider`` (body, query string or header; default ``openai``) and its ``files_settings``
+entry, as for files. OpenAI and Azure OpenAI have the API; another provider answers a 400 naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from routerd.errors import BadRequestError
+from routerd.finetune.serving import PROVIDER_FIELD, ManagementCall, handle
+from routerd.finetune.types import FILES
+from routerd.finetune.validation import page_query
+from routerd.server.inference import parse_json, read_body
+
+#: the endpoints a batch may run (OpenAI's list)
+BATCH_ENDPOINTS = frozenset(
+    {"/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses", "/v1/moderations"}
+)
+_FIELDS = frozenset({"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"})
+
+
+def batch_request(body: Any) -> dict[str, Any]:
+    """The body to send upstream (routerd's provider field removed); a 400 naming the field otherwise."""
+    if not isinstance(body, Mapping):
+        raise BadRequestError("request body must be a JSON object", code="invalid_request_body")
+    out = {k: v for k, v in body.items() if k != PROVIDER_FIELD}
+    unknown = sorted(set(out) - _FIELDS)
+    if unknown:
+        raise BadRequestError(f"unknown field {unknown[0]!r}", param=unknown[0])
+    if not isinstance(out.get("input_file_id"), str) or not out["input_file_id"]:
+        raise BadRequestError(
+            "'input_file_id' is required: a file uploaded with purpose 'batch'", param="input_file_id"
+        )
+    if out.get("endpoint") not in BATCH_ENDPOINTS:
+        raise BadRequestError(
+            f"'endpoint' must be one of {', '.join(sorted(BATCH_ENDPOINTS))}", param="endpoint"
+        )
+    if out.get("completion_window") != "24h":
+        raise BadRequestError("'completion_window' must be '24h'", param="completion_window")
+    if out.get("metadata") is not None and not isinstance(out["metadata"], Mapping):
+        raise BadRequestError("'metadata' must be an object", param="metadata")
+    return out
+
+
+def _batches(call: ManagementCall, provider: str) -> Any:
+    """The provider's client, if it has the Batch API; a 400 naming the provider otherwise."""
+    client = call.client(provider)
+    if not hasattr(client, "create_batch"):
+        raise BadRequestError(f"provider {provider} does not support batches", param=PROVIDER_FIELD)
+    return client
+
+
+async def create_batch(request: Request) -> Response:
+    async def work(call: ManagementCall) -> Any:
+        body = parse_json(await read_body(request, call.state.max_body_bytes))
+        provider = call.choose_provider(body.get(PROVIDER_FIELD) if isinstance(body, dict) else None)
+        return await _batches(call, provider).create_batch(batch_request(body))
+
+    return await handle(request, FILES, "batch_create", work)
+
+
+async def list_batches(request: Request) -> Response:
+    async def work(call: ManagementCall) -> Any:
+        return await _batches(call, call.choose_provider()).list_batches(page_query(request.query_params))
+
+    return await handle(request, FILES, "batch_list", work)
+
+
+async def retrieve_batch(request: Request) -> Response:
+    async def work(call: ManagementCall) -> Any:
+        return await _batches(call, call.choose_provider()).retrieve_batch(request.path_params["batch_id"])
+
+    return await handle(request, FILES, "batch_retrieve", work)
+
+
+async def cancel_batch(request: Request) -> Response:
+    async def work(call: ManagementCall) -> Any:
+        return await _batches(call, call.choose_provider()).cancel_batch(request.path_params["batch_id"])
+
+    return await handle(request, FILES, "batch_cancel", work)
+
+
+def batches_routes() -> list[BaseRoute]:
+    """The Batch API routes, with and without the ``/v1`` prefix."""
+    routes: list[BaseRoute] = []
+    for prefix in ("/v1", ""):
+        batches = f"{prefix}/batches"
+        routes += [
+            Route(batches, create_batch, methods=["POST"]),
+            Route(batches, list_batches, methods=["GET"]),
+            Route(f"{batches}/{{batch_id}}", retrieve_batch, methods=["GET"]),
+            Route(f"{batches}/{{batch_id}}/cancel", cancel_batch, methods=["POST"]),
+        ]
+    return routes
