@@ -25,6 +25,8 @@ def malformed(endpoint: str, body: Any) -> str | None:
     problem = _usage(body.get("usage"))
     if problem is not None:
         return problem
+    if endpoint in ("speech", "transcriptions"):
+        return None  # audio bytes, or text in the format the client asked for: the adapter checked them
     if endpoint in ("moderations", "rerank"):
         results = body.get("results")
         if not isinstance(results, list):

@@ -37,6 +37,9 @@ MODERATIONS = "moderations"
 IMAGES = "images"
 #: ``/v1/rerank`` in Cohere's shape, for OpenAI-compatible servers that have it (vLLM, Jina, TEI...)
 RERANK = "rerank"
+#: ``/v1/audio/speech`` (JSON in, audio bytes out) and ``/v1/audio/transcriptions`` (a file in)
+SPEECH = "speech"
+TRANSCRIPTIONS = "transcriptions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,12 @@ class BaseAdapter:
 
     async def rerank(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, RERANK)
+
+    async def speech(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, "audio speech")
+
+    async def transcription(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, "audio transcriptions")
 
     def completion_calls(self, deployment: Deployment, body: JSON) -> int:
         """Upstream calls :meth:`completion` makes for ``body``: one per prompt when served through chat."""

@@ -175,6 +175,8 @@ class OpenAIEndpoint:
     moderations_url: str = ""
     images_url: str = ""
     rerank_url: str = ""
+    speech_url: str = ""
+    transcriptions_url: str = ""
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -304,6 +306,8 @@ class OpenAIAdapter(BaseAdapter):
             moderations_url=self.url(base, deployment, "moderations"),
             images_url=self.url(base, deployment, "images/generations"),
             rerank_url=self.url(base, deployment, "rerank"),
+            speech_url=self.url(base, deployment, "audio/speech"),
+            transcriptions_url=self.url(base, deployment, "audio/transcriptions"),
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -428,6 +432,47 @@ class OpenAIAdapter(BaseAdapter):
         ep = self.endpoint(request.deployment)
         body = ep.body(request.body, stream=None)
         return await post_json(http, ep.rerank_url, _headers(ep, request), body, request.timeout, ep.errors)
+
+    async def speech(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """``/audio/speech``: the answer's body is ``{"audio": bytes, "content_type": str}``."""
+        ep = self.endpoint(request.deployment)
+        content = _dumps(ep.body(request.body, stream=None), ep.errors)
+        response = await _send(
+            http, ep, ep.speech_url, _headers(ep, request), request.timeout, content=content
+        )
+        return UpstreamResponse(
+            {"audio": response.content, "content_type": response.headers.get("content-type") or "audio/mpeg"},
+            pick_headers(response.headers),
+        )
+
+    async def transcription(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """``/audio/transcriptions``: ``body["file"]`` is (filename, bytes, content type); the answer is
+        the upstream's JSON, or ``{"text": ..., "content_type": ...}`` for text formats (srt, vtt)."""
+        ep = self.endpoint(request.deployment)
+        fields = {
+            k: v for k, v in ep.body(request.body, stream=None).items() if k != "file" and v is not None
+        }
+        data = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in fields.items()}
+        headers = {k: v for k, v in _headers(ep, request).items() if k != "content-type"}  # multipart's own
+        response = await _send(
+            http,
+            ep,
+            ep.transcriptions_url,
+            headers,
+            request.timeout,
+            files={"file": request.body["file"]},
+            data=data,
+        )
+        content_type = response.headers.get("content-type") or ""
+        if content_type.startswith("application/json"):
+            try:
+                payload = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise ep.errors.bad_gateway("the upstream answered JSON that does not parse") from None
+            if isinstance(payload, dict):
+                return UpstreamResponse(payload, pick_headers(response.headers))
+        text = response.content.decode("utf-8", errors="replace")
+        return UpstreamResponse({"text": text, "content_type": content_type or "text/plain"})
 
     async def responses(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         """A Responses API request sent as it is (the client's fields, the deployment's model)."""
@@ -579,6 +624,20 @@ async def stream_json(
     except APIError as exc:
         errors.annotate(exc)
         raise
+
+
+async def _send(
+    http: HttpClient, ep: OpenAIEndpoint, url: str, headers: Mapping[str, str], timeout: float, **kwargs: Any
+) -> Any:
+    """One upstream call whose answer is not a JSON object (audio); a non-2xx answer raised translated."""
+    try:
+        response = await http.request("POST", url, headers=headers, timeout=timeout, **kwargs)
+    except APIError as exc:
+        ep.errors.annotate(exc)
+        raise
+    if not 200 <= response.status < 300:
+        raise ep.errors.from_response(response.status, response.headers, response.content)
+    return response
 
 
 def _native_body(body: Mapping[str, Any], ep: OpenAIEndpoint, *, stream: bool) -> JSON:

@@ -28,6 +28,8 @@ from routerd.providers.base import (
     IMAGES,
     MODERATIONS,
     RERANK,
+    SPEECH,
+    TRANSCRIPTIONS,
     Adapter,
     UpstreamRequest,
     UpstreamResponse,
@@ -68,6 +70,8 @@ ENDPOINT_METHODS: Mapping[str, tuple[str, str | None]] = {
     MODERATIONS: ("moderation", None),
     IMAGES: ("image_generation", None),
     RERANK: ("rerank", None),
+    SPEECH: ("speech", None),
+    TRANSCRIPTIONS: ("transcription", None),
 }
 
 

@@ -24,6 +24,7 @@ from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, model_info, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
+from routerd.server.audio_routes import audio_routes
 from routerd.server.batches import batches_routes
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
@@ -224,6 +225,7 @@ def create_app(
         *files_routes(),
         *fine_tuning_routes(),
         *batches_routes(),
+        *audio_routes(),
         *access_routes(),
         *frontdoor_routes(),
         *model_info_routes(),

@@ -247,6 +247,8 @@ class FakeOpenAI:
             web.post(f"{prefix}/moderations", self._moderations),
             web.post(f"{prefix}/images/generations", self._images),
             web.post(f"{prefix}/rerank", self._rerank),
+            web.post(f"{prefix}/audio/speech", self._speech),
+            web.post(f"{prefix}/audio/transcriptions", self._transcriptions),
         ]
 
     async def record(self, request: web.Request) -> Recorded:
@@ -409,6 +411,44 @@ class FakeOpenAI:
             for score, index, text in scored[: body.get("top_n") or len(scored)]
         ]
         return json_response({"id": shapes.new_id("rerank"), "model": body.get("model"), "results": results})
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/audio/speech``: a few bytes of "audio" that spell the input, as audio/mpeg."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        reply = self.next_reply(request.path)
+        if reply is not None and (reply.json is not None or reply.body is not None or reply.status >= 300):
+            return raw_response(reply)
+        if denied is not None:
+            return denied
+        text = str((recorded.json or {}).get("input", ""))
+        return web.Response(body=b"ID3" + text.encode(), content_type="audio/mpeg")
+
+    async def _transcriptions(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/audio/transcriptions`` (multipart): "transcript of <n> bytes"; ``srt`` as text."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        if denied is not None:
+            return denied
+        if not request.content_type.startswith("multipart/form-data") or b'name="file"' not in recorded.body:
+            return json_response(
+                {
+                    "error": {
+                        "message": "file is required",
+                        "type": "invalid_request_error",
+                        "param": "file",
+                        "code": None,
+                    }
+                },
+                400,
+            )
+        size = len(recorded.body)
+        if b'name="response_format"\r\n\r\nsrt' in recorded.body:
+            return web.Response(
+                text=f"1\n00:00:00,000 --> 00:00:01,000\ntranscript of {size} bytes\n",
+                content_type="text/plain",
+            )
+        return json_response({"text": f"transcript of {size} bytes"})
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)

@@ -614,3 +614,26 @@ def test_bad_bodies_get_each_apis_error_shape(server: RouterdServer) -> None:
     assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "request_too_large"
     array = httpx.post(server.base_url + "/v1/responses", headers=headers, json=[1, 2])
     assert array.status_code == 400 and set(array.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_audio_speech_and_transcriptions_are_routed_by_model(
+    server: RouterdServer, upstreams: Upstreams
+) -> None:
+    client = openai_client(server)
+    audio = client.audio.speech.create(model="gpt", voice="alloy", input="hello")
+    assert audio.content == b"ID3hello"  # the fake's "audio", relayed byte for byte
+    assert audio.response.headers["content-type"] == "audio/mpeg"
+    assert upstreams.openai.requests[-1].json["model"] == "gpt-4o-mini"
+    transcript = client.audio.transcriptions.create(model="gpt", file=("hi.wav", b"RIFF fake wave"))
+    assert transcript.text.startswith("transcript of ")
+    sent = upstreams.openai.requests[-1]
+    assert (
+        sent.path == "/v1/audio/transcriptions"
+        and b"gpt-4o-mini" in sent.body
+        and b"RIFF fake wave" in sent.body
+    )
+    srt = client.audio.transcriptions.create(model="gpt", file=("hi.wav", b"RIFF"), response_format="srt")
+    assert "00:00:00,000 --> 00:00:01,000" in srt
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.audio.speech.create(model="claude", voice="alloy", input="hello")
+    assert "anthropic does not support audio speech" in refused.value.message

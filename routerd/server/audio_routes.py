@@ -1,0 +1,134 @@
+"""OpenAI's audio endpoints, routed by ``model`` like every call (keys, limits, retries, fallbacks):
+
+* ``POST /v1/audio/speech``: JSON in (``model``, ``input``, ``voice``, ...), the audio bytes out with
+  the upstream's content type;
+* ``POST /v1/audio/transcriptions``: a multipart form (``file``, ``model``, ``language``,
+  ``response_format``, ...), the transcript out (JSON, or text for ``text``/``srt``/``vtt``).
+
+The bodies are not JSON answers, so these are not on :mod:`routerd.server.inference`'s path; they reuse
+its body reading, the gate and the request log. Guardrails do not read audio or the speech input (the
+gate's text slots cover chat, completions and embeddings); the cache does not store audio.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from routerd.errors import APIError, BadRequestError
+from routerd.events import RequestStarted
+from routerd.providers.base import SPEECH, TRANSCRIPTIONS
+from routerd.routing.types import CallResult, RoutingInfo
+from routerd.server.auth import require_key
+from routerd.server.errors import error_response
+from routerd.server.files import read_form
+from routerd.server.gate import Passage
+from routerd.server.inference import RequestLog, new_request_id_bits, parse_json, read_body, routing_headers
+from routerd.server.state import AppState
+
+#: form fields of a transcription passed on (besides ``file`` and ``model``)
+TRANSCRIPTION_FIELDS = frozenset(
+    {"language", "prompt", "response_format", "temperature", "timestamp_granularities[]", "chunking_strategy"}
+)
+
+
+async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Response:
+    """Gate, route and account for one audio call; ``body`` is the upstream request (already read)."""
+    state: AppState = request.app.state.routerd
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    request_id = headers.get("x-request-id") or f"{new_request_id_bits(128):032x}"
+    log = RequestLog(state, endpoint, request_id, time.perf_counter())
+    state.events.emit(RequestStarted(request_id, endpoint))
+    log.model = str(body.get("model", ""))
+    result: CallResult | None = None
+    try:
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise BadRequestError("'model' is required: a model group", param="model")
+        if state.gate is not None:
+            log.passage = await Passage.enter(
+                state.gate, state.table, state.master_key, endpoint, headers, body
+            )
+        result = await state.router.call(endpoint, body, request_id=request_id)
+        response = _answer(result)
+    except Exception as exc:
+        info: RoutingInfo | None = result.info if result is not None else getattr(exc, "routing", None)
+        status = exc.status_code if isinstance(exc, APIError) else 500
+        log.finish(status, info, error=type(exc).__name__)
+        return error_response(exc, routing_headers(request_id, info))
+    response.headers.update(routing_headers(request_id, result.info))
+    log.finish(200, result.info)
+    return response
+
+
+def _answer(result: CallResult) -> Response:
+    body = result.response.body if result.response is not None else {}
+    if "audio" in body:
+        return Response(body["audio"], media_type=str(body.get("content_type") or "audio/mpeg"))
+    if "content_type" in body:  # a transcript in a text format
+        return Response(str(body.get("text", "")), media_type=str(body["content_type"]))
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _authenticate(request: Request) -> None:
+    state: AppState = request.app.state.routerd
+    if state.gate is None:
+        require_key(request.headers, state.master_key)
+
+
+async def speech(request: Request) -> Response:
+    """``POST /v1/audio/speech``."""
+    state: AppState = request.app.state.routerd
+    try:
+        _authenticate(request)
+        body = parse_json(await read_body(request, state.max_body_bytes))
+        if not isinstance(body, dict):
+            raise BadRequestError("request body must be a JSON object", code="invalid_request_body")
+        if not isinstance(body.get("input"), str) or not body["input"]:
+            raise BadRequestError("'input' is required: the text to speak", param="input")
+    except ClientDisconnect:
+        return Response(status_code=499)
+    except Exception as exc:
+        return error_response(exc)
+    return await _route(request, SPEECH, body)
+
+
+async def transcriptions(request: Request) -> Response:
+    """``POST /v1/audio/transcriptions`` (multipart: ``file``, ``model``, options)."""
+    state: AppState = request.app.state.routerd
+    try:
+        _authenticate(request)
+        form = await read_form(request, state.max_body_bytes)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise BadRequestError(
+                "missing required file field 'file'", param="file", code="missing_required_parameter"
+            )
+        body: dict[str, Any] = {"model": form.get("model")}
+        body.update({k: v for k, v in form.items() if k in TRANSCRIPTION_FIELDS and isinstance(v, str)})
+        body["file"] = (
+            upload.filename or "audio",
+            await upload.read(),
+            upload.content_type or "application/octet-stream",
+        )
+    except ClientDisconnect:
+        return Response(status_code=499)
+    except Exception as exc:
+        return error_response(exc)
+    return await _route(request, TRANSCRIPTIONS, body)
+
+
+def audio_routes() -> list[BaseRoute]:
+    """The audio routes, with and without the ``/v1`` prefix."""
+    routes: list[BaseRoute] = []
+    for prefix in ("/v1", ""):
+        routes += [
+            Route(f"{prefix}/audio/speech", speech, methods=["POST"]),
+            Route(f"{prefix}/audio/transcriptions", transcriptions, methods=["POST"]),
+        ]
+    return routes
