@@ -32,7 +32,7 @@ def malformed(endpoint: str, body: Any) -> str | None:
         if not isinstance(results, list):
             return "'results' is missing or not a list"
         return None if all(isinstance(item, Mapping) for item in results) else "'results' holds a non-object"
-    if endpoint in ("embeddings", "images"):
+    if endpoint in ("embeddings", "images", "image_edits"):
         data = body.get("data")
         if not isinstance(data, list):
             return "'data' is missing or not a list"

@@ -40,6 +40,8 @@ RERANK = "rerank"
 #: ``/v1/audio/speech`` (JSON in, audio bytes out) and ``/v1/audio/transcriptions`` (a file in)
 SPEECH = "speech"
 TRANSCRIPTIONS = "transcriptions"
+#: ``/v1/images/edits`` (an image file in)
+IMAGE_EDITS = "image_edits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,9 @@ class BaseAdapter:
 
     async def transcription(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         raise _unsupported(self.name, "audio transcriptions")
+
+    async def image_edit(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        raise _unsupported(self.name, "image edits")
 
     def completion_calls(self, deployment: Deployment, body: JSON) -> int:
         """Upstream calls :meth:`completion` makes for ``body``: one per prompt when served through chat."""

@@ -177,6 +177,7 @@ class OpenAIEndpoint:
     rerank_url: str = ""
     speech_url: str = ""
     transcriptions_url: str = ""
+    image_edits_url: str = ""
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -308,6 +309,7 @@ class OpenAIAdapter(BaseAdapter):
             rerank_url=self.url(base, deployment, "rerank"),
             speech_url=self.url(base, deployment, "audio/speech"),
             transcriptions_url=self.url(base, deployment, "audio/transcriptions"),
+            image_edits_url=self.url(base, deployment, "images/edits"),
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -473,6 +475,26 @@ class OpenAIAdapter(BaseAdapter):
                 return UpstreamResponse(payload, pick_headers(response.headers))
         text = response.content.decode("utf-8", errors="replace")
         return UpstreamResponse({"text": text, "content_type": content_type or "text/plain"})
+
+    async def image_edit(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """``/images/edits`` (multipart): ``body["image"]`` / ``body["mask"]`` are (filename, bytes, type)."""
+        ep = self.endpoint(request.deployment)
+        uploads = {name: request.body[name] for name in ("image", "mask") if name in request.body}
+        fields = {
+            k: v for k, v in ep.body(request.body, stream=None).items() if k not in uploads and v is not None
+        }
+        data = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in fields.items()}
+        headers = {k: v for k, v in _headers(ep, request).items() if k != "content-type"}
+        response = await _send(
+            http, ep, ep.image_edits_url, headers, request.timeout, files=uploads, data=data
+        )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ep.errors.bad_gateway("the upstream answered a body that is not JSON") from None
+        if not isinstance(payload, dict):
+            raise ep.errors.bad_gateway("the upstream answered JSON that is not an object")
+        return UpstreamResponse(payload, pick_headers(response.headers))
 
     async def responses(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         """A Responses API request sent as it is (the client's fields, the deployment's model)."""

@@ -25,6 +25,7 @@ from routerd.providers.base import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
+    IMAGE_EDITS,
     IMAGES,
     MODERATIONS,
     RERANK,
@@ -72,6 +73,7 @@ ENDPOINT_METHODS: Mapping[str, tuple[str, str | None]] = {
     RERANK: ("rerank", None),
     SPEECH: ("speech", None),
     TRANSCRIPTIONS: ("transcription", None),
+    IMAGE_EDITS: ("image_edit", None),
 }
 
 

@@ -24,13 +24,13 @@ from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, model_info, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
-from routerd.server.audio_routes import audio_routes
 from routerd.server.batches import batches_routes
 from routerd.server.errors import error_response
 from routerd.server.files import files_routes
 from routerd.server.fine_tuning import fine_tuning_routes
 from routerd.server.frontdoor_routes import FAST_ROUTES, frontdoor_routes, response_store
 from routerd.server.limits import ConnectionLimits, new_request_id
+from routerd.server.media_routes import media_routes
 from routerd.server.metrics_routes import metrics_lifespan, metrics_routes
 from routerd.server.model_info import model_info_routes
 from routerd.server.reload import reload_lifespan, reload_routes
@@ -225,7 +225,7 @@ def create_app(
         *files_routes(),
         *fine_tuning_routes(),
         *batches_routes(),
-        *audio_routes(),
+        *media_routes(),
         *access_routes(),
         *frontdoor_routes(),
         *model_info_routes(),

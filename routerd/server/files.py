@@ -28,7 +28,7 @@ _MAX_FORM_FIELDS = 20
 _MAX_FIELD_BYTES = 64 * 1024
 
 
-async def read_form(request: Request, limit: int) -> FormData:
+async def read_form(request: Request, limit: int, *, max_files: int = 1) -> FormData:
     """The multipart form, refusing a body over ``limit`` bytes as it streams in (and by its header)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
@@ -52,7 +52,9 @@ async def read_form(request: Request, limit: int) -> FormData:
 
     counted = Request(request.scope, counting_receive)
     try:
-        return await counted.form(max_files=1, max_fields=_MAX_FORM_FIELDS, max_part_size=_MAX_FIELD_BYTES)
+        return await counted.form(
+            max_files=max_files, max_fields=_MAX_FORM_FIELDS, max_part_size=_MAX_FIELD_BYTES
+        )
     except HTTPException as exc:  # malformed multipart
         raise BadRequestError(
             f"malformed multipart body: {exc.detail}", code="invalid_request_body"

@@ -249,6 +249,7 @@ class FakeOpenAI:
             web.post(f"{prefix}/rerank", self._rerank),
             web.post(f"{prefix}/audio/speech", self._speech),
             web.post(f"{prefix}/audio/transcriptions", self._transcriptions),
+            web.post(f"{prefix}/images/edits", self._image_edits),
         ]
 
     async def record(self, request: web.Request) -> Recorded:
@@ -449,6 +450,28 @@ class FakeOpenAI:
                 content_type="text/plain",
             )
         return json_response({"text": f"transcript of {size} bytes"})
+
+    async def _image_edits(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/images/edits`` (multipart with an ``image`` part): one edited image as a URL."""
+        recorded = await self.record(request)
+        denied = self.check_auth(request)
+        if denied is not None:
+            return denied
+        if b'name="image"' not in recorded.body:
+            return json_response(
+                {
+                    "error": {
+                        "message": "image is required",
+                        "type": "invalid_request_error",
+                        "param": "image",
+                        "code": None,
+                    }
+                },
+                400,
+            )
+        return json_response(
+            {"created": 1_700_000_000, "data": [{"url": "https://images.example/edited.png"}]}
+        )
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)

@@ -637,3 +637,14 @@ def test_audio_speech_and_transcriptions_are_routed_by_model(
     with pytest.raises(openai.BadRequestError) as refused:
         client.audio.speech.create(model="claude", voice="alloy", input="hello")
     assert "anthropic does not support audio speech" in refused.value.message
+
+
+def test_image_edits_are_routed_by_model(server: RouterdServer, upstreams: Upstreams) -> None:
+    client = openai_client(server)
+    edited = client.images.edit(model="gpt", image=("in.png", b"\x89PNG image"), prompt="add a hat")
+    assert edited.data[0].url == "https://images.example/edited.png"
+    sent = upstreams.openai.requests[-1]
+    assert sent.path == "/v1/images/edits" and b"add a hat" in sent.body and b"\x89PNG image" in sent.body
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.edit(model="claude", image=("in.png", b"\x89PNG"), prompt="add a hat")
+    assert "anthropic does not support image edits" in refused.value.message

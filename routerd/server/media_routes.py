@@ -1,9 +1,12 @@
-"""OpenAI's audio endpoints, routed by ``model`` like every call (keys, limits, retries, fallbacks):
+"""OpenAI's audio and image-edit endpoints, routed by ``model`` like every call (keys, limits, retries,
+fallbacks):
 
 * ``POST /v1/audio/speech``: JSON in (``model``, ``input``, ``voice``, ...), the audio bytes out with
   the upstream's content type;
 * ``POST /v1/audio/transcriptions``: a multipart form (``file``, ``model``, ``language``,
-  ``response_format``, ...), the transcript out (JSON, or text for ``text``/``srt``/``vtt``).
+  ``response_format``, ...), the transcript out (JSON, or text for ``text``/``srt``/``vtt``);
+* ``POST /v1/images/edits``: a multipart form (``image``, optional ``mask``, ``prompt``, ``model``, ...),
+  the images out as JSON.
 
 The bodies are not JSON answers, so these are not on :mod:`routerd.server.inference`'s path; they reuse
 its body reading, the gate and the request log. Guardrails do not read audio or the speech input (the
@@ -23,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from routerd.errors import APIError, BadRequestError
 from routerd.events import RequestStarted
-from routerd.providers.base import SPEECH, TRANSCRIPTIONS
+from routerd.providers.base import IMAGE_EDITS, SPEECH, TRANSCRIPTIONS
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response
@@ -123,12 +126,44 @@ async def transcriptions(request: Request) -> Response:
     return await _route(request, TRANSCRIPTIONS, body)
 
 
-def audio_routes() -> list[BaseRoute]:
-    """The audio routes, with and without the ``/v1`` prefix."""
+#: form fields of an image edit passed on (besides ``image``, ``mask`` and ``model``)
+IMAGE_EDIT_FIELDS = frozenset(
+    {"prompt", "n", "size", "quality", "response_format", "background", "output_format", "user"}
+)
+
+
+async def image_edits(request: Request) -> Response:
+    """``POST /v1/images/edits`` (multipart: ``image``, optional ``mask``, ``prompt``, ``model``, options)."""
+    state: AppState = request.app.state.routerd
+    try:
+        _authenticate(request)
+        form = await read_form(request, state.max_body_bytes, max_files=2)
+        image, mask = form.get("image"), form.get("mask")
+        if not isinstance(image, UploadFile):
+            raise BadRequestError(
+                "missing required file field 'image'", param="image", code="missing_required_parameter"
+            )
+        if not isinstance(form.get("prompt"), str):
+            raise BadRequestError("'prompt' is required", param="prompt", code="missing_required_parameter")
+        body: dict[str, Any] = {"model": form.get("model")}
+        body.update({k: v for k, v in form.items() if k in IMAGE_EDIT_FIELDS and isinstance(v, str)})
+        body["image"] = (image.filename or "image.png", await image.read(), image.content_type or "image/png")
+        if isinstance(mask, UploadFile):
+            body["mask"] = (mask.filename or "mask.png", await mask.read(), mask.content_type or "image/png")
+    except ClientDisconnect:
+        return Response(status_code=499)
+    except Exception as exc:
+        return error_response(exc)
+    return await _route(request, IMAGE_EDITS, body)
+
+
+def media_routes() -> list[BaseRoute]:
+    """The audio and image-edit routes, with and without the ``/v1`` prefix."""
     routes: list[BaseRoute] = []
     for prefix in ("/v1", ""):
         routes += [
             Route(f"{prefix}/audio/speech", speech, methods=["POST"]),
             Route(f"{prefix}/audio/transcriptions", transcriptions, methods=["POST"]),
+            Route(f"{prefix}/images/edits", image_edits, methods=["POST"]),
         ]
     return routes
