@@ -74,7 +74,7 @@ class MessagesDoor(Door):
         return _json(body, status, {**extra, **headers})
 
     async def prepare(self, state: AppState, body: Any, headers: Mapping[str, str]) -> DoorCall:
-        if isinstance(body, Mapping):
+        if isinstance(body, Mapping) and not anthropic_messages.KNOWN_FIELDS.issuperset(body):
             # Fields routerd does not know (newer API features) go to Anthropic deployments as they
             # are; the translation for the other providers leaves them out.
             known = {k: v for k, v in body.items() if k in anthropic_messages.KNOWN_FIELDS}
