@@ -233,11 +233,13 @@ def test_messages_images(server: RouterdServer, upstreams: Upstreams, model: str
         assert part["image_url"]["url"] == f"data:image/png;base64,{PIXEL}"
 
 
-def test_count_tokens(server: RouterdServer) -> None:
-    counted = claude_client(server).messages.count_tokens(
-        model="gpt", messages=_hi("count these words please")
-    )
-    assert counted.input_tokens > 0
+@pytest.mark.parametrize("model", ["claude", "gpt"])
+def test_count_tokens(server: RouterdServer, upstreams: Upstreams, model: str) -> None:
+    client = claude_client(server)
+    short = client.messages.count_tokens(model=model, messages=_hi("count"))
+    longer = client.messages.count_tokens(model=model, messages=_hi("count these words please " * 10))
+    assert 0 < short.input_tokens < longer.input_tokens
+    assert upstreams.anthropic.requests == [] and upstreams.openai.requests == []  # routerd's own estimate
 
 
 def test_anthropic_overloaded_falls_back_to_openai(server: RouterdServer, upstreams: Upstreams) -> None:
