@@ -13,10 +13,11 @@ at is translated for every deployment; the others go natively where they can.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +164,10 @@ async def serve(state: AppState, door: Door, scope: Scope, receive: Receive, sen
         finally:
             log.finish(499, None, error="ClientDisconnect")
         return
+    except asyncio.CancelledError:
+        # the protocol cancels the request when its client disconnects (routerd.server.protocol)
+        log.finish(499, None, error="ClientDisconnect")
+        raise
     except Exception as exc:
         info: RoutingInfo | None = getattr(exc, "routing", None)
         status = exc.status_code if isinstance(exc, APIError) else 500
@@ -230,9 +235,25 @@ async def _stream(
     if log.passage is not None:
         stream_headers.update(cache_headers(log.passage))
     body = _metered(state, door, call, result, log)
-    await StreamingResponse(body, media_type="text/event-stream", headers=stream_headers)(
-        scope, receive, send
-    )
+    try:
+        await StreamingResponse(body, media_type="text/event-stream", headers=stream_headers)(
+            scope, receive, send
+        )
+    finally:
+        if not log.finished:  # the client left: the body was interrupted, or never started
+            await _abandon(body, result, log)
+
+
+async def _abandon(body: AsyncGenerator[bytes, None], result: CallResult, log: RequestLog) -> None:
+    """Finish a stream whose client left now (as inference does): closing a body that started runs its
+    own accounting; one that never started closes the upstream stream and ends the request here."""
+    with anyio.CancelScope(shield=True):
+        await body.aclose()
+        if not log.finished:
+            aclose = getattr(result.stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            log.finish(499, result.info, error="ClientDisconnect")
 
 
 class _Meter:
@@ -288,7 +309,7 @@ def _native_event_usage(event: Mapping[str, Any], prompt: int, completion: int) 
 
 async def _metered(
     state: AppState, door: Door, call: DoorCall, result: CallResult, log: RequestLog
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The door's SSE body over the router's stream, accounted once when it ends."""
     assert result.stream is not None
     stream = result.stream

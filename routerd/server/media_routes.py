@@ -15,6 +15,7 @@ gate's text slots cover chat, completions and embeddings); the cache does not st
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -32,7 +33,8 @@ from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.files import read_form
 from routerd.server.gate import Passage
-from routerd.server.inference import RequestLog, new_request_id_bits, parse_json, read_body, routing_headers
+from routerd.server.inference import RequestLog, parse_json, read_body, routing_headers
+from routerd.server.limits import new_request_id
 from routerd.server.state import AppState
 
 #: form fields of a transcription passed on (besides ``file`` and ``model``)
@@ -45,7 +47,7 @@ async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Respo
     """Gate, route and account for one audio call; ``body`` is the upstream request (already read)."""
     state: AppState = request.app.state.routerd
     headers = {k.lower(): v for k, v in request.headers.items()}
-    request_id = headers.get("x-request-id") or f"{new_request_id_bits(128):032x}"
+    request_id = headers.get("x-request-id") or new_request_id()
     log = RequestLog(state, endpoint, request_id, time.perf_counter())
     state.events.emit(RequestStarted(request_id, endpoint))
     log.model = str(body.get("model", ""))
@@ -59,6 +61,9 @@ async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Respo
             )
         result = await state.router.call(endpoint, body, request_id=request_id)
         response = _answer(result)
+    except asyncio.CancelledError:  # the client went away (routerd.server.protocol cancels the request)
+        log.finish(499, result.info if result is not None else None, error="ClientDisconnect")
+        raise
     except Exception as exc:
         info: RoutingInfo | None = result.info if result is not None else getattr(exc, "routing", None)
         status = exc.status_code if isinstance(exc, APIError) else 500
