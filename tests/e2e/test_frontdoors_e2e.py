@@ -25,7 +25,16 @@ from routerd.testing.fake_http import StreamPlan
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
 
-from .support import ANTHROPIC_KEY, MASTER_KEY, OPENAI_KEY, UPSTREAM_KEYS, reset, running_fake, write_config
+from .support import (
+    ANTHROPIC_KEY,
+    MASTER_KEY,
+    OPENAI_KEY,
+    UPSTREAM_KEYS,
+    reset,
+    running_fake,
+    wait_for,
+    write_config,
+)
 
 ALICE = "sk-frontdoor-alice-0123456789"  # may call everything
 BOB = "sk-frontdoor-bob-0123456789ab"  # gpt only
@@ -650,3 +659,19 @@ def test_image_edits_are_routed_by_model(server: RouterdServer, upstreams: Upstr
     with pytest.raises(openai.BadRequestError) as refused:
         client.images.edit(model="claude", image=("in.png", b"\x89PNG"), prompt="add a hat")
     assert "anthropic does not support image edits" in refused.value.message
+
+
+@pytest.mark.parametrize("model", ["claude", "gpt"])
+def test_a_client_leaving_a_messages_stream_closes_the_upstream(
+    server: RouterdServer, upstreams: Upstreams, model: str
+) -> None:
+    upstreams.openai.enqueue(Reply(hang_after=2))  # two chunks, then quiet with the connection open
+    upstreams.anthropic.enqueue(AnthropicReply.text("a long answer " * 5, stream=StreamPlan(hang_after=3)))
+    with claude_client(server).messages.stream(model=model, max_tokens=64, messages=_hi("talk")) as stream:
+        first = next(iter(stream))
+    assert first.type == "message_start"
+    fake = upstreams.anthropic if model == "claude" else upstreams.openai
+    wait_for(lambda: fake.disconnects == 1, what="routerd to close the upstream stream")
+    assert (
+        claude_client(server).messages.create(model=model, max_tokens=8, messages=_hi("still here")).content
+    )
