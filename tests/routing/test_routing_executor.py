@@ -499,7 +499,7 @@ async def test_other_endpoints_use_their_adapter_method(
     result = await router.call(endpoint, body)
     assert result.response is not None and result.response.body["object"] == kind
     with pytest.raises(ValueError):
-        await router.call("images", body)
+        await router.call("no-such-endpoint", body)  # ("images" is an endpoint now)
 
 
 async def test_latency_routing_moves_traffic_away_from_a_slow_deployment(
