@@ -6,20 +6,24 @@ The owner is the digest :func:`routerd.server.frontdoor_serve.owner_of` computes
 record is bounded like the memory store's (``RESPONSE_STORE_MAX_ENTRY_BYTES``); the total is bounded
 by the Redis server's own ``maxmemory`` and eviction policy (use ``volatile-ttl`` or ``allkeys-lru``).
 
-The client (``redis.asyncio.Redis`` or anything with its ``get``/``set``/``delete``) is injected, so the
-shared state store can hand over the connection it already has. Not wired to the routing file yet:
-``router_settings.redis_url`` is taken by the shared state store being written; the daemon uses
-:class:`~routerd.frontdoors.response_store.MemoryResponseStore` until that lands.
+The client (``redis.asyncio.Redis`` or anything with its ``get``/``set``/``delete``) is injected: the
+daemon hands over the shared state store's connection (``ROUTERD_REDIS_URL`` / ``router_settings.redis_*``),
+so replicas share stored responses whenever they share health. Redis being unreachable is a 503 for a
+lookup (the conversation cannot be continued honestly without it) and a response not stored for a put.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import orjson
 
+from routerd.errors import ServiceUnavailableError
 from routerd.frontdoors.limits import RESPONSE_STORE_MAX_ENTRY_BYTES, RESPONSE_STORE_TTL_SECONDS
 from routerd.frontdoors.response_store import StoredResponse
+
+log = logging.getLogger("routerd.frontdoors")
 
 #: longest response id looked up or stored (ids routerd and OpenAI make are ~60 characters)
 MAX_RESPONSE_ID = 256
@@ -58,7 +62,13 @@ class RedisResponseStore:
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         key = self._key(response_id, owner)
-        raw = await self.client.get(key) if key is not None else None
+        try:
+            raw = await self.client.get(key) if key is not None else None
+        except Exception as exc:  # the connection, not the request: say so rather than "not found"
+            raise ServiceUnavailableError(
+                "stored responses are unreachable (the shared state store is down); retry shortly",
+                code="response_store_unavailable",
+            ) from exc
         if raw is None:
             return None
         record = orjson.loads(raw)
@@ -69,9 +79,21 @@ class RedisResponseStore:
         data = orjson.dumps({"response": record.response, "input_items": record.input_items})
         if key is None or len(data) > self.max_entry_bytes:
             return False
-        await self.client.set(key, data, px=max(int(self.ttl * 1000), 1))
+        try:
+            await self.client.set(key, data, px=max(int(self.ttl * 1000), 1))
+        except Exception:  # the answer was served; only its follow-ups will miss it
+            log.warning(
+                "could not store response %s in the shared state store", response_id[:80], exc_info=True
+            )
+            return False
         return True
 
     async def delete(self, response_id: str, owner: str) -> bool:
         key = self._key(response_id, owner)
-        return key is not None and bool(await self.client.delete(key))
+        try:
+            return key is not None and bool(await self.client.delete(key))
+        except Exception as exc:
+            raise ServiceUnavailableError(
+                "stored responses are unreachable (the shared state store is down); retry shortly",
+                code="response_store_unavailable",
+            ) from exc

@@ -196,7 +196,7 @@ def create_app(
         config_path=config_path,
         reload=ReloadStatus(content_hash=table.content_hash),
     )
-    state.responses = response_store(settings)
+    state.responses = response_store(settings, shared=router.state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -44,9 +44,19 @@ ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
 _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
-def response_store(settings: Settings, clock: Callable[[], float] = time.monotonic) -> ResponseStore:
-    """The store of ``/v1/responses`` answers: in memory, entries living ``ROUTERD_RESPONSES_TTL``
-    seconds (the other bounds are the constants in :mod:`routerd.frontdoors.limits`)."""
+def response_store(
+    settings: Settings, clock: Callable[[], float] = time.monotonic, shared: Any = None
+) -> ResponseStore:
+    """The store of ``/v1/responses`` answers, entries living ``ROUTERD_RESPONSES_TTL`` seconds: in
+    Redis when the router's health store is shared there (``shared``), else in memory (the other
+    bounds are the constants in :mod:`routerd.frontdoors.limits`)."""
+    client = getattr(shared, "client", None)
+    if client is not None:
+        from routerd.frontdoors.response_store_redis import RedisResponseStore
+
+        return RedisResponseStore(
+            client, ttl=settings.responses_ttl, prefix=f"{getattr(shared, 'namespace', 'routerd:')}responses:"
+        )
     return MemoryResponseStore(ttl=settings.responses_ttl, clock=clock)
 
 

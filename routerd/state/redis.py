@@ -143,6 +143,15 @@ class RedisHealthStore:
         self.gate: Gate | None = None
 
     @property
+    def client(self) -> Any:
+        """The Redis connection (other shared state, such as stored responses, uses it too)."""
+        return self._client
+
+    @property
+    def namespace(self) -> str:
+        return self._options.namespace
+
+    @property
     def processes(self) -> int:
         """How many processes share the limits: the configured count, or more if more were seen.
 

@@ -7,12 +7,16 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import openai
 import pytest
 import redis.asyncio as aioredis
 
 from routerd.frontdoors.response_store import StoredResponse
 from routerd.frontdoors.response_store_redis import MAX_RESPONSE_ID, RedisResponseStore
+from routerd.testing import FakeOpenAI, run_in_thread
+from routerd.testing.server import RouterdServer
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
@@ -83,3 +87,34 @@ async def test_bounds_on_one_record_and_on_ids(client: aioredis.Redis) -> None:
     roomy = RedisResponseStore(client)
     assert not await roomy.put("r" * (MAX_RESPONSE_ID + 1), "owner", RECORD)
     assert await roomy.get("r" * (MAX_RESPONSE_ID + 1), "owner") is None
+
+
+def test_replicas_sharing_redis_share_stored_responses(redis_port: int, tmp_path: Path) -> None:
+    """Two daemons on one Redis (ROUTERD_REDIS_URL): a conversation started on one continues on the other."""
+    with run_in_thread(FakeOpenAI(api_key="sk-upstream-0000")) as fake:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            "model_list:\n"
+            f"  - {{model_name: gpt, litellm_params: {{model: openai/gpt-4o-mini, api_base: {fake.base_url},"
+            " api_key: sk-upstream-0000}}\n"
+            "general_settings: {master_key: sk-master-key-000000}\n"
+        )
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        with (
+            RouterdServer.from_file(config, redis_url=url) as one,
+            RouterdServer.from_file(config, redis_url=url) as two,
+        ):
+            first = _client(one).responses.create(model="gpt", input="remember me")
+            second = _client(two).responses.create(
+                model="gpt", input="and now?", previous_response_id=first.id
+            )
+            assert second.output_text == "echo: and now?"
+            sent = fake.requests[-1].json["input"]
+            assert sent[0]["content"][0]["text"] == "remember me"  # the conversation came from Redis
+            assert _client(two).responses.retrieve(first.id).id == first.id
+            with pytest.raises(openai.AuthenticationError):  # an unknown key reads nothing
+                _client(two, "sk-someone-else-0000").responses.retrieve(first.id)
+
+
+def _client(server: RouterdServer, key: str = "sk-master-key-000000") -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
