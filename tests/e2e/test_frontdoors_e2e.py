@@ -21,6 +21,7 @@ from anthropic._constants import ANTHROPIC_API_VERSION
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic
+from routerd.testing.cohere_fake import FakeCohere
 from routerd.testing.fake_http import StreamPlan
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
@@ -675,3 +676,26 @@ def test_a_client_leaving_a_messages_stream_closes_the_upstream(
     assert (
         claude_client(server).messages.create(model=model, max_tokens=8, messages=_hi("still here")).content
     )
+
+
+def test_rerank_reaches_cohere_deployments(tmp_path: Path) -> None:
+    with running_fake(FakeCohere(api_key="co-upstream-key-000")) as cohere:
+        config = write_config(
+            tmp_path,
+            "model_list:\n"
+            f"  - {{model_name: ranker, litellm_params: {{model: cohere/rerank-v3.5, api_base: {cohere.base_url},"
+            " api_key: co-upstream-key-000}}\n"
+            f"general_settings: {{master_key: {MASTER_KEY}}}\n",
+        )
+        with RouterdServer.from_file(config) as daemon:
+            body = {
+                "model": "ranker",
+                "query": "red apple",
+                "documents": ["a blue car", "a red apple"],
+                "top_n": 1,
+            }
+            answer = httpx.post(
+                daemon.base_url + "/v1/rerank", headers={"authorization": f"Bearer {MASTER_KEY}"}, json=body
+            )
+    assert answer.status_code == 200 and answer.json()["results"][0]["index"] == 1
+    assert cohere.requests[-1].path == "/v2/rerank"
