@@ -139,8 +139,8 @@ class PassThroughFake(FakeOpenAI):
 
     def routes(self) -> list[web.RouteDef]:
         prefix = self.api_prefix
+        # before FakeOpenAI's own routes for the same paths: the first registered route answers
         return [
-            *super().routes(),
             web.post(
                 f"{prefix}/images/generations",
                 self._answer({"created": 1, "data": [{"url": "http://img/1"}]}),
@@ -149,6 +149,7 @@ class PassThroughFake(FakeOpenAI):
             web.post(
                 f"{prefix}/responses", self._answer({"id": "resp_1", "object": "response", "output": []})
             ),
+            *super().routes(),
         ]
 
     def _answer(self, payload: dict[str, Any]) -> Any:
