@@ -147,7 +147,7 @@ async def serve(state: AppState, door: Door, scope: Scope, receive: Receive, sen
         if state.gate is not None:
             passage = await Passage.enter(state.gate, table, state.master_key, CHAT, headers, chat)
             log.passage = passage
-            cached = passage.cached_answer(chat)
+            cached = await passage.cached_answer(chat)
             if cached is not None:
                 await _from_cache(state, door, call, cached, log, request_id, scope, receive, send)
                 return

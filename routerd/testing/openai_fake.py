@@ -244,7 +244,6 @@ class FakeOpenAI:
             web.get(f"{prefix}/models/{{model_id:.+}}", self._model),
             web.post(f"{prefix}/moderations", self._moderations),
             web.post(f"{prefix}/responses", self._responses),
-            web.post(f"{prefix}/moderations", self._moderations),
             web.post(f"{prefix}/images/generations", self._images),
             web.post(f"{prefix}/rerank", self._rerank),
             web.post(f"{prefix}/audio/speech", self._speech),
@@ -347,31 +346,6 @@ class FakeOpenAI:
             await response.write(responses_fake.encode(event))
         await response.write_eof()
         return response
-
-    async def _moderations(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/moderations``: an input is flagged (category ``violence``) when it says "kill"."""
-        recorded = await self.record(request)
-        denied = self.check_auth(request)
-        reply = self.next_reply(request.path)
-        if reply is not None and (reply.json is not None or reply.body is not None or reply.status >= 300):
-            return raw_response(reply)
-        if denied is not None:
-            return denied
-        body = recorded.json if isinstance(recorded.json, dict) else {}
-        inputs = body.get("input")
-        texts = [inputs] if isinstance(inputs, str) else [str(item) for item in inputs or []]
-        results = []
-        for text in texts:
-            flagged = "kill" in text.lower()
-            results.append(
-                {
-                    "flagged": flagged,
-                    "categories": {"violence": flagged, "hate": False},
-                    "category_scores": {"violence": 0.97 if flagged else 0.01, "hate": 0.0},
-                }
-            )
-        model = str(body.get("model") or "omni-moderation-latest")
-        return json_response({"id": shapes.new_id("modr"), "model": model, "results": results})
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/images/generations``: ``n`` images, as URLs or ``b64_json`` of a fixed PNG header."""

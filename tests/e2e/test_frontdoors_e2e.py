@@ -23,7 +23,7 @@ from routerd.testing import FakeOpenAI
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic
 from routerd.testing.cohere_fake import FakeCohere
 from routerd.testing.fake_http import StreamPlan
-from routerd.testing.openai_fake import Reply
+from routerd.testing.openai_fake import MODERATION_MARKER, Reply
 from routerd.testing.server import RouterdServer
 
 from .support import (
@@ -528,7 +528,7 @@ def test_a_native_stream_cut_mid_way_ends_with_an_error_event(
 
 def test_moderations_are_routed_by_model(server: RouterdServer, upstreams: Upstreams) -> None:
     client = openai_client(server)
-    result = client.moderations.create(model="mod", input=["hello", "I will kill the process"])
+    result = client.moderations.create(model="mod", input=["hello", f"a {MODERATION_MARKER} here"])
     assert [r.flagged for r in result.results] == [False, True]
     sent = upstreams.openai.requests[-1]
     assert sent.path == "/v1/moderations" and sent.json["model"] == "omni-moderation-latest"
