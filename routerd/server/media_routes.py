@@ -83,6 +83,27 @@ def _answer(result: CallResult) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+async def _form(request: Request, limit: int, *, max_files: int) -> dict[str, Any]:
+    """The multipart form as plain values: strings, and (filename, bytes, content type) per file; the
+    form's temporary files are closed before this returns."""
+    form = await read_form(request, limit, max_files=max_files)
+    try:
+        out: dict[str, Any] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                content = await value.read()
+                out[name] = (
+                    value.filename or name,
+                    content,
+                    value.content_type or "application/octet-stream",
+                )
+            else:
+                out[name] = value
+        return out
+    finally:
+        await form.close()
+
+
 def _authenticate(request: Request) -> None:
     state: AppState = request.app.state.routerd
     if state.gate is None:
@@ -111,19 +132,15 @@ async def transcriptions(request: Request) -> Response:
     state: AppState = request.app.state.routerd
     try:
         _authenticate(request)
-        form = await read_form(request, state.max_body_bytes)
+        form = await _form(request, state.max_body_bytes, max_files=1)
         upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        if not isinstance(upload, tuple):
             raise BadRequestError(
                 "missing required file field 'file'", param="file", code="missing_required_parameter"
             )
         body: dict[str, Any] = {"model": form.get("model")}
         body.update({k: v for k, v in form.items() if k in TRANSCRIPTION_FIELDS and isinstance(v, str)})
-        body["file"] = (
-            upload.filename or "audio",
-            await upload.read(),
-            upload.content_type or "application/octet-stream",
-        )
+        body["file"] = upload
     except ClientDisconnect:
         return Response(status_code=499)
     except Exception as exc:
@@ -142,9 +159,9 @@ async def image_edits(request: Request) -> Response:
     state: AppState = request.app.state.routerd
     try:
         _authenticate(request)
-        form = await read_form(request, state.max_body_bytes, max_files=2)
+        form = await _form(request, state.max_body_bytes, max_files=2)
         image, mask = form.get("image"), form.get("mask")
-        if not isinstance(image, UploadFile):
+        if not isinstance(image, tuple):
             raise BadRequestError(
                 "missing required file field 'image'", param="image", code="missing_required_parameter"
             )
@@ -152,9 +169,9 @@ async def image_edits(request: Request) -> Response:
             raise BadRequestError("'prompt' is required", param="prompt", code="missing_required_parameter")
         body: dict[str, Any] = {"model": form.get("model")}
         body.update({k: v for k, v in form.items() if k in IMAGE_EDIT_FIELDS and isinstance(v, str)})
-        body["image"] = (image.filename or "image.png", await image.read(), image.content_type or "image/png")
-        if isinstance(mask, UploadFile):
-            body["mask"] = (mask.filename or "mask.png", await mask.read(), mask.content_type or "image/png")
+        body["image"] = image
+        if isinstance(mask, tuple):
+            body["mask"] = mask
     except ClientDisconnect:
         return Response(status_code=499)
     except Exception as exc:

@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 from anthropic._constants import ANTHROPIC_API_VERSION
+from clients import tracked
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic
@@ -118,11 +119,11 @@ def server(daemon: RouterdServer, upstreams: Upstreams) -> RouterdServer:
 
 
 def claude_client(server: RouterdServer, key: str = MASTER_KEY) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server.base_url, api_key=key, max_retries=0)
+    return tracked(anthropic.Anthropic(base_url=server.base_url, api_key=key, max_retries=0))
 
 
 def openai_client(server: RouterdServer, key: str = MASTER_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    return tracked(openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0))
 
 
 def _hi(text: str = "hi") -> list[Any]:
@@ -445,8 +446,10 @@ def test_spend_is_recorded_for_both_doors(server: RouterdServer) -> None:
 
 
 def test_azure_client_chat_and_embeddings(server: RouterdServer, upstreams: Upstreams) -> None:
-    client = openai.AzureOpenAI(
-        azure_endpoint=server.base_url, api_key=MASTER_KEY, api_version="2024-10-21", max_retries=0
+    client = tracked(
+        openai.AzureOpenAI(
+            azure_endpoint=server.base_url, api_key=MASTER_KEY, api_version="2024-10-21", max_retries=0
+        )
     )
     answer = client.chat.completions.create(model="gpt", messages=_hi("via azure"))
     assert answer.choices[0].message.content == "via azure"

@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 import redis.asyncio as aioredis
+from clients import tracked
 
 from routerd.frontdoors.response_store import StoredResponse
 from routerd.frontdoors.response_store_redis import MAX_RESPONSE_ID, RedisResponseStore
@@ -117,4 +118,4 @@ def test_replicas_sharing_redis_share_stored_responses(redis_port: int, tmp_path
 
 
 def _client(server: RouterdServer, key: str = "sk-master-key-000000") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    return tracked(openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0))
