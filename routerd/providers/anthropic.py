@@ -128,10 +128,10 @@ class AnthropicAdapter(BaseAdapter):
     async def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         target, content = self._build(request, stream=True)
         errors = target.errors
-        stream_options = request.body.get("stream_options") or {}
         translator = StreamTranslator(
             created=int(time.time()),
-            include_usage=bool(stream_options.get("include_usage")),
+            # always: the router's relay meters it and hides it from clients that did not ask
+            include_usage=True,
             model=request.deployment.model,
             errors=errors,
         )

@@ -95,12 +95,12 @@ class GoogleAdapter(BaseAdapter):
         payload = self._payload(request)
         endpoint = await self.endpoint(deployment, STREAM)
         errors = endpoint.errors
-        stream_options = request.body.get("stream_options") or {}
         translator = StreamTranslator(
             created=int(time.time()),
             model=deployment.model,
             errors=errors,
-            include_usage=bool(stream_options.get("include_usage")),
+            # always: the router's relay meters it and hides it from clients that did not ask
+            include_usage=True,
         )
         try:
             async with http.stream(

@@ -150,7 +150,7 @@ async def test_streamed_thinking_becomes_reasoning_content(
     body = {**ask(), "stream": True, "reasoning_effort": "low"}
     chunks = await collect(adapter.chat_stream(http_client, call(deployment, body)))
     assert fake.requests[-1].json["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-    deltas = [c["choices"][0]["delta"] for c in chunks]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert "".join(d.get("reasoning_content", "") for d in deltas) == "First, consider the sky."
     assert "".join(d.get("content") or "" for d in deltas) == "It is blue."
     blocks = [b for d in deltas for b in d.get("thinking_blocks", [])]
@@ -421,3 +421,14 @@ async def test_cache_control_injection_points_reach_the_messages_api(
         http_client, call(make_deployment("anthropic", MODEL, api_base=fake.base_url, api_key=KEY), body)
     )
     assert "cache_control" not in str(fake.requests[-1].json)
+
+
+async def test_stream_always_ends_with_usage_so_the_router_meters_it(
+    http_client: HttpClient, fake: FakeAnthropic, deployment: Deployment
+) -> None:
+    # the client did not ask for usage: the adapter still sends it (the router's relay hides it)
+    chunks = await collect(adapter.chat_stream(http_client, call(deployment, {**ask(), "stream": True})))
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["prompt_tokens"] > 0
+    assert chunks[-1]["usage"]["completion_tokens"] > 0

@@ -378,3 +378,16 @@ async def test_a_vertex_express_style_api_base_gets_nothing_inserted(
     response = await adapter.chat(http_client, call(deployment, ask()))
     assert fake.requests[-1].path == "/models/gemini-2.0-flash:generateContent"
     assert response.body["choices"][0]["message"]["content"] == "echo: hello"
+
+
+async def test_stream_always_ends_with_usage_so_the_router_meters_it(
+    http_client: HttpClient, fake: FakeGemini, deployment: Deployment
+) -> None:
+    # the client did not ask for usage: the adapter still sends it (the router's relay hides it)
+    fake.enqueue(GeminiReply.text("metered anyway"))
+    chunks = await collect(adapter.chat_stream(http_client, call(deployment, {**ask(), "stream": True})))
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == (
+        "metered anyway"
+    )
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["total_tokens"] > 0
