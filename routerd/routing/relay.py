@@ -10,7 +10,11 @@ collected unread.
 A relayed stream lasts at most ``max_duration`` seconds (``ROUTERD_MAX_STREAM_DURATION``): the adapter's
 timeouts are per read, so an upstream that keeps sending (``: ping`` comments, or chunks forever) would
 otherwise be relayed forever. Past it the reader gets a :class:`~routerd.errors.Timeout` mid-stream
-(which the server turns into an in-band error event) and the upstream is closed.
+(which the server turns into an in-band error event) and the upstream is closed. The bound is one
+event-loop timer per stream, armed when the relay is made: an ``asyncio.timeout`` around every read
+cost a timer handle and a context manager per chunk, a good part of the relay's own work. When it
+fires while the reader waits for the upstream, the waiting task is cancelled (and the cancellation
+turned into the timeout); when it fires between reads, the next read fails.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -38,14 +43,18 @@ class StreamRelay:
     """An async iterator of OpenAI chunk dicts; see the module docstring."""
 
     __slots__ = (
+        "__weakref__",
         "_deadline",
         "_deployment",
         "_done",
+        "_expired",
         "_first",
         "_iterator",
         "_limit",
         "_on_end",
         "_strip_usage",
+        "_timer",
+        "_waiter",
         "chunks",
         "usage",
     )
@@ -63,8 +72,15 @@ class StreamRelay:
         # the upstream was asked for usage the client did not ask for: record it, do not hand it on
         self._strip_usage = strip_usage
         self._limit = max_duration
-        # on the event loop's clock, which asyncio.timeout_at uses; None: unbounded
-        self._deadline = asyncio.get_running_loop().time() + max_duration if max_duration < math.inf else None
+        self._deadline: float | None = None  # on the event loop's clock; None: unbounded
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False  # the timer fired: the stream has lasted as long as it may
+        self._waiter: asyncio.Task[Any] | None = None  # the task waiting on the upstream, while it waits
+        if max_duration < math.inf:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.time() + max_duration
+            # through a weak reference: a pending timer must not keep an abandoned relay alive
+            self._timer = loop.call_at(self._deadline, _expire, weakref.ref(self))
         self._first: JSON | None = first
         self._deployment = deployment
         self._on_end = on_end
@@ -96,8 +112,13 @@ class StreamRelay:
             self._first = None
         else:
             try:
-                async with asyncio.timeout_at(self._deadline):
+                if self._expired:
+                    raise TimeoutError
+                self._waiter = asyncio.current_task()
+                try:
                     chunk = await anext(self._iterator)
+                finally:
+                    self._waiter = None
             except StopAsyncIteration:
                 await self._finish(None, finished=True)
                 raise
@@ -105,6 +126,16 @@ class StreamRelay:
                 await self._finish(exc, finished=False)
                 raise
             except TimeoutError as exc:
+                error = self._timed_out()
+                await self._finish(error, finished=False)
+                raise error from exc
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if not self._expired or task is None or task.cancelling() != 1:
+                    # the reader went away (or is cancelled besides our timer): stop quietly
+                    await self._finish(None, finished=False)
+                    raise
+                task.uncancel()  # our own cancellation: it becomes the timeout error
                 error = self._timed_out()
                 await self._finish(error, finished=False)
                 raise error from exc
@@ -119,15 +150,27 @@ class StreamRelay:
                 )
                 await self._finish(error, finished=False)
                 raise error from exc
-            except BaseException:  # cancelled while waiting for the upstream: the reader went away
+            except BaseException:  # the reader went away
                 await self._finish(None, finished=False)
                 raise
         self.chunks += 1
         return chunk
 
+    def _expire(self) -> None:
+        """The stream's timer: it has lasted as long as it may (see the module docstring)."""
+        self._timer = None
+        if self._done:
+            return
+        self._expired = True
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.cancel("routerd: ROUTERD_MAX_STREAM_DURATION")
+
     def _timed_out(self) -> APIError:
         dep = self._deployment
-        expired = self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+        expired = self._expired or (
+            self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+        )
         why = (
             f"passed the longest a stream may last ({self._limit:g}s, ROUTERD_MAX_STREAM_DURATION)"
             if expired
@@ -147,20 +190,33 @@ class StreamRelay:
 
     async def _finish(self, error: APIError | None, *, finished: bool) -> None:
         self._done = True
+        self._disarm()
         try:
             await close_iterator(self._iterator)
         finally:
             self._on_end(self, error, finished)
+
+    def _disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     def __del__(self) -> None:
         # Dropped unread and unclosed: account for it now. The adapter's generator is closed by the
         # event loop's async-generator finaliser when it is collected in turn.
         if not self._done:
             self._done = True
+            self._disarm()
             try:
                 self._on_end(self, None, False)
             except Exception:
                 log.exception("accounting for an abandoned stream failed")
+
+
+def _expire(ref: weakref.ref[StreamRelay]) -> None:
+    relay = ref()
+    if relay is not None:
+        relay._expire()
 
 
 async def close_iterator(iterator: AsyncIterator[Any]) -> None:

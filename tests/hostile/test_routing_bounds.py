@@ -8,6 +8,7 @@ time (an ``asyncio.timeout`` turns a regression into a failure, not a hang); non
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -361,6 +362,51 @@ async def test_l6_an_endless_stream_ends_with_an_error_after_the_longest_duratio
     assert 0 < received < 10_000
     assert router.state.record("endless").in_flight == 0
     await fake.wait_disconnect()  # the upstream connection was closed
+
+
+async def test_l6_the_longest_duration_also_ends_a_stream_whose_reader_is_slow(
+    fake: CountingFake, routers: list[CallRouter]
+) -> None:
+    # the upstream has sent everything; the bound passes while the reader is busy, not waiting on it
+    router = CallRouter(
+        table_of("model_list:" + chat_group("chat", fake.base_url, "slow-reader")),
+        limits=CallLimits(max_stream_duration=0.3),
+    )
+    routers.append(router)
+    fake.enqueue(Reply(chunks=[_chat_chunk("x")] * 40))
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    received = 0
+    async with asyncio.timeout(BOUND):
+        result = await router.call("chat", body)
+        assert result.stream is not None
+        with pytest.raises(Timeout) as caught:
+            async for _ in result.stream:
+                received += 1
+                await asyncio.sleep(0.05)
+    assert "ROUTERD_MAX_STREAM_DURATION" in caught.value.message
+    assert 0 < received < 40
+    assert router.state.record("slow-reader").in_flight == 0
+
+
+async def test_l6_the_stream_timer_does_not_keep_an_abandoned_relay_alive(
+    fake: CountingFake, routers: list[CallRouter]
+) -> None:
+    router = CallRouter(
+        table_of("model_list:" + chat_group("chat", fake.base_url, "dropped")),
+        limits=CallLimits(max_stream_duration=3600),
+    )
+    routers.append(router)
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with asyncio.timeout(BOUND):
+        result = await router.call("chat", body)
+        assert router.state.record("dropped").in_flight == 1
+        del (
+            result
+        )  # dropped unread: the relay's finaliser accounts for it, the pending timer does not hold it
+        gc.collect()
+        for _ in range(100):  # the adapter's generator is closed by the loop's finaliser
+            await asyncio.sleep(0)
+    assert router.state.record("dropped").in_flight == 0
 
 
 def test_l6_the_daemon_ends_an_endless_stream_with_an_in_band_error(tmp_path: Path) -> None:
