@@ -31,7 +31,8 @@ from pathlib import Path
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent.parent / "shared" / "bench"  # /work/shared/bench next to the worktrees
+# the shared harness's streamed answer (/work/shared/bench), so the numbers compare with its runs
+SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 CHUNKS_PER_ANSWER = 42  # upstream events routerd parses per answer: 40 content + finish + usage
 WORDS = [f"word{i} " for i in range(40)]
 
@@ -53,7 +54,7 @@ http {{
       error_page 405 =200 /openai.sse; }}
     location = /v1/messages {{ default_type text/event-stream; try_files /anthropic.sse =404;
       error_page 405 =200 /anthropic.sse; }}
-    location /v1beta/ {{ default_type text/event-stream; try_files /gemini.sse =404;
+    location /models/ {{ default_type text/event-stream; try_files /gemini.sse =404;
       error_page 405 =200 /gemini.sse; }}
     location ~ ^/(openai|anthropic|gemini)\\.sse$ {{ internal; default_type text/event-stream; }}
   }}
@@ -116,6 +117,17 @@ def sse(events: list[tuple[str | None, dict[str, object]]]) -> bytes:
     for name, data in events:
         out += (b"event: " + name.encode() + b"\n" if name else b"") + b"data: " + orjson.dumps(data) + b"\n\n"
     return out
+
+
+def openai_body() -> bytes:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench-model"}
+    events: list[tuple[str | None, dict[str, object]]] = [
+        (None, {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}) for w in WORDS
+    ]
+    events.append((None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    events.append((None, {**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 40,
+                                                         "total_tokens": 52}}))
+    return sse(events) + b"data: [DONE]\n\n"
 
 
 def anthropic_body() -> bytes:
@@ -227,7 +239,7 @@ def main() -> None:
     (work / "sse").mkdir()
     (work / "tmp").mkdir()
     shared = SHARED / "stream.sse"
-    (work / "sse" / "openai.sse").write_bytes(shared.read_bytes() if shared.exists() else b"")
+    (work / "sse" / "openai.sse").write_bytes(shared.read_bytes() if shared.exists() else openai_body())
     (work / "sse" / "anthropic.sse").write_bytes(anthropic_body())
     (work / "sse" / "gemini.sse").write_bytes(gemini_body())
     up, relay_port, routerd_port = free_port(), free_port(), free_port()

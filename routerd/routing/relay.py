@@ -92,8 +92,25 @@ class StreamRelay:
         return self
 
     async def __anext__(self) -> JSON:
+        # One frame per chunk: the read is inline, the failure handling in _fail (run only then).
         while True:
-            chunk = await self._next()
+            if self._done:
+                raise StopAsyncIteration
+            chunk = self._first
+            if chunk is not None:
+                self._first = None
+            else:
+                try:
+                    if self._expired:
+                        raise TimeoutError
+                    self._waiter = asyncio.current_task()
+                    try:
+                        chunk = await anext(self._iterator)
+                    finally:
+                        self._waiter = None
+                except BaseException as exc:
+                    raise await self._fail(exc)  # noqa: B904 -- _fail chains it (or returns exc itself)
+            self.chunks += 1
             usage = chunk.get("usage")
             if not usage:
                 return chunk
@@ -104,57 +121,38 @@ class StreamRelay:
                 return {k: v for k, v in chunk.items() if k != "usage"}
             # a usage-only chunk (no choices) the client did not ask for: read on
 
-    async def _next(self) -> JSON:
-        if self._done:
-            raise StopAsyncIteration
-        chunk = self._first
-        if chunk is not None:
-            self._first = None
-        else:
-            try:
-                if self._expired:
-                    raise TimeoutError
-                self._waiter = asyncio.current_task()
-                try:
-                    chunk = await anext(self._iterator)
-                finally:
-                    self._waiter = None
-            except StopAsyncIteration:
-                await self._finish(None, finished=True)
-                raise
-            except APIError as exc:
-                await self._finish(exc, finished=False)
-                raise
-            except TimeoutError as exc:
-                error = self._timed_out()
-                await self._finish(error, finished=False)
-                raise error from exc
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if not self._expired or task is None or task.cancelling() != 1:
-                    # the reader went away (or is cancelled besides our timer): stop quietly
-                    await self._finish(None, finished=False)
-                    raise
-                task.uncancel()  # our own cancellation: it becomes the timeout error
-                error = self._timed_out()
-                await self._finish(error, finished=False)
-                raise error from exc
-            except Exception as exc:
-                dep = self._deployment
-                log.error("stream from deployment %s failed inside routerd", dep.id, exc_info=exc)
-                error = APIError(
-                    f"internal error relaying the {dep.provider} stream ({type(exc).__name__})",
-                    llm_provider=dep.provider,
-                    model=dep.model,
-                    deployment_id=dep.id,
-                )
-                await self._finish(error, finished=False)
-                raise error from exc
-            except BaseException:  # the reader went away
+    async def _fail(self, exc: BaseException) -> BaseException:
+        """Finish after a failed read; returns what the reader gets raised (the error, or ``exc``)."""
+        if isinstance(exc, StopAsyncIteration):
+            await self._finish(None, finished=True)
+            return exc
+        if isinstance(exc, APIError):
+            await self._finish(exc, finished=False)
+            return exc
+        if isinstance(exc, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if not self._expired or task is None or task.cancelling() != 1:
+                # the reader went away (or is cancelled besides our timer): stop quietly
                 await self._finish(None, finished=False)
-                raise
-        self.chunks += 1
-        return chunk
+                return exc
+            task.uncancel()  # our own cancellation: it becomes the timeout error
+        if isinstance(exc, TimeoutError | asyncio.CancelledError):
+            error = self._timed_out()
+        elif isinstance(exc, Exception):
+            dep = self._deployment
+            log.error("stream from deployment %s failed inside routerd", dep.id, exc_info=exc)
+            error = APIError(
+                f"internal error relaying the {dep.provider} stream ({type(exc).__name__})",
+                llm_provider=dep.provider,
+                model=dep.model,
+                deployment_id=dep.id,
+            )
+        else:  # the reader went away
+            await self._finish(None, finished=False)
+            return exc
+        await self._finish(error, finished=False)
+        error.__cause__ = exc
+        return error
 
     def _expire(self) -> None:
         """The stream's timer: it has lasted as long as it may (see the module docstring)."""
