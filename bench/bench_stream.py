@@ -6,18 +6,23 @@ Starlette + aiohttp relay that hands the upstream's bytes on unchanged (the Pyth
 ``routerd serve`` (uvloop + httptools, one process). wrk drives each in turn, round after round:
 
     .venv/bin/python bench/bench_stream.py [--seconds 3] [--rounds 3] [--conc 1 32] [--translated]
+    .venv/bin/python bench/bench_stream.py --soak-requests 1000000 [--soak-every 250000]
 
 Per load it prints, as medians over the rounds: requests/s and p50 of the relay and of routerd, the
 median of the per-round ratios (routerd / relay), routerd's CPU per request and per upstream chunk
 (42 per answer), the TTFT routerd adds at 1 in flight (from a separate probe: median time to the first
 ``data:`` line, routerd minus relay), the machine's steal during the rounds, and routerd's RSS at the
 end. ``--translated`` also drives the Anthropic- and Gemini-backed groups through routerd (OpenAI
-chunks out). Needs nginx and wrk (``apt-get install nginx-light wrk``). A benchmark: asserts nothing.
+chunks out). routerd serves configs/example.yaml with the bench groups added, so its RSS is the example
+config's. ``--soak-requests N`` instead streams N answers through routerd at 32 in flight and prints
+routerd's RSS at the start and every ``--soak-every`` requests (the issue's soak: 1,000,000, RSS at 0,
+250k, 500k, 1M). Needs nginx and wrk (``apt-get install nginx-light wrk``). A benchmark: asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import socket
@@ -115,35 +120,67 @@ end
 def sse(events: list[tuple[str | None, dict[str, object]]]) -> bytes:
     out = b""
     for name, data in events:
-        out += (b"event: " + name.encode() + b"\n" if name else b"") + b"data: " + orjson.dumps(data) + b"\n\n"
+        out += (
+            (b"event: " + name.encode() + b"\n" if name else b"") + b"data: " + orjson.dumps(data) + b"\n\n"
+        )
     return out
 
 
 def openai_body() -> bytes:
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench-model"}
+    base = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "bench-model",
+    }
     events: list[tuple[str | None, dict[str, object]]] = [
-        (None, {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}) for w in WORDS
+        (None, {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+        for w in WORDS
     ]
     events.append((None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    events.append((None, {**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 40,
-                                                         "total_tokens": 52}}))
+    events.append(
+        (
+            None,
+            {
+                **base,
+                "choices": [],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52},
+            },
+        )
+    )
     return sse(events) + b"data: [DONE]\n\n"
 
 
 def anthropic_body() -> bytes:
-    message = {"id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
-               "content": [], "stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 1}}
+    message = {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-bench",
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
     events: list[tuple[str | None, dict[str, object]]] = [
         ("message_start", {"type": "message_start", "message": message}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
     ]
-    events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                         "delta": {"type": "text_delta", "text": w}}) for w in WORDS]
+    events += [
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
+        )
+        for w in WORDS
+    ]
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                           "usage": {"output_tokens": 40}}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 40}},
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
     return sse(events)
@@ -154,11 +191,55 @@ def gemini_body() -> bytes:
         (None, {"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}, "index": 0}]})
         for w in WORDS
     ]
-    events.append((None, {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
-                                          "finishReason": "STOP", "index": 0}],
-                          "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 40,
-                                            "totalTokenCount": 52}}))
+    events.append(
+        (
+            None,
+            {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": [{"text": ""}]},
+                        "finishReason": "STOP",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 40, "totalTokenCount": 52},
+            },
+        )
+    )
     return sse(events)
+
+
+def config_text(port: int) -> str:
+    """configs/example.yaml (offline mock groups) with the bench groups added to its model_list."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    example = yaml.load((REPO / "configs" / "example.yaml").read_text())
+    bench = yaml.load(CONFIG.format(port=port))
+    example["model_list"].extend(bench["model_list"])
+    example.setdefault("general_settings", {})["master_key"] = "sk-bench"
+    out = io.StringIO()
+    yaml.dump(example, out)
+    return out.getvalue()
+
+
+def soak(script: Path, port: int, pid: int, total: int, every: int) -> None:
+    """Stream ``total`` answers at 32 in flight; RSS at the start and after every ``every`` requests."""
+    print(
+        f"soak: {total} streamed answers at 32 in flight; routerd RSS at 0: {rss_mb(pid):.1f} MB", flush=True
+    )
+    done, mark, start = 0, every, time.monotonic()
+    while done < total:
+        rps, _, requests, errors = wrk(script, port, 32, 10)
+        done += requests
+        while done >= mark and mark <= total:
+            print(
+                f"  {mark:>9} requests ({time.monotonic() - start:5.0f}s, {rps:.0f} rps, {errors} errors):"
+                f" RSS {rss_mb(pid):.1f} MB",
+                flush=True,
+            )
+            mark += every
+    print(f"  {done:>9} requests in all: RSS {rss_mb(pid):.1f} MB")
 
 
 def free_port() -> int:
@@ -195,8 +276,18 @@ def rss_mb(pid: int) -> float:
 
 def wrk(script: Path, port: int, conc: int, seconds: int) -> tuple[float, float, int, int]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conc}", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"],
-        capture_output=True, text=True, check=False,
+        [
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     line = next((x for x in out.splitlines() if x.startswith("RESULT")), "RESULT 0 0 0 1")
     rps, p50, requests, errors = line.split()[1:]
@@ -205,7 +296,9 @@ def wrk(script: Path, port: int, conc: int, seconds: int) -> tuple[float, float,
 
 def ttft_ms(port: int, model: str, samples: int = 200) -> float:
     """Median time from sending the request to reading the first ``data:`` line, one at a time."""
-    body = orjson.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "Say hello."}]})
+    body = orjson.dumps(
+        {"model": model, "stream": True, "messages": [{"role": "user", "content": "Say hello."}]}
+    )
     head = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-bench\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -229,7 +322,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--conc", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--translated", action="store_true", help="also drive the Anthropic and Gemini groups")
+    parser.add_argument(
+        "--translated", action="store_true", help="also drive the Anthropic and Gemini groups"
+    )
+    parser.add_argument("--soak-requests", type=int, default=0, help="soak instead: stream this many answers")
+    parser.add_argument("--soak-every", type=int, default=250_000, help="print RSS every this many requests")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -244,7 +341,7 @@ def main() -> None:
     (work / "sse" / "gemini.sse").write_bytes(gemini_body())
     up, relay_port, routerd_port = free_port(), free_port(), free_port()
     (work / "nginx.conf").write_text(NGINX.format(prefix=work, port=up))
-    (work / "config.yaml").write_text(CONFIG.format(port=up))
+    (work / "config.yaml").write_text(config_text(up))
     scripts = {}
     for model in ("bench-stream", "bench-anthropic", "bench-gemini"):
         scripts[model] = work / f"{model}.lua"
@@ -253,30 +350,54 @@ def main() -> None:
     procs = [subprocess.Popen([nginx_bin, "-p", str(work), "-c", str(work / "nginx.conf")])]
     env = {**os.environ, "ROUTERD_WATCH": "false", "PYTHONPATH": str(REPO)}
     procs.append(subprocess.Popen([sys.executable, "-c", RELAY, str(up), str(relay_port)]))
+    log_file = (work / "routerd.log").open("wb")
     routerd = subprocess.Popen(
-        [sys.executable, "-m", "routerd.cli", "serve", "--config", str(work / "config.yaml"),
-         "--port", str(routerd_port)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(work / "routerd.log", "wb"),
+        [
+            sys.executable,
+            "-m",
+            "routerd.cli",
+            "serve",
+            "--config",
+            str(work / "config.yaml"),
+            "--port",
+            str(routerd_port),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
     )
     procs.append(routerd)
     try:
         for port in (up, relay_port, routerd_port):
             wait_port(port)
-        run(args, scripts, relay_port, procs[1].pid, routerd_port, routerd.pid)
+        if args.soak_requests:
+            soak(scripts["bench-stream"], routerd_port, routerd.pid, args.soak_requests, args.soak_every)
+        else:
+            run(args, scripts, relay_port, procs[1].pid, routerd_port, routerd.pid)
     finally:
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(timeout=30)
+        log_file.close()
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, scripts: dict[str, Path], relay_port: int, relay_pid: int,
-        routerd_port: int, routerd_pid: int) -> None:
+def run(
+    args: argparse.Namespace,
+    scripts: dict[str, Path],
+    relay_port: int,
+    relay_pid: int,
+    routerd_port: int,
+    routerd_pid: int,
+) -> None:
     stream = scripts["bench-stream"]
     for port in (relay_port, routerd_port):  # warm-up
         wrk(stream, port, 8, 1)
-    print(f"streamed chat, 42 upstream chunks per answer; {args.rounds} rounds of {args.seconds}s each, relay then routerd")
+    print(
+        f"streamed chat, 42 upstream chunks per answer; {args.rounds} rounds of {args.seconds}s each, relay then routerd"
+    )
     for conc in args.conc:
         relay, routed, ratios, cpu_req, relay_cpu = [], [], [], [], []
         total, stolen = steal_ticks()
@@ -301,8 +422,13 @@ def run(args: argparse.Namespace, scripts: dict[str, Path], relay_port: int, rel
             f" (rounds {' '.join(f'{x:.2f}' for x in ratios)}) | routerd CPU {cpu:4.0f} us/req,"
             f" {cpu / CHUNKS_PER_ANSWER:4.1f} us/chunk | errors {sum(x[3] for x in routed)} | steal {steal:.0f}%"
         )
-    added = [ttft_ms(routerd_port, "bench-stream") - ttft_ms(relay_port, "bench-stream") for _ in range(args.rounds)]
-    print(f"added TTFT at 1 in flight: {statistics.median(added):.3f} ms (rounds {' '.join(f'{a:.3f}' for a in added)})")
+    added = [
+        ttft_ms(routerd_port, "bench-stream") - ttft_ms(relay_port, "bench-stream")
+        for _ in range(args.rounds)
+    ]
+    print(
+        f"added TTFT at 1 in flight: {statistics.median(added):.3f} ms (rounds {' '.join(f'{a:.3f}' for a in added)})"
+    )
     if args.translated:
         for model in ("bench-anthropic", "bench-gemini"):
             wrk(scripts[model], routerd_port, 8, 1)
@@ -310,7 +436,9 @@ def run(args: argparse.Namespace, scripts: dict[str, Path], relay_port: int, rel
                 before = cpu_seconds(routerd_pid)
                 d = wrk(scripts[model], routerd_port, conc, args.seconds)
                 cpu = (cpu_seconds(routerd_pid) - before) / max(d[2], 1) * 1e6
-                print(f"{model} {conc:>2} in flight: routerd {d[0]:6.0f} rps p50 {d[1]:5.2f} ms | CPU {cpu:4.0f} us/req | errors {d[3]}")
+                print(
+                    f"{model} {conc:>2} in flight: routerd {d[0]:6.0f} rps p50 {d[1]:5.2f} ms | CPU {cpu:4.0f} us/req | errors {d[3]}"
+                )
     print(f"routerd RSS after the bench: {rss_mb(routerd_pid):.1f} MB")
 
 
