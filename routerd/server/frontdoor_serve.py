@@ -23,7 +23,6 @@ from typing import Any
 
 import anyio
 import orjson
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -32,7 +31,7 @@ from routerd.cost import request_cost, response_cost_header
 from routerd.errors import APIError
 from routerd.events import RequestStarted
 from routerd.providers.base import CHAT
-from routerd.routing.types import CallResult, NativeCall, RoutingInfo
+from routerd.routing.types import CallResult, NativeCall
 from routerd.server.auth import presented_key, require_key
 from routerd.server.gate import Passage, identify
 from routerd.server.inference import (
@@ -42,6 +41,7 @@ from routerd.server.inference import (
     chat_usage,
     parse_json,
     receive_body,
+    refuse,
     request_headers,
     routing_headers,
     text_chars,
@@ -158,23 +158,12 @@ async def serve(state: AppState, door: Door, scope: Scope, receive: Receive, sen
             extra_headers=call.forward or None,
             native=call.native if _plain(passage) else None,
         )
-    except ClientDisconnect:
-        try:
-            await Response(status_code=499)(scope, receive, send)
-        finally:
-            log.finish(499, None, error="ClientDisconnect")
-        return
     except asyncio.CancelledError:
         # the protocol cancels the request when its client disconnects (routerd.server.protocol)
         log.finish(499, None, error="ClientDisconnect")
         raise
     except Exception as exc:
-        info: RoutingInfo | None = getattr(exc, "routing", None)
-        status = exc.status_code if isinstance(exc, APIError) else 500
-        try:
-            await door.error(exc, routing_headers(request_id, info))(scope, receive, send)
-        finally:
-            log.finish(status, info, error=type(exc).__name__)
+        await refuse(exc, door.error, log, request_id, scope, receive, send)
         return
     if result.stream is not None:
         await _stream(state, door, call, result, log, request_id, scope, receive, send)

@@ -255,23 +255,12 @@ async def handle(
         result = await state.router.call(
             endpoint, body, request_id=request_id, timeout=float(timeout) if timeout is not None else None
         )
-    except ClientDisconnect:
-        try:
-            await Response(status_code=499)(scope, receive, send)
-        finally:
-            log.finish(499, None, error="ClientDisconnect")
-        return
     except asyncio.CancelledError:
         # the protocol cancels the request when its client disconnects (routerd.server.protocol)
         log.finish(499, None, error="ClientDisconnect")
         raise
     except Exception as exc:
-        info: RoutingInfo | None = getattr(exc, "routing", None)
-        status = exc.status_code if isinstance(exc, APIError) else 500
-        try:
-            await error_response(exc, routing_headers(request_id, info))(scope, receive, send)
-        finally:
-            log.finish(status, info, error=type(exc).__name__, refused_runs=getattr(exc, "runs", ()))
+        await _refuse(exc, error_response, log, request_id, scope, receive, send)
         return
 
     if result.stream is not None:
@@ -377,6 +366,35 @@ def _text_chars(chunk: dict[str, Any]) -> int:
     return total
 
 
+ErrorRenderer = Callable[[BaseException, dict[str, str]], Response]
+
+
+async def _refuse(
+    exc: Exception,
+    render: ErrorRenderer,
+    log: _RequestLog,
+    request_id: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Answer a request that failed before its answer started (in ``render``'s API shape: OpenAI's, or a
+    front door's), and account for it once: a client that went away is a 499, a guardrail refusal keeps
+    the record of the guardrails that ran."""
+    if isinstance(exc, ClientDisconnect):
+        try:
+            await Response(status_code=499)(scope, receive, send)
+        finally:
+            log.finish(499, None, error="ClientDisconnect")
+        return
+    info: RoutingInfo | None = getattr(exc, "routing", None)
+    status = exc.status_code if isinstance(exc, APIError) else 500
+    try:
+        await render(exc, routing_headers(request_id, info))(scope, receive, send)
+    finally:
+        log.finish(status, info, error=type(exc).__name__, refused_runs=getattr(exc, "runs", ()))
+
+
 def _cache_headers(passage: Passage) -> dict[str, str]:
     if passage.cache_status is None or passage.cache_key is None:
         return {}
@@ -444,6 +462,7 @@ rerank = InferenceEndpoint(RERANK)
 
 # What the front doors (routerd.server.frontdoor_routes) reuse of this module's machinery.
 RequestLog = _RequestLog
+refuse = _refuse
 answer_headers = _answer_headers
 cache_headers = _cache_headers
 text_chars = _text_chars

@@ -415,14 +415,23 @@ def test_a_keys_model_access_applies_to_both_doors(server: RouterdServer, upstre
     assert claude_client(server, BOB).messages.create(model="gpt", max_tokens=8, messages=_hi()).content
 
 
+def _blocks(server: RouterdServer) -> float:
+    """``routerd_guardrail_actions_total{guardrail="secrets", action="block", mode="pre_call"}``."""
+    text = httpx.get(server.base_url + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+    prefix = 'routerd_guardrail_actions_total{action="block",guardrail="secrets",mode="pre_call"} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+
+
 def test_a_guardrail_applies_to_both_doors(server: RouterdServer, upstreams: Upstreams) -> None:
     secret = "my key is AKIAIOSFODNN7EXAMPLE"
+    blocks_before = _blocks(server)
     with pytest.raises(anthropic.BadRequestError) as blocked:
         claude_client(server, GUARDED).messages.create(model="claude", max_tokens=8, messages=_hi(secret))
     assert "AKIA" not in str(blocked.value.body)
     with pytest.raises(openai.BadRequestError):
         openai_client(server, GUARDED).responses.create(model="gpt", input=secret)
     assert upstreams.anthropic.requests == [] and upstreams.openai.requests == []
+    assert _blocks(server) == blocks_before + 2  # a refusal at a front door is counted too
     # with a guardrail the call is translated (guardrails read the chat shape), and still answered
     ok = claude_client(server, GUARDED).messages.create(model="claude", max_tokens=8, messages=_hi("fine"))
     assert ok.content[0].text == "echo: fine"  # type: ignore[union-attr]
