@@ -13,6 +13,7 @@ from routerd import errors
 from routerd.config.table import Deployment, ModelInfo
 from routerd.http import HttpClient
 from routerd.providers.anthropic import AnthropicAdapter, AnthropicTarget, messages_url
+from routerd.providers.anthropic_wire import default_max_tokens
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.testing.anthropic_fake import AnthropicReply, FakeAnthropic, error_body
 from routerd.testing.fake_http import StreamPlan
@@ -77,7 +78,8 @@ def test_default_max_tokens_respects_the_model_output_limit(make_deployment: Mak
     small = make_deployment(
         "anthropic", "claude-3-haiku", api_key=KEY, info=ModelInfo(max_output_tokens=2048)
     )
-    assert small.prepared.default_max_tokens == 2048
+    assert default_max_tokens(small) == 2048
+    assert default_max_tokens(make_deployment("anthropic", "claude-3-haiku", api_key=KEY)) == 4096
 
 
 async def test_plain_chat(http_client: HttpClient, fake: FakeAnthropic, deployment: Deployment) -> None:

@@ -1,0 +1,170 @@
+"""One Messages API call, shared by every platform that serves Anthropic's Messages format.
+
+Anthropic's own API (:mod:`routerd.providers.anthropic`), Claude on Vertex AI
+(:mod:`routerd.providers.vertex_claude`) and Claude on Bedrock (:mod:`routerd.providers.bedrock_claude`)
+send the same request body and answer the same ``message`` / event stream; they differ in URL,
+credentials, a few body fields and the shape of their errors. This module holds what they share:
+
+* the request bodies: a chat request translated (:func:`chat_payload`) or a Messages request as the
+  client sent it (:func:`native_payload`), each with the deployment's params applied;
+* the HTTP call over SSE (:func:`post_message`, :func:`stream_events`), for the platforms whose
+  stream is SSE (Anthropic, Vertex), with the error mapping given by the caller;
+* the checks every answer gets (:func:`checked_message`, :func:`checked_events`): a body that is not
+  a message, an in-band ``error`` event, a stream that ends without ``message_stop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from routerd.config.table import Deployment
+from routerd.errors import APIError
+from routerd.http import HttpClient
+from routerd.providers import anthropic_translate as translate
+from routerd.providers import cache_points
+from routerd.providers.base import JSON, UpstreamRequest
+from routerd.providers.client_input import translating_client_input
+from routerd.providers.errors import ErrorContext
+from routerd.providers.openai_parts import DeploymentParams
+from routerd.providers.sse import iter_data
+
+#: (HTTP status or None for an in-band error, parsed body, response headers, context) -> the error
+ErrorMapper = Callable[[int | None, Any, Mapping[str, str], ErrorContext], APIError]
+
+#: the header that names beta features; Vertex takes it as a header, Bedrock in the body
+BETA_HEADER = "anthropic-beta"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesEndpoint:
+    """Where one Messages call goes: URL, headers (credentials included) and how errors read."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    errors: ErrorContext = field(repr=False)
+    error: ErrorMapper = translate.error_from_body
+
+
+def default_max_tokens(deployment: Deployment) -> int:
+    """``max_tokens`` for a chat request that gives none (Anthropic requires it)."""
+    if deployment.info.max_output_tokens:
+        return min(translate.DEFAULT_MAX_TOKENS, deployment.info.max_output_tokens)
+    return translate.DEFAULT_MAX_TOKENS
+
+
+def chat_payload(
+    request: UpstreamRequest, params: DeploymentParams, errors: ErrorContext, *, stream: bool
+) -> JSON:
+    """An OpenAI chat request as a Messages request for ``request.deployment`` (``model`` included)."""
+    deployment = request.deployment
+    drop = request.drop_params or bool(deployment.drop_params)
+    try:
+        client_body = params.client_body(request.body)
+        points = deployment.extra.get(cache_points.KEY)
+        if points:
+            client_body = cache_points.inject(client_body, points)
+        body = translate.apply_param_policy(client_body, drop, deployment.model)
+        with translating_client_input(errors.provider):
+            payload = translate.to_anthropic_request(
+                body, deployment.model, default_max_tokens=default_max_tokens(deployment), stream=stream
+            )
+        return params.upstream_body(payload)
+    except APIError as exc:
+        raise errors.annotate(exc) from None
+
+
+def native_payload(request: UpstreamRequest, params: DeploymentParams, *, stream: bool) -> JSON:
+    """A Messages request as the client sent it (unknown fields included), ``model`` set to the
+    deployment's; the deployment's ``additional_drop_params`` and ``extra_body`` applied."""
+    body = {**request.body, "model": request.deployment.model}
+    for key in params.drop_keys.intersection(body):
+        del body[key]
+    params.upstream_body(body)
+    if stream:
+        body["stream"] = True
+    else:
+        body.pop("stream", None)
+    return body
+
+
+def beta_features(headers: Mapping[str, str]) -> list[str]:
+    """The beta features an ``anthropic-beta`` header names (comma-separated), in order."""
+    value = next((v for k, v in headers.items() if k.lower() == BETA_HEADER), "")
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+async def post_message(
+    http: HttpClient, endpoint: MessagesEndpoint, content: bytes, timeout: float
+) -> tuple[JSON, Mapping[str, str]]:
+    """POST a Messages body; the ``message`` answered and the response headers, or the mapped error."""
+    errors = endpoint.errors
+    try:
+        response = await http.request(
+            "POST", endpoint.url, headers=endpoint.headers, content=content, timeout=timeout
+        )
+    except APIError as exc:
+        raise errors.annotate(exc) from None
+    if response.status >= 400:
+        raise endpoint.error(response.status, json_or_none(response.content), response.headers, errors)
+    return checked_message(json_or_none(response.content), errors), response.headers
+
+
+async def stream_events(
+    http: HttpClient, endpoint: MessagesEndpoint, content: bytes, timeout: float
+) -> AsyncIterator[JSON]:
+    """POST a streamed Messages body; yields Anthropic's event dicts as they arrive (SSE)."""
+    errors = endpoint.errors
+    try:
+        async with http.stream(
+            "POST", endpoint.url, headers=endpoint.headers, content=content, timeout=timeout
+        ) as response:
+            if response.status >= 400:
+                raw = await response.aread()
+                raise endpoint.error(response.status, json_or_none(raw), response.headers, errors)
+            source = (json_or_none(data) async for _name, data in iter_data(response.aiter_lines()))
+            async for event in checked_events(source, errors, endpoint.error):
+                yield event
+    except APIError as exc:
+        raise errors.annotate(exc) from None
+
+
+def checked_message(body: Any, errors: ErrorContext) -> JSON:
+    """``body`` if it is a Messages answer, else a 502 naming the provider."""
+    if not isinstance(body, dict) or body.get("type") != "message":
+        raise errors.bad_gateway(
+            f"{errors.provider} answered a body that is not a message", upstream_status=200
+        )
+    return body
+
+
+async def checked_events(
+    source: AsyncIterator[Any], errors: ErrorContext, error: ErrorMapper = translate.error_from_body
+) -> AsyncIterator[JSON]:
+    """Anthropic's events from ``source``, up to and including ``message_stop``.
+
+    An in-band ``error`` event is raised (its type decides the class); a stream that ends before
+    ``message_stop`` is a truncated answer, not a complete one, and raises a stream cut.
+    """
+    events = 0
+    async for event in source:
+        if not isinstance(event, dict):
+            raise errors.bad_gateway(f"{errors.provider} sent a stream event that is not a JSON object")
+        if event.get("type") == "error":
+            raise error(None, event, {}, errors)
+        events += 1
+        yield event
+        if event.get("type") == "message_stop":
+            return
+    raise errors.stream_cut(events)
+
+
+def json_or_none(content: bytes) -> Any:
+    """``content`` parsed, or None when it is not JSON (an HTML page from a proxy: the status decides)."""
+    try:
+        return orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        return None
