@@ -19,9 +19,9 @@ from routerd.config.table import Deployment
 from routerd.errors import AuthenticationError
 from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
-from routerd.providers.anthropic_stream import StreamTranslator
 from routerd.providers.anthropic_wire import (
     MessagesEndpoint,
+    chat_chunks,
     chat_payload,
     native_payload,
     post_message,
@@ -139,19 +139,6 @@ class AnthropicAdapter(BaseAdapter):
         target, endpoint = self.endpoint(request, native=True)
         content = orjson.dumps(native_payload(request, target.params, stream=True))
         return stream_events(http, endpoint, content, request.timeout)
-
-
-async def chat_chunks(events: AsyncIterator[JSON], request: UpstreamRequest) -> AsyncIterator[JSON]:
-    """OpenAI chunks for a stream of Anthropic events (any platform's)."""
-    translator = StreamTranslator(
-        created=int(time.time()),
-        # always: the router's relay meters it and hides it from clients that did not ask
-        include_usage=True,
-        model=request.deployment.model,
-    )
-    async for event in events:
-        for chunk in translator.feed(event):
-            yield chunk
 
 
 def _native_headers(target: AnthropicTarget, request: UpstreamRequest) -> Mapping[str, str]:

@@ -565,7 +565,7 @@ def error_from_body(
     message = scrub(message, errors.secrets)
     return errors.make(
         cls,
-        f"{PROVIDER}: {message}",
+        f"{errors.provider}: {message}",
         upstream_status=status,
         retry_after=parse_retry_after(headers, errors.wall_clock()),
     )

@@ -15,6 +15,7 @@ credentials, a few body fields and the shape of their errors. This module holds 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from routerd.errors import APIError
 from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
 from routerd.providers import cache_points
+from routerd.providers.anthropic_stream import StreamTranslator
 from routerd.providers.base import JSON, UpstreamRequest
 from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
@@ -130,6 +132,19 @@ async def stream_events(
                 yield event
     except APIError as exc:
         raise errors.annotate(exc) from None
+
+
+async def chat_chunks(events: AsyncIterator[JSON], request: UpstreamRequest) -> AsyncIterator[JSON]:
+    """OpenAI chat chunks for a stream of Anthropic events (any platform's)."""
+    translator = StreamTranslator(
+        created=int(time.time()),
+        # always: the router's relay meters it and hides it from clients that did not ask
+        include_usage=True,
+        model=request.deployment.model,
+    )
+    async for event in events:
+        for chunk in translator.feed(event):
+            yield chunk
 
 
 def checked_message(body: Any, errors: ErrorContext) -> JSON:

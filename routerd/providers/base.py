@@ -90,6 +90,19 @@ class Adapter(Protocol):
     async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse: ...
 
 
+def speaks_natively(adapter: Adapter, deployment: Deployment, api: str) -> bool:
+    """Whether ``deployment`` gets a request of the client API ``api`` (``"messages"``,
+    ``"responses"``) as it is, rather than the chat translation.
+
+    An adapter whose answer depends on the model (Claude on Vertex AI or Bedrock, say) decides per
+    deployment with ``native_for(deployment, api)``; the others list ``native_apis``.
+    """
+    native_for = getattr(adapter, "native_for", None)
+    if native_for is not None:
+        return bool(native_for(deployment, api))
+    return api in getattr(adapter, "native_apis", ())
+
+
 _REGISTRY: dict[str, Adapter] = {}
 _ALIASES: dict[str, str] = {}
 

@@ -10,6 +10,9 @@ Embeddings: ``amazon.titan-embed-*`` take one text per call (calls run concurren
 :data:`TITAN_CONCURRENCY` at a time); ``cohere.embed-*`` take the whole list in one call.
 Translation is pure (:mod:`routerd.providers.bedrock_translate`); streamed answers arrive in AWS
 event-stream framing (:mod:`routerd.providers.eventstream`).
+
+Claude models (``anthropic.claude-*``, and inference profiles of them) also get ``/v1/messages``
+requests natively, through InvokeModel in Anthropic's format (:mod:`routerd.providers.bedrock_claude`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import orjson
 from routerd.config.table import Deployment
 from routerd.errors import APIError, BadRequestError
 from routerd.http import HttpClient, HttpResponse
+from routerd.providers import bedrock_claude
 from routerd.providers import bedrock_translate as translate
+from routerd.providers.anthropic_wire import checked_message
 from routerd.providers.aws_auth import AwsSigner, aws_region
 from routerd.providers.base import (
     CHAT,
@@ -40,12 +45,19 @@ from routerd.providers.base import (
     register,
 )
 from routerd.providers.errors import ErrorContext
-from routerd.providers.eventstream import EventStreamDecoder, EventStreamError
+from routerd.providers.eventstream import EventStreamDecoder, EventStreamError, Message
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.shapes import embedding_list
 from routerd.tokens import estimate_tokens
 
-__all__ = ["TITAN_CONCURRENCY", "AwsTarget", "BedrockAdapter", "aws_post", "runtime_endpoint"]
+__all__ = [
+    "TITAN_CONCURRENCY",
+    "AwsTarget",
+    "BedrockAdapter",
+    "aws_event_stream",
+    "aws_post",
+    "runtime_endpoint",
+]
 
 #: Titan embedding calls in flight at once for one request (Titan embeds one text per call)
 TITAN_CONCURRENCY = 8
@@ -100,6 +112,36 @@ async def aws_post(
     return response
 
 
+async def aws_event_stream(
+    http: HttpClient, target: AwsTarget, url: str, content: bytes, timeout: float
+) -> AsyncIterator[Message]:
+    """A signed streaming POST answered in AWS event-stream framing; yields its ``event`` messages.
+
+    A non-2xx answer, an in-stream exception and corrupt framing are raised as routerd errors.
+    """
+    errors = target.errors
+    decoder = EventStreamDecoder()
+    try:
+        headers = await target.signer.sign(
+            http, "POST", url, target.headers("application/vnd.amazon.eventstream"), content
+        )
+        async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:
+            if response.status >= 400:
+                body = _maybe_json(await response.aread())
+                name = translate.exception_name(response.headers, body)
+                raise translate.error_from(errors, response.status, name, body, response.headers)
+            async for data in response.aiter_bytes():
+                for message in decoder.feed(data):
+                    if message.message_type != "event":
+                        payload = _maybe_json(message.payload)
+                        raise translate.error_from(errors, None, message.event_type, payload)
+                    yield message
+    except EventStreamError as exc:
+        raise errors.bad_gateway(f"bedrock sent a corrupt event stream: {exc}") from None
+    except APIError as exc:
+        raise errors.annotate(exc) from None
+
+
 class BedrockAdapter(BaseAdapter):
     """Chat (plain and streamed) and embeddings on Amazon Bedrock."""
 
@@ -146,7 +188,6 @@ class BedrockAdapter(BaseAdapter):
         target = self._target(request.deployment)
         errors = target.errors
         content = orjson.dumps(self._converse_body(target, request))
-        url = target.url("converse-stream")
         translator = translate.StreamTranslator(
             model=target.model_id,
             created=int(time.time()),
@@ -154,39 +195,35 @@ class BedrockAdapter(BaseAdapter):
             include_usage=True,  # always: the router's relay meters it and hides it from clients that did not ask (include_usage)
             errors=errors,
         )
-        decoder = EventStreamDecoder()
         events = 0
-        try:
-            headers = await target.signer.sign(
-                http,
-                "POST",
-                url,
-                target.headers("application/vnd.amazon.eventstream"),
-                content,
-            )
-            async with http.stream(
-                "POST", url, headers=headers, content=content, timeout=request.timeout
-            ) as response:
-                if response.status >= 400:
-                    body = _maybe_json(await response.aread())
-                    name = translate.exception_name(response.headers, body)
-                    raise translate.error_from(errors, response.status, name, body, response.headers)
-                async for data in response.aiter_bytes():
-                    for message in decoder.feed(data):
-                        payload = _maybe_json(message.payload)
-                        if message.message_type != "event":
-                            raise translate.error_from(errors, None, message.event_type, payload)
-                        events += 1
-                        for chunk in translator.feed(
-                            message.event_type, payload if isinstance(payload, dict) else {}
-                        ):
-                            yield chunk
-        except EventStreamError as exc:
-            raise errors.bad_gateway(f"bedrock sent a corrupt event stream: {exc}") from None
-        except APIError as exc:
-            raise errors.annotate(exc) from None
+        url = target.url("converse-stream")
+        async for message in aws_event_stream(http, target, url, content, request.timeout):
+            payload = _maybe_json(message.payload)
+            events += 1
+            for chunk in translator.feed(message.event_type, payload if isinstance(payload, dict) else {}):
+                yield chunk
         if not translator.stopped:
             raise errors.stream_cut(events)
+
+    def native_for(self, deployment: Deployment, api: str) -> bool:
+        """Claude models get ``/v1/messages`` requests as they are (see providers.base.speaks_natively)."""
+        return api == "messages" and bedrock_claude.is_claude(self._target(deployment).model_id)
+
+    async def messages(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """A ``/v1/messages`` request for a Claude model, sent as it is (InvokeModel)."""
+        target = self._target(request.deployment)
+        payload = bedrock_claude.invoke_body(request, target.params, stream=False)
+        response = await aws_post(http, target, target.url("invoke"), payload, request.timeout)
+        return UpstreamResponse(checked_message(_maybe_json(response.content), target.errors))
+
+    def messages_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        """A streamed ``/v1/messages`` request for a Claude model (InvokeModelWithResponseStream):
+        the event-stream's chunks decoded to Anthropic's events."""
+        target = self._target(request.deployment)
+        content = orjson.dumps(bedrock_claude.invoke_body(request, target.params, stream=True))
+        url = target.url("invoke-with-response-stream")
+        frames = aws_event_stream(http, target, url, content, request.timeout)
+        return bedrock_claude.anthropic_events(frames, target.errors)
 
     async def embedding(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         target = self._target(request.deployment)

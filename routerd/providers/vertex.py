@@ -1,9 +1,11 @@
-"""The ``vertex_ai/`` provider: Gemini models on Google Cloud Vertex AI.
+"""The ``vertex_ai/`` provider: Gemini models (and Anthropic's Claude) on Google Cloud Vertex AI.
 
 ``POST https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/
 publishers/google/models/{model}:generateContent`` (and ``:streamGenerateContent?alt=sse``), with an
 OAuth bearer token. The model may also be a tuned endpoint: its numeric id, or its full resource name
-``projects/.../locations/.../endpoints/{id}``.
+``projects/.../locations/.../endpoints/{id}``. Claude models (``claude-*``) are Anthropic's, served in
+Anthropic's Messages format on ``publishers/anthropic/models/{model}:rawPredict``
+(:mod:`routerd.providers.vertex_claude`): chat is translated to it, ``/v1/messages`` sent natively.
 
 Settings come from the deployment's ``litellm_params`` or the environment:
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,8 +27,10 @@ import google.auth.transport
 
 from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
+from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
-from routerd.providers.base import CHAT, Adapter, register
+from routerd.providers import vertex_claude
+from routerd.providers.base import CHAT, JSON, Adapter, UpstreamRequest, UpstreamResponse, register
 from routerd.providers.errors import ErrorContext
 from routerd.providers.google_auth import (
     CLOUD_PLATFORM_SCOPE,
@@ -62,6 +66,8 @@ class VertexTarget:
     auth: TokenSource = field(repr=False)
     errors: ErrorContext = field(repr=False)
     params: DeploymentParams = field(repr=False)
+    # an Anthropic model: Messages format on rawPredict (routerd.providers.vertex_claude)
+    claude: bool = False
 
 
 def api_host(location: str) -> str:
@@ -79,8 +85,9 @@ def model_resource(model: str, project: str, location: str) -> str:
     scope = f"projects/{project}/locations/{location}"
     if model.isascii() and model.isdigit():
         return f"{scope}/endpoints/{model}"  # a tuned model's endpoint id
+    publisher = vertex_claude.PUBLISHER if vertex_claude.is_claude(model) else "google"
     # the model may be a wildcard client's choice: escaped (routerd.providers.urlpath)
-    return f"{scope}/publishers/google/models/{resource_path(model, param='model')}"
+    return f"{scope}/publishers/{publisher}/models/{resource_path(model, param='model')}"
 
 
 class VertexAdapter(GoogleAdapter):
@@ -125,7 +132,10 @@ class VertexAdapter(GoogleAdapter):
             auth = self.token_source(extra.get("vertex_credentials") or os.environ.get(CREDENTIALS_ENV))
         secrets = (deployment.api_key,) if deployment.api_key else ()
         errors = ErrorContext(self.name, deployment.model, deployment.id, secrets=secrets)
-        return VertexTarget(base, str(location), project, deployment.model, headers, auth, errors, params)
+        claude = vertex_claude.is_claude(deployment.model)
+        return VertexTarget(
+            base, str(location), project, deployment.model, headers, auth, errors, params, claude
+        )
 
     def token_source(self, credentials: str | Mapping[str, Any] | None) -> CredentialsTokenSource:
         """The (shared) token source of one credentials file / JSON text / ADC (``None``)."""
@@ -141,6 +151,28 @@ class VertexAdapter(GoogleAdapter):
             )
             self._sources[key] = source
         return source
+
+    def native_for(self, deployment: Deployment, api: str) -> bool:
+        """Claude models get ``/v1/messages`` requests as they are (see providers.base.speaks_natively)."""
+        return api == "messages" and self.target(deployment).claude
+
+    async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        if self.target(request.deployment).claude:
+            return await vertex_claude.chat(self, http, request)
+        return await super().chat(http, request)
+
+    def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        if self.target(request.deployment).claude:
+            return vertex_claude.chat_stream(self, http, request)
+        return super().chat_stream(http, request)
+
+    async def messages(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
+        """A ``/v1/messages`` request for a Claude model, sent as it is."""
+        return await vertex_claude.messages(self, http, request)
+
+    def messages_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+        """A streamed ``/v1/messages`` request for a Claude model, sent as it is."""
+        return vertex_claude.messages_stream(self, http, request)
 
     def target(self, deployment: Deployment) -> VertexTarget:
         target = deployment.prepared

@@ -34,6 +34,7 @@ from routerd.providers.base import (
     Adapter,
     UpstreamRequest,
     UpstreamResponse,
+    speaks_natively,
 )
 from routerd.routing.health import (
     HEALTHY,
@@ -167,7 +168,7 @@ class AttemptRunner:
         attempt = Attempt(self, call, group.plan.name, choice, start, calls, timeout)
         native = call.native
         body, headers = call.body, call.extra_headers
-        is_native = native is not None and native.api in getattr(adapter, "native_apis", ())
+        is_native = native is not None and speaks_natively(adapter, candidate.deployment, native.api)
         method: str
         stream_method: str | None
         if is_native:

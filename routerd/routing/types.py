@@ -61,7 +61,7 @@ class RoutingInfo:
 @dataclass(frozen=True, slots=True)
 class NativeCall:
     """A request in a provider's own API (``api``: ``"messages"`` or ``"responses"``), sent as it is to
-    deployments whose adapter speaks that API (``Adapter.native_apis``); every other deployment gets the
+    deployments whose adapter speaks that API (``providers.base.speaks_natively``); every other deployment gets the
     call's chat body. ``headers`` go with the native request only (``anthropic-version``, say)."""
 
     api: str
