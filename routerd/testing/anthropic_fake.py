@@ -165,6 +165,15 @@ class FakeAnthropic(FakeServer[AnthropicReply]):
         problem = self._check(recorded.headers, recorded.json)
         if problem is not None:
             return problem
+        body = recorded.json
+        return await self.answer(request, body, model=body["model"], stream=bool(body.get("stream")))
+
+    async def answer(
+        self, request: web.Request, body: JSON, *, model: str, stream: bool
+    ) -> web.StreamResponse:
+        """The scripted reply to a checked request: an error, a message or its event stream.
+        (Platforms that serve Claude in their own framing override :meth:`open_stream` and
+        :meth:`encode`.)"""
         reply = self.next_reply()
         if reply.hang:
             await asyncio.Event().wait()  # until the client disconnects (handler cancelled)
@@ -173,13 +182,21 @@ class FakeAnthropic(FakeServer[AnthropicReply]):
         headers = {"request-id": _id("req"), **reply.headers}
         if reply.status >= 400:
             return json_response(reply.error_body, reply.status, headers)
-        message = self._message(recorded.json, reply)
+        message = self._message(body, reply, model)
         headers.setdefault("anthropic-ratelimit-requests-remaining", "99")
-        if recorded.json.get("stream"):
-            response = await open_event_stream(request, headers)
+        if stream:
+            response = await self.open_stream(request, headers)
             events = list(stream_events(message, reply.chunk_size))
-            return await self.write_stream(request, response, events, reply.stream, encode_event)
+            return await self.write_stream(request, response, events, reply.stream, self.encode)
         return json_response(message, 200, headers)
+
+    async def open_stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
+        """The prepared response a stream is written on (SSE here)."""
+        return await open_event_stream(request, headers)
+
+    def encode(self, event: JSON) -> bytes:
+        """One stream event on the wire (SSE here)."""
+        return encode_event(event)
 
     def _check(self, headers: Mapping[str, str], body: Any) -> web.Response | None:
         # x-api-key is the documented header; newer SDKs send the same key as a bearer token.
@@ -193,26 +210,10 @@ class FakeAnthropic(FakeServer[AnthropicReply]):
             return _invalid("anthropic-version: header is required")
         if not headers.get("content-type", "").startswith("application/json"):
             return _invalid("content-type must be application/json")
-        if not isinstance(body, dict):
-            return _invalid("request body must be a JSON object")
-        unknown = sorted(set(body) - KNOWN_FIELDS)
-        if unknown:
-            return _invalid(f"{unknown[0]}: Extra inputs are not permitted")
-        sampling = sorted(SAMPLING_FIELDS & set(body))
-        if sampling and headers["anthropic-version"] >= "2026-10-21":  # removed in that API version
-            return _invalid(f"{sampling[0]}: Extra inputs are not permitted")
-        if sampling and str(body.get("model", "")).startswith(NO_SAMPLING_MODELS):
-            return _invalid(f"`{sampling[0]}` is deprecated for this model.")
-        for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):
-            if not isinstance(body.get(name), kind) or isinstance(body.get(name), bool):
-                return _invalid(f"{name}: Field required")
-        for index, message in enumerate(body["messages"]):
-            problem = _check_message(message)
-            if problem:
-                return _invalid(f"messages.{index}: {problem}")
-        return None
+        problem = check_body(body, headers["anthropic-version"])
+        return _invalid(problem) if problem else None
 
-    def _message(self, body: JSON, reply: AnthropicReply) -> JSON:
+    def _message(self, body: JSON, reply: AnthropicReply, model: str | None = None) -> JSON:
         content = reply.content if reply.content is not None else [{"type": "text", "text": _echo(body)}]
         output_tokens = sum(estimate_tokens(orjson.dumps(block).decode()) for block in content) or 1
         usage = reply.usage or {
@@ -225,12 +226,49 @@ class FakeAnthropic(FakeServer[AnthropicReply]):
             "id": _id("msg"),
             "type": "message",
             "role": "assistant",
-            "model": body["model"],
+            "model": model or body["model"],
             "content": content,
             "stop_reason": reply.stop_reason,
             "stop_sequence": reply.stop_sequence,
             "usage": usage,
         }
+
+
+def check_body(
+    body: Any,
+    version: str,
+    *,
+    fields: frozenset[str] = KNOWN_FIELDS,
+    model: str | None = None,
+) -> str | None:
+    """Why the API refuses a Messages body (its 400's message), or None when it is valid.
+
+    ``fields`` are the top-level fields accepted; ``model`` is the model named elsewhere (a
+    platform's URL), else the body must name it.
+    """
+    if not isinstance(body, dict):
+        return "request body must be a JSON object"
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        return f"{unknown[0]}: Extra inputs are not permitted"
+    model = model if model is not None else body.get("model")
+    sampling = sorted(SAMPLING_FIELDS & set(body))
+    if sampling and version >= "2026-10-21":  # removed in that API version
+        return f"{sampling[0]}: Extra inputs are not permitted"
+    if sampling and str(model or "").startswith(NO_SAMPLING_MODELS):
+        return f"`{sampling[0]}` is deprecated for this model."
+    for name, value, kind in (
+        ("model", model, str),
+        ("max_tokens", body.get("max_tokens"), int),
+        ("messages", body.get("messages"), list),
+    ):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name}: Field required"
+    for index, message in enumerate(body["messages"]):
+        problem = _check_message(message)
+        if problem:
+            return f"messages.{index}: {problem}"
+    return None
 
 
 def stream_events(message: JSON, chunk_size: int = 8) -> Iterator[JSON]:
