@@ -124,6 +124,23 @@ def _metric(server: RouterdServer, name: str, **labels: str) -> float:
     return total
 
 
+def _stream_and_meter(server: RouterdServer, model: str) -> None:
+    """Stream a native answer from ``model``: Anthropic's events reach the client, and the tokens
+    and cost of the native stream are metered."""
+    tokens = {"model_group": model, "direction": "output"}
+    before = _metric(server, "routerd_tokens_total", **tokens)
+    spent = _metric(server, "routerd_cost_usd_total", model_group=model)
+    with claude_client(server).messages.stream(
+        model=model, max_tokens=64, messages=_hi(f"stream {model}")
+    ) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert final.content[0].text == f"echo: stream {model}"  # type: ignore[union-attr]
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert _metric(server, "routerd_tokens_total", **tokens) == before + final.usage.output_tokens
+    assert _metric(server, "routerd_cost_usd_total", model_group=model) > spent
+
+
 # -- Vertex AI --------------------------------------------------------------------------------------
 
 
@@ -152,19 +169,10 @@ def test_vertex_messages_go_natively_to_raw_predict(server: RouterdServer, upstr
 
 
 def test_vertex_messages_streamed(server: RouterdServer, upstreams: Upstreams) -> None:
-    labels = {"model_group": "vertex-claude", "direction": "output"}
-    before = _metric(server, "routerd_tokens_total", **labels)
-    with claude_client(server).messages.stream(
-        model="vertex-claude", max_tokens=64, messages=_hi("stream me")
-    ) as stream:
-        events = [event.type for event in stream]
-        final = stream.get_final_message()
-    assert final.content[0].text == "echo: stream me"  # type: ignore[union-attr]
-    assert events[0] == "message_start" and events[-1] == "message_stop"
+    _stream_and_meter(server, "vertex-claude")
     sent = upstreams.vertex.requests[-1]
     assert sent.path.endswith(f"/publishers/anthropic/models/{VERTEX_MODEL}:streamRawPredict")
     assert sent.json["stream"] is True and "model" not in sent.json
-    assert _metric(server, "routerd_tokens_total", **labels) == before + final.usage.output_tokens
 
 
 def test_chat_completions_to_vertex_claude_are_translated_to_raw_predict(
@@ -221,19 +229,10 @@ def test_bedrock_messages_go_natively_to_invoke(server: RouterdServer, upstreams
 
 
 def test_bedrock_messages_streamed_from_the_event_stream(server: RouterdServer, upstreams: Upstreams) -> None:
-    labels = {"model_group": "bedrock-claude", "direction": "output"}
-    before = _metric(server, "routerd_tokens_total", **labels)
-    with claude_client(server).messages.stream(
-        model="bedrock-claude", max_tokens=64, messages=_hi("stream from bedrock")
-    ) as stream:
-        events = [event.type for event in stream]
-        final = stream.get_final_message()
-    assert final.content[0].text == "echo: stream from bedrock"  # type: ignore[union-attr]
-    assert events[0] == "message_start" and events[-1] == "message_stop"
+    _stream_and_meter(server, "bedrock-claude")
     sent = upstreams.bedrock.requests[-1]
     assert sent.path == f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"
     assert "stream" not in sent.json and sent.headers["accept"] == "application/vnd.amazon.eventstream"
-    assert _metric(server, "routerd_tokens_total", **labels) == before + final.usage.output_tokens
 
 
 def test_bedrock_errors_and_a_stream_exception(server: RouterdServer, upstreams: Upstreams) -> None:
