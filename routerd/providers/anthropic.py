@@ -20,7 +20,6 @@ from routerd.errors import AuthenticationError
 from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
 from routerd.providers.anthropic_wire import (
-    MessagesEndpoint,
     chat_chunks,
     chat_payload,
     native_payload,
@@ -32,6 +31,7 @@ from routerd.providers.base import (
     JSON,
     Adapter,
     BaseAdapter,
+    Endpoint,
     UpstreamRequest,
     UpstreamResponse,
     register,
@@ -99,7 +99,7 @@ class AnthropicAdapter(BaseAdapter):
         )
         return AnthropicTarget(messages_url(api_base), headers, bool(api_key), errors, params)
 
-    def endpoint(self, request: UpstreamRequest, *, native: bool) -> tuple[AnthropicTarget, MessagesEndpoint]:
+    def endpoint(self, request: UpstreamRequest, *, native: bool) -> tuple[AnthropicTarget, Endpoint]:
         """The deployment's target and where its Messages calls go, with the headers they carry."""
         deployment = request.deployment
         target = deployment.prepared
@@ -110,7 +110,7 @@ class AnthropicAdapter(BaseAdapter):
                 AuthenticationError, f"no API key for {self.name}: set api_key or {API_KEY_ENV}"
             )
         headers = _native_headers(target, request) if native else _chat_headers(target, request)
-        return target, MessagesEndpoint(target.url, headers, target.errors)
+        return target, Endpoint(target.url, headers, target.errors)
 
     async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         target, endpoint = self.endpoint(request, native=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,7 +27,7 @@ from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
 from routerd.providers import cache_points
 from routerd.providers.anthropic_stream import StreamTranslator
-from routerd.providers.base import JSON, UpstreamRequest
+from routerd.providers.base import JSON, Endpoint, UpstreamRequest
 from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
 from routerd.providers.openai_parts import DeploymentParams
@@ -39,16 +38,6 @@ ErrorMapper = Callable[[int | None, Any, Mapping[str, str], ErrorContext], APIEr
 
 #: the header that names beta features; Vertex takes it as a header, Bedrock in the body
 BETA_HEADER = "anthropic-beta"
-
-
-@dataclass(frozen=True, slots=True)
-class MessagesEndpoint:
-    """Where one Messages call goes: URL, headers (credentials included) and how errors read."""
-
-    url: str
-    headers: Mapping[str, str] = field(repr=False)
-    errors: ErrorContext = field(repr=False)
-    error: ErrorMapper = translate.error_from_body
 
 
 def default_max_tokens(deployment: Deployment) -> int:
@@ -100,9 +89,14 @@ def beta_features(headers: Mapping[str, str]) -> list[str]:
 
 
 async def post_message(
-    http: HttpClient, endpoint: MessagesEndpoint, content: bytes, timeout: float
+    http: HttpClient,
+    endpoint: Endpoint,
+    content: bytes,
+    timeout: float,
+    error: ErrorMapper = translate.error_from_body,
 ) -> tuple[JSON, Mapping[str, str]]:
-    """POST a Messages body; the ``message`` answered and the response headers, or the mapped error."""
+    """POST a Messages body; the ``message`` answered and the response headers, or the error
+    ``error`` reads from a failed answer (Anthropic's shape by default)."""
     errors = endpoint.errors
     try:
         response = await http.request(
@@ -111,14 +105,19 @@ async def post_message(
     except APIError as exc:
         raise errors.annotate(exc) from None
     if response.status >= 400:
-        raise endpoint.error(response.status, json_or_none(response.content), response.headers, errors)
+        raise error(response.status, json_or_none(response.content), response.headers, errors)
     return checked_message(json_or_none(response.content), errors), response.headers
 
 
 async def stream_events(
-    http: HttpClient, endpoint: MessagesEndpoint, content: bytes, timeout: float
+    http: HttpClient,
+    endpoint: Endpoint,
+    content: bytes,
+    timeout: float,
+    error: ErrorMapper = translate.error_from_body,
 ) -> AsyncIterator[JSON]:
-    """POST a streamed Messages body; yields Anthropic's event dicts as they arrive (SSE)."""
+    """POST a streamed Messages body; yields Anthropic's event dicts as they arrive (SSE). Failures
+    (the HTTP status or an in-band ``error`` event) are read by ``error``."""
     errors = endpoint.errors
     try:
         async with http.stream(
@@ -126,9 +125,9 @@ async def stream_events(
         ) as response:
             if response.status >= 400:
                 raw = await response.aread()
-                raise endpoint.error(response.status, json_or_none(raw), response.headers, errors)
+                raise error(response.status, json_or_none(raw), response.headers, errors)
             source = (json_or_none(data) async for _name, data in iter_data(response.aiter_lines()))
-            async for event in checked_events(source, errors, endpoint.error):
+            async for event in checked_events(source, errors, error):
                 yield event
     except APIError as exc:
         raise errors.annotate(exc) from None

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from routerd.config.table import Deployment
 from routerd.errors import UnsupportedParamsError
 from routerd.http import HttpClient
+from routerd.providers.errors import ErrorContext
 
 JSON = dict[str, Any]
 
@@ -57,6 +58,15 @@ class UpstreamRequest:
     request_id: str = ""
     # upstream calls in flight at once when one request fans out (a text completion's prompt list)
     concurrency: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one call goes: its URL, its headers (credentials included) and the error context."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    errors: ErrorContext = field(repr=False)
 
 
 @dataclass(slots=True)

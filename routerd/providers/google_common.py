@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,24 +16,24 @@ from routerd.config.table import Deployment
 from routerd.errors import APIError, AuthenticationError
 from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
-from routerd.providers.base import JSON, BaseAdapter, ParamPolicy, UpstreamRequest, UpstreamResponse
+from routerd.providers.base import (
+    JSON,
+    BaseAdapter,
+    Endpoint,
+    ParamPolicy,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from routerd.providers.client_input import translating_client_input
 from routerd.providers.errors import ErrorContext
 from routerd.providers.google_stream import StreamTranslator
 from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.sse import iter_data
 
+__all__ = ["GENERATE", "STREAM", "Endpoint", "GoogleAdapter", "json_or_none"]
+
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where one call goes: its URL, its headers (credentials included) and the error context."""
-
-    url: str
-    headers: Mapping[str, str] = field(repr=False)
-    errors: ErrorContext = field(repr=False)
 
 
 class GoogleAdapter(BaseAdapter):

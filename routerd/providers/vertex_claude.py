@@ -22,14 +22,13 @@ from routerd.http import HttpClient
 from routerd.providers import anthropic_translate, google_translate
 from routerd.providers.anthropic_wire import (
     ErrorMapper,
-    MessagesEndpoint,
     chat_chunks,
     chat_payload,
     native_payload,
     post_message,
     stream_events,
 )
-from routerd.providers.base import JSON, UpstreamRequest, UpstreamResponse
+from routerd.providers.base import JSON, Endpoint, UpstreamRequest, UpstreamResponse
 from routerd.providers.errors import ErrorContext
 
 if TYPE_CHECKING:
@@ -66,52 +65,58 @@ def vertex_error(status: int | None, body: Any, headers: Mapping[str, str], erro
 async def chat(adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
     """An OpenAI chat request, translated, answered in OpenAI's shape."""
     target = adapter.target(request.deployment)
-    content = vertex_body(chat_payload(request, target.params, target.errors, stream=False))
-    endpoint = await _endpoint(adapter, request, RAW_PREDICT)
-    message, _ = await post_message(http, endpoint, content, request.timeout)
-    body = anthropic_translate.to_openai_completion(message, created=int(time.time()))
-    return UpstreamResponse(body)
+    message = await _post(
+        adapter, http, request, chat_payload(request, target.params, target.errors, stream=False)
+    )
+    return UpstreamResponse(anthropic_translate.to_openai_completion(message, created=int(time.time())))
 
 
-async def chat_stream(
-    adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest
-) -> AsyncIterator[JSON]:
+def chat_stream(adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
     """A streamed OpenAI chat request, translated; yields OpenAI chunks."""
     target = adapter.target(request.deployment)
-    content = vertex_body(chat_payload(request, target.params, target.errors, stream=True))
-    endpoint = await _endpoint(adapter, request, STREAM_RAW_PREDICT)
-    async for chunk in chat_chunks(stream_events(http, endpoint, content, request.timeout), request):
-        yield chunk
+    payload = chat_payload(request, target.params, target.errors, stream=True)
+    return chat_chunks(_stream(adapter, http, request, payload), request)
 
 
 async def messages(adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
     """A ``/v1/messages`` request sent as it is; Anthropic's answer as it came."""
     target = adapter.target(request.deployment)
-    content = vertex_body(native_payload(request, target.params, stream=False))
-    endpoint = await _endpoint(adapter, request, RAW_PREDICT)
-    message, _ = await post_message(http, endpoint, content, request.timeout)
-    return UpstreamResponse(message)
+    return UpstreamResponse(
+        await _post(adapter, http, request, native_payload(request, target.params, stream=False))
+    )
 
 
-async def messages_stream(
+def messages_stream(
     adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest
 ) -> AsyncIterator[JSON]:
     """A streamed ``/v1/messages`` request sent as it is; yields Anthropic's events unchanged."""
     target = adapter.target(request.deployment)
-    content = vertex_body(native_payload(request, target.params, stream=True))
+    return _stream(adapter, http, request, native_payload(request, target.params, stream=True))
+
+
+async def _post(adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest, payload: JSON) -> JSON:
+    endpoint = await _endpoint(adapter, request, RAW_PREDICT)
+    error = _rejecting(adapter, request)
+    message, _ = await post_message(http, endpoint, vertex_body(payload), request.timeout, error)
+    return message
+
+
+async def _stream(
+    adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest, payload: JSON
+) -> AsyncIterator[JSON]:
     endpoint = await _endpoint(adapter, request, STREAM_RAW_PREDICT)
-    async for event in stream_events(http, endpoint, content, request.timeout):
+    error = _rejecting(adapter, request)
+    async for event in stream_events(http, endpoint, vertex_body(payload), request.timeout, error):
         yield event
 
 
-async def _endpoint(adapter: VertexAdapter, request: UpstreamRequest, method: str) -> MessagesEndpoint:
+async def _endpoint(adapter: VertexAdapter, request: UpstreamRequest, method: str) -> Endpoint:
     endpoint = await adapter.endpoint(request.deployment, method)
     # Forwarded headers (anthropic-beta: Vertex takes beta features as a header) add to ours and
     # never replace the credentials; the client's anthropic-version is the body's business here.
     forwarded = {k.lower(): v for k, v in request.extra_headers.items()}
     forwarded.pop("anthropic-version", None)
-    headers = {**forwarded, **endpoint.headers}
-    return MessagesEndpoint(endpoint.url, headers, endpoint.errors, _rejecting(adapter, request))
+    return Endpoint(endpoint.url, {**forwarded, **endpoint.headers}, endpoint.errors)
 
 
 def _rejecting(adapter: VertexAdapter, request: UpstreamRequest) -> ErrorMapper:
