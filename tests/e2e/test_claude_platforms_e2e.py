@@ -191,20 +191,6 @@ def test_chat_completions_to_vertex_claude_are_translated_to_raw_predict(
     assert upstreams.vertex.requests[-1].path.endswith(":streamRawPredict")
 
 
-def test_vertex_errors_in_anthropics_shape(server: RouterdServer, upstreams: Upstreams) -> None:
-    client = claude_client(server)
-    upstreams.vertex.enqueue(google_failure(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform"))
-    with pytest.raises(anthropic.RateLimitError) as quota:
-        client.messages.create(model="vertex-claude", max_tokens=8, messages=_hi())
-    assert quota.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
-    assert "Quota exceeded" in quota.value.body["error"]["message"]  # type: ignore[index]
-    upstreams.vertex.enqueue(AnthropicReply.failure(400, "invalid_request_error", "prompt is bad"))
-    with pytest.raises(anthropic.BadRequestError) as bad:
-        client.messages.create(model="vertex-claude", max_tokens=8, messages=_hi())
-    assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
-    assert not any(key in bad.value.response.text for key in (*UPSTREAM_KEYS, VERTEX_TOKEN, AWS_SECRET))
-
-
 # -- Bedrock ----------------------------------------------------------------------------------------
 
 
@@ -235,16 +221,67 @@ def test_bedrock_messages_streamed_from_the_event_stream(server: RouterdServer, 
     assert "stream" not in sent.json and sent.headers["accept"] == "application/vnd.amazon.eventstream"
 
 
-def test_bedrock_errors_and_a_stream_exception(server: RouterdServer, upstreams: Upstreams) -> None:
-    client = claude_client(server)
-    upstreams.bedrock.enqueue(aws_failure(400, "ValidationException", "messages: too short"))
-    with pytest.raises(anthropic.BadRequestError) as bad:
-        client.messages.create(model="bedrock-claude", max_tokens=8, messages=_hi())
-    assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
-    assert "too short" in bad.value.body["error"]["message"]  # type: ignore[index]
-    upstreams.bedrock.enqueue(aws_failure(429, "ThrottlingException", "Too many requests"))
-    with pytest.raises(anthropic.RateLimitError):
-        client.messages.create(model="bedrock-claude", max_tokens=8, messages=_hi())
+@pytest.mark.parametrize(
+    ("model", "reply", "status", "error_type"),
+    [
+        (
+            "vertex-claude",
+            google_failure(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
+            429,
+            "rate_limit_error",
+        ),
+        ("vertex-claude", google_failure(403, "PERMISSION_DENIED", "Not allowed"), 403, "permission_error"),
+        (
+            "vertex-claude",
+            AnthropicReply.failure(400, "invalid_request_error", "Bad prompt"),
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "vertex-claude",
+            AnthropicReply.failure(529, "overloaded_error", "Overloaded"),
+            503,
+            "overloaded_error",
+        ),
+        (
+            "bedrock-claude",
+            aws_failure(400, "ValidationException", "Too short"),
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "bedrock-claude",
+            aws_failure(429, "ThrottlingException", "Too many requests"),
+            429,
+            "rate_limit_error",
+        ),
+        ("bedrock-claude", aws_failure(403, "AccessDeniedException", "No access"), 403, "permission_error"),
+    ],
+)
+def test_platform_errors_reach_the_client_in_anthropics_shape(
+    server: RouterdServer,
+    upstreams: Upstreams,
+    model: str,
+    reply: AnthropicReply,
+    status: int,
+    error_type: str,
+) -> None:
+    (upstreams.vertex if model == "vertex-claude" else upstreams.bedrock).enqueue(reply)
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        claude_client(server).messages.create(model=model, max_tokens=8, messages=_hi())
+    assert failed.value.status_code == status
+    body: Any = failed.value.body
+    assert body["type"] == "error" and body["error"]["type"] == error_type
+    expected = (
+        reply.error_body["error"]["message"] if "error" in reply.error_body else reply.error_body["message"]
+    )
+    assert expected in body["error"]["message"]
+    assert not any(key in failed.value.response.text for key in (*UPSTREAM_KEYS, VERTEX_TOKEN, AWS_SECRET))
+
+
+def test_a_bedrock_stream_exception_ends_with_an_error_event(
+    server: RouterdServer, upstreams: Upstreams
+) -> None:
     failing = StreamPlan(error_after=3, error_event={"type": "error", "error": {"message": "model broke"}})
     upstreams.bedrock.enqueue(AnthropicReply.text("a long answer " * 4, stream=failing))
     body = {"model": "bedrock-claude", "max_tokens": 64, "stream": True, "messages": _hi()}
