@@ -119,11 +119,10 @@ class AnthropicAdapter(BaseAdapter):
         body = translate.to_openai_completion(message, created=int(time.time()))
         return UpstreamResponse(body, keep_headers(headers, _KEPT_HEADERS))
 
-    async def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
+    def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         target, endpoint = self.endpoint(request, native=False)
         content = orjson.dumps(chat_payload(request, target.params, target.errors, stream=True))
-        async for chunk in chat_chunks(stream_events(http, endpoint, content, request.timeout), request):
-            yield chunk
+        return chat_chunks(stream_events(http, endpoint, content, request.timeout), request)
 
     # --- native: /v1/messages requests passed through as they are ---------------------------------
 

@@ -16,7 +16,8 @@ credentials, a few body fields and the shape of their errors. This module holds 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -115,7 +116,7 @@ async def stream_events(
     content: bytes,
     timeout: float,
     error: ErrorMapper = translate.error_from_body,
-) -> AsyncIterator[JSON]:
+) -> AsyncGenerator[JSON, None]:
     """POST a streamed Messages body; yields Anthropic's event dicts as they arrive (SSE). Failures
     (the HTTP status or an in-band ``error`` event) are read by ``error``."""
     errors = endpoint.errors
@@ -133,17 +134,19 @@ async def stream_events(
         raise errors.annotate(exc) from None
 
 
-async def chat_chunks(events: AsyncIterator[JSON], request: UpstreamRequest) -> AsyncIterator[JSON]:
-    """OpenAI chat chunks for a stream of Anthropic events (any platform's)."""
+async def chat_chunks(events: AsyncGenerator[JSON, None], request: UpstreamRequest) -> AsyncIterator[JSON]:
+    """OpenAI chat chunks for a stream of Anthropic events (any platform's); closing it closes
+    ``events`` (and so the upstream call) at once."""
     translator = StreamTranslator(
         created=int(time.time()),
         # always: the router's relay meters it and hides it from clients that did not ask
         include_usage=True,
         model=request.deployment.model,
     )
-    async for event in events:
-        for chunk in translator.feed(event):
-            yield chunk
+    async with aclosing(events):
+        async for event in events:
+            for chunk in translator.feed(event):
+                yield chunk
 
 
 def checked_message(body: Any, errors: ErrorContext) -> JSON:
@@ -156,23 +159,25 @@ def checked_message(body: Any, errors: ErrorContext) -> JSON:
 
 
 async def checked_events(
-    source: AsyncIterator[Any], errors: ErrorContext, error: ErrorMapper = translate.error_from_body
-) -> AsyncIterator[JSON]:
+    source: AsyncGenerator[Any, None], errors: ErrorContext, error: ErrorMapper = translate.error_from_body
+) -> AsyncGenerator[JSON, None]:
     """Anthropic's events from ``source``, up to and including ``message_stop``.
 
     An in-band ``error`` event is raised (its type decides the class); a stream that ends before
-    ``message_stop`` is a truncated answer, not a complete one, and raises a stream cut.
+    ``message_stop`` is a truncated answer, not a complete one, and raises a stream cut. The source
+    is closed when this ends or is closed.
     """
     events = 0
-    async for event in source:
-        if not isinstance(event, dict):
-            raise errors.bad_gateway(f"{errors.provider} sent a stream event that is not a JSON object")
-        if event.get("type") == "error":
-            raise error(None, event, {}, errors)
-        events += 1
-        yield event
-        if event.get("type") == "message_stop":
-            return
+    async with aclosing(source):  # closing this closes the source at once, not when collected
+        async for event in source:
+            if not isinstance(event, dict):
+                raise errors.bad_gateway(f"{errors.provider} sent a stream event that is not a JSON object")
+            if event.get("type") == "error":
+                raise error(None, event, {}, errors)
+            events += 1
+            yield event
+            if event.get("type") == "message_stop":
+                return
     raise errors.stream_cut(events)
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import quote
@@ -114,7 +115,7 @@ async def aws_post(
 
 async def aws_event_stream(
     http: HttpClient, target: AwsTarget, url: str, content: bytes, timeout: float
-) -> AsyncIterator[Message]:
+) -> AsyncGenerator[Message, None]:
     """A signed streaming POST answered in AWS event-stream framing; yields its ``event`` messages.
 
     A non-2xx answer, an in-stream exception and corrupt framing are raised as routerd errors.
@@ -197,11 +198,15 @@ class BedrockAdapter(BaseAdapter):
         )
         events = 0
         url = target.url("converse-stream")
-        async for message in aws_event_stream(http, target, url, content, request.timeout):
-            payload = _maybe_json(message.payload)
-            events += 1
-            for chunk in translator.feed(message.event_type, payload if isinstance(payload, dict) else {}):
-                yield chunk
+        frames = aws_event_stream(http, target, url, content, request.timeout)
+        async with aclosing(frames):  # closing this stream closes the upstream call at once
+            async for message in frames:
+                payload = _maybe_json(message.payload)
+                events += 1
+                for chunk in translator.feed(
+                    message.event_type, payload if isinstance(payload, dict) else {}
+                ):
+                    yield chunk
         if not translator.stopped:
             raise errors.stream_cut(events)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -48,17 +49,20 @@ def invoke_body(request: UpstreamRequest, params: DeploymentParams, *, stream: b
     return body
 
 
-async def anthropic_events(frames: AsyncIterator[Message], errors: ErrorContext) -> AsyncIterator[JSON]:
-    """Anthropic's events carried by an InvokeModelWithResponseStream answer's ``chunk`` frames."""
-    async for event in checked_events(_chunks(frames, errors), errors):
-        yield event
+def anthropic_events(
+    frames: AsyncGenerator[Message, None], errors: ErrorContext
+) -> AsyncGenerator[JSON, None]:
+    """Anthropic's events carried by an InvokeModelWithResponseStream answer's ``chunk`` frames
+    (closing it closes ``frames``, and so the upstream call)."""
+    return checked_events(_chunks(frames, errors), errors)
 
 
-async def _chunks(frames: AsyncIterator[Message], errors: ErrorContext) -> AsyncIterator[Any]:
-    async for frame in frames:
-        if frame.event_type != "chunk":
-            continue  # no other event type is documented; one added later is not Anthropic's
-        yield chunk_event(frame.payload, errors)
+async def _chunks(frames: AsyncGenerator[Message, None], errors: ErrorContext) -> AsyncGenerator[Any, None]:
+    async with aclosing(frames):
+        async for frame in frames:
+            if frame.event_type != "chunk":
+                continue  # no other event type is documented; one added later is not Anthropic's
+            yield chunk_event(frame.payload, errors)
 
 
 def chunk_event(payload: bytes, errors: ErrorContext) -> Any:

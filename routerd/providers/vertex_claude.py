@@ -12,7 +12,7 @@ Vertex itself); both are mapped.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -103,7 +103,7 @@ async def _post(adapter: VertexAdapter, http: HttpClient, request: UpstreamReque
 
 async def _stream(
     adapter: VertexAdapter, http: HttpClient, request: UpstreamRequest, payload: JSON
-) -> AsyncIterator[JSON]:
+) -> AsyncGenerator[JSON, None]:
     endpoint = await _endpoint(adapter, request, STREAM_RAW_PREDICT)
     error = _rejecting(adapter, request)
     async for event in stream_events(http, endpoint, vertex_body(payload), request.timeout, error):

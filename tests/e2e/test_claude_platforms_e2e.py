@@ -33,7 +33,16 @@ from routerd.testing.fake_http import StreamPlan
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
 
-from .support import MASTER_KEY, OPENAI_KEY, UPSTREAM_KEYS, client_for, reset, running_fake, write_config
+from .support import (
+    MASTER_KEY,
+    OPENAI_KEY,
+    UPSTREAM_KEYS,
+    client_for,
+    reset,
+    running_fake,
+    wait_for,
+    write_config,
+)
 
 VERTEX_TOKEN = "ya29.e2e-vertex-token-5d1c"
 AKID = "AKIDE2ECLAUDE0000001"
@@ -339,3 +348,18 @@ def test_openai_translated_fails_over_to_vertex_native(server: RouterdServer, up
         assert stream.get_final_text() == "echo: still there?"
     assert len(upstreams.openai.requests) == 1
     assert upstreams.vertex.requests[-1].path.endswith(":streamRawPredict")
+
+
+@pytest.mark.parametrize("model", ["vertex-claude", "bedrock-claude"])
+def test_a_client_leaving_a_native_stream_closes_the_upstream(
+    server: RouterdServer, upstreams: Upstreams, model: str
+) -> None:
+    fake = upstreams.vertex if model == "vertex-claude" else upstreams.bedrock
+    fake.enqueue(AnthropicReply.text("a long answer " * 5, stream=StreamPlan(hang_after=3)))
+    with claude_client(server).messages.stream(model=model, max_tokens=64, messages=_hi("talk")) as stream:
+        first = next(iter(stream))
+    assert first.type == "message_start"
+    wait_for(lambda: fake.disconnects == 1, what="routerd to close the upstream stream")
+    assert (
+        claude_client(server).messages.create(model=model, max_tokens=8, messages=_hi("still here")).content
+    )
