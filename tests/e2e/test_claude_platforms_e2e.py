@@ -37,6 +37,7 @@ from .support import (
     MASTER_KEY,
     OPENAI_KEY,
     UPSTREAM_KEYS,
+    DaemonProcess,
     client_for,
     reset,
     running_fake,
@@ -363,3 +364,23 @@ def test_a_client_leaving_a_native_stream_closes_the_upstream(
     assert (
         claude_client(server).messages.create(model=model, max_tokens=8, messages=_hi("still here")).content
     )
+
+
+def test_through_the_routerd_serve_process(upstreams: Upstreams, tmp_path: Path) -> None:
+    """The same native calls through ``routerd serve`` as a separate process."""
+    for fake in (upstreams.vertex, upstreams.bedrock):
+        reset(fake)
+    text = _config(upstreams.vertex.base_url, upstreams.bedrock.base_url, upstreams.openai.base_url)
+    daemon = DaemonProcess(write_config(tmp_path, text), tmp_path / "routerd.log")
+    try:
+        daemon.wait_ready()
+        client = tracked(anthropic.Anthropic(base_url=daemon.base_url, api_key=MASTER_KEY, max_retries=0))
+        with client.messages.stream(model="bedrock-claude", max_tokens=32, messages=_hi("process")) as stream:
+            assert stream.get_final_text() == "echo: process"
+        plain = client.messages.create(model="vertex-claude", max_tokens=32, messages=_hi("process"))
+        assert plain.content[0].text == "echo: process"  # type: ignore[union-attr]
+    finally:
+        daemon.stop()
+    assert upstreams.bedrock.requests[-1].path.endswith("/invoke-with-response-stream")
+    assert upstreams.vertex.requests[-1].path.endswith(":rawPredict")
+    assert AWS_SECRET not in daemon.output and VERTEX_TOKEN not in daemon.output
