@@ -16,6 +16,7 @@ import pytest
 from routerd.config.table import Deployment
 from routerd.errors import BadRequestError
 from routerd.providers.anthropic import AnthropicAdapter
+from routerd.providers.anthropic_wire import chat_payload
 from routerd.providers.base import UpstreamRequest, get_adapter
 from routerd.providers.gemini import GeminiAdapter
 
@@ -95,7 +96,8 @@ def _anthropic(body: dict[str, Any]) -> object:
     adapter = get_adapter("anthropic")
     assert isinstance(adapter, AnthropicAdapter)
     request = UpstreamRequest(deployment=_deployment("anthropic", "claude-sonnet-4-5"), body=body, timeout=5)
-    return adapter._build(request, stream=False)
+    target = request.deployment.prepared
+    return chat_payload(request, target.params, target.errors, stream=False)
 
 
 def _gemini(body: dict[str, Any]) -> object:
