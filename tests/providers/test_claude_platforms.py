@@ -260,3 +260,22 @@ async def test_bedrock_native_answer_is_the_message(
     answer = await adapter.messages(http_client, call(deployment))
     assert [block["type"] for block in answer.body["content"]] == ["thinking", "text"]
     assert answer.body["model"] == BEDROCK_MODEL
+
+
+def test_vertex_body_names_no_model_and_keeps_a_pinned_version() -> None:
+    sent = orjson.loads(vertex_claude.vertex_body({**HELLO}))
+    assert "model" not in sent and sent["anthropic_version"] == "vertex-2023-10-16"
+    pinned = orjson.loads(vertex_claude.vertex_body({**HELLO, "anthropic_version": "vertex-2099-01-01"}))
+    assert pinned["anthropic_version"] == "vertex-2099-01-01"  # a deployment's extra_body may pin it
+
+
+async def test_vertex_headers_carry_betas_not_the_version(
+    http_client: HttpClient, vertex_fake: FakeVertexClaude, make_deployment: MakeDeployment
+) -> None:
+    adapter = VertexAdapter()
+    deployment = vertex(vertex_fake, make_deployment, adapter, headers={"x-team": "a"})
+    forwarded = {"Anthropic-Beta": "b-1", "anthropic-version": "2023-06-01", "authorization": "Bearer client"}
+    await adapter.messages(http_client, call(deployment, **forwarded))
+    sent = vertex_fake.requests[-1].headers
+    assert sent["anthropic-beta"] == "b-1" and sent["x-team"] == "a"
+    assert "anthropic-version" not in sent and sent["authorization"] == f"Bearer {TOKEN}"
