@@ -11,7 +11,14 @@ Prints the median (and min/max) of each, as wall time and as CPU time (user + sy
 CPU time is the number a busy shared machine moves least. ``--repo`` measures another checkout (e.g.
 main, for a before/after), with that checkout first on ``PYTHONPATH``.
 
+Bytecode: an installed routerd runs from compiled bytecode (``pip install`` writes it, and so does the
+container image's build), but a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` compiles every module
+from source on every start (~0.3 s of CPU here). By default the runs therefore use a bytecode cache of
+their own (``PYTHONPYCACHEPREFIX`` under ``.bench/``, filled by one unmeasured warm-up run), whatever
+the environment says; ``--no-bytecode`` measures the compile-every-time case instead.
+
     .venv/bin/python bench/bench_startup.py [--runs 7] [--config configs/example.yaml] [--repo PATH]
+                                            [--no-bytecode]
 
 A benchmark, not a test (targets from issues 19 and 20: ready <= 0.5 s, idle RSS <= 80 MB).
 """
@@ -42,15 +49,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def environment(repo: Path) -> dict[str, str]:
+def environment(repo: Path, bytecode: bool) -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
-    return {
+    env = {
         **os.environ,
         "PYTHONPATH": path,
         "ROUTERD_LOG_LEVEL": "warning",
         "ROUTERD_LOG_REQUESTS": "false",
         "ROUTERD_WATCH": "false",
     }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if bytecode:
+        env["PYTHONPYCACHEPREFIX"] = str(REPO / ".bench" / "pycache")
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = str(REPO / ".bench" / "no-pycache")  # empty: nothing cached is read
+    return env
 
 
 def children_cpu() -> float:
@@ -118,10 +132,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "example.yaml")
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout to measure (default: this one)")
+    parser.add_argument(
+        "--no-bytecode",
+        dest="bytecode",
+        action="store_false",
+        help="compile every module from source on every start (no bytecode cache)",
+    )
     args = parser.parse_args()
     repo = args.repo.resolve()
-    env = environment(repo)
+    env = environment(repo, args.bytecode)
     config = args.config.resolve()
+    if args.bytecode:  # unmeasured warm-up: fills the bytecode cache for everything serve imports
+        serve_once(config, env, repo)
 
     samples: dict[str, list[float]] = {}
 
@@ -139,7 +161,7 @@ def main() -> None:
         add("serve: start -> ready (wall)", wall)
         add("serve: start -> ready (CPU)", cpu)
         add("serve: idle RSS", megabytes)
-    print(f"repo {repo}, config {config}")
+    print(f"repo {repo}, config {config}, bytecode {'cached' if args.bytecode else 'none'}")
     for name, values in samples.items():
         if name.endswith("RSS"):
             report(name, values, "MB")
