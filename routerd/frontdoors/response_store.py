@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -26,6 +26,9 @@ from routerd.frontdoors.limits import (
     RESPONSE_STORE_MAX_TOTAL_BYTES,
     RESPONSE_STORE_TTL_SECONDS,
 )
+
+if TYPE_CHECKING:
+    from routerd.settings import Settings
 
 JSON = dict[str, Any]
 
@@ -133,3 +136,19 @@ class MemoryResponseStore:
             if entry.expires > now:
                 return
             self._remove(key)
+
+
+def response_store(
+    settings: Settings, clock: Callable[[], float] = time.monotonic, shared: Any = None
+) -> ResponseStore:
+    """The store of ``/v1/responses`` answers, entries living ``ROUTERD_RESPONSES_TTL`` seconds: in
+    Redis when the router's health store is shared there (``shared``), else in memory (the other
+    bounds are the constants in :mod:`routerd.frontdoors.limits`)."""
+    client = getattr(shared, "client", None)
+    if client is not None:
+        from routerd.frontdoors.response_store_redis import RedisResponseStore
+
+        return RedisResponseStore(
+            client, ttl=settings.responses_ttl, prefix=f"{getattr(shared, 'namespace', 'routerd:')}responses:"
+        )
+    return MemoryResponseStore(ttl=settings.responses_ttl, clock=clock)

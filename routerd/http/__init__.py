@@ -15,7 +15,7 @@ transport failures into routerd's errors (:mod:`routerd.http.base`).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from routerd.http.base import (
     HttpClient,
@@ -24,9 +24,9 @@ from routerd.http.base import (
     StreamResponse,
 )
 from routerd.http.fast import FastHttpClient
-from routerd.http.httpx_client import HttpxClient
 
 if TYPE_CHECKING:
+    from routerd.http.httpx_client import HttpxClient
     from routerd.settings import HttpSettings
 
 __all__ = [
@@ -42,6 +42,16 @@ __all__ = [
 
 _PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 _MIB = 1024 * 1024
+
+
+def __getattr__(name: str) -> Any:
+    # httpx is imported with the first HttpxClient, not with this package: a daemon that never makes
+    # one (no proxy, no multipart upload) starts without loading httpx
+    if name == "HttpxClient":
+        from routerd.http.httpx_client import HttpxClient
+
+        return HttpxClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def limits_from(settings: HttpSettings) -> HttpLimits:
@@ -67,5 +77,7 @@ def default_client(settings: HttpSettings | None = None) -> HttpClient:
     limits = limits_from(settings)
     choice = settings.http_client
     if choice == "httpx" or (choice == "auto" and any(os.environ.get(name) for name in _PROXY_VARS)):
+        from routerd.http.httpx_client import HttpxClient
+
         return HttpxClient(limits=limits)
     return FastHttpClient(limits=limits)

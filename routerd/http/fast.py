@@ -29,7 +29,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -47,7 +47,9 @@ from routerd.http.base import (
     too_large_error,
 )
 from routerd.http.conn import IDEMPOTENT, Connection, Origin, Pool, StaleConnection, parse_url
-from routerd.http.httpx_client import HttpxClient
+
+if TYPE_CHECKING:
+    from routerd.http.httpx_client import HttpxClient
 
 __all__ = ["FastHttpClient"]
 
@@ -187,6 +189,9 @@ class FastHttpClient:
 
     def _general(self) -> HttpxClient:
         if self._fallback is None:
+            # imported here: httpx loads with the first rare call, not with the daemon
+            from routerd.http.httpx_client import HttpxClient
+
             self._fallback = HttpxClient(limits=self.limits)
         return self._fallback
 

@@ -125,17 +125,77 @@ def register(adapter: Adapter, *aliases: str) -> Adapter:
     return adapter
 
 
+_OPENAI = "routerd.providers.openai"
+_PRESETS = "routerd.providers.presets"
+
+#: The module that registers each built-in adapter, by canonical name (the values of
+#: :data:`routerd.providers.infer.PROVIDER_PREFIXES`). A module is imported when one of its adapters is
+#: first asked for, so a routing file of mock deployments never loads the Bedrock or Vertex code; a
+#: name not listed here loads every built-in module (:mod:`routerd.providers.builtin`).
+#: tests/providers/test_registry.py checks that each module registers the names listed for it.
+BUILTIN_MODULES: Mapping[str, str] = {
+    **dict.fromkeys(
+        (
+            "openai",
+            "text-completion-openai",
+            "hosted_vllm",
+            "groq",
+            "mistral",
+            "deepseek",
+            "together_ai",
+            "fireworks_ai",
+            "openrouter",
+            "perplexity",
+            "xai",
+            "ollama",
+            "lm_studio",
+        ),
+        _OPENAI,
+    ),
+    **dict.fromkeys(
+        (
+            "cerebras",
+            "github",
+            "nvidia_nim",
+            "cloudflare",
+            "sambanova",
+            "deepinfra",
+            "novita",
+            "nebius",
+            "hyperbolic",
+            "lambda_ai",
+            "zai",
+            "dashscope",
+            "moonshot",
+            "featherless_ai",
+            "custom",
+        ),
+        _PRESETS,
+    ),
+    "azure": "routerd.providers.azure",
+    "azure_text": "routerd.providers.azure",
+    "mock": "routerd.providers.mock",
+    "anthropic": "routerd.providers.anthropic",
+    "gemini": "routerd.providers.gemini",
+    "vertex_ai": "routerd.providers.vertex",
+    "bedrock": "routerd.providers.bedrock",
+    "sagemaker": "routerd.providers.sagemaker",
+    "sagemaker_chat": "routerd.providers.sagemaker",
+    "cohere": "routerd.providers.cohere",
+}
+
+
 def canonical_provider(name: str) -> str | None:
     """The registered name for a provider prefix, or None when routerd has no such provider."""
-    _ensure_loaded()
-    if name in _REGISTRY:
-        return name
-    return _ALIASES.get(name)
+    found = _registered(name)
+    if found is None:
+        _load_for(name)
+        found = _registered(name)
+    return found
 
 
 def get_adapter(name: str) -> Adapter:
     """The adapter registered under ``name`` (or one of its aliases). KeyError if none."""
-    _ensure_loaded()
     canonical = canonical_provider(name)
     if canonical is None:
         raise KeyError(name)
@@ -148,6 +208,23 @@ def provider_names() -> list[str]:
     return sorted({*_REGISTRY, *_ALIASES})
 
 
+def _registered(name: str) -> str | None:
+    if name in _REGISTRY:
+        return name
+    return _ALIASES.get(name)
+
+
+def _load_for(name: str) -> None:
+    """Import the built-in module that registers ``name`` (every one when it is not a known prefix)."""
+    from routerd.providers.infer import PROVIDER_PREFIXES
+
+    module = BUILTIN_MODULES.get(PROVIDER_PREFIXES.get(name, name))
+    if module is None:
+        _ensure_loaded()
+    else:
+        _import_adapters(module)
+
+
 _loaded = False
 
 
@@ -156,7 +233,19 @@ def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        import routerd.providers.builtin  # noqa: F401
+        _import_adapters("routerd.providers.builtin")
+
+
+def _import_adapters(module: str) -> None:
+    """Import an adapter module; adapters registered before it (a test's, a user's) keep their names."""
+    import importlib
+    import sys
+
+    if module in sys.modules:
+        return
+    before = dict(_REGISTRY)
+    importlib.import_module(module)
+    _REGISTRY.update(before)
 
 
 class ParamPolicy:

@@ -12,9 +12,8 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,6 +38,9 @@ from routerd.server.gate import Gate
 from routerd.server.state import AppState
 from routerd.state.connect import shared_client
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["access_routes", "gate_lifespan", "spend_db_path"]
 
 log = logging.getLogger("routerd.gate")
@@ -59,11 +61,30 @@ def spend_db_path(state: AppState) -> Path | None:
     return None
 
 
-def _poster(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+class _ServiceClient:
+    """The HTTP client of guardrail webhooks and moderation calls, made on the first call: making one
+    loads the CA bundle (tens of ms of start-up), and most gateways never call such a service."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _poster(client: _ServiceClient):  # type: ignore[no-untyped-def]
     async def post(
         url: str, headers: Mapping[str, str], body: Mapping[str, Any], timeout: float
     ) -> tuple[int, Any]:
-        async with client.stream(
+        async with client.get().stream(
             "POST", url, headers=dict(headers), content=orjson.dumps(body), timeout=timeout
         ) as response:
             raw = b""
@@ -81,6 +102,8 @@ def _poster(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
 
 def _moderator(state: AppState, post: Any):  # type: ignore[no-untyped-def]
     async def moderate(model: str, texts: Sequence[str], timeout: float) -> Mapping[str, Any]:
+        import httpx  # its error classes (the service client loads it anyway)
+
         from routerd.providers.openai import OpenAIEndpoint
 
         group = state.table.resolve(model)
@@ -125,7 +148,7 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
         cache = LocalCache(
             max_bytes=settings.cache_max_mb * 1024 * 1024, max_entry_bytes=settings.cache_max_entry_kb * 1024
         )
-        client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        client = _ServiceClient()
         post = _poster(client)
         state.gate = Gate(
             ledger,

@@ -18,19 +18,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from routerd.config.table import RoutingTable
 from routerd.errors import APIError, MethodNotAllowedError, NotFoundError, error_for_request_status
 from routerd.events import EventBus
+from routerd.frontdoors.response_store import response_store
 from routerd.http import HttpClient, default_client
 from routerd.integrations.proxy import callbacks_lifespan
 from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, model_info, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
-from routerd.server.batches import batches_routes
 from routerd.server.errors import error_response
-from routerd.server.files import files_routes
-from routerd.server.fine_tuning import fine_tuning_routes
-from routerd.server.frontdoor_routes import FAST_ROUTES, frontdoor_routes, response_store
+from routerd.server.lazy import LazyEndpoint, LazyRoutes
 from routerd.server.limits import ConnectionLimits, new_request_id
-from routerd.server.media_routes import media_routes
 from routerd.server.metrics_routes import metrics_lifespan, metrics_routes
 from routerd.server.model_info import model_info_routes
 from routerd.server.reload import reload_lifespan, reload_routes
@@ -63,6 +60,34 @@ def core_routes() -> list[BaseRoute]:
         Route("/health", model_info.health, methods=["GET"]),
         Route("/v1/routerd/explain", ops.explain, methods=["GET"]),
     ]
+
+
+def _both_prefixes(*paths: str) -> tuple[str, ...]:
+    return tuple(prefix + path for path in paths for prefix in ("/v1", ""))
+
+
+#: Route groups imported on their first request (routerd.server.lazy says why): the path prefixes
+#: their routes live under, and the function that lists them. tests/server/test_lazy_routes.py checks
+#: that every route of each group lies under its prefixes.
+LAZY_ROUTE_GROUPS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (_both_prefixes("/files"), "routerd.server.files:files_routes"),
+    (_both_prefixes("/fine_tuning"), "routerd.server.fine_tuning:fine_tuning_routes"),
+    (_both_prefixes("/batches"), "routerd.server.batches:batches_routes"),
+    (_both_prefixes("/audio", "/images/edits"), "routerd.server.media_routes:media_routes"),
+    (
+        ("/v1/messages", "/v1/responses", "/openai/deployments"),
+        "routerd.server.frontdoor_routes:frontdoor_routes",
+    ),
+)
+
+#: The front doors' POST paths served from the direct dispatch table, and the mapping they come from
+#: (imported on the first call); a test keeps this list equal to the mapping's keys.
+FRONT_DOOR_FAST_PATHS = ("/v1/messages", "/v1/responses")
+FRONT_DOOR_FAST_ROUTES = "routerd.server.frontdoor_routes:FAST_ROUTES"
+
+
+def lazy_routes() -> list[BaseRoute]:
+    return [LazyRoutes(prefixes, factory) for prefixes, factory in LAZY_ROUTE_GROUPS]
 
 
 def lifespan_hooks() -> list[LifespanHook]:
@@ -161,7 +186,7 @@ def _fast_routes() -> dict[str, ASGIApp]:
     routes: dict[str, ASGIApp] = {
         prefix + path: handler for path, handler in handlers.items() for prefix in ("", "/v1")
     }
-    routes.update(FAST_ROUTES)
+    routes.update({path: LazyEndpoint(FRONT_DOOR_FAST_ROUTES, path) for path in FRONT_DOOR_FAST_PATHS})
     return routes
 
 
@@ -222,12 +247,8 @@ def create_app(
     routes: list[BaseRoute] = [
         *core_routes(),
         *reload_routes(),
-        *files_routes(),
-        *fine_tuning_routes(),
-        *batches_routes(),
-        *media_routes(),
+        *lazy_routes(),
         *access_routes(),
-        *frontdoor_routes(),
         *model_info_routes(),
         *metrics_routes(state),
     ]

@@ -9,7 +9,7 @@ completions is :mod:`routerd.server.frontdoor_serve`. Errors are in each API's o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from routerd.frontdoors.anthropic_errors import anthropic_error, error_event
 from routerd.frontdoors.anthropic_messages_stream import MessagesStreamTranslator, anthropic_events, sse
 from routerd.frontdoors.azure_routes import azure_route, routed_body
 from routerd.frontdoors.response_items import input_items_page
-from routerd.frontdoors.response_store import MemoryResponseStore, ResponseStore, StoredResponse
+from routerd.frontdoors.response_store import ResponseStore, StoredResponse, response_store
 from routerd.frontdoors.responses_stream import ResponsesStreamTranslator, responses_events
 from routerd.providers.base import CHAT
 from routerd.routing.types import NativeCall
@@ -33,7 +33,6 @@ from routerd.server import inference
 from routerd.server.errors import error_response
 from routerd.server.frontdoor_serve import Door, DoorCall, authenticate, owner_of, serve
 from routerd.server.state import AppState
-from routerd.settings import Settings
 from routerd.tokens import count_request_tokens
 
 JSON = dict[str, Any]
@@ -42,22 +41,6 @@ JSON = dict[str, Any]
 ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
 #: events that end a Responses stream; their ``response`` is the final Response object
 _FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-
-def response_store(
-    settings: Settings, clock: Callable[[], float] = time.monotonic, shared: Any = None
-) -> ResponseStore:
-    """The store of ``/v1/responses`` answers, entries living ``ROUTERD_RESPONSES_TTL`` seconds: in
-    Redis when the router's health store is shared there (``shared``), else in memory (the other
-    bounds are the constants in :mod:`routerd.frontdoors.limits`)."""
-    client = getattr(shared, "client", None)
-    if client is not None:
-        from routerd.frontdoors.response_store_redis import RedisResponseStore
-
-        return RedisResponseStore(
-            client, ttl=settings.responses_ttl, prefix=f"{getattr(shared, 'namespace', 'routerd:')}responses:"
-        )
-    return MemoryResponseStore(ttl=settings.responses_ttl, clock=clock)
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
