@@ -36,7 +36,10 @@ _HASH = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 #: Shortest literal key accepted (a guessable key is no key).
 MIN_KEY_CHARS = 16
 
-_CONFIG = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, coerce_numbers_to_str=True)
+# defer_build: the key/team validators are built when a file first has keys or teams, not at import
+_CONFIG = ConfigDict(
+    frozen=True, extra="forbid", hide_input_in_errors=True, coerce_numbers_to_str=True, defer_build=True
+)
 
 
 def hash_key(key: str) -> bytes:

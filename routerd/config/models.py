@@ -464,7 +464,7 @@ class GeneralSettings(_Model):
 class ProviderSettingsSpec(_Model):
     """One entry of ``files_settings`` / ``finetune_settings``: credentials for one provider."""
 
-    model_config = _OPEN
+    model_config = _OPEN | ConfigDict(defer_build=True)
 
     custom_llm_provider: FileProvider = Field(description="`openai`, `azure` or `vertex_ai`.")
     api_key: str | None = Field(
@@ -486,7 +486,8 @@ class ProviderSettingsSpec(_Model):
 
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 
-_SECTIONS = (
+#: Top-level keys whose empty value (``router_settings:`` with nothing under it) means "not given".
+SECTIONS = (
     "router_settings",
     "litellm_settings",
     "general_settings",
@@ -500,6 +501,10 @@ _SECTIONS = (
 )
 
 
+# Config's validator is built only when something validates a whole file with it (the JSON Schema, the
+# SDK, tests): routerd's own pipeline validates each section with that section's model and assembles
+# the result with ``model_construct`` (routerd.config.validate), so a file without guardrails, keys or
+# teams never builds their models' validators (the docstring is the schema's description).
 class Config(_Model):
     """A routing file: deployments and the settings that decide how calls reach them."""
 
@@ -510,6 +515,7 @@ class Config(_Model):
         coerce_numbers_to_str=True,
         title="routerd config",
         json_schema_extra={"patternProperties": {"^x-": {}}},
+        defer_build=True,
     )
 
     model_list: tuple[DeploymentSpec, ...] = Field(
@@ -548,5 +554,5 @@ class Config(_Model):
     def _empty_sections(cls, data: Any) -> Any:
         # ``router_settings:`` with nothing under it reads as null; treat it as an empty section
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (k in _SECTIONS and v is None)}
+            return {k: v for k, v in data.items() if not (k in SECTIONS and v is None)}
         return data

@@ -15,13 +15,14 @@ A config with any error never reaches the compiler.
 from __future__ import annotations
 
 import copy
+import functools
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from routerd.access.spec import KeySpec, TeamSpec
 from routerd.config import keys
@@ -30,6 +31,7 @@ from routerd.config.frozen import is_secret_key
 from routerd.config.issues import Issue, YamlPath, did_you_mean, format_path, suggestion
 from routerd.config.loader import LoadedConfig
 from routerd.config.models import (
+    SECTIONS,
     Config,
     DeploymentSpec,
     GeneralSettings,
@@ -81,7 +83,8 @@ def _in_file_order(issues: Iterable[Issue], loaded: LoadedConfig) -> tuple[Issue
 
 
 def _assemble(parts: Parts) -> Config:
-    return Config(
+    # every part was validated by its own model (schema() below): assembled as it is, not revalidated
+    return Config.model_construct(
         model_list=tuple(spec for _, spec in parts.deployments),
         router_settings=parts.router or RouterSettings(),
         litellm_settings=parts.litellm or LiteLLMSettings(),
@@ -104,8 +107,8 @@ class _Run:
     # -- pass 2: schema -----------------------------------------------------------------------------
 
     def schema(self, data: dict[str, Any]) -> Parts:
-        top = {k: v for k, v in data.items() if k not in _PART_KEYS}
-        self._check(Config, top, ())
+        top = {k: v for k, v in data.items() if k not in _PART_KEYS and not (v is None and k in SECTIONS)}
+        self._check(top_level_model(), top, ())
         parts = Parts(loaded=self.loaded, raw=data)
         parts.router = self._section(RouterSettings, data, "router_settings")
         parts.litellm = self._section(LiteLLMSettings, data, "litellm_settings")
@@ -221,6 +224,20 @@ class _Run:
         if expected:
             return f"expected {expected}, got {got}"
         return str(error["msg"])
+
+
+@functools.cache
+def top_level_model() -> type[BaseModel]:
+    """:class:`Config` without its sections (``_PART_KEYS``): what the file's other top-level keys
+    (``environment_variables``, ``include``, unknown keys) are checked with, with Config's own fields
+    and settings. Checking them with Config itself would build the validators of every section's
+    models (guardrails, keys, teams...) for a file that has none of them."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in Config.model_fields.items() if name not in _PART_KEYS
+    }
+    config = Config.model_config.copy()
+    config.pop("defer_build", None)  # built here, on first use
+    return create_model("ConfigTopLevel", __config__=config, **fields)
 
 
 _PART_KEYS = frozenset(

@@ -66,10 +66,14 @@ def _modes(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+# The models here are built (defer_build) when a file first has a guardrails section, not at import:
+# a gateway without guardrails does not pay for their validators at start-up.
+
+
 class GuardrailParams(BaseModel):
     """A guardrail's ``litellm_params``: the common keys; each type's own keys are checked by type."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="allow", hide_input_in_errors=True, defer_build=True)
 
     guardrail: Annotated[str, Field(min_length=1)] = Field(description="The guardrail type.")
     mode: Annotated[tuple[Mode, ...], BeforeValidator(_modes)] = Field(
@@ -89,7 +93,7 @@ class GuardrailParams(BaseModel):
 class GuardrailSpec(BaseModel):
     """One entry of ``guardrails:``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True)
 
     guardrail_name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
     litellm_params: GuardrailParams
@@ -97,7 +101,7 @@ class GuardrailSpec(BaseModel):
 
 
 class _WebhookParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True)
     api_base: Annotated[str, Field(pattern=r"^https?://")]
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -107,7 +111,7 @@ class _WebhookParams(BaseModel):
 
 
 class _ModerationParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True)
     model: Annotated[str, Field(min_length=1)]
     categories: tuple[str, ...] = ()
     timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = 10.0

@@ -52,7 +52,8 @@ def _lower(value: Any) -> Any:
 
 ActionField = Annotated[Action, BeforeValidator(_upper)]
 Severity = Annotated[Literal["low", "medium", "high"], BeforeValidator(_lower)]
-_CONFIG = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+# defer_build: these validators are built with the first content filter, not at import (start-up cost)
+_CONFIG = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, defer_build=True)
 
 
 class PatternSpec(BaseModel):
@@ -108,7 +109,7 @@ class CategorySpec(BaseModel):
 class ContentFilterParams(BaseModel):
     """The content filter's keys inside a guardrail's ``litellm_params``."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True)
     patterns: list[PatternSpec] = []
     blocked_words: list[BlockedWord] = []
     blocked_words_file: str | None = None
@@ -125,7 +126,7 @@ class ContentFilterParams(BaseModel):
 
 
 class _Phrase(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
     phrase: Annotated[str, Field(min_length=1)]
     severity: Severity = "medium"
     match_type: Literal["exact", "fuzzy", "proximity"] = "exact"
@@ -133,20 +134,20 @@ class _Phrase(BaseModel):
 
 
 class _Keyword(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
     keyword: Annotated[str, Field(min_length=1)]
     severity: Severity = "medium"
 
 
 class _CategoryFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
     keywords: list[_Keyword] = []
     phrases: list[_Phrase] = []
     exceptions: list[str] = []
 
 
 class _WordsFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
     blocked_words: list[BlockedWord] = []
 
 
