@@ -8,8 +8,10 @@ exit the process (the console script, ``python -m routerd.cli``), so tests call 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -93,8 +95,30 @@ def _add_connection_bounds(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=dest, type=kind, help=text)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused, and restored on the way out.
+
+    Start-up (imports, the routing file, the app) makes ~55,000 objects that live as long as the
+    process; the collector walked them over and over while they were made, about an eighth of the
+    CPU ``serve`` and ``check`` spent. ``serve`` resumes it just before uvicorn starts, with those
+    objects frozen out of its way (routerd.server.run.collect_from_here)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """``routerd serve --config FILE [--host] [--port] [--workers N] [--no-watch]``."""
+    with _collector_paused():
+        return _run_serve(args)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from routerd.errors import ConfigError
@@ -205,6 +229,11 @@ def _add_check(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``routerd check CONFIG [--json] [--strict]``."""
+    with _collector_paused():
+        return _run_check(args, out)
+
+
+def _run_check(args: argparse.Namespace, out: TextIO | None) -> int:
     from pydantic import ValidationError
 
     from routerd.config import check_config

@@ -271,8 +271,11 @@ def app_from_settings() -> Starlette:
     """The uvicorn factory (``--workers N`` imports this in every worker): config from ``ROUTERD_CONFIG``."""
     from routerd.config import load_config
     from routerd.logs import configure_logging
+    from routerd.server.run import collect_from_here
 
     settings = Settings()
     configure_logging(settings)
     table = load_config(settings.config, limits=settings.config_limits())
-    return create_app(table, settings=settings, config_path=settings.config)
+    app = create_app(table, settings=settings, config_path=settings.config)
+    collect_from_here()
+    return app

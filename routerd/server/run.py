@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import math
@@ -81,11 +82,23 @@ def serve(settings: Settings) -> None:
     )
     if hasattr(config, "timeout_worker_healthcheck"):  # the uvicorn versions with the pinging supervisor
         config.timeout_worker_healthcheck = WORKER_HEALTHCHECK_SECONDS
+    collect_from_here()
     if settings.workers > 1:
         _supervisor(config).run()
     else:
         signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.Server(config).run()
+
+
+def collect_from_here() -> None:
+    """Move every object made so far (modules, classes, the routing table, the app: they live as long
+    as the process) out of the cyclic collector's way, and let it run for what serving makes.
+
+    ``routerd serve`` pauses the collector while it starts (routerd.cli.run_serve); a worker process
+    freezes what its start made too (app_from_settings), so that later full collections do not walk
+    it again (CPython's gc.freeze)."""
+    gc.freeze()
+    gc.enable()
 
 
 #: Seconds a worker may take to start (load a large routing file, import on a busy host) and to answer the
