@@ -87,6 +87,7 @@ FRONT_DOOR_FAST_ROUTES = "routerd.server.frontdoor_routes:FAST_ROUTES"
 
 
 def lazy_routes() -> list[BaseRoute]:
+    """The groups of :data:`LAZY_ROUTE_GROUPS`, each imported with its first request."""
     return [LazyRoutes(prefixes, factory) for prefixes, factory in LAZY_ROUTE_GROUPS]
 
 
