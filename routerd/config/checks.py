@@ -69,6 +69,7 @@ def cross_check(parts: Parts) -> list[Issue]:
         *_weights(parts),
         *_duplicate_ids(parts),
         *_aliases(parts, names),
+        *_azure_aliases(parts, names),
         *_fallbacks(parts, names),
         *_provider_settings(parts),
         *_callbacks(parts),
@@ -243,6 +244,26 @@ def _aliases(parts: Parts, names: GroupNames) -> Iterator[Issue]:
             yield parts.issue(
                 ("router_settings", "model_group_alias", alias),
                 f"alias {alias!r} hides the model group of the same name; requests for it go to {target!r}",
+                warning=True,
+                at_key=True,
+            )
+
+
+def _azure_aliases(parts: Parts, names: GroupNames) -> Iterator[Issue]:
+    """``router_settings.azure_deployment_aliases``: each target must be a model routerd serves."""
+    if parts.router is None or not parts.router.azure_deployment_aliases:
+        return
+    for name, target in parts.router.azure_deployment_aliases.items():
+        if not names.resolves(target):
+            yield parts.issue(
+                ("router_settings", "azure_deployment_aliases", name),
+                f"Azure deployment alias {name!r} names no model group: {target!r}"
+                + suggestion(target, names.candidates()),
+            )
+        elif names.resolves(name):
+            yield parts.issue(
+                ("router_settings", "azure_deployment_aliases", name),
+                f"Azure deployment alias {name!r} is also a model name routerd serves; that model wins",
                 warning=True,
                 at_key=True,
             )

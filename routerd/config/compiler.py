@@ -95,6 +95,7 @@ class _Compiler:
             "files_settings": tuple(self._provider_settings(s) for s in config.files_settings),
             "finetune_settings": tuple(self._provider_settings(s) for s in config.finetune_settings),
             "environment_variables": FrozenDict(self.loaded.file_env),
+            "azure_aliases": FrozenDict(dict(config.router_settings.azure_deployment_aliases or {})),
         }
         guardrails, guardrail_files, warnings = self._guardrails()
         access = self._access()

@@ -375,6 +375,10 @@ class RouterSettings(_FallbackSettings):
     enable_pre_call_checks: bool | None = Field(
         default=None, description="Skip deployments whose max_input_tokens the prompt exceeds."
     )
+    azure_deployment_aliases: dict[str, Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        description="routerd: Azure deployment names (`/openai/deployments/{name}/...`) -> model group.",
+    )
     redis_host: str | None = Field(default=None, description="Redis host for state shared between replicas.")
     redis_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(default=None, description="Redis port.")
     redis_password: str | None = Field(default=None, description="Redis password.")

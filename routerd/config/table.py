@@ -251,6 +251,8 @@ class RoutingTable:
     cache: Any = None
     # litellm_settings.max_end_user_budget (a routerd.access.table.EndUserBudget); None: no end-user budget
     end_user_budget: Any = None
+    # router_settings.azure_deployment_aliases: Azure deployment name -> model name the table resolves
+    azure_aliases: Mapping[str, str] = EMPTY_MAP
 
     def __hash__(self) -> int:
         return hash(self.content_hash)

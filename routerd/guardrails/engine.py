@@ -84,6 +84,8 @@ class GuardrailBlockedError(BadRequestError):
         self.reason = reason
         super().__init__(f"The {what} was blocked by guardrail {guardrail!r}: {reason}", param="guardrails")
         self.runs: list[GuardrailRun] = []
+        # who was refused (key_alias, team, end_user), set by the gate for the refusal's log line
+        self.caller: dict[str, str] = {}
 
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()
@@ -101,6 +103,7 @@ class GuardrailUnavailableError(APIError):
         super().__init__(f"Guardrail {guardrail!r} could not check the call ({reason}); it is fail-closed")
         self.guardrail = guardrail
         self.runs: list[GuardrailRun] = []
+        self.caller: dict[str, str] = {}  # as GuardrailBlockedError.caller
 
 
 class Guardrail(Protocol):

@@ -3,8 +3,11 @@ can be read and rewritten in place (a MASK writes back into the same body).
 
 Request texts (``pre_call``): chat message contents (plain strings and the ``text`` parts of multi-part
 contents), tool results, the arguments of earlier assistant tool calls, text-completion prompts and
-embedding inputs (token-id arrays are not text and are left alone). Answer texts (``post_call``): each
-choice's message content, refusal and tool-call arguments, or a text completion's text.
+embedding inputs (token-id arrays are not text and are left alone); moderation inputs (strings and
+``text`` parts), image generation and edit prompts, the text to speak, a transcription's prompt, a
+rerank's query and documents (strings, or the ``text`` of document objects). Answer texts
+(``post_call``): each choice's message content, refusal and tool-call arguments, a text completion's
+text, or a transcript's text (and its segments' texts).
 """
 
 from __future__ import annotations
@@ -13,11 +16,17 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Slot", "answer_slots", "request_slots"]
+__all__ = ["Slot", "answer_slots", "media_request_slots", "request_slots", "transcript_slots"]
 
 CHAT = "chat"
 COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
+MODERATIONS = "moderations"
+IMAGES = "images"
+IMAGE_EDITS = "image_edits"
+SPEECH = "speech"
+TRANSCRIPTIONS = "transcriptions"
+RERANK = "rerank"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +92,13 @@ def request_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
         return list(_strings(body, "prompt"))
     if endpoint == EMBEDDINGS:
         return list(_strings(body, "input"))
-    return []
+    return media_request_slots(endpoint, body)
 
 
 def answer_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
     """The texts of a non-streamed answer of ``endpoint``."""
+    if endpoint == TRANSCRIPTIONS:
+        return transcript_slots(body)
     slots: list[Slot] = []
     choices = body.get("choices")
     if not isinstance(choices, list):
@@ -105,4 +116,50 @@ def answer_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
             if isinstance(message.get("refusal"), str):
                 slots.append(Slot(message, "refusal"))
             slots.extend(_tool_call_slots(message))
+    return slots
+
+
+def _text_items(body: MutableMapping[str, Any], key: str) -> Iterator[Slot]:
+    """Strings under ``key``, and the ``text`` of the objects listed there (multi-modal inputs, rerank
+    documents given as ``{"text": ...}``)."""
+    value = body.get(key)
+    if isinstance(value, str):
+        yield Slot(body, key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                yield Slot(value, index)
+            elif isinstance(item, MutableMapping) and isinstance(item.get("text"), str):
+                yield Slot(item, "text")
+
+
+#: the request fields holding text, per endpoint that is not chat, completions or embeddings
+_MEDIA_TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    MODERATIONS: ("input",),
+    IMAGES: ("prompt",),
+    IMAGE_EDITS: ("prompt",),
+    SPEECH: ("input",),
+    TRANSCRIPTIONS: ("prompt",),
+    RERANK: ("query", "documents"),
+}
+
+
+def media_request_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
+    """The texts of a moderation, image, speech, transcription or rerank request (none for others)."""
+    slots: list[Slot] = []
+    for key in _MEDIA_TEXT_FIELDS.get(endpoint, ()):
+        slots.extend(_text_items(body, key))
+    return slots
+
+
+def transcript_slots(body: MutableMapping[str, Any]) -> list[Slot]:
+    """A transcript's text (JSON, or a text format routerd holds as ``text``) and its segments' texts."""
+    slots: list[Slot] = []
+    if isinstance(body.get("text"), str):
+        slots.append(Slot(body, "text"))
+    segments = body.get("segments")
+    if isinstance(segments, list):
+        for segment in segments:
+            if isinstance(segment, MutableMapping) and isinstance(segment.get("text"), str):
+                slots.append(Slot(segment, "text"))
     return slots

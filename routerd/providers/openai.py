@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
@@ -178,6 +178,8 @@ class OpenAIEndpoint:
     speech_url: str = ""
     transcriptions_url: str = ""
     image_edits_url: str = ""
+    # the body defaults as the Responses API names them (native /v1/responses requests)
+    responses_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def body(self, body: Mapping[str, Any], *, stream: bool | None) -> JSON:
         """The upstream body: defaults, then the client's keys, then the upstream model name.
@@ -222,6 +224,48 @@ def body_defaults(extra: Mapping[str, Any]) -> JSON:
         for key, value in extra.items()
         if key not in _NOT_BODY_KEYS and not key.startswith(_NOT_BODY_PREFIXES) and value is not None
     }
+    extra_body = extra.get("extra_body")
+    if isinstance(extra_body, Mapping):
+        defaults.update(extra_body)
+    return defaults
+
+
+#: chat body parameters the Responses API takes under the same name
+_RESPONSES_SAME_NAME = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "tool_choice",
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "safety_identifier",
+        "prompt_cache_key",
+        "truncation",
+        "max_tool_calls",
+    }
+)
+#: chat body parameters the Responses API names differently
+_RESPONSES_RENAMED = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens"}
+
+
+def responses_defaults(extra: Mapping[str, Any]) -> JSON:
+    """The body defaults of :func:`body_defaults` for a native Responses request: the chat parameters
+    the Responses API has (``max_tokens`` / ``max_completion_tokens`` as ``max_output_tokens``,
+    ``reasoning_effort`` as ``reasoning.effort``), then ``extra_body`` as it is. Chat-only parameters
+    (``frequency_penalty``, ``stop``, ``seed``, ...) are left out: the Responses API refuses them."""
+    defaults: JSON = {}
+    chat = body_defaults({k: v for k, v in extra.items() if k != "extra_body"})
+    for key, value in chat.items():
+        if key in _RESPONSES_SAME_NAME:
+            defaults[key] = value
+        elif key in _RESPONSES_RENAMED:
+            defaults.setdefault(_RESPONSES_RENAMED[key], value)
+        elif key == "reasoning_effort":
+            defaults["reasoning"] = {"effort": value}
     extra_body = extra.get("extra_body")
     if isinstance(extra_body, Mapping):
         defaults.update(extra_body)
@@ -310,6 +354,7 @@ class OpenAIAdapter(BaseAdapter):
             speech_url=self.url(base, deployment, "audio/speech"),
             transcriptions_url=self.url(base, deployment, "audio/transcriptions"),
             image_edits_url=self.url(base, deployment, "images/edits"),
+            responses_defaults=responses_defaults(extra) if "responses" in self.native_apis else {},
         )
 
     def api_base(self, deployment: Deployment) -> str:
@@ -663,7 +708,11 @@ async def _send(
 
 
 def _native_body(body: Mapping[str, Any], ep: OpenAIEndpoint, *, stream: bool) -> JSON:
-    out = {**body, "model": ep.model}
+    """A native Responses body: the deployment's defaults, then the client's fields, then its model."""
+    out = {**ep.responses_defaults, **body, "model": ep.model}
+    if ep.drop_keys:
+        for key in ep.drop_keys.intersection(out):
+            del out[key]
     if stream:
         out["stream"] = True
     else:

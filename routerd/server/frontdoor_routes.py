@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from routerd.access.table import KeyPolicy, check_model
 from routerd.errors import APIError, BadRequestError, NotFoundError
 from routerd.frontdoors import anthropic_messages, responses
 from routerd.frontdoors.anthropic_errors import anthropic_error, error_event
@@ -30,8 +31,10 @@ from routerd.frontdoors.responses_stream import ResponsesStreamTranslator, respo
 from routerd.providers.base import CHAT
 from routerd.routing.types import NativeCall
 from routerd.server import inference
+from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.frontdoor_serve import Door, DoorCall, authenticate, owner_of, serve
+from routerd.server.gate import identify
 from routerd.server.state import AppState
 from routerd.tokens import count_request_tokens
 
@@ -108,14 +111,44 @@ async def _native_messages(events: AsyncIterator[JSON]) -> AsyncIterator[bytes]:
 
 
 async def count_tokens(request: Request) -> Response:
-    """``POST /v1/messages/count_tokens``: routerd's estimate, as ``{"input_tokens": N}``."""
+    """``POST /v1/messages/count_tokens``: routerd's estimate, as ``{"input_tokens": N}``; the key must
+    be allowed the model (403 ``permission_error``), and the model served (404 ``not_found_error``)."""
     state: AppState = request.app.state.routerd
     try:
-        authenticate(state, request.headers)
+        policy = _caller(state, request.headers)
         raw = await inference.read_body(request, state.max_body_bytes)
-        return _json(anthropic_messages.count_tokens(inference.parse_json(raw)))
+        body = inference.parse_json(raw)
+        _may_count(state, policy, body)
+        return _json(anthropic_messages.count_tokens(body))
     except Exception as exc:
         return MessagesDoor().error(exc, {})
+
+
+def _caller(state: AppState, headers: Mapping[str, str]) -> KeyPolicy | None:
+    """The caller's key policy (None for the master key or an open gateway); 401 otherwise."""
+    if state.gate is None:
+        require_key(headers, state.master_key)
+        return None
+    return identify(state.table, state.master_key, headers, time.time())
+
+
+def _may_count(state: AppState, policy: KeyPolicy | None, body: Any) -> None:
+    """What a ``/v1/messages`` call of the same model would refuse before routing: a model the key may
+    not call (checked first, as the gate does, so a key learns nothing of groups it may not use), then
+    a model no group serves. A missing or mistyped ``model`` is left to the body's own 400."""
+    model = body.get("model") if isinstance(body, Mapping) else None
+    if not isinstance(model, str):
+        return
+    table = state.table
+    group = table.resolve(model)
+    if policy is not None:
+        check_model(policy, model, group.name if group else model, table.groups, table.access.access_groups)
+    if group is None:
+        raise NotFoundError(
+            f"model {model[:256]!r} is not served by this router; GET /v1/models lists the available models",
+            param="model",
+            code="model_not_found",
+        )
 
 
 # --- OpenAI Responses ------------------------------------------------------------------------------
@@ -318,10 +351,12 @@ class AzureEndpoint:
         try:
             authenticate(state, inference.request_headers(scope))
             raw_path = scope.get("raw_path") or scope["path"].encode()
+            table = state.table  # one table for the name and its alias, whatever a reload does
             route = azure_route(
                 raw_path.decode("latin-1").split("?", 1)[0],
                 scope.get("query_string", b"").decode("latin-1"),
-                serves=lambda name: state.table.resolve(name) is not None,
+                serves=lambda name: table.resolve(name) is not None,
+                aliases=table.azure_aliases,
             )
         except Exception as exc:
             await error_response(exc)(scope, receive, send)

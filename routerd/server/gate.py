@@ -297,6 +297,11 @@ class Passage:
     def team_id(self) -> str:
         return (self.policy.team_id or "") if self.policy else ""
 
+    def caller(self) -> dict[str, str]:
+        """Who made the call, as the request log names them (empty values left out)."""
+        fields = {"key_alias": self.key_alias, "team": self.team_id, "end_user": self.end_user}
+        return {name: value for name, value in fields.items() if value}
+
     # -- on the way in --------------------------------------------------------------------------
 
     @classmethod
@@ -327,7 +332,11 @@ class Passage:
             check_model(policy, model, group, table.groups, access.access_groups)
         passage.budgets = passage._check_budgets(now)
         if table.guardrails or requested:
-            await passage._guard_request(requested, model, body)
+            try:
+                await passage._guard_request(requested, model, body)
+            except (GuardrailBlockedError, GuardrailUnavailableError) as exc:
+                exc.caller = passage.caller()  # the refusal's request-log line names who was refused
+                raise
         if policy is not None and (
             policy.rpm_limit or policy.tpm_limit or policy.max_parallel_requests or policy.team
         ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -169,6 +169,7 @@ class _RequestLog:
         cost: float | None = None,
         estimated: bool = False,
         refused_runs: Sequence[GuardrailRun] = (),
+        refused_caller: Mapping[str, str] | None = None,
     ) -> None:
         self.finished = True
         info = info or RoutingInfo()
@@ -177,8 +178,11 @@ class _RequestLog:
         if passage is not None:
             passage.finish(tokens, cost, estimated=estimated, ok=status < 400)
             gate_fields.update(passage.log_fields(cost))
-        elif refused_runs:  # a pre_call guardrail refused the request: what ran is still counted
-            gate_fields["guardrails"] = tuple(refused_runs)
+        else:
+            if refused_runs:  # a pre_call guardrail refused the request: what ran is still counted
+                gate_fields["guardrails"] = tuple(refused_runs)
+            if refused_caller:  # ... and whose request it was
+                gate_fields.update(refused_caller)
         self.state.events.emit(
             RequestFinished(
                 request_id=self.request_id,
@@ -392,7 +396,13 @@ async def _refuse(
     try:
         await render(exc, routing_headers(request_id, info))(scope, receive, send)
     finally:
-        log.finish(status, info, error=type(exc).__name__, refused_runs=getattr(exc, "runs", ()))
+        log.finish(
+            status,
+            info,
+            error=type(exc).__name__,
+            refused_runs=getattr(exc, "runs", ()),
+            refused_caller=getattr(exc, "caller", None),
+        )
 
 
 def _cache_headers(passage: Passage) -> dict[str, str]:

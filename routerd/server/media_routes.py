@@ -9,8 +9,9 @@ fallbacks):
   the images out as JSON.
 
 The bodies are not JSON answers, so these are not on :mod:`routerd.server.inference`'s path; they reuse
-its body reading, the gate and the request log. Guardrails do not read audio or the speech input (the
-gate's text slots cover chat, completions and embeddings); the cache does not store audio.
+its body reading, the gate and the request log. Guardrails read the text to speak and an image edit's
+prompt on ``pre_call`` (a mask rewrites what goes upstream), and a transcript's text on ``post_call``;
+they never read audio or images. The cache does not store audio.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Respo
                 state.gate, state.table, state.master_key, endpoint, headers, body
             )
         result = await state.router.call(endpoint, body, request_id=request_id)
+        if log.passage is not None and result.response is not None and endpoint == TRANSCRIPTIONS:
+            await log.passage.answer(result.response.body)  # post_call guardrails read the transcript
         response = _answer(result)
     except asyncio.CancelledError:  # the client went away (routerd.server.protocol cancels the request)
         log.finish(499, result.info if result is not None else None, error="ClientDisconnect")
@@ -67,7 +70,13 @@ async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Respo
     except Exception as exc:
         info: RoutingInfo | None = result.info if result is not None else getattr(exc, "routing", None)
         status = exc.status_code if isinstance(exc, APIError) else 500
-        log.finish(status, info, error=type(exc).__name__)
+        log.finish(
+            status,
+            info,
+            error=type(exc).__name__,
+            refused_runs=getattr(exc, "runs", ()),  # a guardrail refusal: what ran, and whose call
+            refused_caller=getattr(exc, "caller", None),
+        )
         return error_response(exc, routing_headers(request_id, info))
     response.headers.update(routing_headers(request_id, result.info))
     log.finish(200, result.info)

@@ -525,3 +525,27 @@ def test_redis_cluster_nodes_win_over_a_single_address_with_a_warning(check: Che
     assert "redis_startup_nodes is set" in result.warnings[0].message
     assert result.table is not None
     assert result.table.server.redis_startup_nodes == (("10.0.0.1", 7001), ("10.0.0.2", 6379))
+
+
+def test_azure_deployment_aliases_must_name_a_served_model(check: Check) -> None:
+    text = ONE_DEPLOYMENT + (
+        "router_settings:\n"
+        "  model_group_alias: {best: gpt-4o}\n"
+        "  azure_deployment_aliases:\n"
+        "    prod-chat: gpt-4o\n"
+        "    via-alias: best\n"
+        "    typo: gpt-4\n"
+    )
+    assert only_error(check, text) == (
+        "11:11: router_settings.azure_deployment_aliases.typo: Azure deployment alias 'typo' names no "
+        "model group: 'gpt-4'; did you mean 'gpt-4o'?"
+    )
+    served = check(ONE_DEPLOYMENT + "router_settings:\n  azure_deployment_aliases: {prod-chat: gpt-4o}\n")
+    assert served.table is not None and dict(served.table.azure_aliases) == {"prod-chat": "gpt-4o"}
+
+
+def test_an_azure_alias_named_like_a_served_model_is_a_warning(check: Check) -> None:
+    result = check(ONE_DEPLOYMENT + "router_settings:\n  azure_deployment_aliases: {gpt-4o: gpt-4o}\n")
+    assert result.ok and [f"{w.line}:{w.col}: {w.message}" for w in result.warnings] == [
+        "7:30: Azure deployment alias 'gpt-4o' is also a model name routerd serves; that model wins"
+    ]
