@@ -99,6 +99,14 @@ class Settings(HttpSettings):
         gt=0,
         description="seconds a stored /v1/responses answer is kept for previous_response_id and GET",
     )
+    batch_max_lines: int = Field(
+        default=50_000, ge=1, description="requests in the input file of a gateway /v1/batches batch"
+    )
+    batch_max_file_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="bytes of a gateway batch's input file, read into memory to check and rewrite it",
+    )
     # -- connection bounds (enforced by routerd.server.protocol, per worker) --------------------------
     max_header_bytes: int = Field(
         default=65_536, ge=1024, description="request line + headers; larger heads get 431 (414 for a URL)"

@@ -191,6 +191,9 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{_EXEC}::test_retry_after_is_honoured_before_retrying_the_same_deployment",
     ),
     "router_settings.model_group_alias": (f"{_EXEC}::test_aliases_resolve_to_their_group",),
+    "router_settings.azure_deployment_aliases": (
+        "tests/e2e/test_gateway_surface_e2e.py::test_azure_deployment_aliases_route_and_reload",
+    ),
     # -- the entries of retry_policy / allowed_fails_policy that act (see NO_EFFECT for the others)
     "retry_policy.AuthenticationErrorRetries": (
         f"{_EFFECTS}::test_retry_policy_per_error_class_from_the_file",
@@ -329,6 +332,12 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_RESPONSES_TTL": (
         "tests/server/test_frontdoor_routes.py::test_responses_ttl_sets_how_long_a_stored_response_lives",
         "tests/server/test_frontdoor_routes.py::test_the_daemons_store_uses_responses_ttl",
+    ),
+    "ROUTERD_BATCH_MAX_LINES": (
+        "tests/e2e/test_gateway_batches_e2e.py::test_the_input_file_is_checked_and_bounded",
+    ),
+    "ROUTERD_BATCH_MAX_FILE_BYTES": (
+        "tests/e2e/test_gateway_batches_e2e.py::test_the_input_file_is_checked_and_bounded",
     ),
     # -- bounds on one request (issue 21): each reaches the router (_LIMITS) and acts (the other test)
     "ROUTERD_MAX_PROMPTS": (

@@ -62,6 +62,10 @@ class ManagementCall:
         settings = settings_for(entries, provider, self.api)
         return make_client(settings, self._http_client())
 
+    def http(self) -> HttpClient:
+        """The request's upstream HTTP client (for clients built outside :meth:`client`)."""
+        return self._http_client()
+
     def _http_client(self) -> HttpClient:
         if self._http is None:
             injected = getattr(self.request.app.state, "routerd_management_http", None)
@@ -81,13 +85,17 @@ async def handle(
     api: str,
     operation: str,
     work: Callable[[ManagementCall], Awaitable[Any]],
+    *,
+    keyed: bool = False,
 ) -> Response:
-    """Run ``work``; a dict result is answered as JSON, a :class:`Response` as is."""
+    """Run ``work``; a dict result is answered as JSON, a :class:`Response` as is. The master key is
+    required, unless ``keyed``: then ``work`` identifies the caller itself (client keys are let in)."""
     started = time.perf_counter()
     call = ManagementCall(request, api, operation)
     status, error = 200, None
     try:
-        require_key(request.headers, call.state.master_key)
+        if not keyed:
+            require_key(request.headers, call.state.master_key)
         result = await work(call)
         response = result if isinstance(result, Response) else json_response(result)
         response.headers["x-request-id"] = call.request_id

@@ -1,8 +1,11 @@
-"""OpenAI's Batch API: ``/v1/batches`` create, list, retrieve, cancel -- passed to the provider's own.
+"""OpenAI's Batch API: ``/v1/batches`` create, list, retrieve, cancel.
 
-The input file is one uploaded through ``/v1/files`` to the same provider; the provider comes from
-``custom_llm_provider`` (body, query string or header; default ``openai``) and its ``files_settings``
-entry, as for files. OpenAI and Azure OpenAI have the API; another provider answers a 400 naming it.
+Without ``custom_llm_provider`` a batch is a gateway batch (:mod:`routerd.server.batch_gateway`): any
+key may create one from its own upload, for a model group it may call; it runs on one of the group's
+OpenAI/Azure deployments, only its creator sees it, and its usage is metered. Naming
+``custom_llm_provider`` (body, query string or header) passes the call to that provider's own Batch
+API with its ``files_settings`` entry, as for files: the master key only. OpenAI and Azure OpenAI have
+the API; another provider answers a 400 naming it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from routerd.errors import BadRequestError
-from routerd.finetune.serving import PROVIDER_FIELD, ManagementCall, handle
+from routerd.finetune.serving import PROVIDER_FIELD, PROVIDER_HEADER, ManagementCall, handle
 from routerd.finetune.types import FILES
 from routerd.finetune.validation import page_query
+from routerd.server import batch_gateway
 from routerd.server.inference import parse_json, read_body
 
 #: the endpoints a batch may run (OpenAI's list)
@@ -58,34 +62,67 @@ def _batches(call: ManagementCall, provider: str) -> Any:
     return client
 
 
+def named_provider(request: Request, body: Any = None) -> Any:
+    """The ``custom_llm_provider`` the client named (body or form, query, header), or None: a request
+    that names one is a provider-level call (master key), one that does not is a gateway call."""
+    raw = body.get(PROVIDER_FIELD) if isinstance(body, Mapping) else body
+    if raw is None or raw == "":
+        raw = request.query_params.get(PROVIDER_FIELD) or request.headers.get(PROVIDER_HEADER)
+    return raw or None
+
+
+_PROVIDER_LEVEL = "a provider-level batch call (custom_llm_provider)"
+
+
 async def create_batch(request: Request) -> Response:
     async def work(call: ManagementCall) -> Any:
+        caller = batch_gateway.caller_of(call.state, request.headers)
         body = parse_json(await read_body(request, call.state.max_body_bytes))
-        provider = call.choose_provider(body.get(PROVIDER_FIELD) if isinstance(body, dict) else None)
-        return await _batches(call, provider).create_batch(batch_request(body))
+        named = named_provider(request, body)
+        if named is not None:
+            batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
+            return await _batches(call, call.choose_provider(named)).create_batch(batch_request(body))
+        checked = batch_request(body)
+        files = call.client(call.choose_provider())  # where /v1/files put the input file
+        return await batch_gateway.create(call, caller, checked, files)
 
-    return await handle(request, FILES, "batch_create", work)
+    return await handle(request, FILES, "batch_create", work, keyed=True)
 
 
 async def list_batches(request: Request) -> Response:
     async def work(call: ManagementCall) -> Any:
-        return await _batches(call, call.choose_provider()).list_batches(page_query(request.query_params))
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        query = page_query(request.query_params)
+        if named_provider(request) is not None:
+            batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
+            return await _batches(call, call.choose_provider()).list_batches(query)
+        return batch_gateway.page(call, caller, query)
 
-    return await handle(request, FILES, "batch_list", work)
+    return await handle(request, FILES, "batch_list", work, keyed=True)
 
 
 async def retrieve_batch(request: Request) -> Response:
     async def work(call: ManagementCall) -> Any:
-        return await _batches(call, call.choose_provider()).retrieve_batch(request.path_params["batch_id"])
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        batch_id = request.path_params["batch_id"]
+        if named_provider(request) is not None:
+            batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
+            return await _batches(call, call.choose_provider()).retrieve_batch(batch_id)
+        return await batch_gateway.retrieve(call, caller, batch_id)
 
-    return await handle(request, FILES, "batch_retrieve", work)
+    return await handle(request, FILES, "batch_retrieve", work, keyed=True)
 
 
 async def cancel_batch(request: Request) -> Response:
     async def work(call: ManagementCall) -> Any:
-        return await _batches(call, call.choose_provider()).cancel_batch(request.path_params["batch_id"])
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        batch_id = request.path_params["batch_id"]
+        if named_provider(request) is not None:
+            batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
+            return await _batches(call, call.choose_provider()).cancel_batch(batch_id)
+        return await batch_gateway.cancel(call, caller, batch_id)
 
-    return await handle(request, FILES, "batch_cancel", work)
+    return await handle(request, FILES, "batch_cancel", work, keyed=True)
 
 
 def batches_routes() -> list[BaseRoute]:

@@ -3,6 +3,10 @@
 The provider comes from ``custom_llm_provider`` (form field, query string or ``custom-llm-provider``
 header; default ``openai``) and must have a ``files_settings`` entry. Fine-tuning uploads
 (``purpose=fine-tune``) are checked line by line before anything is sent upstream.
+
+The master key may do everything. A client key may upload batch input files (``purpose=batch``, no
+``custom_llm_provider``) and read or delete its own uploads, and fetch the output and error files of
+its gateway batches (from the deployment that ran them; see :mod:`routerd.server.batch_gateway`).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
-from routerd.errors import BadRequestError, RequestTooLargeError
-from routerd.finetune.serving import PROVIDER_FIELD, ManagementCall, handle
+from routerd.errors import BadRequestError, NotFoundError, RequestTooLargeError
+from routerd.finetune.serving import PROVIDER_FIELD, PROVIDER_HEADER, ManagementCall, handle
 from routerd.finetune.types import FILES, FileUpload
 from routerd.finetune.validation import file_list_query, purpose_value
+from routerd.server import batch_gateway
 
 Work = Callable[[ManagementCall], Awaitable[Any]]
 
@@ -78,47 +83,104 @@ async def _upload(form: FormData) -> FileUpload:
 
 async def create_file(request: Request) -> Response:
     async def work(call: ManagementCall) -> Any:
+        caller = batch_gateway.caller_of(call.state, request.headers)
         form = await read_form(request, call.state.max_body_bytes)
         try:
-            provider = call.choose_provider(form.get(PROVIDER_FIELD))
+            named = _named(request, form.get(PROVIDER_FIELD))
+            if not caller.admin and (named is not None or form.get("purpose") != "batch"):
+                batch_gateway.require_admin(caller, "uploading a file other than a gateway batch input")
+            provider = call.choose_provider(named)
             client = call.client(provider)
             upload = await _upload(form)
         finally:
             await form.close()
-        return await client.create_file(upload)
+        created = await client.create_file(upload)
+        if upload.purpose == "batch" and named is None and isinstance(created.get("id"), str):
+            batch_gateway.registry(call.state).add_file(created["id"], caller.owner)
+        return created
 
-    return await handle(request, FILES, "create", work)
+    return await handle(request, FILES, "create", work, keyed=True)
+
+
+def _named(request: Request, from_form: Any = None) -> Any:
+    raw = from_form if isinstance(from_form, str) and from_form else None
+    return raw or request.query_params.get(PROVIDER_FIELD) or request.headers.get(PROVIDER_HEADER) or None
 
 
 async def list_files(request: Request) -> Response:
     async def work(call: ManagementCall) -> Any:
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        batch_gateway.require_admin(caller, "listing files")
         query = file_list_query(request.query_params)
         return await call.client(call.choose_provider()).list_files(query)
 
-    return await handle(request, FILES, "list", work)
+    return await handle(request, FILES, "list", work, keyed=True)
+
+
+async def _file_work(request: Request, operation: str, own: Work, output: Work | None = None) -> Response:
+    """A file operation: on a gateway batch's output or error file (``output``, from its deployment),
+    or on an uploaded file (``own``; a client key only on its own uploads, through the gateway)."""
+
+    async def work(call: ManagementCall) -> Any:
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        file_id = request.path_params["file_id"]
+        found = batch_gateway.registry(call.state)
+        named = _named(request)
+        if named is None and output is not None and found.batch_of_file(file_id, caller) is not None:
+            return await output(call)
+        if not caller.admin:
+            if named is not None:
+                batch_gateway.require_admin(caller, "a provider-level file call (custom_llm_provider)")
+            if found.file_owner(file_id) != caller.owner:
+                raise NotFoundError(
+                    f"No such File object: {file_id[:128]}", param="file_id", code="file_not_found"
+                )
+        return await own(call)
+
+    return await handle(request, FILES, operation, work, keyed=True)
 
 
 async def retrieve_file(request: Request) -> Response:
-    async def work(call: ManagementCall) -> Any:
-        return await call.client(call.choose_provider()).retrieve_file(request.path_params["file_id"])
+    file_id = request.path_params["file_id"]
 
-    return await handle(request, FILES, "retrieve", work)
+    async def own(call: ManagementCall) -> Any:
+        return await call.client(call.choose_provider()).retrieve_file(file_id)
+
+    async def output(call: ManagementCall) -> Any:
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        batch = batch_gateway.registry(call.state).batch_of_file(file_id, caller)
+        assert batch is not None
+        return await batch_gateway.output_file(call, batch, file_id)
+
+    return await _file_work(request, "retrieve", own, output)
 
 
 async def delete_file(request: Request) -> Response:
-    async def work(call: ManagementCall) -> Any:
-        return await call.client(call.choose_provider()).delete_file(request.path_params["file_id"])
+    file_id = request.path_params["file_id"]
 
-    return await handle(request, FILES, "delete", work)
+    async def own(call: ManagementCall) -> Any:
+        deleted = await call.client(call.choose_provider()).delete_file(file_id)
+        batch_gateway.registry(call.state).forget_file(file_id)
+        return deleted
+
+    return await _file_work(request, "delete", own)
 
 
 async def file_content(request: Request) -> Response:
-    async def work(call: ManagementCall) -> Any:
-        client = call.client(call.choose_provider())
-        content = await client.file_content(request.path_params["file_id"])
+    file_id = request.path_params["file_id"]
+
+    async def own(call: ManagementCall) -> Any:
+        content = await call.client(call.choose_provider()).file_content(file_id)
         return Response(content.content, media_type=content.content_type)
 
-    return await handle(request, FILES, "content", work)
+    async def output(call: ManagementCall) -> Any:
+        caller = batch_gateway.caller_of(call.state, request.headers)
+        batch = batch_gateway.registry(call.state).batch_of_file(file_id, caller)
+        assert batch is not None
+        content = await batch_gateway.output_content(call, batch, file_id)
+        return Response(content.content, media_type=content.content_type)
+
+    return await _file_work(request, "content", own, output)
 
 
 def files_routes() -> list[BaseRoute]:

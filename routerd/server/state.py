@@ -44,6 +44,7 @@ class AppState:
     metrics: MetricsRuntime | None = None  # created by routerd.server.metrics_routes
     gate: Any = None  # a routerd.server.gate.Gate, created by routerd.server.access_routes
     responses: Any = None  # a routerd.frontdoors.response_store.ResponseStore (stored /v1/responses)
+    batches: Any = None  # a routerd.server.batch_gateway.BatchRegistry (gateway batches and uploads)
 
     @property
     def table(self) -> RoutingTable:

@@ -216,6 +216,55 @@ class FakeOpenAIFineTuning(FakeOpenAI):
         self.batches[batch_id] = batch
         return json_response(batch)
 
+    def complete_batch(self, batch_id: str, usage: tuple[int, int] = (10, 5)) -> JSON:
+        """Run a batch at once: one answer per input line (a chat completion, or an embedding list,
+        each reporting ``usage``) in a new output file, and the batch ``completed``."""
+        batch = self.batches[batch_id]
+        lines = [
+            orjson.loads(raw)
+            for raw in self.book.files[batch["input_file_id"]].content.splitlines()
+            if raw.strip()
+        ]
+        prompt, completion = usage
+        out = []
+        for line in lines:
+            model = line["body"].get("model")
+            body: JSON = {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "model": model,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "done"}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+            }
+            response = {"status_code": 200, "request_id": uuid.uuid4().hex, "body": body}
+            out.append(
+                {
+                    "id": f"batch_req_{uuid.uuid4().hex[:12]}",
+                    "custom_id": line["custom_id"],
+                    "response": response,
+                    "error": None,
+                }
+            )
+        output = self.book.add_file(
+            self.new_file_id(),
+            "batch_output.jsonl",
+            "batch_output",
+            b"".join(orjson.dumps(o) + b"\n" for o in out),
+        )
+        batch.update(
+            status="completed",
+            output_file_id=output.id,
+            completed_at=self.book.tick(),
+            request_counts={"total": len(lines), "completed": len(lines), "failed": 0},
+        )
+        return batch
+
     async def _list_batches(self, request: web.Request) -> web.Response:
         await self.record(request)
         denied = self._guard(request)

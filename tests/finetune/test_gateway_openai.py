@@ -169,7 +169,9 @@ async def test_a_client_request_id_is_echoed_and_reported(gateway: Gateway) -> N
 
 
 async def test_batches_create_list_retrieve_cancel(gateway: Gateway, upstreams: Upstreams) -> None:
+    """Provider-level batches (custom_llm_provider named): passed to the provider's own Batch API."""
     client, fake = gateway.client, upstreams.openai
+    openai_ = {"custom_llm_provider": "openai"}
     lines = b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "messages": []}}\n'
     uploaded = await client.files.create(file=("batch.jsonl", lines), purpose="batch")
     batch = await client.batches.create(
@@ -177,17 +179,20 @@ async def test_batches_create_list_retrieve_cancel(gateway: Gateway, upstreams: 
         endpoint="/v1/chat/completions",
         completion_window="24h",
         metadata={"run": "7"},
+        extra_body=openai_,
     )
     assert batch.status == "validating" and batch.input_file_id == uploaded.id
     sent = [r for r in fake.requests if r.path == "/v1/batches" and r.method == "POST"][-1]
     assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
-    assert (await client.batches.retrieve(batch.id)).metadata == {"run": "7"}
-    assert [b.id async for b in client.batches.list()] == [batch.id]
-    assert (await client.batches.cancel(batch.id)).status == "cancelling"
+    assert (await client.batches.retrieve(batch.id, extra_query=openai_)).metadata == {"run": "7"}
+    assert [b.id async for b in client.batches.list(extra_query=openai_)] == [batch.id]
+    assert (await client.batches.cancel(batch.id, extra_query=openai_)).status == "cancelling"
     with pytest.raises(openai.NotFoundError):
-        await client.batches.retrieve("batch_nope")
+        await client.batches.retrieve("batch_nope", extra_query=openai_)
     with pytest.raises(openai.BadRequestError) as refused:
-        await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/nope", completion_window="24h")  # type: ignore[arg-type]
+        await client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/nope", completion_window="24h", extra_body=openai_
+        )  # type: ignore[arg-type]
     assert refused.value.body["param"] == "endpoint"  # type: ignore[index]
     azure = await client.batches.list(extra_query={"custom_llm_provider": "azure"})
     assert azure.data == [] and upstreams.azure.requests[-1].path == "/openai/batches"

@@ -1,0 +1,395 @@
+"""Gateway batches: ``/v1/batches`` keyed, routed to a deployment and metered like every call.
+
+A batch created without ``custom_llm_provider`` is routerd's own:
+
+1. the caller's key is identified (client keys may create batches, the master key too);
+2. its input file -- uploaded through ``/v1/files`` (``purpose=batch``) to the ``files_settings``
+   provider -- is read back (bounded: ``ROUTERD_BATCH_MAX_FILE_BYTES``, ``ROUTERD_BATCH_MAX_LINES``) and
+   every line checked (:mod:`routerd.server.batch_input`); the key must be allowed the model the lines
+   name (403), within its budgets (400 ``budget_exceeded``);
+3. the model group's first deployment that has the Batch API (OpenAI, Azure OpenAI) gets the file, its
+   upstream model id written into every line, uploaded with its own credentials, and the batch created
+   there;
+4. the batch is recorded here for the key that created it: only that key (or the master key) sees it,
+   and its output and error files are fetched from the deployment through ``/v1/files/{id}/content``;
+5. when the batch is seen completed (a ``GET /v1/batches/{id}``, or its output file fetched), the usage
+   of its output lines is recorded against the key and team, at the deployment's batch prices when it has
+   them (:func:`routerd.server.batch_input.batch_cost`).
+
+The records live in this process (bounded by :data:`MAX_GATEWAY_BATCHES` and
+:data:`MAX_TRACKED_FILES`, oldest dropped first); a restart forgets them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from routerd.access.ledger import BudgetScope, SpendEvent
+from routerd.access.periods import period_bounds
+from routerd.access.table import KeyPolicy, check_budget, check_model
+from routerd.config.table import Deployment, ProviderSettings, RoutingTable
+from routerd.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from routerd.finetune.providers import make_client
+from routerd.finetune.serving import ManagementCall
+from routerd.finetune.types import FileUpload, PageQuery, slice_after
+from routerd.server.auth import require_key
+from routerd.server.batch_input import batch_cost, output_usage, read_batch_input, rewrite_for
+from routerd.server.frontdoor_serve import owner_of
+from routerd.server.gate import identify
+from routerd.server.state import AppState
+
+log = logging.getLogger("routerd.batches")
+
+JSON = dict[str, Any]
+
+#: gateway batches remembered per process; the oldest is forgotten first
+MAX_GATEWAY_BATCHES = 10_000
+#: batch input files whose uploader is remembered per process (client keys create batches only from
+#: their own uploads); the oldest is forgotten first
+MAX_TRACKED_FILES = 10_000
+#: providers whose deployments run batches (OpenAI's Batch API; Azure serves it under /openai/batches)
+BATCH_PROVIDERS = frozenset({"openai", "azure"})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls a files or batches endpoint: a client key's policy, or None for the master key (or an
+    open gateway), and the owner digest records are kept under."""
+
+    policy: KeyPolicy | None
+    owner: str
+
+    @property
+    def admin(self) -> bool:
+        return self.policy is None
+
+
+def caller_of(state: AppState, headers: Mapping[str, str]) -> Caller:
+    """The caller (401 for a missing or unknown key)."""
+    if state.gate is None:
+        require_key(headers, state.master_key)
+        return Caller(None, owner_of(headers))
+    return Caller(identify(state.table, state.master_key, headers, time.time()), owner_of(headers))
+
+
+def require_admin(caller: Caller, what: str) -> None:
+    """403 unless the master key calls: ``what`` is a provider-level operation."""
+    if not caller.admin:
+        raise PermissionDeniedError(
+            f"{what} needs the master key; client keys use gateway batches (no custom_llm_provider)",
+            code="master_key_required",
+        )
+
+
+@dataclass(slots=True)
+class GatewayBatch:
+    """A batch routerd created on a deployment, for one key."""
+
+    batch_id: str
+    owner: str
+    key_alias: str
+    team_id: str
+    group: str
+    deployment_id: str
+    input_file_id: str  # the client's file (the deployment's copy has another id)
+    last: JSON = field(default_factory=dict)  # the batch object as last seen
+    metered: bool = False
+
+
+class BatchRegistry:
+    """The gateway batches and batch input files of this process, bounded, oldest forgotten first."""
+
+    def __init__(self, max_batches: int = MAX_GATEWAY_BATCHES, max_files: int = MAX_TRACKED_FILES) -> None:
+        self.max_batches = max_batches
+        self.max_files = max_files
+        self._batches: OrderedDict[str, GatewayBatch] = OrderedDict()
+        self._files: OrderedDict[str, str] = OrderedDict()  # uploaded file id -> owner
+        self._outputs: dict[str, str] = {}  # output / error file id -> batch id
+
+    def add_file(self, file_id: str, owner: str) -> None:
+        self._files[file_id] = owner
+        while len(self._files) > self.max_files:
+            self._files.popitem(last=False)
+
+    def file_owner(self, file_id: str) -> str | None:
+        return self._files.get(file_id)
+
+    def forget_file(self, file_id: str) -> None:
+        self._files.pop(file_id, None)
+
+    def add(self, batch: GatewayBatch) -> None:
+        self._batches[batch.batch_id] = batch
+        while len(self._batches) > self.max_batches:
+            _, old = self._batches.popitem(last=False)
+            for key in [k for k, v in self._outputs.items() if v == old.batch_id]:
+                del self._outputs[key]
+
+    def batch(self, batch_id: str, caller: Caller) -> GatewayBatch | None:
+        """The batch, if ``caller`` may see it (its creator, or the master key)."""
+        batch = self._batches.get(batch_id)
+        if batch is None or not (caller.admin or batch.owner == caller.owner):
+            return None
+        return batch
+
+    def of(self, caller: Caller) -> list[GatewayBatch]:
+        """The caller's batches, newest first (all of them for the master key)."""
+        return [b for b in reversed(self._batches.values()) if caller.admin or b.owner == caller.owner]
+
+    def note_files(self, batch: GatewayBatch) -> None:
+        for key in ("output_file_id", "error_file_id"):
+            file_id = batch.last.get(key)
+            if isinstance(file_id, str) and file_id:
+                self._outputs[file_id] = batch.batch_id
+
+    def batch_of_file(self, file_id: str, caller: Caller) -> GatewayBatch | None:
+        """The batch whose output or error file ``file_id`` is, if ``caller`` may see it."""
+        batch_id = self._outputs.get(file_id)
+        return self.batch(batch_id, caller) if batch_id is not None else None
+
+
+def registry(state: AppState) -> BatchRegistry:
+    if state.batches is None:
+        state.batches = BatchRegistry()
+    found: BatchRegistry = state.batches
+    return found
+
+
+def _not_found(batch_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"No batch found with id {batch_id[:128]!r}", param="batch_id", code="batch_not_found"
+    )
+
+
+# -- the deployment ----------------------------------------------------------------------------------
+
+
+def batch_deployment(table: RoutingTable, model: str) -> tuple[str, Deployment]:
+    """(group name, the group's first deployment with the Batch API); 404 / 400 naming the providers."""
+    group = table.resolve(model)
+    if group is None:
+        raise NotFoundError(
+            f"model {model[:256]!r} (named by the input file) is not served by this router",
+            param="input_file_id",
+            code="model_not_found",
+        )
+    for deployment in group.deployments:
+        if deployment.provider in BATCH_PROVIDERS and "*" not in deployment.model:
+            return group.name, deployment
+    providers = sorted({d.provider for d in group.deployments})
+    raise BadRequestError(
+        f"model group {group.name!r} has no deployment that runs batches ({', '.join(providers)} "
+        f"{'does' if len(providers) == 1 else 'do'} not support batches; openai and azure do)",
+        param="input_file_id",
+        code="batches_not_supported",
+    )
+
+
+def deployment_client(call: ManagementCall, deployment: Deployment) -> Any:
+    """A files-and-batches client speaking to ``deployment`` with its own credentials."""
+    settings = ProviderSettings(
+        custom_llm_provider=deployment.provider,
+        api_key=deployment.api_key,
+        api_base=deployment.api_base,
+        api_version=deployment.api_version,
+        organization=deployment.organization,
+    )
+    return make_client(settings, call.http())
+
+
+def _deployment(state: AppState, batch: GatewayBatch) -> Deployment:
+    deployment = state.table.deployments.get(batch.deployment_id)
+    if deployment is None:
+        raise NotFoundError(
+            f"batch {batch.batch_id!r} ran on deployment {batch.deployment_id!r}, which the routing file "
+            "no longer has",
+            param="batch_id",
+            code="deployment_not_found",
+        )
+    return deployment
+
+
+# -- the operations ----------------------------------------------------------------------------------
+
+
+async def create(call: ManagementCall, caller: Caller, body: JSON, files_client: Any) -> JSON:
+    """Create a gateway batch from a validated batch body (see the module docstring)."""
+    state = call.state
+    file_id = body["input_file_id"]
+    owner = registry(state).file_owner(file_id)
+    if not caller.admin and owner != caller.owner:
+        raise NotFoundError(
+            f"No such File object: {file_id[:128]} (upload it with this key, purpose 'batch')",
+            param="input_file_id",
+            code="file_not_found",
+        )
+    content = (await files_client.file_content(file_id)).content
+    settings = state.settings
+    batch_input = read_batch_input(
+        content,
+        body["endpoint"],
+        max_lines=settings.batch_max_lines,
+        max_bytes=settings.batch_max_file_bytes,
+    )
+    table = state.table
+    if caller.policy is not None:
+        group = table.resolve(batch_input.model)
+        check_model(
+            caller.policy,
+            batch_input.model,
+            group.name if group else batch_input.model,
+            table.groups,
+            table.access.access_groups,
+        )
+        _check_budgets(state, caller.policy)
+    group_name, deployment = batch_deployment(table, batch_input.model)
+    client = deployment_client(call, deployment)
+    upload = FileUpload(
+        "batch_input.jsonl", rewrite_for(batch_input, deployment.model), "batch", "application/jsonl"
+    )
+    copy = await client.create_file(upload)
+    created: JSON = await client.create_batch({**body, "input_file_id": copy["id"]})
+    policy = caller.policy
+    batch = GatewayBatch(
+        batch_id=str(created["id"]),
+        owner=caller.owner,
+        key_alias=policy.alias if policy else "",
+        team_id=(policy.team_id or "") if policy else "",
+        group=group_name,
+        deployment_id=deployment.id,
+        input_file_id=file_id,
+    )
+    return _seen(state, batch, created)
+
+
+def _check_budgets(state: AppState, policy: KeyPolicy) -> None:
+    gate = state.gate
+    if gate is None:
+        return
+    now = gate.clock()
+    for scope, label, max_budget, duration in _budget_checks(policy):
+        if max_budget is not None:
+            start, _ = period_bounds(duration, now)
+            check_budget(label, gate.ledger.spent(scope, start), max_budget, duration, now)
+
+
+def _budget_checks(policy: KeyPolicy) -> list[tuple[str, str, float | None, Any]]:
+    checks: list[tuple[str, str, float | None, Any]] = [
+        (f"key:{policy.alias}", f"key {policy.alias!r}", policy.max_budget, policy.budget)
+    ]
+    if policy.team is not None:
+        team = policy.team
+        checks.append((f"team:{team.team_id}", f"team {team.team_id!r}", team.max_budget, team.budget))
+    return checks
+
+
+def _seen(state: AppState, batch: GatewayBatch, upstream: JSON) -> JSON:
+    """Record the batch as the deployment answered it; the client's answer (its own input file id)."""
+    batch.last = {**upstream, "input_file_id": batch.input_file_id}
+    found = registry(state)
+    found.add(batch)
+    found.note_files(batch)
+    return dict(batch.last)
+
+
+async def retrieve(call: ManagementCall, caller: Caller, batch_id: str) -> JSON:
+    """The batch from its deployment; metered the first time it is seen completed."""
+    state = call.state
+    batch = registry(state).batch(batch_id, caller)
+    if batch is None:
+        raise _not_found(batch_id)
+    client = deployment_client(call, _deployment(state, batch))
+    answer = _seen(state, batch, await client.retrieve_batch(batch_id))
+    output = answer.get("output_file_id")
+    if answer.get("status") == "completed" and isinstance(output, str) and output and not batch.metered:
+        batch.metered = True  # before the fetch: a concurrent GET must not count it twice
+        try:
+            content = (await client.file_content(output)).content
+        except Exception:
+            batch.metered = False
+            raise
+        meter(state, batch, content)
+    return answer
+
+
+async def cancel(call: ManagementCall, caller: Caller, batch_id: str) -> JSON:
+    state = call.state
+    batch = registry(state).batch(batch_id, caller)
+    if batch is None:
+        raise _not_found(batch_id)
+    client = deployment_client(call, _deployment(state, batch))
+    return _seen(state, batch, await client.cancel_batch(batch_id))
+
+
+def page(call: ManagementCall, caller: Caller, query: PageQuery) -> JSON:
+    """The caller's gateway batches as last seen, newest first (cursor paging as OpenAI's)."""
+    items = [dict(b.last) for b in registry(call.state).of(caller)]
+    return slice_after(items, query, 20)
+
+
+async def output_content(call: ManagementCall, batch: GatewayBatch, file_id: str) -> Any:
+    """An output or error file of a gateway batch, from its deployment; an output file fetched before
+    the batch was metered meters it."""
+    state = call.state
+    client = deployment_client(call, _deployment(state, batch))
+    content = await client.file_content(file_id)
+    if file_id == batch.last.get("output_file_id") and not batch.metered:
+        batch.metered = True
+        meter(state, batch, content.content)
+    return content
+
+
+async def output_file(call: ManagementCall, batch: GatewayBatch, file_id: str) -> JSON:
+    """The file object of a gateway batch's output or error file, from its deployment."""
+    client = deployment_client(call, _deployment(call.state, batch))
+    found: JSON = await client.retrieve_file(file_id)
+    return found
+
+
+def meter(state: AppState, batch: GatewayBatch, output: bytes) -> None:
+    """Record a completed batch's usage against its key and team (nothing without the gate)."""
+    gate = state.gate
+    if gate is None:
+        return
+    prompt, completion = output_usage(output)
+    deployment = state.table.deployments.get(batch.deployment_id)
+    cost = batch_cost(deployment, prompt, completion) if deployment is not None else None
+    now = gate.clock()
+    scopes: list[BudgetScope] = []
+    policy = state.table.access.by_alias(batch.key_alias) if state.table.access and batch.key_alias else None
+    if policy is not None:
+        for scope, _, _, duration in _budget_checks(policy):
+            start, end = period_bounds(duration, now)
+            scopes.append(BudgetScope(scope, start, end))
+    gate.ledger.record(
+        SpendEvent(
+            at=now,
+            key_alias=batch.key_alias,
+            team_id=batch.team_id,
+            end_user="",
+            model_group=batch.group,
+            usd=cost or 0.0,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            estimated=False,
+            budgets=tuple(scopes),
+        )
+    )
+    log.info(
+        "batch metered",
+        extra={
+            "fields": {
+                "batch_id": batch.batch_id,
+                "key_alias": batch.key_alias or None,
+                "team": batch.team_id or None,
+                "group": batch.group,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "cost_usd": cost,
+            }
+        },
+    )
