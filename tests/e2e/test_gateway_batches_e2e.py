@@ -14,19 +14,21 @@ import openai
 import orjson
 import pytest
 
-from routerd.testing.finetune_fakes import FakeOpenAIFineTuning
+from routerd.testing.finetune_fakes import FakeAzureFineTuning, FakeOpenAIFineTuning
 from routerd.testing.server import RouterdServer
 
 from .support import ANTHROPIC_KEY, MASTER_KEY, client_for, reset, running_fake, write_config
 
 STAGING_KEY = "sk-staging-upstream-0a1b2c3d"
 DEPLOY_KEY = "sk-deploy-upstream-4e5f6a7b"
+AZURE_KEY = "azure-deploy-upstream-8c9d0e1f"
 CAROL = "sk-batch-carol-0123456789ab"  # gpt, plain, claude
 BOB = "sk-batch-bob-0123456789abcd"  # plain only
+DANA = "sk-batch-dana-0123456789ab"  # plain, with a budget a batch overspends
 MAX_LINES = 3
 
 
-def _config(staging: str, deployment: str) -> str:
+def _config(staging: str, deployment: str, azure: str) -> str:
     upstream = f"api_base: {deployment}, api_key: {DEPLOY_KEY}"
     return f"""\
 model_list:
@@ -41,19 +43,24 @@ model_list:
       output_cost_per_token_batches: 0.001
   - {{model_name: plain, litellm_params: {{model: openai/gpt-4o, {upstream}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}}}
   - {{model_name: claude, litellm_params: {{model: anthropic/claude-sonnet-4-5, api_key: {ANTHROPIC_KEY}}}}}
+  - {{model_name: az, litellm_params: {{model: azure/gpt4o-deploy, api_base: {azure}, api_key: {AZURE_KEY}, api_version: "2024-10-21", input_cost_per_token: 0.001, output_cost_per_token: 0.002}}}}
 files_settings:
   - {{custom_llm_provider: openai, api_base: {staging}, api_key: {STAGING_KEY}}}
 general_settings: {{master_key: {MASTER_KEY}}}
 keys:
-  - {{key_alias: carol, key: {CAROL}, models: [gpt, plain, claude]}}
+  - {{key_alias: carol, key: {CAROL}, models: [gpt, plain, claude, az]}}
+  - {{key_alias: dana, key: {DANA}, models: [plain], max_budget: 0.01, budget_duration: 30d}}
   - {{key_alias: bob, key: {BOB}, models: [plain]}}
 """
 
 
 class Upstreams:
-    def __init__(self, staging: FakeOpenAIFineTuning, deployment: FakeOpenAIFineTuning) -> None:
+    def __init__(
+        self, staging: FakeOpenAIFineTuning, deployment: FakeOpenAIFineTuning, azure: FakeAzureFineTuning
+    ) -> None:
         self.staging = staging
         self.deployment = deployment
+        self.azure = azure
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +68,18 @@ def upstreams() -> Iterator[Upstreams]:
     with (
         running_fake(FakeOpenAIFineTuning(api_key=STAGING_KEY)) as staging,
         running_fake(FakeOpenAIFineTuning(api_key=DEPLOY_KEY)) as deployment,
+        running_fake(FakeAzureFineTuning(api_key=AZURE_KEY)) as azure,
     ):
-        yield Upstreams(staging, deployment)
+        yield Upstreams(staging, deployment, azure)
 
 
 @pytest.fixture(scope="module")
 def daemon(upstreams: Upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterdServer]:
     directory = Path(tmp_path_factory.mktemp("batches"))
-    config = write_config(directory, _config(upstreams.staging.base_url, upstreams.deployment.base_url))
+    config = write_config(
+        directory,
+        _config(upstreams.staging.base_url, upstreams.deployment.base_url, upstreams.azure.origin),
+    )
     with RouterdServer.from_file(
         config, spend_db=directory / "spend.sqlite", batch_max_lines=MAX_LINES, batch_max_file_bytes=4096
     ) as started:
@@ -79,6 +90,7 @@ def daemon(upstreams: Upstreams, tmp_path_factory: pytest.TempPathFactory) -> It
 def server(daemon: RouterdServer, upstreams: Upstreams) -> RouterdServer:
     reset(upstreams.staging)
     reset(upstreams.deployment)
+    reset(upstreams.azure)
     return daemon
 
 
@@ -149,6 +161,31 @@ def test_without_batch_prices_the_normal_price_is_charged(
     upstreams.deployment.complete_batch(batch.id, usage=(10, 5))
     assert carol.batches.retrieve(batch.id).status == "completed"
     assert _spend(server, CAROL) - before == pytest.approx(10 * 0.001 + 5 * 0.002)
+
+
+def test_a_batch_runs_on_an_azure_deployment(server: RouterdServer, upstreams: Upstreams) -> None:
+    carol = client_for(server, CAROL)
+    _, batch = _create(carol, _jsonl(_line("a", model="az")))
+    created = next(r for r in upstreams.azure.requests if r.path == "/openai/batches")
+    assert created.headers["api-key"] == AZURE_KEY and "api-version" in created.query
+    copy_id = upstreams.azure.batches[batch.id]["input_file_id"]
+    assert orjson.loads(upstreams.azure.book.files[copy_id].content)["body"]["model"] == "gpt4o-deploy"
+    before = _spend(server, CAROL)
+    upstreams.azure.complete_batch(batch.id, usage=(4, 2))
+    assert carol.batches.retrieve(batch.id).status == "completed"
+    assert _spend(server, CAROL) - before == pytest.approx(4 * 0.001 + 2 * 0.002)
+    assert upstreams.deployment.requests == []
+
+
+def test_a_spent_budget_refuses_the_next_batch(server: RouterdServer, upstreams: Upstreams) -> None:
+    dana = client_for(server, DANA)
+    _, batch = _create(dana, _jsonl(_line("a", model="plain")))
+    upstreams.deployment.complete_batch(batch.id, usage=(10, 5))  # 0.04 against a 0.01 budget
+    assert dana.batches.retrieve(batch.id).status == "completed"
+    with pytest.raises(openai.BadRequestError) as refused:
+        _create(dana, _jsonl(_line("b", model="plain")))
+    assert refused.value.body["type"] == "budget_exceeded"  # type: ignore[index]
+    assert "key 'dana'" in refused.value.message
 
 
 def test_a_batch_needs_access_to_its_model(server: RouterdServer, upstreams: Upstreams) -> None:
