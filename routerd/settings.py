@@ -103,7 +103,7 @@ class Settings(HttpSettings):
         default=50_000, ge=1, description="requests in the input file of a gateway /v1/batches batch"
     )
     batch_max_file_bytes: int = Field(
-        default=100 * 1024 * 1024,
+        default=64 * 1024 * 1024,
         ge=1024,
         description="bytes of a gateway batch's input file, read into memory to check and rewrite it",
     )
