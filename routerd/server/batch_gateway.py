@@ -9,7 +9,7 @@ A batch created without ``custom_llm_provider`` is routerd's own:
    name (403), within its budgets (400 ``budget_exceeded``);
 3. the model group's first deployment that has the Batch API (OpenAI, Azure OpenAI) gets the file, its
    upstream model id written into every line, uploaded with its own credentials, and the batch created
-   there;
+   there (an upstream that is down or busy -- a retryable error -- passes to the group's next one);
 4. the batch is recorded here for the key that created it: only that key (or the master key) sees it,
    and its output and error files are fetched from the deployment through ``/v1/files/{id}/content``;
 5. when the batch is seen completed (a ``GET /v1/batches/{id}``, or its output file fetched), the usage
@@ -33,12 +33,18 @@ from routerd.access.ledger import BudgetScope, SpendEvent
 from routerd.access.periods import period_bounds
 from routerd.access.table import KeyPolicy, check_budget, check_model
 from routerd.config.table import Deployment, ProviderSettings, RoutingTable
-from routerd.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from routerd.errors import APIError, BadRequestError, NotFoundError, PermissionDeniedError
 from routerd.finetune.providers import make_client
 from routerd.finetune.serving import ManagementCall
 from routerd.finetune.types import FileUpload, PageQuery, slice_after
 from routerd.server.auth import require_key
-from routerd.server.batch_input import batch_cost, output_usage, read_batch_input, rewrite_for
+from routerd.server.batch_input import (
+    BatchInput,
+    batch_cost,
+    output_usage,
+    read_batch_input,
+    rewrite_for,
+)
 from routerd.server.frontdoor_serve import owner_of
 from routerd.server.gate import identify
 from routerd.server.state import AppState
@@ -168,8 +174,9 @@ def _not_found(batch_id: str) -> NotFoundError:
 # -- the deployment ----------------------------------------------------------------------------------
 
 
-def batch_deployment(table: RoutingTable, model: str) -> tuple[str, Deployment]:
-    """(group name, the group's first deployment with the Batch API); 404 / 400 naming the providers."""
+def batch_deployments(table: RoutingTable, model: str) -> tuple[str, list[Deployment]]:
+    """(group name, the group's deployments with the Batch API, in file order); 404 / 400 naming the
+    group's providers when there are none."""
     group = table.resolve(model)
     if group is None:
         raise NotFoundError(
@@ -177,9 +184,9 @@ def batch_deployment(table: RoutingTable, model: str) -> tuple[str, Deployment]:
             param="input_file_id",
             code="model_not_found",
         )
-    for deployment in group.deployments:
-        if deployment.provider in BATCH_PROVIDERS and "*" not in deployment.model:
-            return group.name, deployment
+    found = [d for d in group.deployments if d.provider in BATCH_PROVIDERS and "*" not in d.model]
+    if found:
+        return group.name, found
     providers = sorted({d.provider for d in group.deployments})
     raise BadRequestError(
         f"model group {group.name!r} has no deployment that runs batches ({', '.join(providers)} "
@@ -246,13 +253,19 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
             table.access.access_groups,
         )
         _check_budgets(state, caller.policy)
-    group_name, deployment = batch_deployment(table, batch_input.model)
-    client = deployment_client(call, deployment)
-    upload = FileUpload(
-        "batch_input.jsonl", rewrite_for(batch_input, deployment.model), "batch", "application/jsonl"
-    )
-    copy = await client.create_file(upload)
-    created: JSON = await client.create_batch({**body, "input_file_id": copy["id"]})
+    group_name, deployments = batch_deployments(table, batch_input.model)
+    for index, deployment in enumerate(deployments):
+        try:
+            created = await _create_on(call, deployment, batch_input, body)
+            break
+        except APIError as exc:
+            # an upstream that is down or busy: the group's next batch deployment, as a call fails over
+            if not exc.retryable or index == len(deployments) - 1:
+                raise
+            log.warning(
+                "batch creation failed over",
+                extra={"fields": {"deployment": deployment.id, "error": type(exc).__name__}},
+            )
     policy = caller.policy
     batch = GatewayBatch(
         batch_id=str(created["id"]),
@@ -264,6 +277,19 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
         input_file_id=file_id,
     )
     return _seen(state, batch, created)
+
+
+async def _create_on(
+    call: ManagementCall, deployment: Deployment, batch_input: BatchInput, body: JSON
+) -> JSON:
+    """Upload the input file (the deployment's model id in every line) and create the batch there."""
+    client = deployment_client(call, deployment)
+    upload = FileUpload(
+        "batch_input.jsonl", rewrite_for(batch_input, deployment.model), "batch", "application/jsonl"
+    )
+    copy = await client.create_file(upload)
+    created: JSON = await client.create_batch({**body, "input_file_id": copy["id"]})
+    return created
 
 
 def _check_budgets(state: AppState, policy: KeyPolicy) -> None:

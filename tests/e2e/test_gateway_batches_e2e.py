@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from routerd.testing.finetune_fakes import FakeAzureFineTuning, FakeOpenAIFineTuning
-from routerd.testing.server import RouterdServer
+from routerd.testing.server import RouterdServer, free_port
 
 from .support import ANTHROPIC_KEY, MASTER_KEY, client_for, reset, running_fake, write_config
 
@@ -43,12 +43,14 @@ model_list:
       output_cost_per_token_batches: 0.001
   - {{model_name: plain, litellm_params: {{model: openai/gpt-4o, {upstream}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}}}
   - {{model_name: claude, litellm_params: {{model: anthropic/claude-sonnet-4-5, api_key: {ANTHROPIC_KEY}}}}}
+  - {{model_name: pair, litellm_params: {{model: openai/gpt-4o, api_base: "http://127.0.0.1:{free_port()}/v1", api_key: {DEPLOY_KEY}}}}}
+  - {{model_name: pair, litellm_params: {{model: openai/gpt-4o-mini, {upstream}}}}}
   - {{model_name: az, litellm_params: {{model: azure/gpt4o-deploy, api_base: {azure}, api_key: {AZURE_KEY}, api_version: "2024-10-21", input_cost_per_token: 0.001, output_cost_per_token: 0.002}}}}
 files_settings:
   - {{custom_llm_provider: openai, api_base: {staging}, api_key: {STAGING_KEY}}}
 general_settings: {{master_key: {MASTER_KEY}}}
 keys:
-  - {{key_alias: carol, key: {CAROL}, models: [gpt, plain, claude, az]}}
+  - {{key_alias: carol, key: {CAROL}, models: [gpt, plain, claude, az, pair]}}
   - {{key_alias: dana, key: {DANA}, models: [plain], max_budget: 0.01, budget_duration: 30d}}
   - {{key_alias: bob, key: {BOB}, models: [plain]}}
 """
@@ -175,6 +177,16 @@ def test_a_batch_runs_on_an_azure_deployment(server: RouterdServer, upstreams: U
     assert carol.batches.retrieve(batch.id).status == "completed"
     assert _spend(server, CAROL) - before == pytest.approx(4 * 0.001 + 2 * 0.002)
     assert upstreams.deployment.requests == []
+
+
+def test_a_batch_fails_over_to_the_groups_next_deployment(
+    server: RouterdServer, upstreams: Upstreams
+) -> None:
+    carol = client_for(server, CAROL)
+    _, batch = _create(carol, _jsonl(_line("a", model="pair")))  # the first deployment is down
+    copy_id = upstreams.deployment.batches[batch.id]["input_file_id"]
+    assert orjson.loads(upstreams.deployment.book.files[copy_id].content)["body"]["model"] == "gpt-4o-mini"
+    assert carol.batches.retrieve(batch.id).id == batch.id  # and it is polled where it runs
 
 
 def test_a_spent_budget_refuses_the_next_batch(server: RouterdServer, upstreams: Upstreams) -> None:
