@@ -16,17 +16,16 @@ A batch created without ``custom_llm_provider`` is routerd's own:
    of its output lines is recorded against the key and team, at the deployment's batch prices when it has
    them (:func:`routerd.server.batch_input.batch_cost`).
 
-The records live in this process (bounded by :data:`MAX_GATEWAY_BATCHES` and
-:data:`MAX_TRACKED_FILES`, oldest dropped first); a restart forgets them.
+The records live in a :mod:`routerd.server.batch_registry`: this process's memory, or Redis when the
+router's state is shared there.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from routerd.access.ledger import BudgetScope, SpendEvent
@@ -45,6 +44,7 @@ from routerd.server.batch_input import (
     read_batch_input,
     rewrite_for,
 )
+from routerd.server.batch_registry import BatchRegistry, GatewayBatch, batch_registry
 from routerd.server.frontdoor_serve import owner_of
 from routerd.server.gate import identify
 from routerd.server.state import AppState
@@ -53,11 +53,6 @@ log = logging.getLogger("routerd.batches")
 
 JSON = dict[str, Any]
 
-#: gateway batches remembered per process; the oldest is forgotten first
-MAX_GATEWAY_BATCHES = 10_000
-#: batch input files whose uploader is remembered per process (client keys create batches only from
-#: their own uploads); the oldest is forgotten first
-MAX_TRACKED_FILES = 10_000
 #: providers whose deployments run batches (OpenAI's Batch API; Azure serves it under /openai/batches)
 BATCH_PROVIDERS = frozenset({"openai", "azure"})
 
@@ -92,77 +87,26 @@ def require_admin(caller: Caller, what: str) -> None:
         )
 
 
-@dataclass(slots=True)
-class GatewayBatch:
-    """A batch routerd created on a deployment, for one key."""
-
-    batch_id: str
-    owner: str
-    key_alias: str
-    team_id: str
-    group: str
-    deployment_id: str
-    input_file_id: str  # the client's file (the deployment's copy has another id)
-    last: JSON = field(default_factory=dict)  # the batch object as last seen
-    metered: bool = False
-
-
-class BatchRegistry:
-    """The gateway batches and batch input files of this process, bounded, oldest forgotten first."""
-
-    def __init__(self, max_batches: int = MAX_GATEWAY_BATCHES, max_files: int = MAX_TRACKED_FILES) -> None:
-        self.max_batches = max_batches
-        self.max_files = max_files
-        self._batches: OrderedDict[str, GatewayBatch] = OrderedDict()
-        self._files: OrderedDict[str, str] = OrderedDict()  # uploaded file id -> owner
-        self._outputs: dict[str, str] = {}  # output / error file id -> batch id
-
-    def add_file(self, file_id: str, owner: str) -> None:
-        self._files[file_id] = owner
-        while len(self._files) > self.max_files:
-            self._files.popitem(last=False)
-
-    def file_owner(self, file_id: str) -> str | None:
-        return self._files.get(file_id)
-
-    def forget_file(self, file_id: str) -> None:
-        self._files.pop(file_id, None)
-
-    def add(self, batch: GatewayBatch) -> None:
-        self._batches[batch.batch_id] = batch
-        while len(self._batches) > self.max_batches:
-            _, old = self._batches.popitem(last=False)
-            for key in [k for k, v in self._outputs.items() if v == old.batch_id]:
-                del self._outputs[key]
-
-    def batch(self, batch_id: str, caller: Caller) -> GatewayBatch | None:
-        """The batch, if ``caller`` may see it (its creator, or the master key)."""
-        batch = self._batches.get(batch_id)
-        if batch is None or not (caller.admin or batch.owner == caller.owner):
-            return None
-        return batch
-
-    def of(self, caller: Caller) -> list[GatewayBatch]:
-        """The caller's batches, newest first (all of them for the master key)."""
-        return [b for b in reversed(self._batches.values()) if caller.admin or b.owner == caller.owner]
-
-    def note_files(self, batch: GatewayBatch) -> None:
-        for key in ("output_file_id", "error_file_id"):
-            file_id = batch.last.get(key)
-            if isinstance(file_id, str) and file_id:
-                self._outputs[file_id] = batch.batch_id
-
-    def batch_of_file(self, file_id: str, caller: Caller) -> GatewayBatch | None:
-        """The batch whose output or error file ``file_id`` is, if ``caller`` may see it."""
-        batch_id = self._outputs.get(file_id)
-        return self.batch(batch_id, caller) if batch_id is not None else None
-
-
 def registry(state: AppState) -> BatchRegistry:
+    """The daemon's registry: in Redis when the router's state is shared there, else in memory."""
     if state.batches is None:
-        state.batches = BatchRegistry()
+        state.batches = batch_registry(shared=getattr(state.router, "state", None))
     found: BatchRegistry = state.batches
     return found
+
+
+async def visible(state: AppState, batch_id: str, caller: Caller) -> GatewayBatch | None:
+    """The batch, if ``caller`` may see it (its creator, or the master key)."""
+    batch = await registry(state).get(batch_id)
+    if batch is None or not (caller.admin or batch.owner == caller.owner):
+        return None
+    return batch
+
+
+async def batch_of_file(state: AppState, file_id: str, caller: Caller) -> GatewayBatch | None:
+    """The gateway batch whose output or error file ``file_id`` is, if ``caller`` may see it."""
+    batch_id = await registry(state).batch_for_file(file_id)
+    return await visible(state, batch_id, caller) if batch_id is not None else None
 
 
 def _not_found(batch_id: str) -> NotFoundError:
@@ -227,7 +171,7 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
     """Create a gateway batch from a validated batch body (see the module docstring)."""
     state = call.state
     file_id = body["input_file_id"]
-    owner = registry(state).file_owner(file_id)
+    owner = await registry(state).file_owner(file_id)
     if not caller.admin and owner != caller.owner:
         raise NotFoundError(
             f"No such File object: {file_id[:128]} (upload it with this key, purpose 'batch')",
@@ -276,7 +220,7 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
         deployment_id=deployment.id,
         input_file_id=file_id,
     )
-    return _seen(state, batch, created)
+    return await _seen(state, batch, created)
 
 
 async def _create_on(
@@ -313,60 +257,65 @@ def _budget_checks(policy: KeyPolicy) -> list[tuple[str, str, float | None, Any]
     return checks
 
 
-def _seen(state: AppState, batch: GatewayBatch, upstream: JSON) -> JSON:
+async def _seen(state: AppState, batch: GatewayBatch, upstream: JSON) -> JSON:
     """Record the batch as the deployment answered it; the client's answer (its own input file id)."""
     batch.last = {**upstream, "input_file_id": batch.input_file_id}
-    found = registry(state)
-    found.add(batch)
-    found.note_files(batch)
+    await registry(state).put(batch)
     return dict(batch.last)
 
 
 async def retrieve(call: ManagementCall, caller: Caller, batch_id: str) -> JSON:
     """The batch from its deployment; metered the first time it is seen completed."""
     state = call.state
-    batch = registry(state).batch(batch_id, caller)
+    batch = await visible(state, batch_id, caller)
     if batch is None:
         raise _not_found(batch_id)
     client = deployment_client(call, _deployment(state, batch))
-    answer = _seen(state, batch, await client.retrieve_batch(batch_id))
+    answer = await _seen(state, batch, await client.retrieve_batch(batch_id))
     output = answer.get("output_file_id")
-    if answer.get("status") == "completed" and isinstance(output, str) and output and not batch.metered:
-        batch.metered = True  # before the fetch: a concurrent GET must not count it twice
-        try:
-            content = (await client.file_content(output)).content
-        except Exception:
-            batch.metered = False
-            raise
-        meter(state, batch, content)
+    if answer.get("status") == "completed" and isinstance(output, str) and output:
+        await _meter_once(state, batch, lambda: client.file_content(output))
     return answer
+
+
+async def _meter_once(state: AppState, batch: GatewayBatch, fetch: Any) -> Any:
+    """Meter ``batch`` with the output file ``fetch()`` returns, unless it was metered already (the
+    claim comes first: two replicas, or two polls, never count it twice); the fetched content, or None."""
+    if not await registry(state).claim_metering(batch.batch_id):
+        return None
+    try:
+        content = await fetch()
+    except BaseException:
+        await registry(state).release_metering(batch.batch_id)
+        raise
+    meter(state, batch, content.content)
+    return content
 
 
 async def cancel(call: ManagementCall, caller: Caller, batch_id: str) -> JSON:
     state = call.state
-    batch = registry(state).batch(batch_id, caller)
+    batch = await visible(state, batch_id, caller)
     if batch is None:
         raise _not_found(batch_id)
     client = deployment_client(call, _deployment(state, batch))
-    return _seen(state, batch, await client.cancel_batch(batch_id))
+    return await _seen(state, batch, await client.cancel_batch(batch_id))
 
 
-def page(call: ManagementCall, caller: Caller, query: PageQuery) -> JSON:
+async def page(call: ManagementCall, caller: Caller, query: PageQuery) -> JSON:
     """The caller's gateway batches as last seen, newest first (cursor paging as OpenAI's)."""
-    items = [dict(b.last) for b in registry(call.state).of(caller)]
-    return slice_after(items, query, 20)
+    listed = await registry(call.state).listed(None if caller.admin else caller.owner)
+    return slice_after([dict(b.last) for b in listed], query, 20)
 
 
 async def output_content(call: ManagementCall, batch: GatewayBatch, file_id: str) -> Any:
     """An output or error file of a gateway batch, from its deployment; an output file fetched before
     the batch was metered meters it."""
-    state = call.state
-    client = deployment_client(call, _deployment(state, batch))
-    content = await client.file_content(file_id)
-    if file_id == batch.last.get("output_file_id") and not batch.metered:
-        batch.metered = True
-        meter(state, batch, content.content)
-    return content
+    client = deployment_client(call, _deployment(call.state, batch))
+    if file_id == batch.last.get("output_file_id"):
+        content = await _meter_once(call.state, batch, lambda: client.file_content(file_id))
+        if content is not None:
+            return content
+    return await client.file_content(file_id)
 
 
 async def output_file(call: ManagementCall, batch: GatewayBatch, file_id: str) -> JSON:

@@ -96,7 +96,7 @@ async def list_batches(request: Request) -> Response:
         if named_provider(request) is not None:
             batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
             return await _batches(call, call.choose_provider()).list_batches(query)
-        return batch_gateway.page(call, caller, query)
+        return await batch_gateway.page(call, caller, query)
 
     return await handle(request, FILES, "batch_list", work, keyed=True)
 

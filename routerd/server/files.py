@@ -26,8 +26,10 @@ from routerd.finetune.serving import PROVIDER_FIELD, PROVIDER_HEADER, Management
 from routerd.finetune.types import FILES, FileUpload
 from routerd.finetune.validation import file_list_query, purpose_value
 from routerd.server import batch_gateway
+from routerd.server.batch_registry import GatewayBatch
 
 Work = Callable[[ManagementCall], Awaitable[Any]]
+OutputWork = Callable[[ManagementCall, GatewayBatch], Awaitable[Any]]
 
 _MAX_FORM_FIELDS = 20
 _MAX_FIELD_BYTES = 64 * 1024
@@ -96,7 +98,7 @@ async def create_file(request: Request) -> Response:
             await form.close()
         created = await client.create_file(upload)
         if upload.purpose == "batch" and named is None and isinstance(created.get("id"), str):
-            batch_gateway.registry(call.state).add_file(created["id"], caller.owner)
+            await batch_gateway.registry(call.state).add_file(created["id"], caller.owner)
         return created
 
     return await handle(request, FILES, "create", work, keyed=True)
@@ -117,21 +119,24 @@ async def list_files(request: Request) -> Response:
     return await handle(request, FILES, "list", work, keyed=True)
 
 
-async def _file_work(request: Request, operation: str, own: Work, output: Work | None = None) -> Response:
+async def _file_work(
+    request: Request, operation: str, own: Work, output: OutputWork | None = None
+) -> Response:
     """A file operation: on a gateway batch's output or error file (``output``, from its deployment),
     or on an uploaded file (``own``; a client key only on its own uploads, through the gateway)."""
 
     async def work(call: ManagementCall) -> Any:
         caller = batch_gateway.caller_of(call.state, request.headers)
         file_id = request.path_params["file_id"]
-        found = batch_gateway.registry(call.state)
         named = _named(request)
-        if named is None and output is not None and found.batch_of_file(file_id, caller) is not None:
-            return await output(call)
+        if named is None and output is not None:
+            batch = await batch_gateway.batch_of_file(call.state, file_id, caller)
+            if batch is not None:
+                return await output(call, batch)
         if not caller.admin:
             if named is not None:
                 batch_gateway.require_admin(caller, "a provider-level file call (custom_llm_provider)")
-            if found.file_owner(file_id) != caller.owner:
+            if await batch_gateway.registry(call.state).file_owner(file_id) != caller.owner:
                 raise NotFoundError(
                     f"No such File object: {file_id[:128]}", param="file_id", code="file_not_found"
                 )
@@ -146,10 +151,7 @@ async def retrieve_file(request: Request) -> Response:
     async def own(call: ManagementCall) -> Any:
         return await call.client(call.choose_provider()).retrieve_file(file_id)
 
-    async def output(call: ManagementCall) -> Any:
-        caller = batch_gateway.caller_of(call.state, request.headers)
-        batch = batch_gateway.registry(call.state).batch_of_file(file_id, caller)
-        assert batch is not None
+    async def output(call: ManagementCall, batch: GatewayBatch) -> Any:
         return await batch_gateway.output_file(call, batch, file_id)
 
     return await _file_work(request, "retrieve", own, output)
@@ -160,7 +162,7 @@ async def delete_file(request: Request) -> Response:
 
     async def own(call: ManagementCall) -> Any:
         deleted = await call.client(call.choose_provider()).delete_file(file_id)
-        batch_gateway.registry(call.state).forget_file(file_id)
+        await batch_gateway.registry(call.state).forget_file(file_id)
         return deleted
 
     return await _file_work(request, "delete", own)
@@ -173,10 +175,7 @@ async def file_content(request: Request) -> Response:
         content = await call.client(call.choose_provider()).file_content(file_id)
         return Response(content.content, media_type=content.content_type)
 
-    async def output(call: ManagementCall) -> Any:
-        caller = batch_gateway.caller_of(call.state, request.headers)
-        batch = batch_gateway.registry(call.state).batch_of_file(file_id, caller)
-        assert batch is not None
+    async def output(call: ManagementCall, batch: GatewayBatch) -> Any:
         content = await batch_gateway.output_content(call, batch, file_id)
         return Response(content.content, media_type=content.content_type)
 

@@ -10,8 +10,8 @@ import pytest
 
 from routerd.config.table import Deployment, ModelInfo
 from routerd.errors import BadRequestError
-from routerd.server.batch_gateway import BatchRegistry, Caller, GatewayBatch
 from routerd.server.batch_input import batch_cost, output_usage, read_batch_input, rewrite_for
+from routerd.server.batch_registry import GatewayBatch, MemoryBatchRegistry
 
 CHAT = "/v1/chat/completions"
 
@@ -117,21 +117,23 @@ def _batch(batch_id: str, owner: str) -> GatewayBatch:
     return GatewayBatch(batch_id, owner, "k", "", "g", "d1", "file-in", {"output_file_id": f"out-{batch_id}"})
 
 
-def test_the_registry_scopes_by_owner_and_forgets_the_oldest() -> None:
-    found = BatchRegistry(max_batches=2, max_files=2)
-    alice, bob, admin = Caller(None, "alice"), Caller(None, "bob"), Caller(None, "master")
-    alice_key = Caller(policy=object(), owner="alice")  # type: ignore[arg-type]
-    bob_key = Caller(policy=object(), owner="bob")  # type: ignore[arg-type]
-    for name in ("b1", "b2"):
-        batch = _batch(name, "alice")
-        found.add(batch)
-        found.note_files(batch)
-    assert found.batch("b1", alice_key) is not None and found.batch("b1", bob_key) is None
-    assert found.batch("b1", admin) is not None and found.batch_of_file("out-b1", bob_key) is None
-    assert [b.batch_id for b in found.of(alice_key)] == ["b2", "b1"] and found.of(bob_key) == []
-    found.add(_batch("b3", "bob"))  # over MAX_GATEWAY_BATCHES: the oldest is forgotten
-    assert found.batch("b1", admin) is None and found.batch_of_file("out-b1", admin) is None
-    assert found.batch("b2", alice) is not None and found.batch("b3", bob) is not None
+async def test_the_memory_registry_forgets_the_oldest_and_meters_once() -> None:
+    found = MemoryBatchRegistry(max_batches=2, max_files=2)
+    for name, owner in (("b1", "alice"), ("b2", "alice")):
+        await found.put(_batch(name, owner))
+    assert [b.batch_id for b in await found.listed("alice")] == ["b2", "b1"]
+    assert await found.listed("bob") == [] and await found.batch_for_file("out-b1") == "b1"
+    await found.put(_batch("b3", "bob"))  # over MAX_GATEWAY_BATCHES: the oldest is forgotten
+    assert await found.get("b1") is None and await found.batch_for_file("out-b1") is None
+    assert [b.batch_id for b in await found.listed(None)] == ["b3", "b2"]
+    assert await found.claim_metering("b2") and not await found.claim_metering("b2")
+    await found.release_metering("b2")
+    assert await found.claim_metering("b2")
+    assert not await found.claim_metering("nope")
     for file_id in ("f1", "f2", "f3"):
-        found.add_file(file_id, "alice")
-    assert found.file_owner("f1") is None and found.file_owner("f3") == "alice"  # MAX_TRACKED_FILES
+        await found.add_file(file_id, "alice")
+    assert (
+        await found.file_owner("f1") is None and await found.file_owner("f3") == "alice"
+    )  # MAX_TRACKED_FILES
+    await found.forget_file("f3")
+    assert await found.file_owner("f3") is None
