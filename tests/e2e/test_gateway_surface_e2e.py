@@ -219,6 +219,15 @@ def test_a_refusals_log_line_names_key_team_and_end_user(server: RouterdServer, 
     assert CAROL not in str(fields) and "AKIA" not in str(fields)
 
 
+def test_a_refusal_on_a_media_route_names_the_key_too(server: RouterdServer) -> None:
+    with capture_logs() as logs:
+        with pytest.raises(openai.BadRequestError):
+            client_for(server, CAROL).audio.speech.create(model="gpt", voice="alloy", input=SECRET)
+        fields = _refusal_line(logs, "speech")
+    assert (fields["key_alias"], fields["team"]) == ("carol", "search")
+    assert fields["guardrails"] == [{"name": "secrets", "mode": "pre_call", "action": "block"}]
+
+
 # -- count_tokens checks the key's model access -----------------------------------------------------
 
 
