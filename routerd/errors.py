@@ -1,6 +1,6 @@
 """routerd's one exception tree.
 
-Every error a client can see is an :class:`APIError`. Each class knows the HTTP status routerd answers
+Every error a client can see is an :class:`OpenAIError` (an error in OpenAI's shape). Each class knows the HTTP status routerd answers
 with, the OpenAI error ``type`` and ``code`` it carries, whether the router may retry it on another
 deployment (``retryable``), and whether it counts against the deployment that raised it (``cools_down``).
 Retryability is decided by class, never by matching message strings.
@@ -14,7 +14,8 @@ parent::
 
     RouterdError
     ├── ConfigError                      a routing file that does not load/validate/compile
-    └── APIError (openai.APIError)               500 api_error
+    └── OpenAIError (openai.APIError)            500 api_error   the base routerd's own code catches
+        ├── APIError (openai.APIError)                    500 api_error   the generic error, LiteLLM's APIError
         ├── BadRequestError (openai.BadRequestError)       400 invalid_request_error
         │   ├── ContextWindowExceededError                 400 code=context_length_exceeded
         │   ├── ContentPolicyViolationError                400 code=content_policy_violation
@@ -31,6 +32,11 @@ parent::
         │   └── ServiceUnavailableError                           503  retryable, cools down
         ├── APIConnectionError (openai.APIConnectionError)        502  retryable, cools down
         │   └── Timeout (openai.APITimeoutError)                  504  retryable, cools down
+
+As in LiteLLM, :class:`APIError` is the generic 500-ish error, a *sibling* of :class:`RateLimitError`,
+:class:`BadRequestError`, ... : ``except routerd.APIError`` placed first does not catch a rate limit.
+routerd's own code catches their common base, :class:`OpenAIError`; SDK users catch every one of
+them with ``except openai.APIError`` (or ``except routerd.OpenAIError``), as with LiteLLM.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "InternalServerError",
     "MethodNotAllowedError",
     "NotFoundError",
+    "OpenAIError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
@@ -83,8 +90,9 @@ class ConfigError(RouterdError):
         super().__init__("\n".join(str(issue) for issue in self.issues) or "invalid configuration")
 
 
-class APIError(RouterdError):
-    """An error in OpenAI's shape. Subclasses set the status, type, code and retry semantics.
+class OpenAIError(RouterdError):
+    """An error in OpenAI's shape: the base of every API error. Subclasses set the status, type, code
+    and retry semantics; raise :class:`APIError` for a generic error, never this base itself.
 
     Building one costs what a plain exception costs: the OpenAI body and the ``httpx2`` request and
     response that ``openai``'s exceptions carry are built only when read (``body``, ``request``,
@@ -196,7 +204,14 @@ class APIError(RouterdError):
         return headers
 
 
-class BadRequestError(APIError):
+class APIError(OpenAIError):
+    """The generic error (500, ``api_error``): a failure no more specific class describes.
+
+    LiteLLM's ``APIError``: a sibling of :class:`RateLimitError` and the others, not their base.
+    """
+
+
+class BadRequestError(OpenAIError):
     status_code = 400
     error_type = "invalid_request_error"
 
@@ -213,7 +228,7 @@ class UnsupportedParamsError(BadRequestError):
     default_code = "unsupported_parameter"
 
 
-class MethodNotAllowedError(APIError):
+class MethodNotAllowedError(OpenAIError):
     """A route that exists, called with a method it does not serve (``GET /v1/chat/completions``)."""
 
     status_code = 405
@@ -221,38 +236,38 @@ class MethodNotAllowedError(APIError):
     default_code = "method_not_allowed"
 
 
-class RequestTooLargeError(APIError):
+class RequestTooLargeError(OpenAIError):
     status_code = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
 
 
-class UnprocessableEntityError(APIError):
+class UnprocessableEntityError(OpenAIError):
     status_code = 422
     error_type = "invalid_request_error"
 
 
-class AuthenticationError(APIError):
+class AuthenticationError(OpenAIError):
     status_code = 401
     error_type = "authentication_error"
     default_code = "invalid_api_key"
     cools_down = True
 
 
-class PermissionDeniedError(APIError):
+class PermissionDeniedError(OpenAIError):
     status_code = 403
     error_type = "permission_error"
     cools_down = True
 
 
-class NotFoundError(APIError):
+class NotFoundError(OpenAIError):
     status_code = 404
     error_type = "invalid_request_error"
     default_code = "model_not_found"
     cools_down = True
 
 
-class RateLimitError(APIError):
+class RateLimitError(OpenAIError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
@@ -260,7 +275,7 @@ class RateLimitError(APIError):
     cools_down = True
 
 
-class InternalServerError(APIError):
+class InternalServerError(OpenAIError):
     status_code = 500
     error_type = "api_error"
     retryable = True
@@ -278,7 +293,7 @@ class ServiceUnavailableError(InternalServerError):
     default_code = "service_unavailable"
 
 
-class APIConnectionError(APIError):
+class APIConnectionError(OpenAIError):
     status_code = 502
     error_type = "api_connection_error"
     default_code = "upstream_connection_error"
@@ -294,7 +309,7 @@ class Timeout(APIConnectionError):
 
 # Upstream statuses that have a class of their own; the rest of 4xx are bad requests, the rest of 5xx
 # bad gateways.
-_BY_STATUS: dict[int, type[APIError]] = {
+_BY_STATUS: dict[int, type[OpenAIError]] = {
     400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
@@ -309,7 +324,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def error_for_status(status: int) -> type[APIError]:
+def error_for_status(status: int) -> type[OpenAIError]:
     """The error class for an upstream HTTP status (see :func:`error_for_request_status` for ours)."""
     if status in _BY_STATUS:
         return _BY_STATUS[status]
@@ -318,7 +333,7 @@ def error_for_status(status: int) -> type[APIError]:
     return BadGatewayError
 
 
-def error_for_request_status(status: int) -> type[APIError]:
+def error_for_request_status(status: int) -> type[OpenAIError]:
     """The error class for a status routerd answers a client's malformed request with (a 4xx from
     the HTTP layer: no route, wrong method, body too large, ...), each with its OpenAI ``type``."""
     if status == 405:

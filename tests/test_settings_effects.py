@@ -19,10 +19,10 @@ import pytest
 from routerd.config import check_text
 from routerd.config.table import RoutingTable
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadRequestError,
     InternalServerError,
+    OpenAIError,
     RateLimitError,
     Timeout,
 )
@@ -47,7 +47,7 @@ def table_of(text: str) -> RoutingTable:
     return result.table
 
 
-def fail(breaker: Breaker, now: float, error: APIError, rules: CooldownRules) -> Breaker:
+def fail(breaker: Breaker, now: float, error: OpenAIError, rules: CooldownRules) -> Breaker:
     return on_failure(breaker, now, classify(error), rules, rules.cooldown_time)
 
 
@@ -79,7 +79,7 @@ def test_disable_cooldowns_from_the_file(disabled: bool, state: BreakerState) ->
 
 
 # The number of failures of one class a deployment takes before it cools down.
-def failures_until_cooldown(error: APIError, rules: CooldownRules) -> int:
+def failures_until_cooldown(error: OpenAIError, rules: CooldownRules) -> int:
     breaker = HEALTHY
     for count in range(1, 20):
         breaker = fail(breaker, float(count), error, rules)

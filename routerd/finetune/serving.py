@@ -21,7 +21,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.events import ManagementRequest
 from routerd.finetune.providers import make_client, normalize_provider, settings_for
 from routerd.finetune.types import FILES, OPENAI, ProviderClient
@@ -105,7 +105,7 @@ async def handle(
         status, error = 499, "ClientDisconnect"
         return Response(status_code=499)
     except Exception as exc:
-        status = exc.status_code if isinstance(exc, APIError) else 500
+        status = exc.status_code if isinstance(exc, OpenAIError) else 500
         error = type(exc).__name__
         return error_response(exc, {"x-request-id": call.request_id})
     finally:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from routerd.errors import APIError, NotFoundError
+from routerd.errors import NotFoundError, OpenAIError
 from routerd.http import HttpClient, HttpResponse
 from routerd.providers.errors import ErrorContext
 from routerd.providers.urlpath import path_segment
@@ -73,7 +73,7 @@ class Upstream:
                 data=data,
                 timeout=self.timeout,
             )
-        except APIError as exc:  # transport failures: the transport does not know who it talked to
+        except OpenAIError as exc:  # transport failures: the transport does not know who it talked to
             raise self._errors.annotate(exc) from exc
         if response.status >= 400:
             raise self.error(response, missing)
@@ -99,7 +99,7 @@ class Upstream:
             )
         return body
 
-    def error(self, response: HttpResponse, missing: str = "") -> APIError:
+    def error(self, response: HttpResponse, missing: str = "") -> OpenAIError:
         """The routerd error for a non-2xx answer; a 404 on a lookup gets a code naming what was missing."""
         exc = self._errors.from_response(response.status, response.headers, response.content)
         if missing and isinstance(exc, NotFoundError):
@@ -114,9 +114,9 @@ class Upstream:
             )
         return exc
 
-    def not_found(self, message: str, missing: str) -> APIError:
+    def not_found(self, message: str, missing: str) -> OpenAIError:
         """A 404 routerd answers itself, for ids it can tell are not this provider's."""
         return self._errors.make(NotFoundError, message, code=f"{missing}_not_found")
 
-    def make(self, cls: type[APIError], message: str, **kwargs: Any) -> APIError:
+    def make(self, cls: type[OpenAIError], message: str, **kwargs: Any) -> OpenAIError:
         return self._errors.make(cls, message, **kwargs)

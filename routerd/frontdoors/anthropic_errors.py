@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from routerd.errors import APIError, BadRequestError, InternalServerError
+from routerd.errors import BadRequestError, InternalServerError, OpenAIError
 
 log = logging.getLogger("routerd.frontdoors")
 
@@ -57,7 +57,7 @@ def anthropic_error(exc: BaseException) -> tuple[int, JSON]:
     Unexpected exceptions become a 500 that reveals nothing internal, as on the OpenAI routes. The
     field named by ``param`` is prefixed to the message, since Anthropic's shape has no field for it.
     """
-    if not isinstance(exc, APIError):
+    if not isinstance(exc, OpenAIError):
         log.exception("unhandled error", exc_info=exc)
         exc = InternalServerError("routerd hit an internal error; see its log for details")
     error_type = getattr(exc, "anthropic_type", None) or error_type_for_status(exc.status_code)

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from routerd.errors import APIError, BadGatewayError
+from routerd.errors import BadGatewayError, OpenAIError
 from routerd.frontdoors.responses import (
     INCOMPLETE_REASONS,
     ResponsesCall,
@@ -159,10 +159,10 @@ class ResponsesStreamTranslator:
 
     def fail(self, exc: BaseException) -> list[bytes]:
         """``response.failed`` for an error mid-stream (the open item is left unfinished)."""
-        if not isinstance(exc, APIError):
+        if not isinstance(exc, OpenAIError):
             log.exception("unhandled error in a Responses stream", exc_info=exc)
-        status = exc.status_code if isinstance(exc, APIError) else 500
-        message = exc.message if isinstance(exc, APIError) else "stream interrupted by an internal error"
+        status = exc.status_code if isinstance(exc, OpenAIError) else 500
+        message = exc.message if isinstance(exc, OpenAIError) else "stream interrupted by an internal error"
         code = "rate_limit_exceeded" if status == 429 else "server_error"
         self.response = self._response("failed", error={"code": code, "message": message})
         return [self._event("response.failed", response=self.response)]

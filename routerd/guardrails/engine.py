@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.guardrails.content_filter import ContentFilter, StreamScanner
 from routerd.guardrails.texts import Slot, answer_slots, request_slots
 
@@ -80,7 +80,7 @@ class GuardrailBlockedError(BadRequestError):
 
     def __init__(self, guardrail: str, reason: str, *, stage: str) -> None:
         what = "request" if stage == "request" else "answer"
-        self.guardrail = guardrail  # before APIError's constructor, which renders the body
+        self.guardrail = guardrail  # before OpenAIError's constructor, which renders the body
         self.reason = reason
         super().__init__(f"The {what} was blocked by guardrail {guardrail!r}: {reason}", param="guardrails")
         self.runs: list[GuardrailRun] = []
@@ -93,7 +93,7 @@ class GuardrailBlockedError(BadRequestError):
         return body
 
 
-class GuardrailUnavailableError(APIError):
+class GuardrailUnavailableError(OpenAIError):
     """A fail-closed guardrail's service did not answer in time (or answered nonsense): 503."""
 
     status_code = 503

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.http.base import (
     HttpLimits,
     HttpResponse,
@@ -437,7 +437,7 @@ class _FastStream:
             except (OSError, httptools.HttpParserError) as exc:
                 conn.abort()
                 raise connection_error(self._url, exc) from None
-            except APIError:
+            except OpenAIError:
                 conn.abort()
                 raise
             if not conn.body:
@@ -452,7 +452,7 @@ class _FastStream:
     def _inflated(self, inflate: Inflater, data: bytes) -> bytes:
         try:
             return inflate.step(data)
-        except APIError:
+        except OpenAIError:
             self._conn.abort()
             raise
 
@@ -464,7 +464,7 @@ class _FastStream:
                 break
             try:
                 lines = splitter.feed(chunk)
-            except APIError:
+            except OpenAIError:
                 self._conn.abort()
                 raise
             for line in lines:

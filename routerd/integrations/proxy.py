@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from routerd.errors import APIError, BadRequestError, ConfigError
+from routerd.errors import BadRequestError, ConfigError, OpenAIError
 from routerd.events import AttemptFinished, RequestFinished
 from routerd.integrations.callbacks import CallbackRun, call_kwargs, resolve_callbacks
 from routerd.integrations.context import REQUEST_HEADERS
@@ -121,7 +121,7 @@ class ProxyCallbacks:
         for logger in self.loggers:
             try:
                 changed = await logger.async_pre_call_hook(None, None, body, call_type)
-            except APIError:
+            except OpenAIError:
                 raise
             except Exception as exc:
                 raise BadRequestError(f"rejected by a pre-call hook: {exc}") from exc

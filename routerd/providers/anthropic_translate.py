@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     RequestTooLargeError,
@@ -528,7 +528,7 @@ def _openai_tool_call(block: Mapping[str, Any]) -> JSON:
 
 # --- errors --------------------------------------------------------------------------------------
 
-_ERROR_TYPES: Mapping[str, type[APIError]] = {
+_ERROR_TYPES: Mapping[str, type[OpenAIError]] = {
     "invalid_request_error": BadRequestError,
     "authentication_error": AuthenticationError,
     "permission_error": PermissionDeniedError,
@@ -547,7 +547,7 @@ _PROMPT_TOO_LONG = "prompt is too long"
 
 def error_from_body(
     status: int | None, body: Any, headers: Mapping[str, str], errors: ErrorContext
-) -> APIError:
+) -> OpenAIError:
     """The routerd error for an Anthropic error body (``{"type": "error", "error": {...}}``).
 
     ``status`` is None for an ``error`` event inside a stream; the error type decides alone then.

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from routerd.errors import APIError, AuthenticationError, ConfigError, error_for_status
+from routerd.errors import AuthenticationError, ConfigError, OpenAIError, error_for_status
 from routerd.http import HttpClient
 
 __all__ = ["DEFAULT_REGION", "AwsSigner", "aws_region"]
@@ -214,7 +214,7 @@ class WebIdentity:
             ) from exc
 
 
-def _sts_error(status: int, root: ElementTree.Element | None) -> APIError:
+def _sts_error(status: int, root: ElementTree.Element | None) -> OpenAIError:
     code = message = ""
     if root is not None:
         for element in root.iter():

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.http import HttpClient, HttpResponse
 from routerd.providers import bedrock_claude
 from routerd.providers import bedrock_translate as translate
@@ -104,7 +104,7 @@ async def aws_post(
     try:
         headers = await target.signer.sign(http, "POST", url, target.headers("application/json"), content)
         response = await http.request("POST", url, headers=headers, content=content, timeout=timeout)
-    except APIError as exc:
+    except OpenAIError as exc:
         raise errors.annotate(exc) from None
     if response.status >= 400:
         body = _maybe_json(response.content)
@@ -139,7 +139,7 @@ async def aws_event_stream(
                     yield message
     except EventStreamError as exc:
         raise errors.bad_gateway(f"bedrock sent a corrupt event stream: {exc}") from None
-    except APIError as exc:
+    except OpenAIError as exc:
         raise errors.annotate(exc) from None
 
 
@@ -167,7 +167,7 @@ class BedrockAdapter(BaseAdapter):
         try:
             body = translate.POLICY.apply(target.params.client_body(request.body), drop, target.model_id)
             return target.params.upstream_body(translate.to_converse_request(body))
-        except APIError as exc:
+        except OpenAIError as exc:
             raise target.errors.annotate(exc) from None
 
     async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     ServiceUnavailableError,
@@ -58,7 +58,7 @@ _FINISH = {
 }
 # Bedrock's exception names -> routerd's classes (the HTTP status alone is ambiguous: 400 covers both
 # a bad request and an exceeded quota, 403 both a denied model and a bad signature)
-ERROR_CLASSES: dict[str, type[APIError]] = {
+ERROR_CLASSES: dict[str, type[OpenAIError]] = {
     "ValidationException": BadRequestError,
     "ThrottlingException": RateLimitError,
     "ServiceQuotaExceededException": RateLimitError,
@@ -393,7 +393,7 @@ def error_from(
     name: str,
     payload: Any,
     headers: Mapping[str, str] | None = None,
-) -> APIError:
+) -> OpenAIError:
     """The routerd error for a Bedrock / SageMaker exception (HTTP answer or in-stream exception)."""
     message = ""
     if isinstance(payload, Mapping):

@@ -21,7 +21,7 @@ from typing import Any, cast
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, AuthenticationError
+from routerd.errors import AuthenticationError, OpenAIError
 from routerd.http import HttpClient, HttpResponse
 from routerd.providers import cohere_translate as translate
 from routerd.providers.base import (
@@ -98,7 +98,7 @@ class CohereAdapter(BaseAdapter):
                 content=orjson.dumps(payload),
                 timeout=timeout,
             )
-        except APIError as exc:
+        except OpenAIError as exc:
             raise target.errors.annotate(exc) from None
         return _answer(target, response)
 
@@ -110,7 +110,7 @@ class CohereAdapter(BaseAdapter):
             )
             translated = translate.to_cohere_chat(body, request.deployment.model, stream=stream)
             return target.params.upstream_body(translated)
-        except APIError as exc:
+        except OpenAIError as exc:
             raise target.errors.annotate(exc) from None
 
     async def chat(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
@@ -155,7 +155,7 @@ class CohereAdapter(BaseAdapter):
                         yield chunk
                     if translator.finished:
                         break
-        except APIError as exc:
+        except OpenAIError as exc:
             raise errors.annotate(exc) from None
         if not translator.finished:
             raise errors.stream_cut(events)
@@ -164,7 +164,7 @@ class CohereAdapter(BaseAdapter):
         target = self._target(request.deployment)
         try:
             payload = translate.to_cohere_embed(request.body, request.deployment.model, target.input_type)
-        except APIError as exc:
+        except OpenAIError as exc:
             raise target.errors.annotate(exc) from None
         answer = await self._post(http, target, "/v2/embed", payload, request.timeout)
         embeddings = answer.get("embeddings") if isinstance(answer, dict) else None
@@ -187,7 +187,7 @@ class CohereAdapter(BaseAdapter):
         target = self._target(request.deployment)
         try:
             payload = translate.to_cohere_rerank(request.body, request.deployment.model)
-        except APIError as exc:
+        except OpenAIError as exc:
             raise target.errors.annotate(exc) from None
         answer = await self._post(http, target, "/v2/rerank", payload, request.timeout)
         if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):

@@ -26,10 +26,10 @@ import orjson
 
 from routerd.errors import (
     APIConnectionError,
-    APIError,
     BadGatewayError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
+    OpenAIError,
     error_for_status,
 )
 
@@ -215,14 +215,14 @@ class ErrorContext:
 
     def make(
         self,
-        cls: type[APIError],
+        cls: type[OpenAIError],
         message: str,
         *,
         upstream_status: int | None = None,
         code: str | None = None,
         param: str | None = None,
         retry_after: float | None = None,
-    ) -> APIError:
+    ) -> OpenAIError:
         """An instance of ``cls`` annotated with this context.
 
         Every text field is scrubbed of this deployment's credentials here, whoever built it: the
@@ -239,7 +239,7 @@ class ErrorContext:
             retry_after=cap_retry_after(retry_after),
         )
 
-    def annotate(self, exc: APIError) -> APIError:
+    def annotate(self, exc: OpenAIError) -> OpenAIError:
         """Fill in who ``exc`` is about when the raiser (e.g. the transport) did not know."""
         if exc.llm_provider is None:
             exc.llm_provider = self.provider
@@ -249,7 +249,7 @@ class ErrorContext:
             exc.deployment_id = self.deployment_id
         return exc
 
-    def from_response(self, status: int, headers: Mapping[str, str], content: bytes) -> APIError:
+    def from_response(self, status: int, headers: Mapping[str, str], content: bytes) -> OpenAIError:
         """The error for a non-2xx upstream answer (``headers`` lower-cased)."""
         retry_after = parse_retry_after(headers, self.wall_clock())
         try:
@@ -269,7 +269,7 @@ class ErrorContext:
 
     def from_payload(
         self, payload: Mapping[str, Any], *, status: int | None = None, retry_after: float | None = None
-    ) -> APIError:
+    ) -> OpenAIError:
         """The error described by a JSON error body, or by an in-band ``{"error": ...}`` stream event.
 
         Without an HTTP status (in-band errors) the status comes from the error's numeric ``code``
@@ -304,11 +304,11 @@ class ErrorContext:
             retry_after=retry_after,
         )
 
-    def bad_gateway(self, message: str, *, upstream_status: int | None = None) -> APIError:
+    def bad_gateway(self, message: str, *, upstream_status: int | None = None) -> OpenAIError:
         """An upstream that answered something routerd cannot read."""
         return self.make(BadGatewayError, message, upstream_status=upstream_status)
 
-    def stream_cut(self, chunks_seen: int) -> APIError:
+    def stream_cut(self, chunks_seen: int) -> OpenAIError:
         """An upstream stream that ended (or dropped) before it was complete."""
         return self.make(
             APIConnectionError,
@@ -321,8 +321,8 @@ class ErrorContext:
 
 
 def _refine(
-    cls: type[APIError], status: int, code: str | None, details: Mapping[str, Any], message: str
-) -> type[APIError]:
+    cls: type[OpenAIError], status: int, code: str | None, details: Mapping[str, Any], message: str
+) -> type[OpenAIError]:
     if not 400 <= status < 500:
         return cls
     lowered = code.lower() if code else ""

@@ -15,7 +15,7 @@ from typing import cast
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, AuthenticationError, BadRequestError
+from routerd.errors import AuthenticationError, BadRequestError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
 from routerd.providers import shapes
@@ -147,7 +147,7 @@ class GeminiAdapter(GoogleAdapter):
             payload = orjson.dumps(
                 target.params.upstream_body(translate.to_batch_embed_request(body, target.model_path))
             )
-        except APIError as exc:
+        except OpenAIError as exc:
             errors.annotate(exc)
             raise
         data = await self._post_json(http, request, target.embed.url, target.embed.headers, payload, errors)

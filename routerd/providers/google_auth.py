@@ -32,7 +32,7 @@ import google.auth
 import google.auth.exceptions
 import google.auth.transport
 
-from routerd.errors import APIConnectionError, APIError, AuthenticationError
+from routerd.errors import APIConnectionError, AuthenticationError, OpenAIError
 from routerd.providers.errors import redact
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -213,7 +213,7 @@ class CredentialsTokenSource:
             if self._credentials is None:
                 try:
                     self._credentials, self._project = self._loader()
-                except APIError:
+                except OpenAIError:
                     raise
                 except (google.auth.exceptions.GoogleAuthError, OSError, ValueError) as exc:
                     raise self._auth_error("cannot load Google credentials", exc) from exc

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, AuthenticationError
+from routerd.errors import AuthenticationError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
 from routerd.providers.base import (
@@ -77,7 +77,7 @@ class GoogleAdapter(BaseAdapter):
             response = await http.request(
                 "POST", url, headers=headers, content=payload, timeout=request.timeout
             )
-        except APIError as exc:
+        except OpenAIError as exc:
             errors.annotate(exc)
             raise
         if response.status >= 400:
@@ -120,7 +120,7 @@ class GoogleAdapter(BaseAdapter):
                         yield chunk
             for chunk in translator.close():
                 yield chunk
-        except APIError as exc:
+        except OpenAIError as exc:
             errors.annotate(exc)
             raise
 
@@ -135,7 +135,7 @@ class GoogleAdapter(BaseAdapter):
             with translating_client_input(self.name):
                 request_body = translate.to_gemini_request(body)
             return orjson.dumps(params.upstream_body(request_body))
-        except APIError as exc:
+        except OpenAIError as exc:
             _annotate(exc, self.name, deployment)
             raise
 
@@ -146,7 +146,7 @@ class GoogleAdapter(BaseAdapter):
         content: bytes,
         headers: Mapping[str, str],
         errors: ErrorContext,
-    ) -> APIError:
+    ) -> OpenAIError:
         error = translate.error_from_body(status, json_or_none(content), headers, errors)
         if isinstance(error, AuthenticationError):
             self.auth_rejected(deployment)
@@ -167,7 +167,7 @@ def json_or_none(content: bytes) -> Any:
         return None
 
 
-def _annotate(exc: APIError, provider: str, deployment: Deployment) -> None:
+def _annotate(exc: OpenAIError, provider: str, deployment: Deployment) -> None:
     exc.llm_provider = exc.llm_provider or provider
     exc.model = exc.model or deployment.model
     exc.deployment_id = exc.deployment_id or deployment.id

@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadRequestError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     ServiceUnavailableError,
@@ -473,7 +473,7 @@ def raise_if_prompt_blocked(response: Mapping[str, Any], errors: ErrorContext) -
         raise blocked_error(errors, f"the prompt was blocked ({reason})")
 
 
-def blocked_error(errors: ErrorContext, what: str) -> APIError:
+def blocked_error(errors: ErrorContext, what: str) -> OpenAIError:
     """The content-policy error for a safety block."""
     return errors.make(ContentPolicyViolationError, f"{errors.provider}: {what}", upstream_status=200)
 
@@ -513,7 +513,7 @@ def embedding_vectors(response: Mapping[str, Any]) -> list[list[float]]:
 
 # --- errors --------------------------------------------------------------------------------------
 
-_STATUS_CLASSES: Mapping[str, type[APIError]] = {
+_STATUS_CLASSES: Mapping[str, type[OpenAIError]] = {
     "INVALID_ARGUMENT": BadRequestError,
     "FAILED_PRECONDITION": BadRequestError,
     "OUT_OF_RANGE": BadRequestError,
@@ -538,7 +538,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 def error_from_body(
     status: int | None, body: Any, headers: Mapping[str, str], errors: ErrorContext
-) -> APIError:
+) -> OpenAIError:
     """The routerd error for a Google error body. ``status`` is None for an in-band stream error."""
     if isinstance(body, list) and body:  # streamGenerateContent without alt=sse wraps it in an array
         body = body[0]

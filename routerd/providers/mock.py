@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, BadRequestError, ConfigError, Timeout
+from routerd.errors import BadRequestError, ConfigError, OpenAIError, Timeout
 from routerd.http import HttpClient
 from routerd.providers import shapes
 from routerd.providers.base import (
@@ -268,7 +268,7 @@ class MockAdapter(BaseAdapter):
         ):
             raise self._error(mock)
 
-    def _error(self, mock: MockDeployment) -> APIError:
+    def _error(self, mock: MockDeployment) -> OpenAIError:
         settings = mock.settings
         status = settings.error_status or 500
         error_type, code, message = _ERROR_BODIES.get(

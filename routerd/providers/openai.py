@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIConnectionError, APIError, BadRequestError, ConfigError
+from routerd.errors import APIConnectionError, BadRequestError, ConfigError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import textcompat
 from routerd.providers.base import (
@@ -419,7 +419,7 @@ class OpenAIAdapter(BaseAdapter):
     def chat_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         try:
             ep = self.endpoint(request.deployment)
-        except APIError as exc:
+        except OpenAIError as exc:
             return _RaiseWhenIterated(exc)
         if ep.text_only:
             return self._chat_stream_via_text(http, request, ep)
@@ -439,14 +439,14 @@ class OpenAIAdapter(BaseAdapter):
         """One call when this deployment has /v1/completions, else one chat call per prompt."""
         try:
             native = self.endpoint(deployment).native_completions
-        except APIError:
+        except OpenAIError:
             return 1  # the attempt itself will fail with this error
         return 1 if native else textcompat.prompt_count(body)
 
     def completion_stream(self, http: HttpClient, request: UpstreamRequest) -> AsyncIterator[JSON]:
         try:
             ep = self.endpoint(request.deployment)
-        except APIError as exc:
+        except OpenAIError as exc:
             return _RaiseWhenIterated(exc)
         if not ep.native_completions:
             return super().completion_stream(http, request)
@@ -558,7 +558,7 @@ class OpenAIAdapter(BaseAdapter):
         """A streamed Responses API request sent as it is; yields the typed event dicts unchanged."""
         try:
             ep = self.endpoint(request.deployment)
-        except APIError as exc:
+        except OpenAIError as exc:
             return _RaiseWhenIterated(exc)
         body = _native_body(request.body, ep, stream=True)
         return stream_events(http, ep.responses_url, _headers(ep, request), body, request.timeout, ep.errors)
@@ -600,7 +600,7 @@ class _RaiseWhenIterated:
     up the call surface where every upstream error does: callers need one error path, not two.
     """
 
-    def __init__(self, exc: APIError) -> None:
+    def __init__(self, exc: OpenAIError) -> None:
         self._exc = exc
 
     def __aiter__(self) -> _RaiseWhenIterated:
@@ -639,7 +639,7 @@ async def post_json(
     content = _dumps(body, errors)
     try:
         response = await http.request("POST", url, headers=headers, content=content, timeout=timeout)
-    except APIError as exc:
+    except OpenAIError as exc:
         errors.annotate(exc)
         raise
     status = response.status
@@ -688,7 +688,7 @@ async def stream_json(
                 return
             async for chunk in iter_json_chunks(response.aiter_lines(), errors):
                 yield chunk
-    except APIError as exc:
+    except OpenAIError as exc:
         errors.annotate(exc)
         raise
 
@@ -699,7 +699,7 @@ async def _send(
     """One upstream call whose answer is not a JSON object (audio); a non-2xx answer raised translated."""
     try:
         response = await http.request("POST", url, headers=headers, timeout=timeout, **kwargs)
-    except APIError as exc:
+    except OpenAIError as exc:
         ep.errors.annotate(exc)
         raise
     if not 200 <= response.status < 300:
@@ -758,7 +758,7 @@ async def stream_events(
                 yield event
                 if event.get("type") in _FINAL_EVENTS:
                     return
-    except APIError as exc:
+    except OpenAIError as exc:
         errors.annotate(exc)
         raise
     raise errors.stream_cut(events)

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import bedrock_translate as aws_errors
 from routerd.providers.aws_auth import AwsSigner, aws_region
@@ -126,7 +126,7 @@ class SageMakerAdapter(_SageMakerBase):
             payload = target.params.upstream_body(
                 to_tgi_request(target.params.client_body(request.body), stream=False)
             )
-        except APIError as exc:
+        except OpenAIError as exc:
             raise target.errors.annotate(exc) from None
         response = await aws_post(http, target, self.url(target, stream=False), payload, request.timeout)
         answer = _maybe_json(response.content)
@@ -161,7 +161,7 @@ class SageMakerAdapter(_SageMakerBase):
             payload = target.params.upstream_body(
                 to_tgi_request(target.params.client_body(request.body), stream=True)
             )
-        except APIError as exc:
+        except OpenAIError as exc:
             raise errors.annotate(exc) from None
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         include_usage = True  # always: the router's relay meters it and hides it from clients that did not ask (include_usage)
@@ -199,7 +199,7 @@ class SageMakerAdapter(_SageMakerBase):
                     reason = _TGI_FINISH.get((details or {}).get("finish_reason"), "stop")
                     yield chunk({}, reason)
                     break
-        except APIError as exc:
+        except OpenAIError as exc:
             raise errors.annotate(exc) from None
         if not finished:
             raise errors.stream_cut(tokens)

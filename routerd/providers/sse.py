@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.providers.errors import ErrorContext
 
 __all__ = [
@@ -91,7 +91,7 @@ async def iter_json_chunks(
             if not finished:
                 finished = _has_finish(chunk)
             yield chunk
-    except APIError as exc:
+    except OpenAIError as exc:
         # transport errors (timeouts, dropped connections) do not know which deployment they are about
         errors.annotate(exc)
         raise

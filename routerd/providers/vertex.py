@@ -26,7 +26,7 @@ from typing import Any, cast
 import google.auth.transport
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, AuthenticationError
+from routerd.errors import AuthenticationError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import google_translate as translate
 from routerd.providers import vertex_claude
@@ -191,7 +191,7 @@ class VertexAdapter(GoogleAdapter):
                     f"no Google Cloud project for {self.name}: set vertex_project or VERTEXAI_PROJECT",
                 )
             token = await target.auth.token()
-        except APIError as exc:
+        except OpenAIError as exc:
             target.errors.annotate(exc)
             raise
         query = "?alt=sse" if method == STREAM else ""

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from routerd.config.table import Deployment, RouterPolicy, RoutingTable
-from routerd.errors import APIError, BadGatewayError, RateLimitError, Timeout
+from routerd.errors import APIError, BadGatewayError, OpenAIError, RateLimitError, Timeout
 from routerd.events import AttemptFinished, CooldownStarted, DeploymentStateChanged, EventBus
 from routerd.http import HttpClient
 from routerd.providers.answers import malformed
@@ -228,15 +228,15 @@ class AttemptRunner:
         for left in range(retries, -1, -1):
             try:
                 return await send(self._http, request)
-            except APIError as exc:
+            except OpenAIError as exc:
                 if left == 0 or not exc.retryable or self.clock() >= deadline:
                     raise
         raise AssertionError("unreachable: the last try raises or returns")
 
 
-def _simulated(name: str, dep: Deployment) -> APIError:
+def _simulated(name: str, dep: Deployment) -> OpenAIError:
     """The failure a ``mock_testing_rate_limit_error`` / ``mock_timeout`` request asks every attempt for."""
-    error_class: type[APIError] = Timeout if name == "Timeout" else RateLimitError
+    error_class: type[OpenAIError] = Timeout if name == "Timeout" else RateLimitError
     return error_class(
         f"simulated {name} on deployment {dep.id} (mock_testing_rate_limit_error / mock_timeout in the "
         "request)",
@@ -314,7 +314,7 @@ class Attempt:
             error.__cause__ = exc
         return error
 
-    def bad_answer(self, problem: str) -> APIError:
+    def bad_answer(self, problem: str) -> OpenAIError:
         """The error for an answer of the wrong shape: the upstream's fault, retried elsewhere."""
         dep = self._dep
         return BadGatewayError(
@@ -353,7 +353,7 @@ class Attempt:
             # when a possibly long stream ends.
             runner.set_breaker(self._dep, record, on_success(record.breaker, now), now)
 
-        def on_end(relay: StreamRelay, error: APIError | None, finished: bool) -> None:
+        def on_end(relay: StreamRelay, error: OpenAIError | None, finished: bool) -> None:
             self._end_stream(ttft, relay, error, finished)
 
         options = self._call.body.get("stream_options")
@@ -364,7 +364,7 @@ class Attempt:
         )
         return CallResult(deployment=self._dep, info=self._call.info, stream=relay)
 
-    def _end_stream(self, ttft: float, relay: StreamRelay, error: APIError | None, finished: bool) -> None:
+    def _end_stream(self, ttft: float, relay: StreamRelay, error: OpenAIError | None, finished: bool) -> None:
         """Account for a relayed stream once it ended, failed, or was closed by the reader."""
         prompt_tokens, completion_tokens = _usage(relay.usage)
         if not completion_tokens:
@@ -393,7 +393,7 @@ class Attempt:
         if record.breaker is not HEALTHY:
             self._runner.set_breaker(self._dep, record, on_success(record.breaker, now), now)
 
-    def _fail(self, error: APIError, *, ttft: float | None = None, completion_tokens: int = 0) -> None:
+    def _fail(self, error: OpenAIError, *, ttft: float | None = None, completion_tokens: int = 0) -> None:
         runner = self._runner
         now = runner.clock()
         elapsed = now - self._start
@@ -419,7 +419,7 @@ class Attempt:
         self,
         latency: float,
         *,
-        error: APIError | None = None,
+        error: OpenAIError | None = None,
         ttft: float | None = None,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
@@ -447,9 +447,9 @@ class Attempt:
             )
         )
 
-    def _as_api_error(self, exc: BaseException) -> APIError | None:
+    def _as_api_error(self, exc: BaseException) -> OpenAIError | None:
         dep = self._dep
-        if isinstance(exc, APIError):
+        if isinstance(exc, OpenAIError):
             return exc
         if isinstance(exc, StopAsyncIteration):
             return BadGatewayError(
@@ -477,7 +477,7 @@ class Attempt:
         return None  # CancelledError, KeyboardInterrupt, ...
 
 
-def locate(error: APIError, dep: Deployment) -> None:
+def locate(error: OpenAIError, dep: Deployment) -> None:
     """Errors leave an attempt carrying where they happened, for logs and the client's message."""
     if error.deployment_id is None:
         error.deployment_id = dep.id
@@ -494,7 +494,7 @@ def upstream_calls(adapter: Adapter, dep: Deployment, endpoint: str, body: Mappi
 
 
 def _log_cooldown(
-    dep: Deployment, breaker: Breaker, kind: ErrorKind, reason: str, error: APIError, now: float
+    dep: Deployment, breaker: Breaker, kind: ErrorKind, reason: str, error: OpenAIError, now: float
 ) -> None:
     if breaker.state is not BreakerState.COOLING_DOWN:
         return

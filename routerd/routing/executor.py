@@ -32,6 +32,7 @@ from routerd.errors import (
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     RateLimitError,
 )
 from routerd.events import EventBus, FallbackTaken
@@ -69,7 +70,7 @@ log = logging.getLogger("routerd.router")
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _STREAMABLE = frozenset({CHAT, COMPLETIONS})  # endpoints whose answers can be streamed
-_MOCK_ERRORS: Mapping[str, type[APIError]] = {
+_MOCK_ERRORS: Mapping[str, type[OpenAIError]] = {
     "InternalServerError": InternalServerError,
     "ContextWindowExceededError": ContextWindowExceededError,
     "ContentPolicyViolationError": ContentPolicyViolationError,
@@ -227,7 +228,7 @@ class CallRouter:
                 native=native,
             )
             return await self._route(call, model)
-        except APIError as exc:
+        except OpenAIError as exc:
             exc.routing = info
             raise
 
@@ -245,7 +246,7 @@ class CallRouter:
         while True:
             try:
                 result = await self._run_group(call, group, first=came_from is None)
-            except APIError as exc:
+            except OpenAIError as exc:
                 if came_from is not None:
                     self._events.emit(FallbackTaken(came_from[0], group.plan.name, came_from[1], "failure"))
                 target = self._next_group(call, fallback_reason(exc), commit=True)
@@ -322,7 +323,7 @@ class CallRouter:
             if isinstance(command, Attempt):
                 try:
                     return await self._attempt(call, group, command)
-                except APIError as exc:
+                except OpenAIError as exc:
                     failed = Failed(exc, command.pick.candidate.deployment.id)
                 state, command = decide(state, failed, now)  # never another Attempt: re-pick or give up
             await self._obey(command)
@@ -469,7 +470,7 @@ def _first(*values: float | None) -> float:
     raise ValueError("no timeout configured")  # RouterPolicy.timeout always has a value
 
 
-def _mock_failure(name: str, group: str) -> APIError:
+def _mock_failure(name: str, group: str) -> OpenAIError:
     return _MOCK_ERRORS[name](f"simulated {name} for '{group}' (mock_testing_* in the request)", model=group)
 
 

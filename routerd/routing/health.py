@@ -31,11 +31,11 @@ from dataclasses import dataclass, replace
 from routerd.config.table import AllowedFailsPolicy, RouterPolicy
 from routerd.errors import (
     APIConnectionError,
-    APIError,
     AuthenticationError,
     ContentPolicyViolationError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     Timeout,
@@ -86,7 +86,7 @@ _KIND_INDEX = {kind: i for i, kind in enumerate(_KINDS)}
 _NO_FAILS = (0,) * len(_KINDS)
 
 
-def error_kind(exc: APIError) -> ErrorKind:
+def error_kind(exc: OpenAIError) -> ErrorKind:
     """The policy class of an error. Decided by type, never by message."""
     if isinstance(exc, RateLimitError):
         return ErrorKind.RATE_LIMIT
@@ -98,7 +98,7 @@ def error_kind(exc: APIError) -> ErrorKind:
         return ErrorKind.AUTHENTICATION
     if isinstance(exc, ContentPolicyViolationError):
         return ErrorKind.CONTENT_POLICY
-    if exc.status_code >= 500:  # a bare APIError: something unexpected on our side or theirs
+    if exc.status_code >= 500:  # a bare OpenAIError: something unexpected on our side or theirs
         return ErrorKind.INTERNAL_SERVER
     return ErrorKind.BAD_REQUEST
 
@@ -113,7 +113,7 @@ class Failure:
     reason: str  # error class name, for events and logs
 
 
-def classify(exc: APIError) -> Failure:
+def classify(exc: OpenAIError) -> Failure:
     retry_after = exc.retry_after if exc.retry_after is not None and exc.retry_after > 0 else None
     return Failure(error_kind(exc), type(exc).cools_down, retry_after, type(exc).__name__)
 

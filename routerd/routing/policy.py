@@ -37,8 +37,8 @@ from dataclasses import dataclass, replace
 
 from routerd.config.table import RetryPolicy
 from routerd.errors import (
-    APIError,
     ContextWindowExceededError,
+    OpenAIError,
     RateLimitError,
     ServiceUnavailableError,
     Timeout,
@@ -92,7 +92,7 @@ class GroupState:
 
     retries: int = 0  # retry budget spent (counted at the failure that asks for the retry)
     exclude: frozenset[str] = frozenset()  # deployments that failed since the last backoff
-    last: APIError | None = None  # the latest failure
+    last: OpenAIError | None = None  # the latest failure
     last_id: str = ""  # the deployment it came from
     retry_pending: bool = False  # the next attempt is a retry
     retry_announced: bool = False  # its RetryScheduled was already emitted (it needed a backoff)
@@ -115,7 +115,7 @@ EXPIRED = Expired()
 class Failed:
     """The attempt on ``deployment_id`` failed with ``error`` (already accounted)."""
 
-    error: APIError
+    error: OpenAIError
     deployment_id: str
 
 
@@ -151,8 +151,8 @@ class Sleep:
 class GiveUp:
     """The group cannot serve the call: raise ``error`` (chained to ``cause`` when it is another)."""
 
-    error: APIError
-    cause: APIError | None = None
+    error: OpenAIError
+    cause: OpenAIError | None = None
 
 
 Command = Attempt | Repick | Sleep | GiveUp
@@ -253,7 +253,7 @@ def _blocked(
     return state, GiveUp(unavailable(rules.plan.name, blocked, now), last)
 
 
-def unavailable(group: str, blocked: Blocked, now: float) -> APIError:
+def unavailable(group: str, blocked: Blocked, now: float) -> OpenAIError:
     """The error for a group none of whose deployments can take a call now."""
     if blocked.rate_limited and not blocked.cooling:
         wait = blocked.limit_until - now

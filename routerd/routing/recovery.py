@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from routerd.config.table import RetryPolicy, RouterPolicy
-from routerd.errors import APIError, ContentPolicyViolationError, ContextWindowExceededError
+from routerd.errors import ContentPolicyViolationError, ContextWindowExceededError, OpenAIError
 from routerd.routing.health import error_kind
 from routerd.routing.options import RequestOptions
 
@@ -47,7 +47,7 @@ DEFAULT = "default"
 
 
 def retries_allowed(
-    exc: APIError, budget: int, retry_policy: RetryPolicy, request_retries: int | None
+    exc: OpenAIError, budget: int, retry_policy: RetryPolicy, request_retries: int | None
 ) -> int:
     """Retries a group may spend on errors like ``exc``; ``budget`` is the group's num_retries."""
     if not exc.retryable and not exc.cools_down:
@@ -58,7 +58,7 @@ def retries_allowed(
     return explicit if explicit is not None else budget
 
 
-def fallback_reason(exc: APIError) -> str | None:
+def fallback_reason(exc: OpenAIError) -> str | None:
     """Which fallback list an error moves to; None when no other group would do better."""
     if isinstance(exc, ContextWindowExceededError):
         return CONTEXT_WINDOW

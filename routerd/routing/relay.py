@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError, Timeout
+from routerd.errors import APIError, OpenAIError, Timeout
 
 __all__ = ["StreamRelay", "close_iterator"]
 
@@ -36,7 +36,7 @@ log = logging.getLogger("routerd.router")
 JSON = dict[str, Any]
 
 # (relay, error or None, whether the upstream ended normally) -> None; called exactly once
-OnEnd = Callable[["StreamRelay", "APIError | None", bool], None]
+OnEnd = Callable[["StreamRelay", "OpenAIError | None", bool], None]
 
 
 class StreamRelay:
@@ -126,7 +126,7 @@ class StreamRelay:
         if isinstance(exc, StopAsyncIteration):
             await self._finish(None, finished=True)
             return exc
-        if isinstance(exc, APIError):
+        if isinstance(exc, OpenAIError):
             await self._finish(exc, finished=False)
             return exc
         if isinstance(exc, asyncio.CancelledError):
@@ -164,7 +164,7 @@ class StreamRelay:
         if waiter is not None:
             waiter.cancel("routerd: ROUTERD_MAX_STREAM_DURATION")
 
-    def _timed_out(self) -> APIError:
+    def _timed_out(self) -> OpenAIError:
         dep = self._deployment
         expired = self._expired or (
             self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
@@ -186,7 +186,7 @@ class StreamRelay:
         if not self._done:
             await self._finish(None, finished=False)
 
-    async def _finish(self, error: APIError | None, *, finished: bool) -> None:
+    async def _finish(self, error: OpenAIError | None, *, finished: bool) -> None:
         self._done = True
         self._disarm()
         try:

@@ -29,7 +29,7 @@ import orjson
 from routerd.config import check_text
 from routerd.config.table import Deployment, Group, RoutingTable
 from routerd.cost import request_cost
-from routerd.errors import APIConnectionError, APIError, ConfigError, InternalServerError, Timeout
+from routerd.errors import APIConnectionError, ConfigError, InternalServerError, OpenAIError, Timeout
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
@@ -170,7 +170,7 @@ def sdk_error(exc: BaseException, spec: CallSpec | None = None) -> None:
     5xx status, 500 for a connection error, 408 for a timeout, and ``num_retries`` / ``max_retries`` /
     ``litellm_debug_info``.
     """
-    if not isinstance(exc, APIError):
+    if not isinstance(exc, OpenAIError):
         return
     upstream = exc.upstream_status
     if isinstance(exc, Timeout):

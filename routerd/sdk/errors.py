@@ -22,8 +22,9 @@ from routerd import errors
 F = TypeVar("F", bound=Callable[..., Any])
 
 # routerd class -> the name of the openai class it stands for; classes not listed inherit their parent's
-_OPENAI_PARENTS: dict[type[errors.APIError], str] = {
-    errors.APIError: "APIError",
+_OPENAI_PARENTS: dict[type[errors.OpenAIError], str] = {
+    errors.OpenAIError: "APIError",
+    # routerd.APIError (the generic error) inherits openai.APIError through routerd.OpenAIError
     errors.BadRequestError: "BadRequestError",
     errors.UnprocessableEntityError: "UnprocessableEntityError",
     errors.AuthenticationError: "AuthenticationError",
@@ -36,13 +37,13 @@ _OPENAI_PARENTS: dict[type[errors.APIError], str] = {
 }
 
 
-_SDK_CLASSES: dict[type[errors.APIError], type[errors.APIError]] = {}
+_SDK_CLASSES: dict[type[errors.OpenAIError], type[errors.OpenAIError]] = {}
 # one class per routerd class, even when two threads ask first at once: a second copy would not be
 # caught by ``except routerd.<Name>``
 _BUILDING = threading.RLock()
 
 
-def sdk_class(cls: type[errors.APIError]) -> type[errors.APIError]:
+def sdk_class(cls: type[errors.OpenAIError]) -> type[errors.OpenAIError]:
     """``cls`` as the SDK raises it: a subclass of ``cls``, of the SDK class of ``cls``'s parent, and
     of the ``openai`` exception ``cls`` stands for (if it has one of its own). Built once per class."""
     if getattr(cls, "_is_sdk_class", False):
@@ -55,14 +56,14 @@ def sdk_class(cls: type[errors.APIError]) -> type[errors.APIError]:
     return built
 
 
-def _build(cls: type[errors.APIError]) -> type[errors.APIError]:
+def _build(cls: type[errors.OpenAIError]) -> type[errors.OpenAIError]:
     import openai  # here, not at the top: importing it costs ~0.5 s, paid only when an error escapes
 
     own = _OPENAI_PARENTS.get(cls)
-    if cls is errors.APIError:
+    if cls is errors.OpenAIError:
         bases: tuple[type, ...] = (cls, openai.APIError)
     else:
-        parent = next(base for base in cls.__bases__ if issubclass(base, errors.APIError))
+        parent = next(base for base in cls.__bases__ if issubclass(base, errors.OpenAIError))
         bases = (cls, sdk_class(parent), *((getattr(openai, own),) if own is not None else ()))
     namespace = {
         "__module__": "routerd",
@@ -70,15 +71,15 @@ def _build(cls: type[errors.APIError]) -> type[errors.APIError]:
         "__doc__": cls.__doc__,
         "_is_sdk_class": True,
     }
-    return cast(type[errors.APIError], type(cls.__name__, bases, namespace))
+    return cast(type[errors.OpenAIError], type(cls.__name__, bases, namespace))
 
 
 def as_sdk_error(exc: BaseException) -> BaseException:
-    """``exc`` with its class swapped for its SDK class when it is a routerd :class:`~routerd.errors.APIError`.
+    """``exc`` with its class swapped for its SDK class when it is a routerd :class:`~routerd.errors.OpenAIError`.
 
     The object itself is kept (not copied), so its traceback, cause and identity stay as they were.
     """
-    if isinstance(exc, errors.APIError):
+    if isinstance(exc, errors.OpenAIError):
         exc.__class__ = sdk_class(type(exc))
     return exc
 
@@ -91,7 +92,7 @@ def raises_sdk_errors(func: F) -> F:
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await func(*args, **kwargs)
-            except errors.APIError as exc:
+            except errors.OpenAIError as exc:
                 as_sdk_error(exc)
                 raise
 
@@ -101,7 +102,7 @@ def raises_sdk_errors(func: F) -> F:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except errors.APIError as exc:
+        except errors.OpenAIError as exc:
             as_sdk_error(exc)
             raise
 
@@ -111,6 +112,6 @@ def raises_sdk_errors(func: F) -> F:
 def exported(name: str) -> type[errors.RouterdError]:
     """What ``routerd.<name>`` is for an exception name: the SDK class of API errors, else the core class."""
     cls = getattr(errors, name)
-    if isinstance(cls, type) and issubclass(cls, errors.APIError):
+    if isinstance(cls, type) and issubclass(cls, errors.OpenAIError):
         return sdk_class(cls)
     return cast(type[errors.RouterdError], cls)

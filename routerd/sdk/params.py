@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 import routerd.errors as _errors
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import APIError, BadRequestError, OpenAIError
 
 __all__ = [
     "IGNORED_KWARGS",
@@ -152,7 +152,7 @@ def mock_exception(mock_response: Any, model: str) -> BaseException | None:
     if isinstance(mock_response, BaseException):
         # openai's own errors are checked by module, so this needs no ``import openai``
         from_openai = type(mock_response).__module__.split(".")[0] == "openai"
-        if isinstance(mock_response, APIError) or from_openai or not isinstance(mock_response, Exception):
+        if isinstance(mock_response, OpenAIError) or from_openai or not isinstance(mock_response, Exception):
             return mock_response
         status = getattr(mock_response, "status_code", None)
         error = APIError(
@@ -166,6 +166,6 @@ def mock_exception(mock_response: Any, model: str) -> BaseException | None:
     if isinstance(mock_response, str) and mock_response.startswith(("routerd.", "litellm.")):
         name = mock_response.split(".", 1)[1]
         cls = getattr(_errors, name, None)
-        if isinstance(cls, type) and issubclass(cls, APIError):
+        if isinstance(cls, type) and issubclass(cls, OpenAIError):
             return cls(f"mock_response asked for {name}", model=model, llm_provider="mock")
     return None

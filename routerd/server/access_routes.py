@@ -26,10 +26,10 @@ from routerd.access.shared import SharedSpend, declared_budgets
 from routerd.access.table import KeyPolicy, authenticate
 from routerd.cache.local import LocalCache
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadRequestError,
     NotFoundError,
+    OpenAIError,
     ServiceUnavailableError,
 )
 from routerd.server.auth import presented_key, require_key
@@ -282,7 +282,7 @@ async def key_info_route(request: Request) -> Response:
                 raise AuthenticationError("send a client key to see its info", code="invalid_api_key")
             policy = authenticate(access, token, now)
         return _json(key_info(policy, gate, now))
-    except APIError as exc:
+    except OpenAIError as exc:
         return error_response(exc, {})
 
 
@@ -322,7 +322,7 @@ async def spend_route(request: Request) -> Response:
             raise BadRequestError("start is after end", param="start")
         rows = await asyncio.to_thread(gate.ledger.report, group_by, start, end)
         return _json({"group_by": group_by, "start": _iso(start), "end": _iso(end), "data": rows})
-    except APIError as exc:
+    except OpenAIError as exc:
         return error_response(exc, {})
 
 

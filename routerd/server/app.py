@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routerd.config.table import RoutingTable
-from routerd.errors import APIError, MethodNotAllowedError, NotFoundError, error_for_request_status
+from routerd.errors import MethodNotAllowedError, NotFoundError, OpenAIError, error_for_request_status
 from routerd.events import EventBus
 from routerd.frontdoors.response_store import response_store
 from routerd.http import HttpClient, default_client
@@ -106,7 +106,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     # invalid_request_error, never an api_error); Starlette's headers (Allow on a 405) are kept
     cls = error_for_request_status(exc.status_code)
     if cls is MethodNotAllowedError:
-        err: APIError = cls(f"{request.method} is not allowed on {request.url.path}")
+        err: OpenAIError = cls(f"{request.method} is not allowed on {request.url.path}")
     else:
         err = cls(str(exc.detail), status_code=exc.status_code, code="http_error")
     return error_response(err, dict(exc.headers or {}))

@@ -8,14 +8,14 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from routerd.errors import APIError, AuthenticationError, InternalServerError, PermissionDeniedError
+from routerd.errors import AuthenticationError, InternalServerError, OpenAIError, PermissionDeniedError
 
 log = logging.getLogger("routerd.server")
 
 
 def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
     """The HTTP answer for ``exc``; unexpected exceptions become a 500 that reveals nothing internal."""
-    if not isinstance(exc, APIError):
+    if not isinstance(exc, OpenAIError):
         log.exception("unhandled error", exc_info=exc)
         exc = InternalServerError("routerd hit an internal error; see its log for details")
     body = exc.to_dict()
@@ -27,7 +27,7 @@ def error_response(exc: BaseException, headers: dict[str, str] | None = None) ->
     )
 
 
-def _upstream_credentials(exc: APIError) -> dict[str, str]:
+def _upstream_credentials(exc: OpenAIError) -> dict[str, str]:
     # The client's own key was fine: an upstream refused the gateway's credentials for one of its
     # deployments. Said plainly, so nobody rotates the wrong key.
     where = f"deployment {exc.deployment_id}" if exc.deployment_id else "a deployment"
@@ -41,7 +41,7 @@ def _upstream_credentials(exc: APIError) -> dict[str, str]:
 def sse_error_event(exc: BaseException) -> bytes:
     """An in-band SSE error event, for failures after a stream's first byte went out."""
     body: dict[str, Any]
-    if isinstance(exc, APIError):
+    if isinstance(exc, OpenAIError):
         body = exc.to_dict()
         body["error"]["status_code"] = exc.status_code
     else:

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from routerd.access.table import KeyPolicy, check_model
-from routerd.errors import APIError, BadRequestError, NotFoundError
+from routerd.errors import BadRequestError, NotFoundError, OpenAIError
 from routerd.frontdoors import anthropic_messages, responses
 from routerd.frontdoors.anthropic_errors import anthropic_error, error_event
 from routerd.frontdoors.anthropic_messages_stream import MessagesStreamTranslator, anthropic_events, sse
@@ -66,7 +66,7 @@ class MessagesDoor(Door):
 
     def error(self, exc: BaseException, headers: dict[str, str]) -> Response:
         status, body = anthropic_error(exc)
-        extra = exc.response_headers() if isinstance(exc, APIError) else {}
+        extra = exc.response_headers() if isinstance(exc, OpenAIError) else {}
         return _json(body, status, {**extra, **headers})
 
     async def prepare(self, state: AppState, body: Any, headers: Mapping[str, str]) -> DoorCall:
@@ -231,8 +231,8 @@ async def _native_responses(
 
 def _error_event(exc: BaseException, sequence: int) -> JSON:
     """The Responses stream's ``error`` event for a failure after the first byte."""
-    status = exc.status_code if isinstance(exc, APIError) else 500
-    message = exc.message if isinstance(exc, APIError) else "stream interrupted by an internal error"
+    status = exc.status_code if isinstance(exc, OpenAIError) else 500
+    message = exc.message if isinstance(exc, OpenAIError) else "stream interrupted by an internal error"
     code = "rate_limit_exceeded" if status == 429 else "server_error"
     return {"type": "error", "code": code, "message": message, "param": None, "sequence_number": sequence}
 

@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.events import RequestStarted
 from routerd.providers.base import CHAT
 from routerd.routing.types import CallResult, NativeCall
@@ -190,7 +190,7 @@ async def _complete(
             await log.passage.answer(body)  # post_call guardrails (may refuse or mask)
         answer = await door.answer(state, call, body, native=result.native)
     except Exception as exc:
-        status = exc.status_code if isinstance(exc, APIError) else 500
+        status = exc.status_code if isinstance(exc, OpenAIError) else 500
         try:
             await door.error(exc, routing_headers(request_id, result.info))(scope, receive, send)
         finally:
@@ -327,7 +327,7 @@ def _finish_stream(
     result: CallResult, log: RequestLog, meter: _Meter, status: int, error: str | None
 ) -> None:
     if meter.error is not None and status == 200:
-        status = meter.error.status_code if isinstance(meter.error, APIError) else 500
+        status = meter.error.status_code if isinstance(meter.error, OpenAIError) else 500
         error = type(meter.error).__name__
     usage = getattr(result.stream, "usage", None)
     if result.native:

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
-from routerd.errors import APIError, BadRequestError, RequestTooLargeError
+from routerd.errors import BadRequestError, OpenAIError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
 from routerd.guardrails.engine import GuardrailRun
 from routerd.integrations.context import REQUEST_HEADERS
@@ -286,7 +286,7 @@ async def handle(
     if passage is not None:
         try:
             await passage.answer(response_body)
-        except APIError as exc:  # a post-call guardrail refused the answer
+        except OpenAIError as exc:  # a post-call guardrail refused the answer
             try:
                 await error_response(exc, routing_headers(request_id, result.info))(scope, receive, send)
             finally:
@@ -325,7 +325,7 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, 
     except Exception as exc:
         # Headers (200) are gone already: the only honest signal left is an error event, then closing
         # the stream without [DONE], so no client mistakes a truncated answer for a complete one.
-        status = exc.status_code if isinstance(exc, APIError) else 500
+        status = exc.status_code if isinstance(exc, OpenAIError) else 500
         error = type(exc).__name__
         yield sse_error_event(exc)
     except BaseException:
@@ -392,7 +392,7 @@ async def _refuse(
             log.finish(499, None, error="ClientDisconnect")
         return
     info: RoutingInfo | None = getattr(exc, "routing", None)
-    status = exc.status_code if isinstance(exc, APIError) else 500
+    status = exc.status_code if isinstance(exc, OpenAIError) else 500
     try:
         await render(exc, routing_headers(request_id, info))(scope, receive, send)
     finally:

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.events import RequestStarted
 from routerd.providers.base import IMAGE_EDITS, SPEECH, TRANSCRIPTIONS
 from routerd.routing.types import CallResult, RoutingInfo
@@ -69,7 +69,7 @@ async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Respo
         raise
     except Exception as exc:
         info: RoutingInfo | None = result.info if result is not None else getattr(exc, "routing", None)
-        status = exc.status_code if isinstance(exc, APIError) else 500
+        status = exc.status_code if isinstance(exc, OpenAIError) else 500
         log.finish(
             status,
             info,

@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from routerd.access.table import allowed_groups
 from routerd.config.table import Deployment, Group, RoutingTable
 from routerd.cost import lookup_price
-from routerd.errors import APIError, BadRequestError, NotFoundError
+from routerd.errors import BadRequestError, NotFoundError, OpenAIError
 from routerd.providers.base import CHAT, EMBEDDINGS, UpstreamRequest
 from routerd.server import ops
 from routerd.server.auth import require_key
@@ -225,7 +225,7 @@ async def _check(http: Any, adapter: Any, dep: Deployment) -> tuple[JSON, bool]:
     try:
         async with asyncio.timeout(HEALTH_CHECK_TIMEOUT):
             await method(http, request)
-    except APIError as exc:
+    except OpenAIError as exc:
         entry["error"] = exc.message[:500]
         entry["status_code"] = exc.upstream_status or exc.status_code
         return entry, False

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 
 from routerd.config.table import ProviderSettings
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.finetune.azure import AzureClient, azure_file_to_openai, azure_job_to_openai
 from routerd.finetune.openai import OpenAIClient
 from routerd.finetune.providers import make_client, normalize_provider, settings_for, with_env_defaults
@@ -194,7 +194,7 @@ def test_environment_defaults_fill_only_empty_fields() -> None:
 
 
 def test_an_azure_entry_without_api_base_is_a_configuration_error() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(OpenAIError) as caught:
         make_client(ProviderSettings("azure", api_key="k"), NO_HTTP, environ={})
     assert caught.value.status_code == 500
     assert caught.value.code == "provider_misconfigured"

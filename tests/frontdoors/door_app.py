@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.frontdoors import anthropic_messages, responses
 from routerd.frontdoors.anthropic_errors import anthropic_error
 from routerd.frontdoors.anthropic_messages_stream import MessagesStreamTranslator, anthropic_events
@@ -75,7 +75,7 @@ def build_app(answer: Answer) -> Starlette:
             body = orjson.loads(await request.body())
             previous = await responses.previous_conversation(body, store, OWNER)
             call = responses.to_chat_request(body, previous)
-        except APIError as exc:
+        except OpenAIError as exc:
             return _json(exc.to_dict(), exc.status_code)
         result = route(call.chat)
         response_id = responses.new_response_id()

@@ -13,6 +13,7 @@ from routerd.errors import (
     AuthenticationError,
     BadGatewayError,
     NotFoundError,
+    OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     RequestTooLargeError,
@@ -45,7 +46,7 @@ from routerd.frontdoors.anthropic_errors import (
         (APIError("overloaded", status_code=529), 529, "overloaded_error"),
     ],
 )
-def test_status_to_error_type(exc: APIError, status: int, error_type: str) -> None:
+def test_status_to_error_type(exc: OpenAIError, status: int, error_type: str) -> None:
     got_status, body = anthropic_error(exc)
     assert got_status == status
     assert body["type"] == "error" and body["error"]["type"] == error_type

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from routerd.errors import APIConnectionError, APIError, BadGatewayError
+from routerd.errors import APIConnectionError, BadGatewayError, OpenAIError
 from routerd.http import FastHttpClient, HttpClient, HttpLimits, HttpxClient, default_client
 from routerd.providers.errors import MAX_RETRY_AFTER, ErrorContext, parse_retry_after
 from routerd.providers.google_auth import MAX_TOKEN_RESPONSE_BYTES, UrllibRequest
@@ -132,7 +132,7 @@ ENDLESS_HEADS = {
 async def test_an_endless_head_is_refused(client: HttpClient, answer: bytes) -> None:
     async with RawUpstream(always(Act(answer, hang=True))) as upstream:
         async with asyncio.timeout(30):
-            with pytest.raises(APIError) as caught:
+            with pytest.raises(OpenAIError) as caught:
                 await client.request("POST", upstream.url, headers={}, content=b"{}", timeout=None)
         await settle(lambda: upstream.client_closed == 1, "the client dropped the connection")
     assert caught.value.retryable  # an upstream fault: the router fails over

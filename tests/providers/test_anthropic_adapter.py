@@ -179,7 +179,7 @@ async def test_upstream_errors_are_mapped(
     status: int,
     error_type: str,
     message: str,
-    cls: type[errors.APIError] | None,
+    cls: type[errors.OpenAIError] | None,
 ) -> None:
     expected = cls or errors.ContextWindowExceededError
     for stream in (False, True):

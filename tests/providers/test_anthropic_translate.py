@@ -419,7 +419,9 @@ def test_redacted_thinking_is_passed_on_whole() -> None:
         (502, "", errors.BadGatewayError),
     ],
 )
-def test_error_types_map_to_routerd_errors(status: int, error_type: str, cls: type[errors.APIError]) -> None:
+def test_error_types_map_to_routerd_errors(
+    status: int, error_type: str, cls: type[errors.OpenAIError]
+) -> None:
     body = {"type": "error", "error": {"type": error_type, "message": "something"}}
     error = translate.error_from_body(status, body, {}, CTX)
     assert type(error) is cls

@@ -197,7 +197,9 @@ def test_response_translation_with_tool_use_and_cache_usage() -> None:
         ("ResourceNotFoundException", "no such model", errors.NotFoundError),
     ],
 )
-def test_exception_names_map_to_routerd_classes(name: str, message: str, cls: type[errors.APIError]) -> None:
+def test_exception_names_map_to_routerd_classes(
+    name: str, message: str, cls: type[errors.OpenAIError]
+) -> None:
     from routerd.providers.errors import ErrorContext
 
     error = translate.error_from(ErrorContext("bedrock", "m"), 400, name, {"message": message})
@@ -271,7 +273,7 @@ async def test_http_errors_are_mapped(
     deployment: Deployment,
     status: int,
     name: str,
-    cls: type[errors.APIError],
+    cls: type[errors.OpenAIError],
 ) -> None:
     message = "Input is too long for requested model." if name == "ValidationException" else "no"
     fake.enqueue(BedrockReply.failure(status, name, message))

@@ -144,7 +144,7 @@ async def test_errors_are_mapped(
     deployment: Deployment,
     status: int,
     message: str,
-    cls: type[errors.APIError],
+    cls: type[errors.OpenAIError],
 ) -> None:
     fake.enqueue(CohereReply.failure(status, message))
     with pytest.raises(cls) as caught:

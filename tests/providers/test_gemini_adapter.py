@@ -232,7 +232,7 @@ async def test_upstream_errors_are_mapped(
     status: int,
     google_status: str,
     message: str,
-    cls: type[errors.APIError],
+    cls: type[errors.OpenAIError],
 ) -> None:
     for stream in (False, True):
         fake.enqueue(GeminiReply.failure(status, google_status, message))

@@ -337,7 +337,7 @@ def test_in_band_stream_error_is_raised() -> None:
     ],
 )
 def test_google_statuses_map_to_routerd_errors(
-    status: int, google_status: str, cls: type[errors.APIError]
+    status: int, google_status: str, cls: type[errors.OpenAIError]
 ) -> None:
     body = {"error": {"code": status, "message": "boom", "status": google_status}}
     error = translate.error_from_body(status, body, {}, CTX)

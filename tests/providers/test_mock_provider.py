@@ -270,7 +270,7 @@ async def test_embeddings_are_deterministic_unit_vectors(mock, dep, make_request
 )
 async def test_error_status_raises_the_real_upstream_class(mock, dep, make_request, extra, cls) -> None:
     deployment = dep(extra=extra)
-    with pytest.raises(errors.APIError) as info:
+    with pytest.raises(errors.OpenAIError) as info:
         await mock.chat(None, make_request(deployment, CHAT))  # type: ignore[arg-type]
     assert type(info.value) is cls
     assert (info.value.llm_provider, info.value.deployment_id, info.value.upstream_status) == (

@@ -146,7 +146,7 @@ async def test_upstream_failures_are_translated(
     http_client, fake_openai, deployment, make_request, reply, cls
 ) -> None:
     fake_openai.enqueue(reply)
-    with pytest.raises(errors.APIError) as info:
+    with pytest.raises(errors.OpenAIError) as info:
         await get_adapter("openai").chat(http_client, make_request(deployment(), CHAT_BODY))
     assert type(info.value) is cls
     assert info.value.llm_provider == "openai"

@@ -71,7 +71,7 @@ VLLM_400 = {
 }
 
 
-def translate(status: int, payload: object, headers: dict[str, str] | None = None) -> errors.APIError:
+def translate(status: int, payload: object, headers: dict[str, str] | None = None) -> errors.OpenAIError:
     content = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     return CTX.from_response(status, headers or {}, content)
 
@@ -94,7 +94,7 @@ def translate(status: int, payload: object, headers: dict[str, str] | None = Non
         (504, errors.Timeout, 504),
     ],
 )
-def test_status_picks_the_class(status: int, cls: type[errors.APIError], our_status: int) -> None:
+def test_status_picks_the_class(status: int, cls: type[errors.OpenAIError], our_status: int) -> None:
     error = translate(status, {"error": {"message": "boom", "type": "x"}})
     assert type(error) is cls
     assert error.status_code == our_status

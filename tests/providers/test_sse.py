@@ -89,7 +89,7 @@ async def test_in_band_error_event_is_raised_translated() -> None:
 
 
 async def test_named_error_event_is_raised_even_without_error_key() -> None:
-    with pytest.raises(errors.APIError) as info:
+    with pytest.raises(errors.OpenAIError) as info:
         await collect([b"event: error", b'data: {"message": "upstream exploded"}', b""])
     assert info.value.message == "upstream exploded"
 

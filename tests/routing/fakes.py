@@ -20,7 +20,7 @@ from routerd.config.table import (
     RoutingTable,
     ServerSettings,
 )
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.http import HttpClient
 from routerd.providers.base import (
     CHAT,
@@ -41,7 +41,7 @@ JSON = dict[str, Any]
 class Step:
     """One scripted answer: an error to raise, or a success (optionally after simulated latency)."""
 
-    error: Callable[[], APIError] | None = None
+    error: Callable[[], OpenAIError] | None = None
     latency: float = 0.0  # fake seconds the call takes (advances the clock)
     completion_tokens: int = 10
     prompt_tokens: int = 5
@@ -66,7 +66,7 @@ def ok(
     )
 
 
-def fail(error: Callable[[], APIError], latency: float = 0.0, after: int | None = None) -> Step:
+def fail(error: Callable[[], OpenAIError], latency: float = 0.0, after: int | None = None) -> Step:
     return Step(error=error, latency=latency, fail_after=after)
 
 

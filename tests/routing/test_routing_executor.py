@@ -11,12 +11,12 @@ import pytest
 
 from routerd.config.table import RouterPolicy
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadRequestError,
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     RateLimitError,
     ServiceUnavailableError,
     Timeout,
@@ -635,7 +635,7 @@ async def test_max_retries_does_not_repeat_errors_that_are_not_retryable(
     ("field", "error"), [("mock_testing_rate_limit_error", RateLimitError), ("mock_timeout", Timeout)]
 )
 async def test_mock_failure_fields_fail_each_attempt_and_are_retried_then_fall_back(
-    make_router: RouterFactory, adapter: FakeAdapter, field: str, error: type[APIError]
+    make_router: RouterFactory, adapter: FakeAdapter, field: str, error: type[OpenAIError]
 ) -> None:
     table = make_table(
         {"g": [dep("a", "g"), dep("b", "g")], "spare": [dep("s", "spare")]},

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from routerd.config.table import AllowedFailsPolicy, RouterPolicy
 from routerd.errors import (
     APIConnectionError,
-    APIError,
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
@@ -16,6 +15,7 @@ from routerd.errors import (
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     PermissionDeniedError,
     RateLimitError,
     RequestTooLargeError,
@@ -44,7 +44,7 @@ from routerd.routing.health import (
 RULES = CooldownRules(allowed_fails=2, cooldown_time=30.0, max_cooldown_time=120.0)
 
 
-def fail(breaker: Breaker, now: float, error: APIError, rules: CooldownRules = RULES) -> Breaker:
+def fail(breaker: Breaker, now: float, error: OpenAIError, rules: CooldownRules = RULES) -> Breaker:
     return on_failure(breaker, now, classify(error), rules, rules.cooldown_time)
 
 
@@ -172,7 +172,9 @@ _errors = st.sampled_from(
 
 
 @given(st.lists(st.tuples(st.floats(min_value=0.0, max_value=5.0), _errors, st.booleans()), max_size=60))
-def test_cooldown_deadlines_only_move_later(events: list[tuple[float, Callable[[], APIError], bool]]) -> None:
+def test_cooldown_deadlines_only_move_later(
+    events: list[tuple[float, Callable[[], OpenAIError], bool]],
+) -> None:
     b, now = HEALTHY, 0.0
     for step, make_error, succeed in events:
         now += step

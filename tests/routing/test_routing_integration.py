@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from routerd.config.table import RouterPolicy
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.events import EventBus, FallbackTaken
 from routerd.http import FastHttpClient
 from routerd.routing.executor import CallRouter
@@ -153,7 +153,7 @@ async def test_streams_fail_over_before_the_first_chunk_and_raise_after_it(
         result = await router.call("chat", question(stream=True))
         assert result.deployment.id == "first"
         received = []
-        with pytest.raises(APIError):
+        with pytest.raises(OpenAIError):
             async for chunk in result.stream:  # type: ignore[union-attr]
                 received.append(chunk)
         assert len(received) == 1

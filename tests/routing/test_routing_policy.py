@@ -11,11 +11,11 @@ import pytest
 
 from routerd.config.table import RetryPolicy
 from routerd.errors import (
-    APIError,
     AuthenticationError,
     BadRequestError,
     ContextWindowExceededError,
     InternalServerError,
+    OpenAIError,
     RateLimitError,
     ServiceUnavailableError,
     Timeout,
@@ -258,7 +258,7 @@ def test_the_step_is_pure() -> None:
 
 
 def test_errors_of_every_retryable_class_get_the_budget() -> None:
-    errors: list[APIError] = [E500, E429, Timeout("slow"), ServiceUnavailableError("down")]
+    errors: list[OpenAIError] = [E500, E429, Timeout("slow"), ServiceUnavailableError("down")]
     for error in errors:
         state, command = step(
             INITIAL, Failed(error, "a"), NOW, RULES, fallback_open=lambda r: False, rng=random.Random(0)

@@ -6,13 +6,13 @@ from hypothesis import strategies as st
 from routerd.config.table import RetryPolicy, RouterPolicy
 from routerd.errors import (
     APIConnectionError,
-    APIError,
     AuthenticationError,
     BadRequestError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
     InternalServerError,
     NotFoundError,
+    OpenAIError,
     RateLimitError,
     RequestTooLargeError,
     Timeout,
@@ -30,7 +30,7 @@ from routerd.routing.recovery import (
     retries_allowed,
 )
 
-NON_RETRYABLE: list[APIError] = [
+NON_RETRYABLE: list[OpenAIError] = [
     BadRequestError("400"),
     ContextWindowExceededError("ctx"),
     ContentPolicyViolationError("policy"),

@@ -39,7 +39,10 @@ def test_litellm_import_paths_exist() -> None:
     from routerd.types.utils import Message, ModelResponse
     from routerd.utils import get_model_info, supports_function_calling
 
-    assert issubclass(RateLimitError, routerd.APIError) and issubclass(BadRequestError, routerd.APIError)
+    assert issubclass(RateLimitError, routerd.OpenAIError) and issubclass(
+        BadRequestError, routerd.OpenAIError
+    )
+    assert not issubclass(RateLimitError, routerd.APIError)  # siblings, as in LiteLLM
     assert ModelResponse is routerd.ModelResponse and Message is routerd.Message
     assert callable(get_model_info) and callable(supports_function_calling)
     assert hasattr(CustomLogger, "async_log_success_event")

@@ -200,7 +200,7 @@ def test_an_error_after_the_first_chunk_is_raised_mid_stream(openai_env: Any) ->
         model="gpt-4", messages=[{"role": "user", "content": "one two three four"}], stream=True
     )
     seen = []
-    with pytest.raises(routerd.APIError):
+    with pytest.raises(routerd.OpenAIError):
         for chunk in stream:
             seen.append(chunk)
     assert seen  # the first chunks arrived before the connection dropped

@@ -83,9 +83,9 @@ def test_every_exported_error_is_the_sdk_class_of_the_core_one(name: str) -> Non
     exported = getattr(routerd, name)
     core_class = getattr(core, name)
     assert issubclass(exported, core_class)
-    if issubclass(core_class, core.APIError):
+    if issubclass(core_class, core.OpenAIError):
         assert exported is sdk_class(core_class) is sdk_class(exported)
-        assert issubclass(exported, openai.APIError) and issubclass(exported, routerd.APIError)
+        assert issubclass(exported, openai.APIError) and issubclass(exported, routerd.OpenAIError)
         assert exported.__module__ == "routerd" and exported.__name__ == name
     else:
         assert exported is core_class  # RouterdError, ConfigError: nothing of openai's to match

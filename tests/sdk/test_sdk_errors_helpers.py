@@ -23,6 +23,7 @@ ERRORS_WITH_OPENAI_PARENTS = {
     "ServiceUnavailableError": openai.InternalServerError,
     "InternalServerError": openai.InternalServerError,
     "APIError": openai.APIError,
+    "OpenAIError": openai.APIError,
 }
 
 

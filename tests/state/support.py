@@ -9,7 +9,7 @@ from typing import Any
 
 from routerd.config import load_config
 from routerd.config.table import RoutingTable
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.routing.executor import CallRouter as Router
 from routerd.state.redis import RedisHealthStore
 
@@ -46,11 +46,11 @@ def redis_store(url: str, **settings: Any) -> RedisHealthStore:
     return store
 
 
-async def call(router: Router, **body: Any) -> APIError | None:
+async def call(router: Router, **body: Any) -> OpenAIError | None:
     """One chat call; the error it raised, or None when it succeeded."""
     try:
         await router.call("chat", {"model": "chat", "messages": [{"role": "user", "content": "hi"}], **body})
-    except APIError as exc:
+    except OpenAIError as exc:
         return exc
     return None
 
