@@ -23,11 +23,16 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routerd.integrations.custom_logger import CustomLogger
 
-__all__ = ["CallbackRun", "call_kwargs", "callback_error_count", "resolve_callbacks"]
+if TYPE_CHECKING:
+    from routerd.config.table import Deployment
+    from routerd.events import AttemptFinished
+    from routerd.routing.attempt import AttemptTracer
+
+__all__ = ["CallbackRun", "attempt_tracer", "call_kwargs", "callback_error_count", "resolve_callbacks"]
 
 log = logging.getLogger("routerd.callbacks")
 
@@ -76,6 +81,43 @@ def _named(name: str) -> Any:
         _warned.add(name)
         log.warning("callback %r is not built into routerd; skipped (use a CustomLogger instead)", name)
     return None
+
+
+def attempt_tracer(loggers: Sequence[CustomLogger], call_id: str) -> AttemptTracer | None:
+    """The tracer the router tells of ``call_id``'s upstream attempts: every logger's own
+    (``attempt_tracer(call_id)``, e.g. OpenTelemetry's attempt spans) together; None when none has one."""
+    tracers: list[AttemptTracer] = []
+    for logger in loggers:
+        make = getattr(logger, "attempt_tracer", None)
+        if make is None:
+            continue
+        try:
+            tracer = make(call_id)
+        except Exception:
+            _count_error(_name(logger), "attempt_tracer")
+            continue
+        if tracer is not None:
+            tracers.append(tracer)
+    if len(tracers) <= 1:
+        return tracers[0] if tracers else None
+    return _Tracers(tracers)
+
+
+class _Tracers:
+    """Several loggers' attempt tracers as one."""
+
+    def __init__(self, tracers: list[AttemptTracer]) -> None:
+        self.tracers = tracers
+
+    def attempt_started(self, deployment: Deployment) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for tracer in self.tracers:
+            headers.update(tracer.attempt_started(deployment))
+        return headers
+
+    def attempt_finished(self, event: AttemptFinished) -> None:
+        for tracer in self.tracers:
+            tracer.attempt_finished(event)
 
 
 def call_kwargs(
@@ -156,6 +198,10 @@ class CallbackRun:
                 except Exception:
                     _count_error(_name(logger), "outgoing_headers")
         return headers
+
+    def attempt_tracer(self) -> AttemptTracer | None:
+        """The tracer of this call's upstream attempts (OpenTelemetry's attempt spans), if any."""
+        return attempt_tracer(self.loggers, self.kwargs["litellm_call_id"])
 
     # --- events ----------------------------------------------------------------------------------
     async def pre_call(self) -> None:

@@ -1,7 +1,7 @@
 """OpenTelemetry tracing: ``routerd.callbacks = ["otel"]`` (SDK), ``callbacks: ["otel"]`` (daemon).
 
 Optional extra: ``pip install 'routerd[otel]'``. One span per request (``{operation} {model}``, e.g.
-``chat gpt-4o``) and, in the daemon, one child span per upstream attempt, with the OpenTelemetry GenAI
+``chat gpt-4o``) and one child span per upstream attempt (:class:`AttemptSpans`), with the OpenTelemetry GenAI
 semantic-convention attributes: ``gen_ai.operation.name``, ``gen_ai.provider.name`` (and the older
 ``gen_ai.system``), ``gen_ai.request.model`` and the request's sampling parameters,
 ``gen_ai.response.model``, ``gen_ai.response.id``, ``gen_ai.response.finish_reasons``,
@@ -12,7 +12,7 @@ text are recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
 Spans are exported by OTLP over HTTP, configured by the standard variables
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``,
 ``OTEL_SERVICE_NAME``...). An application that already installed an SDK tracer provider keeps it:
-routerd's spans go there. The daemon sends the request span's ``traceparent`` to the upstream.
+routerd's spans go there. Each upstream request carries its attempt span's ``traceparent``.
 
 Only the synchronous hooks are implemented: they run for ``completion()``, ``acompletion()`` and the
 daemon alike, so each span is opened and closed exactly once.
@@ -37,7 +37,13 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from routerd.events import AttemptFinished
 from routerd.integrations.custom_logger import CustomLogger
 
-__all__ = ["CAPTURE_CONTENT_ENV", "MAX_OPEN_SPANS", "OpenTelemetryLogger", "default_otel_logger"]
+__all__ = [
+    "CAPTURE_CONTENT_ENV",
+    "MAX_OPEN_SPANS",
+    "AttemptSpans",
+    "OpenTelemetryLogger",
+    "default_otel_logger",
+]
 
 #: the GenAI conventions' switch for recording prompt and answer text
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -171,31 +177,52 @@ class OpenTelemetryLogger(CustomLogger):
             span.set_attribute("gen_ai.provider.name", str(provider))
             span.set_attribute("gen_ai.system", str(provider))
 
-    # --- attempt spans (the daemon's AttemptFinished events) -------------------------------------
-    def on_attempt(self, event: AttemptFinished, now: datetime) -> None:
-        """One child span for an upstream attempt, timed from the event's latency."""
-        parent = self._spans.get(event.request_id)
-        if parent is None:
-            return
-        end = _ns(now)
+    # --- attempt spans ---------------------------------------------------------------------------
+    def attempt_tracer(self, call_id: str) -> AttemptSpans | None:
+        """The tracer of ``call_id``'s upstream attempts: one child span of its request span each."""
+        parent = self._spans.get(call_id)
+        return None if parent is None else AttemptSpans(self.tracer, parent)
+
+
+class AttemptSpans:
+    """One call's attempt spans (a :class:`routerd.routing.attempt.AttemptTracer`): each upstream
+    attempt -- retries and fallbacks included -- is a ``CLIENT`` child of the request span, named
+    ``attempt {provider} {deployment_id}``, and its request carries that span's ``traceparent``."""
+
+    def __init__(self, tracer: trace.Tracer, parent: Span) -> None:
+        self.tracer = tracer
+        self.context = trace.set_span_in_context(parent)
+        self._open: list[Span] = []  # attempts of one call run one after another: at most one open
+
+    def attempt_started(self, deployment: Any) -> dict[str, str]:
         span = self.tracer.start_span(
-            f"attempt {event.provider} {event.deployment_id}",
-            context=trace.set_span_in_context(parent),
+            f"attempt {deployment.provider} {deployment.id}",
+            context=self.context,
             kind=SpanKind.CLIENT,
-            start_time=end - int(event.latency * 1e9),
             attributes={
-                "gen_ai.provider.name": event.provider,
-                "gen_ai.request.model": event.group,
-                "routerd.deployment_id": event.deployment_id,
-                "http.response.status_code": event.status,
-                "gen_ai.usage.input_tokens": event.prompt_tokens,
-                "gen_ai.usage.output_tokens": event.completion_tokens,
+                "gen_ai.provider.name": deployment.provider,
+                "gen_ai.system": deployment.provider,
+                "gen_ai.request.model": deployment.group,
+                "routerd.deployment_id": deployment.id,
+                "routerd.upstream_model": deployment.model,
             },
         )
+        self._open.append(span)
+        headers: dict[str, str] = {}
+        inject(headers, context=trace.set_span_in_context(span))
+        return headers
+
+    def attempt_finished(self, event: AttemptFinished) -> None:
+        if not self._open:
+            return
+        span = self._open.pop(0)
+        span.set_attribute("http.response.status_code", event.status)
+        span.set_attribute("gen_ai.usage.input_tokens", event.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", event.completion_tokens)
         if not event.ok:
             span.set_attribute("error.type", event.error or "error")
             span.set_status(Status(StatusCode.ERROR, event.error or "error"))
-        span.end(end_time=end)
+        span.end()
 
 
 _default: OpenTelemetryLogger | None = None

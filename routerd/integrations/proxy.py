@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from routerd.errors import BadRequestError, ConfigError, OpenAIError
-from routerd.events import AttemptFinished, RequestFinished
-from routerd.integrations.callbacks import CallbackRun, call_kwargs, resolve_callbacks
+from routerd.events import RequestFinished
+from routerd.integrations.callbacks import CallbackRun, attempt_tracer, call_kwargs, resolve_callbacks
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.integrations.custom_logger import CustomLogger
+from routerd.routing.attempt import AttemptTracer
 
 __all__ = ["MAX_PENDING_CALLBACKS", "ProxyCallbacks", "callbacks_lifespan", "load_callbacks"]
 
@@ -144,18 +145,13 @@ class ProxyCallbacks:
                     log.exception("callback %s failed in outgoing_headers", type(logger).__qualname__)
         return headers
 
+    def attempt_tracer(self, request_id: str) -> AttemptTracer | None:
+        """The tracer of a request's upstream attempts (OpenTelemetry's attempt spans), if any."""
+        return attempt_tracer(self.loggers, request_id)
+
     def __call__(self, event: Any) -> None:
-        """The event-bus subscriber: attempts go to loggers that trace them; one background task per
-        finished request runs the success/failure hooks."""
-        if isinstance(event, AttemptFinished):
-            for logger in self.loggers:
-                on_attempt = getattr(logger, "on_attempt", None)
-                if on_attempt is not None:
-                    try:
-                        on_attempt(event, self.now())
-                    except Exception:
-                        log.exception("callback %s failed on an attempt", type(logger).__qualname__)
-            return
+        """The event-bus subscriber: one background task per finished request runs the success/failure
+        hooks. (Attempts reach tracing loggers through :meth:`attempt_tracer`, not events.)"""
         if not isinstance(event, RequestFinished):
             return
         endpoint, body = self._bodies.pop(event.request_id, (event.endpoint, {"model": event.model}))
@@ -224,6 +220,9 @@ async def callbacks_lifespan(state: Any) -> AsyncIterator[None]:
         traced = proxy.outgoing_headers(request_id)
         if traced:
             options["extra_headers"] = {**traced, **(options.get("extra_headers") or {})}
+        tracer = proxy.attempt_tracer(request_id)
+        if tracer is not None:  # each attempt's span, and its traceparent on the upstream request
+            options["tracer"] = tracer
         return await route(endpoint, body, request_id=request_id, **options)
 
     # an instance attribute in front of the method: the HTTP handlers keep calling state.router.call

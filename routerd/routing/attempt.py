@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from routerd.config.table import Deployment, RouterPolicy, RoutingTable
 from routerd.errors import APIError, BadGatewayError, OpenAIError, RateLimitError, Timeout
@@ -102,6 +102,16 @@ class TableView:
     wildcards: dict[str, PreparedGroup] = field(default_factory=dict)  # concrete wildcard models, bounded
 
 
+class AttemptTracer(Protocol):
+    """Follows the upstream attempts of one call (OpenTelemetry's attempt spans): told when each
+    starts, it returns headers for that attempt's upstream request (``traceparent``); told when it
+    ends with its :class:`~routerd.events.AttemptFinished`. Attempts of one call never overlap."""
+
+    def attempt_started(self, deployment: Deployment) -> Mapping[str, str]: ...
+
+    def attempt_finished(self, event: AttemptFinished) -> None: ...
+
+
 @dataclass(slots=True)
 class Call:
     """One client call as it moves through groups and attempts."""
@@ -121,6 +131,7 @@ class Call:
     tokens: int = -1  # estimated prompt tokens; -1 until counted
     fanout: int = 1  # prompts of a /v1/completions request (upstream calls when served through chat)
     native: NativeCall | None = None  # the request in a provider's own API, for adapters that speak it
+    tracer: AttemptTracer | None = None  # told of every attempt (tracing callbacks); None: nobody listens
 
 
 class AttemptRunner:
@@ -178,6 +189,8 @@ class AttemptRunner:
             body, headers = native.body, {**headers, **native.headers}
         else:
             method, stream_method = ENDPOINT_METHODS[call.endpoint]
+        if call.tracer is not None:
+            headers = {**headers, **_traced(call.tracer, candidate.deployment)}
         request = UpstreamRequest(
             deployment=candidate.deployment,
             body=body,
@@ -232,6 +245,15 @@ class AttemptRunner:
                 if left == 0 or not exc.retryable or self.clock() >= deadline:
                     raise
         raise AssertionError("unreachable: the last try raises or returns")
+
+
+def _traced(tracer: AttemptTracer, dep: Deployment) -> Mapping[str, str]:
+    """The tracer's headers for an attempt; a failing tracer never fails the call."""
+    try:
+        return tracer.attempt_started(dep)
+    except Exception:
+        log.exception("attempt tracer failed when an attempt started on deployment %s", dep.id)
+        return _NO_HEADERS
 
 
 def _simulated(name: str, dep: Deployment) -> OpenAIError:
@@ -427,25 +449,29 @@ class Attempt:
     ) -> None:
         """The one place an attempt's :class:`AttemptFinished` is built."""
         call, dep = self._call, self._dep
-        self._runner.emit(
-            AttemptFinished(
-                request_id=call.request_id,
-                group=dep.group,
-                deployment_id=dep.id,
-                provider=dep.provider,
-                endpoint=call.endpoint,
-                stream=call.stream,
-                ok=error is None,
-                status=200 if error is None else (error.upstream_status or error.status_code),
-                error=None if error is None else type(error).__name__,
-                latency=latency,
-                ttft=ttft,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                upstream_headers=headers if headers is not None else _NO_HEADERS,
-                calls=self._calls,
-            )
+        event = AttemptFinished(
+            request_id=call.request_id,
+            group=dep.group,
+            deployment_id=dep.id,
+            provider=dep.provider,
+            endpoint=call.endpoint,
+            stream=call.stream,
+            ok=error is None,
+            status=200 if error is None else (error.upstream_status or error.status_code),
+            error=None if error is None else type(error).__name__,
+            latency=latency,
+            ttft=ttft,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            upstream_headers=headers if headers is not None else _NO_HEADERS,
+            calls=self._calls,
         )
+        self._runner.emit(event)
+        if call.tracer is not None:
+            try:
+                call.tracer.attempt_finished(event)
+            except Exception:
+                log.exception("attempt tracer failed when an attempt ended on deployment %s", dep.id)
 
     def _as_api_error(self, exc: BaseException) -> OpenAIError | None:
         dep = self._dep

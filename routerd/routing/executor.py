@@ -39,7 +39,14 @@ from routerd.events import EventBus, FallbackTaken
 from routerd.http import HttpClient, default_client
 from routerd.providers.base import CHAT, COMPLETIONS, Adapter, get_adapter
 from routerd.providers.textcompat import prompt_count
-from routerd.routing.attempt import ENDPOINT_METHODS, AttemptRunner, Call, PreparedGroup, TableView
+from routerd.routing.attempt import (
+    ENDPOINT_METHODS,
+    AttemptRunner,
+    AttemptTracer,
+    Call,
+    PreparedGroup,
+    TableView,
+)
 from routerd.routing.health import CooldownRules, DeploymentHealth
 from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
 from routerd.routing.options import RequestOptions, split_request
@@ -180,6 +187,7 @@ class CallRouter:
         timeout: float | None = None,
         extra_headers: Mapping[str, str] | None = None,
         native: NativeCall | None = None,
+        tracer: AttemptTracer | None = None,
     ) -> CallResult:
         """Route one call. ``endpoint`` is ``"chat"``, ``"completions"`` or ``"embeddings"``.
 
@@ -192,6 +200,9 @@ class CallRouter:
         fallbacks included; a client's ``timeout`` and ``num_retries`` are capped by the router's
         :class:`~routerd.routing.limits.CallLimits`. A stream is returned once its first chunk has
         arrived, so failover happens before anything reaches the client.
+
+        ``tracer`` is told when each upstream attempt starts (its headers go on that attempt's request)
+        and ends: tracing callbacks' attempt spans.
 
         Cancelling the calling task stops the call at once (no further retry, sleep or fallback).
         Raises :mod:`routerd.errors` classes; each carries ``routing`` (a :class:`RoutingInfo`).
@@ -226,6 +237,7 @@ class CallRouter:
                 info=info,
                 fanout=fanout,
                 native=native,
+                tracer=tracer,
             )
             return await self._route(call, model)
         except OpenAIError as exc:

@@ -217,6 +217,8 @@ async def _execute(spec: CallSpec, run: CallbackRun | None) -> CallResult:
         traced = run.outgoing_headers()
         if traced:  # OpenTelemetry's traceparent: the upstream call joins the call's trace
             spec.extra_headers = {**traced, **(spec.extra_headers or {})}
+        # one span per upstream attempt (retries, fallbacks), whose traceparent its request carries
+        spec.tracer = run.attempt_tracer()
     try:
         return await spec.run()
     except BaseException as exc:

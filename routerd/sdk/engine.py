@@ -31,6 +31,7 @@ from routerd.config.table import Deployment, Group, RoutingTable
 from routerd.cost import request_cost
 from routerd.errors import APIConnectionError, ConfigError, InternalServerError, OpenAIError, Timeout
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from routerd.routing.attempt import AttemptTracer
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
 from routerd.sdk.loop import shared_http
@@ -149,6 +150,7 @@ class CallSpec:
     timeout: float | None = None
     extra_headers: Mapping[str, str] | None = None
     error: BaseException | None = None  # a mock_response exception, raised instead of calling
+    tracer: AttemptTracer | None = None  # told of each upstream attempt (OpenTelemetry's attempt spans)
 
     @property
     def stream(self) -> bool:
@@ -158,7 +160,11 @@ class CallSpec:
         if self.error is not None:
             raise self.error
         return await self.router.call(
-            self.endpoint, self.body, timeout=self.timeout, extra_headers=self.extra_headers
+            self.endpoint,
+            self.body,
+            timeout=self.timeout,
+            extra_headers=self.extra_headers,
+            tracer=self.tracer,
         )
 
 

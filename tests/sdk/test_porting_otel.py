@@ -47,7 +47,8 @@ def test_one_span_per_sdk_call_with_genai_attributes(
     logger, exporter = memory
     monkeypatch.setattr(routerd, "callbacks", [logger])
     routerd.completion(model="gpt-4o", messages=HI, temperature=0.2, max_tokens=50)
-    (span,) = exporter.get_finished_spans()
+    span, attempt = sorted(exporter.get_finished_spans(), key=lambda s: s.name != "chat gpt-4o")
+    assert attempt.name.startswith("attempt openai ")
     attrs = dict(span.attributes or {})
     assert span.name == "chat gpt-4o"
     assert attrs["gen_ai.operation.name"] == "chat"
@@ -62,6 +63,60 @@ def test_one_span_per_sdk_call_with_genai_attributes(
     assert f"{span.context.trace_id:032x}" in traceparent  # the upstream call joins the trace
 
 
+def test_sdk_request_span_and_one_attempt_span_per_retry(
+    openai_env: Any,
+    instant_backoff: list[float],
+    memory: tuple[OpenTelemetryLogger, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    openai_env.enqueue(Reply.error(429, "slow down", code="rate_limit_exceeded"))
+    response = routerd.completion(model="gpt-4o", messages=HI, num_retries=1)
+    assert response._hidden_params["retries"] == 1
+    spans = exporter.get_finished_spans()
+    (request,) = [s for s in spans if s.name == "chat gpt-4o"]
+    attempts = [s for s in spans if s.name.startswith("attempt ")]
+    assert len(spans) == 3 and len(attempts) == 2
+    deployment = response._hidden_params["model_id"]
+    for attempt in attempts:
+        assert attempt.parent is not None and attempt.parent.span_id == request.context.span_id
+        assert attempt.context.trace_id == request.context.trace_id
+        assert attempt.name == f"attempt openai {deployment}"
+        assert attempt.attributes["routerd.deployment_id"] == deployment
+        assert attempt.attributes["gen_ai.provider.name"] == "openai"
+        assert attempt.attributes["gen_ai.request.model"] == "gpt-4o"
+    failed, served = sorted(attempts, key=lambda s: s.start_time)
+    assert failed.attributes["http.response.status_code"] == 429
+    assert failed.attributes["error.type"] == "RateLimitError"
+    assert failed.status.status_code.name == "ERROR"
+    assert served.attributes["http.response.status_code"] == 200
+    assert "error.type" not in served.attributes and served.status.status_code.name != "ERROR"
+    assert served.attributes["gen_ai.usage.output_tokens"] > 0
+    # each upstream request carries its attempt span's traceparent
+    traceparents = [r.headers["traceparent"] for r in openai_env.requests]
+    trace_id = f"{request.context.trace_id:032x}"
+    assert [tp.rsplit("-", 1)[0] for tp in traceparents] == [
+        f"00-{trace_id}-{s.context.span_id:016x}" for s in (failed, served)
+    ]
+
+
+def test_sdk_fallback_attempts_are_spans_of_the_one_request(
+    openai_env: Any, memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    openai_env.enqueue(Reply.error(500, "down"))
+    routerd.completion(model="gpt-4o", messages=HI, num_retries=0, fallbacks=["gpt-4o-mini"])
+    spans = exporter.get_finished_spans()
+    (request,) = [s for s in spans if not s.name.startswith("attempt ")]
+    attempts = sorted((s for s in spans if s.name.startswith("attempt ")), key=lambda s: s.start_time)
+    assert [a.attributes["gen_ai.request.model"] for a in attempts] == ["gpt-4o", "gpt-4o-mini"]
+    assert all(a.parent is not None and a.parent.span_id == request.context.span_id for a in attempts)
+    assert attempts[0].attributes["error.type"] == "BadGatewayError"
+    assert "error.type" not in attempts[1].attributes
+
+
 def test_prompt_text_only_when_enabled(
     memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,7 +124,10 @@ def test_prompt_text_only_when_enabled(
     logger.capture_content = True
     monkeypatch.setattr(routerd, "callbacks", [logger])
     asyncio.run(routerd.acompletion(model="gpt-4o", messages=HI, mock_response="answer text"))
-    (span,) = exporter.get_finished_spans()  # one span although acompletion runs sync and async hooks
+    spans = exporter.get_finished_spans()
+    # one request span although acompletion runs sync and async hooks (and one attempt span)
+    (span,) = [s for s in spans if not s.name.startswith("attempt ")]
+    assert len(spans) == 2
     assert "secret prompt text" in span.attributes["gen_ai.input.messages"]
     assert "answer text" in span.attributes["gen_ai.output.messages"]
 
@@ -82,8 +140,8 @@ def test_failures_set_error_type(
     openai_env.enqueue(Reply.error(400, "bad"))
     with pytest.raises(routerd.BadRequestError):
         routerd.completion(model="gpt-4o", messages=HI, num_retries=0)
-    (span,) = exporter.get_finished_spans()
-    assert span.attributes["error.type"] == "BadRequestError"
+    span, attempt = sorted(exporter.get_finished_spans(), key=lambda s: s.name.startswith("attempt "))
+    assert span.attributes["error.type"] == attempt.attributes["error.type"] == "BadRequestError"
     assert span.status.status_code.name == "ERROR"
 
 
@@ -133,8 +191,9 @@ def test_otel_exports_to_a_real_otlp_http_receiver(
     routerd.completion(model="gpt-4o-mini", messages=HI, mock_response="hi")
     assert otel._default is not None
     otel._default.tracer_provider_flush()
-    names = sorted(span.name for span in receiver.spans)
+    names = sorted(span.name for span in receiver.spans if not span.name.startswith("attempt "))
     assert names == ["chat gpt-4o", "chat gpt-4o-mini"]
+    assert sum(span.name.startswith("attempt mock ") for span in receiver.spans) == 2
 
 
 CLIENT_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -201,7 +260,10 @@ def test_daemon_request_and_attempt_spans_and_traceparent_upstream(
     assert [a.attributes["http.response.status_code"] for a in attempts] == [503, 200]
     traceparents = [r.headers.get("traceparent", "") for r in openai_fake.requests]
     trace_id = f"{request.context.trace_id:032x}"
-    assert traceparents and all(trace_id in tp for tp in traceparents)
+    # each upstream request carries its own attempt span's traceparent
+    assert [tp.rsplit("-", 1)[0] for tp in traceparents] == [
+        f"00-{trace_id}-{a.context.span_id:016x}" for a in attempts
+    ]
 
 
 def test_open_request_spans_are_bounded(
