@@ -41,6 +41,7 @@ them with ``except openai.APIError`` (or ``except routerd.OpenAIError``), as wit
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -72,6 +73,24 @@ __all__ = [
 ]
 
 _ROUTERD_URL = "http://routerd.invalid/"
+
+
+def _httpx_module() -> Any:
+    """The HTTP library whose ``Request``/``Response`` ``openai``'s exceptions carry: ``httpx2`` from
+    openai 3 on, ``httpx`` before (routerd supports both, see docs/sdk.md); ``httpx2`` when openai
+    is not loaded (the daemon), ``httpx`` when ``httpx2`` is not installed."""
+    openai = sys.modules.get("openai")
+    major = str(getattr(openai, "__version__", "3")).split(".", 1)[0]
+    if major not in {"0", "1", "2"}:
+        try:
+            import httpx2
+
+            return httpx2
+        except ImportError:
+            pass
+    import httpx
+
+    return httpx
 
 
 class RouterdError(Exception):
@@ -158,22 +177,20 @@ class OpenAIError(RouterdError):
 
     @property
     def request(self) -> httpx2.Request:
-        """A placeholder ``httpx2.Request`` for code that reads ``openai``'s attribute; built on use."""
+        """A placeholder request (``httpx2``'s, or ``httpx``'s under openai < 3) for code that reads
+        ``openai``'s attribute; built on use."""
         request: httpx2.Request | None = getattr(self, "_request", None)  # None too on a copy
         if request is None:
-            import httpx2
-
-            request = self._request = httpx2.Request("POST", _ROUTERD_URL)
+            request = self._request = _httpx_module().Request("POST", _ROUTERD_URL)
         return request
 
     @property
     def response(self) -> httpx2.Response:
-        """An ``httpx2.Response`` with this error's status, for ``openai``'s attribute; built on use."""
+        """A response with this error's status (``httpx2``'s, or ``httpx``'s under openai < 3), for
+        ``openai``'s attribute; built on use."""
         response: httpx2.Response | None = getattr(self, "_response", None)
         if response is None:
-            import httpx2
-
-            response = self._response = httpx2.Response(self.status_code, request=self.request)
+            response = self._response = _httpx_module().Response(self.status_code, request=self.request)
         return response
 
     def __str__(self) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import openai
@@ -77,3 +78,20 @@ def test_the_core_tree_has_the_same_shape() -> None:
         assert issubclass(cls, core.OpenAIError) and not issubclass(cls, core.APIError)
     assert issubclass(core.APIError, core.OpenAIError)
     assert core.APIError("x").status_code == 500 and core.APIError("x").type == "api_error"
+
+
+def test_openai_attributes_use_the_http_library_of_the_installed_openai(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    import httpx
+    import httpx2
+
+    error = routerd.RateLimitError("limited")
+    assert isinstance(error.response, httpx2.Response) and error.response.status_code == 429
+    # openai < 3 (the range litellm 1.100 needs) carries httpx objects on its exceptions
+    monkeypatch.setitem(sys.modules, "openai", types.SimpleNamespace(__version__="2.54.0"))
+    older = core.RateLimitError("limited")
+    assert isinstance(older.request, httpx.Request) and isinstance(older.response, httpx.Response)
+    assert older.response.status_code == 429
