@@ -55,6 +55,8 @@ from routerd.config.table import (
 from routerd.config.validate import Validated
 from routerd.errors import ConfigError
 from routerd.guardrails.config import CompiledGuardrail, compile_guardrails
+from routerd.integrations.loading import LISTS as CALLBACK_LISTS
+from routerd.integrations.loading import CallbackTable, load_callback_table
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV, DEFAULT_API_VERSION_ENV
 
 ID_LENGTH = 16
@@ -110,6 +112,7 @@ class _Compiler:
         warnings += [
             self.loaded.marks.issue(path, message, severity="warning") for path, message in cache_warnings
         ]
+        callbacks = self._callbacks()
         if self.errors:
             raise ConfigError(self.errors)
         # what the hash covers besides the compiled parts: the declarations behind compiled objects
@@ -133,6 +136,7 @@ class _Compiler:
             access=access,
             cache=cache,
             end_user_budget=end_user_budget,
+            callbacks=callbacks,
             **table_parts,
         )
 
@@ -151,6 +155,26 @@ class _Compiler:
             )
             (warnings if problem.warning else self.errors).append(issue)
         return compiled, files, warnings
+
+    def _callbacks(self) -> CallbackTable:
+        """``litellm_settings``' callbacks, imported now: one that does not load is an error at its place."""
+        settings = self.loaded.data.get("litellm_settings")
+        lists: dict[str, list[tuple[str, YamlPath]]] = {}
+        for key in CALLBACK_LISTS:
+            value = settings.get(key) if isinstance(settings, Mapping) else None
+            if isinstance(value, str):
+                lists[key] = [(value, ("litellm_settings", key))]
+            elif isinstance(value, list):
+                lists[key] = [
+                    (v, ("litellm_settings", key, i)) for i, v in enumerate(value) if isinstance(v, str)
+                ]
+        if not lists:
+            return CallbackTable()
+        base = Path(self.loaded.source).absolute().parent if self.loaded.source else None
+        table, problems = load_callback_table(lists, base)
+        for path, message in problems:
+            self._error(path, message)
+        return table
 
     def _access(self) -> AccessTable | None:
         config = self.config

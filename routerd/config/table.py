@@ -253,6 +253,9 @@ class RoutingTable:
     end_user_budget: Any = None
     # router_settings.azure_deployment_aliases: Azure deployment name -> model name the table resolves
     azure_aliases: Mapping[str, str] = EMPTY_MAP
+    # litellm_settings.callbacks / success_callback / failure_callback, loaded
+    # (a routerd.integrations.loading.CallbackTable); None: none
+    callbacks: Any = None
 
     def __hash__(self) -> int:
         return hash(self.content_hash)

@@ -1,16 +1,15 @@
 """The daemon's callbacks: ``litellm_settings.callbacks: [module.instance, "otel"]``, as LiteLLM's proxy.
 
-At startup every entry of ``litellm_settings.callbacks`` / ``success_callback`` / ``failure_callback``
-that is a dotted path is imported -- the module is looked up next to the config file first, as
-LiteLLM's proxy does -- and must name a :class:`~routerd.integrations.custom_logger.CustomLogger`
-instance or a function; ``"otel"`` is the OpenTelemetry tracer; ``"prometheus"`` is routerd's own
-metrics. A path that does not import stops the startup with an error naming it. Callbacks are read at
-startup only: a reload does not change them (restart to). The three LiteLLM lists are merged by the
-config compiler, so every loaded callback hears of successes and failures alike.
+The callbacks belong to the routing table: the config compiler loads them
+(:mod:`routerd.integrations.loading`), so a reload adds or removes them with the rest of the file,
+and a path that does not import is a config error at its file:line:col (the old table keeps
+serving). Each request uses the callbacks of the table it started on. LiteLLM's lists keep their
+meaning: ``callbacks`` hear of everything, ``success_callback`` only of successes,
+``failure_callback`` only of failures.
 
 What runs, for each request the daemon serves:
 
-* ``async_pre_call_hook(user_api_key_dict, cache, data, call_type)`` before routing: it may return a
+* ``async_pre_call_hook(user_api_key_dict, cache, data, call_type)`` of ``callbacks``' loggers before routing: it may return a
   changed body, or raise to reject the request (an :mod:`routerd.errors` class keeps its status;
   anything else answers 400 with its message);
 * after the request ends (a subscriber of :class:`~routerd.events.RequestFinished`), in a background
@@ -27,23 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-import sys
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from routerd.errors import BadRequestError, ConfigError, OpenAIError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.events import RequestFinished
-from routerd.integrations.callbacks import CallbackRun, attempt_tracer, call_kwargs, resolve_callbacks
+from routerd.integrations.callbacks import CallbackRun, attempt_tracer, call_kwargs
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.integrations.custom_logger import CustomLogger
+from routerd.integrations.loading import CallbackTable
 from routerd.routing.attempt import AttemptTracer
 
-__all__ = ["MAX_PENDING_CALLBACKS", "ProxyCallbacks", "callbacks_lifespan", "load_callbacks"]
+__all__ = ["CALLBACK_DRAIN_SECONDS", "MAX_PENDING_CALLBACKS", "ProxyCallbacks", "callbacks_lifespan"]
 
 log = logging.getLogger("routerd.callbacks")
 
@@ -54,72 +51,41 @@ MAX_PENDING_CALLBACKS = 10_000
 CALLBACK_DRAIN_SECONDS = 5.0
 #: request headers never handed to callbacks
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
-#: names handled elsewhere (routerd's metrics), not callbacks to load
-BUILT_IN = frozenset({"prometheus"})
-
-
-def load_callbacks(names: tuple[str, ...], config_dir: Path | None) -> list[Any]:
-    """The callbacks ``names`` refer to: dotted paths imported, ``"otel"`` resolved, built-ins skipped.
-
-    Raises :class:`~routerd.errors.ConfigError` naming every path that does not import.
-    """
-    loaded: list[Any] = []
-    problems: list[str] = []
-    for name in names:
-        if name in BUILT_IN:
-            continue
-        try:
-            if "." not in name:
-                loaded.extend(resolve_callbacks([name]))
-            else:
-                loaded.append(_import(name, config_dir))
-        except Exception as exc:
-            problems.append(f"litellm_settings.callbacks: cannot load {name!r}: {type(exc).__name__}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return loaded
-
-
-def _import(path: str, config_dir: Path | None) -> Any:
-    module_name, _, attribute = path.rpartition(".")
-    added = config_dir is not None and str(config_dir) not in sys.path
-    if added:
-        sys.path.insert(0, str(config_dir))
-    try:
-        module = importlib.import_module(module_name)
-    finally:
-        if added:
-            sys.path.remove(str(config_dir))
-    target = getattr(module, attribute)
-    if not (isinstance(target, CustomLogger) or callable(target)):
-        raise TypeError(f"{path} is neither a CustomLogger instance nor a function")
-    return target
 
 
 class ProxyCallbacks:
-    """The loaded callbacks, their pre-call hook and their :class:`RequestFinished` subscriber."""
+    """The serving table's callbacks: their pre-call hook and their :class:`RequestFinished` subscriber.
 
-    def __init__(self, callbacks: list[Any], *, now: Callable[[], datetime] = datetime.now) -> None:
-        self.callbacks = callbacks
-        self.loggers = [cb for cb in callbacks if isinstance(cb, CustomLogger)]
+    ``current`` gives the callbacks of the table serving now (read per request, so a reload applies
+    to the next request); a request keeps the callbacks it started with until its end is reported.
+    """
+
+    def __init__(
+        self, current: Callable[[], CallbackTable | None], *, now: Callable[[], datetime] = datetime.now
+    ) -> None:
+        self.current = current
         self.now = now
-        self._bodies: OrderedDict[str, tuple[str, Mapping[str, Any]]] = OrderedDict()
+        self._bodies: OrderedDict[str, tuple[str, Mapping[str, Any], CallbackTable]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def pre_call(self, endpoint: str, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+    async def pre_call(
+        self, endpoint: str, body: dict[str, Any], request_id: str, callbacks: CallbackTable | None = None
+    ) -> dict[str, Any]:
         """Run every logger's ``async_pre_call_hook``; the body the request continues with."""
+        table = callbacks if callbacks is not None else self.current() or CallbackTable()
         call_type = {"chat": "completion", "completions": "text_completion"}.get(endpoint, endpoint)
         model = str(body.get("model", ""))
         kwargs = call_kwargs(endpoint, model, body, stream=bool(body.get("stream")), call_id=request_id)
         # LiteLLM's place for the incoming request; headers only, and never the client's key
         headers = {k: v for k, v in (REQUEST_HEADERS.get() or {}).items() if k not in _SECRET_HEADERS}
         kwargs["litellm_params"]["proxy_server_request"] = {"headers": headers}
-        for logger in self.loggers:
+        loggers = table.loggers
+        for logger in loggers:
             try:
                 logger.log_pre_api_call(model, kwargs["input"], kwargs)
             except Exception:
                 log.exception("callback %s failed in log_pre_api_call", type(logger).__qualname__)
-        for logger in self.loggers:
+        for logger in loggers:
             try:
                 changed = await logger.async_pre_call_hook(None, None, body, call_type)
             except OpenAIError:
@@ -128,15 +94,19 @@ class ProxyCallbacks:
                 raise BadRequestError(f"rejected by a pre-call hook: {exc}") from exc
             if isinstance(changed, dict):
                 body = changed
-        self._bodies[request_id] = (endpoint, body)
+        self._bodies[request_id] = (endpoint, body, table)
         while len(self._bodies) > MAX_PENDING_CALLBACKS:
             self._bodies.popitem(last=False)
         return body
 
+    def _loggers(self, request_id: str) -> tuple[CustomLogger, ...]:
+        entry = self._bodies.get(request_id)
+        return entry[2].loggers if entry is not None else ()
+
     def outgoing_headers(self, request_id: str) -> dict[str, str]:
         """Headers loggers add to the upstream calls of a request (OpenTelemetry's ``traceparent``)."""
         headers: dict[str, str] = {}
-        for logger in self.loggers:
+        for logger in self._loggers(request_id):
             add = getattr(logger, "outgoing_headers", None)
             if add is not None:
                 try:
@@ -147,25 +117,32 @@ class ProxyCallbacks:
 
     def attempt_tracer(self, request_id: str) -> AttemptTracer | None:
         """The tracer of a request's upstream attempts (OpenTelemetry's attempt spans), if any."""
-        return attempt_tracer(self.loggers, request_id)
+        return attempt_tracer(self._loggers(request_id), request_id)
 
     def __call__(self, event: Any) -> None:
         """The event-bus subscriber: one background task per finished request runs the success/failure
         hooks. (Attempts reach tracing loggers through :meth:`attempt_tracer`, not events.)"""
         if not isinstance(event, RequestFinished):
             return
-        endpoint, body = self._bodies.pop(event.request_id, (event.endpoint, {"model": event.model}))
+        entry = self._bodies.pop(event.request_id, None)
+        if entry is None:  # not seen by pre_call (refused before routing) or forgotten: the table's now
+            entry = (event.endpoint, {"model": event.model}, self.current() or CallbackTable())
+        endpoint, body, callbacks = entry
+        if not callbacks:
+            return
         if len(self._tasks) >= MAX_PENDING_CALLBACKS:
             log.warning("%d callback tasks pending; skipping request %s", len(self._tasks), event.request_id)
             return
         try:
-            task = asyncio.get_running_loop().create_task(self._report(event, endpoint, body))
+            task = asyncio.get_running_loop().create_task(self._report(event, endpoint, body, callbacks))
         except RuntimeError:  # no loop (an event emitted from a thread): nothing to schedule on
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _report(self, event: RequestFinished, endpoint: str, body: Mapping[str, Any]) -> None:
+    async def _report(
+        self, event: RequestFinished, endpoint: str, body: Mapping[str, Any], callbacks: CallbackTable
+    ) -> None:
         kwargs = call_kwargs(endpoint, event.model, body, stream=event.stream, call_id=event.request_id)
         kwargs["litellm_params"].update(
             {
@@ -174,7 +151,7 @@ class ProxyCallbacks:
                 "custom_llm_provider": event.provider,
             }
         )
-        run = CallbackRun(self.callbacks, self.callbacks, kwargs, is_async=True, now=self.now)
+        run = CallbackRun(callbacks.success, callbacks.failure, kwargs, is_async=True, now=self.now)
         run.start_time = run.start_time - timedelta(seconds=event.latency)
         if event.error is None:
             response = {
@@ -198,25 +175,25 @@ class ProxyCallbacks:
             task.cancel()
 
 
-def _config_dir(config_path: Path | None) -> Path | None:
-    """The config file's directory (relative paths as the daemon reads the file: from the cwd)."""
-    return Path(config_path).absolute().parent if config_path else None
-
-
 @contextlib.asynccontextmanager
 async def callbacks_lifespan(state: Any) -> AsyncIterator[None]:
-    """Load the table's callbacks, put the pre-call hook before the router and subscribe to events."""
-    # importing user modules is blocking work too; it happens once, before the server accepts requests
-    callbacks = load_callbacks(state.table.server.callbacks, _config_dir(state.config_path))
-    if not callbacks:
-        yield
-        return
-    proxy = ProxyCallbacks(callbacks)
+    """Put the pre-call hook before the router and subscribe to events. The callbacks are the serving
+    table's (loaded when it was compiled), read for each request; a table without any costs a request
+    one attribute read."""
     router = state.router
     route = router.call
 
+    def current() -> CallbackTable | None:
+        callbacks: CallbackTable | None = router.table.callbacks
+        return callbacks
+
+    proxy = ProxyCallbacks(current)
+
     async def call(endpoint: str, body: dict[str, Any], *, request_id: str = "", **options: Any) -> Any:
-        body = await proxy.pre_call(endpoint, body, request_id)
+        callbacks = current()
+        if not callbacks:
+            return await route(endpoint, body, request_id=request_id, **options)
+        body = await proxy.pre_call(endpoint, body, request_id, callbacks)
         traced = proxy.outgoing_headers(request_id)
         if traced:
             options["extra_headers"] = {**traced, **(options.get("extra_headers") or {})}

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from routerd.errors import ConfigError
-from routerd.integrations.proxy import load_callbacks
+from routerd.config import check_text
+from routerd.integrations.loading import CallbackTable
 from routerd.testing.server import RouterdServer
 
 MODULE = textwrap.dedent(
@@ -87,9 +87,6 @@ def _wait_for(events: list[Any], count: int) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize(
-    "handler_server", ["callbacks", "success_callback", "failure_callback"], indirect=True
-)
 def test_module_instance_callbacks_see_requests(handler_server: tuple[RouterdServer, Any]) -> None:
     server, handler = handler_server
     headers = {"authorization": "Bearer sk-master-test", "x-request-id": "req-123"}
@@ -101,6 +98,35 @@ def test_module_instance_callbacks_see_requests(handler_server: tuple[RouterdSer
     kind, model, call_id, tokens, last_message, ordered = handler.events[1]
     assert (kind, model, call_id, last_message, ordered) == ("success", "gpt-4o-mini", "req-123", "hi", True)
     assert tokens > 0
+
+
+def _ask(server: RouterdServer, content: str = "hi", model: str = "gpt-4o-mini") -> int:
+    headers = {"authorization": "Bearer sk-master-test"}
+    body = {"model": model, "messages": [{"role": "user", "content": content}]}
+    answer = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    return answer.status_code
+
+
+@pytest.mark.parametrize("handler_server", ["success_callback"], indirect=True)
+def test_success_callback_hears_only_of_successes(handler_server: tuple[RouterdServer, Any]) -> None:
+    server, handler = handler_server
+    assert _ask(server) == 200
+    assert _ask(server, model="no-such-model") == 404
+    _wait_for(handler.events, 1)
+    assert _ask(server) == 200  # a second success: the failure in between was not reported
+    _wait_for(handler.events, 2)
+    assert [event[0] for event in handler.events] == ["success", "success"]  # no pre-call hook either
+
+
+@pytest.mark.parametrize("handler_server", ["failure_callback"], indirect=True)
+def test_failure_callback_hears_only_of_failures(handler_server: tuple[RouterdServer, Any]) -> None:
+    server, handler = handler_server
+    assert _ask(server) == 200
+    assert _ask(server, model="no-such-model") == 404
+    _wait_for(handler.events, 1)
+    assert _ask(server, model="no-such-model") == 404
+    _wait_for(handler.events, 2)
+    assert handler.events == [("failure", "NotFoundError"), ("failure", "NotFoundError")]
 
 
 def test_a_pre_call_hook_can_reject_a_request(handler_server: tuple[RouterdServer, Any]) -> None:
@@ -116,10 +142,22 @@ def test_a_pre_call_hook_can_reject_a_request(handler_server: tuple[RouterdServe
     assert handler.events == [("failure", "BadRequestError")]
 
 
-def test_a_path_that_does_not_import_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no_such_module_xyz\.handler"):
-        load_callbacks(("no_such_module_xyz.handler", "prometheus"), tmp_path)
-    assert load_callbacks(("prometheus",), tmp_path) == []
+def test_a_path_that_does_not_import_is_a_config_error_at_its_place(tmp_path: Path) -> None:
+    text = CONFIG.format(module="no_such_module_xyz", key="callbacks").replace(
+        "[no_such_module_xyz.proxy_handler_instance]",
+        "[prometheus, no_such_module_xyz.proxy_handler_instance]",
+    )
+    result = check_text(text, str(tmp_path / "config.yaml"))
+    assert result.table is None
+    (error,) = result.errors
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "no_such_module_xyz" in row)
+    col = text.splitlines()[line - 1].index("no_such_module_xyz") + 1
+    assert str(error).startswith(f"{tmp_path / 'config.yaml'}:{line}:{col}: litellm_settings.callbacks[1]")
+    assert "no_such_module_xyz.proxy_handler_instance" in str(error)
+    ok = check_text(
+        CONFIG.format(module="x", key="callbacks").replace("[x.proxy_handler_instance]", "[prometheus]")
+    )
+    assert ok.table is not None and not ok.table.callbacks  # built-ins are not callbacks to load
 
 
 def test_pending_request_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +168,7 @@ def test_pending_request_bodies_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     from routerd.integrations.proxy import ProxyCallbacks
 
     monkeypatch.setattr(proxy_module, "MAX_PENDING_CALLBACKS", 2)
-    proxy = ProxyCallbacks([CustomLogger()])
+    proxy = ProxyCallbacks(lambda: CallbackTable.of([CustomLogger()]))
     for index in range(5):
         asyncio.run(proxy.pre_call("chat", {"model": "m", "messages": []}, f"req-{index}"))
     assert list(proxy._bodies) == ["req-3", "req-4"]  # the oldest are forgotten
@@ -151,7 +189,68 @@ def test_pre_call_kwargs_carry_request_headers_without_the_key() -> None:
 
     async def serve() -> None:
         REQUEST_HEADERS.set({"authorization": "Bearer sk-master-test", "traceparent": "00-ab-cd-01"})
-        await ProxyCallbacks([Capture()]).pre_call("chat", {"model": "m", "messages": []}, "req-1")
+        proxy = ProxyCallbacks(lambda: CallbackTable.of([Capture()]))
+        await proxy.pre_call("chat", {"model": "m", "messages": []}, "req-1")
 
     asyncio.run(serve())
     assert seen == [{"traceparent": "00-ab-cd-01"}]
+
+
+RELOAD_CONFIG = textwrap.dedent(
+    """
+    model_list:
+      - model_name: gpt-4o-mini
+        litellm_params:
+          model: mock/gpt-4o-mini
+          mock_response: "hello"
+    litellm_settings:
+      callbacks: {callbacks}
+    general_settings:
+      master_key: sk-master-test
+    """
+)
+
+
+def _reload(server: RouterdServer) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{server.base_url}/admin/reload", headers={"authorization": "Bearer sk-master-test"}, timeout=30
+    )
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_a_reload_adds_and_removes_callbacks_and_a_bad_path_keeps_the_old_table(tmp_path: Path) -> None:
+    module = "routerd_test_callbacks_reloaded"
+    config = tmp_path / "config.yaml"
+    config.write_text(RELOAD_CONFIG.format(callbacks="[]"))
+    try:
+        with RouterdServer.from_file(config) as server:
+            assert _ask(server) == 200
+            (tmp_path / f"{module}.py").write_text(MODULE)  # a module written after the start
+            config.write_text(RELOAD_CONFIG.format(callbacks=f"[{module}.proxy_handler_instance]"))
+            assert _reload(server)["result"] == "success"
+            handler = sys.modules[module].proxy_handler_instance
+            assert _ask(server) == 200
+            _wait_for(handler.events, 2)
+            assert [event[0] for event in handler.events] == ["pre_call", "success"]
+
+            bad = RELOAD_CONFIG.format(callbacks=f"[{module}.proxy_handler_instance, nope_xyz.h]")
+            config.write_text(bad)
+            failed = _reload(server)
+            assert failed["result"] == "failure"
+            line = next(i for i, row in enumerate(bad.splitlines(), 1) if "nope_xyz" in row)
+            col = bad.splitlines()[line - 1].index("nope_xyz") + 1
+            assert failed["error"].startswith(f"{config}:{line}:{col}: litellm_settings.callbacks[1]: ")
+            assert "nope_xyz.h" in failed["error"]
+            assert _ask(server) == 200  # the old table, callbacks included, keeps serving
+            _wait_for(handler.events, 4)
+            assert [event[0] for event in handler.events][2:] == ["pre_call", "success"]
+
+            config.write_text(RELOAD_CONFIG.format(callbacks="[]"))
+            assert _reload(server)["result"] == "success"
+            assert _ask(server) == 200
+            assert _ask(server, "forbidden") == 200  # the pre-call hook that refused it is gone
+            time.sleep(0.05)  # give a (wrongly) scheduled callback task the chance to run
+            assert len(handler.events) == 4
+    finally:
+        sys.modules.pop(module, None)
