@@ -46,6 +46,8 @@ ANTHROPIC_VERSION = "2023-06-01"
 # Anthropic requires max_tokens; OpenAI clients usually omit it. 4096 is within every Claude model's
 # output limit (the oldest, claude-3-haiku/opus, top out at exactly 4096).
 DEFAULT_MAX_TOKENS = 4096
+#: the text of the user turn ``modify_params`` puts first when a conversation does not start with one
+PLACEHOLDER_TURN = "."
 # reasoning_effort -> extended-thinking budget (1024 is the API's minimum). On models with adaptive
 # thinking the effort is sent as such and the budget only sizes the default max_tokens.
 REASONING_BUDGETS: Mapping[str, int] = {
@@ -181,10 +183,20 @@ def apply_param_policy(body: JSON, drop_params: bool, model: str | None = None) 
 
 
 def to_anthropic_request(
-    body: Mapping[str, Any], model: str, *, default_max_tokens: int = DEFAULT_MAX_TOKENS, stream: bool = False
+    body: Mapping[str, Any],
+    model: str,
+    *,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    stream: bool = False,
+    modify_params: bool = False,
 ) -> JSON:
-    """The Messages API body for an OpenAI chat request (after :func:`apply_param_policy`)."""
+    """The Messages API body for an OpenAI chat request (after :func:`apply_param_policy`).
+
+    ``modify_params`` (LiteLLM's setting) also fixes what the API would refuse: see :func:`user_first`.
+    """
     system, messages = convert_messages(body.get("messages") or [])
+    if modify_params:
+        messages = user_first(messages)
     request: JSON = {"model": model, "messages": messages}
     if system:
         request["system"] = _system_field(system)
@@ -269,6 +281,15 @@ def convert_messages(messages: list[Mapping[str, Any]]) -> tuple[list[JSON], lis
         else:
             turns.append({"role": anthropic_role, "content": blocks})
     return system, turns
+
+
+def user_first(turns: list[JSON]) -> list[JSON]:
+    """``turns`` starting with a user turn, as the Messages API requires: a :data:`PLACEHOLDER_TURN`
+    user turn goes first when the conversation starts with the assistant, or has no turn at all (only
+    system messages, or only messages with empty content, which :func:`convert_messages` drops)."""
+    if turns and turns[0]["role"] == "user":
+        return turns
+    return [{"role": "user", "content": [{"type": "text", "text": PLACEHOLDER_TURN}]}, *turns]
 
 
 def _system_field(blocks: list[JSON]) -> str | list[JSON]:

@@ -62,7 +62,11 @@ def chat_payload(
         body = translate.apply_param_policy(client_body, drop, deployment.model)
         with translating_client_input(errors.provider):
             payload = translate.to_anthropic_request(
-                body, deployment.model, default_max_tokens=default_max_tokens(deployment), stream=stream
+                body,
+                deployment.model,
+                default_max_tokens=default_max_tokens(deployment),
+                stream=stream,
+                modify_params=bool(deployment.extra.get("modify_params")),
             )
         return params.upstream_body(payload)
     except APIError as exc:

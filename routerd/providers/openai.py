@@ -81,6 +81,7 @@ ROUTERD_REQUEST_KEYS = frozenset(
         "custom_llm_provider",
         "drop_params",
         "additional_drop_params",
+        "modify_params",
         "caching",
         "cache",
         "tags",

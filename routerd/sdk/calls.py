@@ -84,7 +84,8 @@ def prepare(endpoint: str, model: str, body: dict[str, Any], options: dict[str, 
     built for the model and its fallbacks (see :mod:`routerd.sdk.resolve`).
 
     Module settings (:mod:`routerd.module_settings`) fill what the call leaves out: ``model_alias_map``,
-    ``num_retries`` (after the call's own ``max_retries``), ``request_timeout``, ``drop_params``.
+    ``num_retries`` (after the call's own ``max_retries``), ``request_timeout``, ``drop_params``,
+    ``modify_params``.
     """
     apply_verbose()
     model = _aliased(model)
@@ -111,7 +112,7 @@ def _aliased(model: str) -> str:
 
 
 def _module_defaults(body: dict[str, Any], options: dict[str, Any]) -> None:
-    """Fill the call's unset retries, timeout and ``drop_params`` from the module settings.
+    """Fill the call's unset retries, timeout, ``drop_params`` and ``modify_params`` from the module settings.
 
     ``max_retries`` is LiteLLM's per-call retry count (its client's retries), so ``max_retries=0``
     means one upstream call; ``num_retries`` in the same call wins over it.
@@ -127,8 +128,9 @@ def _module_defaults(body: dict[str, Any], options: dict[str, Any]) -> None:
         timeout = setting("request_timeout")
         if timeout is not None:
             options["timeout"] = timeout
-    if "drop_params" not in options and setting("drop_params") is True:
-        options["drop_params"] = True
+    for flag in ("drop_params", "modify_params"):
+        if flag not in options and setting(flag) is True:
+            options[flag] = True
 
 
 def _model_list_router(model_list: Any, mock: bool) -> CoreRouter:

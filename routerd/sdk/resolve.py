@@ -49,6 +49,7 @@ DEPLOYMENT_KWARGS = frozenset(
         "tpm",
         "drop_params",
         "additional_drop_params",
+        "modify_params",
         "input_cost_per_token",
         "output_cost_per_token",
         "base_model",

@@ -264,6 +264,10 @@ def check_body(
     ):
         if not isinstance(value, kind) or isinstance(value, bool):
             return f"{name}: Field required"
+    if not body["messages"]:
+        return "messages: at least one message is required"
+    if isinstance(body["messages"][0], dict) and body["messages"][0].get("role") != "user":
+        return 'messages: first message must use the "user" role'
     for index, message in enumerate(body["messages"]):
         problem = _check_message(message)
         if problem:

@@ -25,6 +25,9 @@ from .support import (
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
+# the "leave this field out" sentinel: openai.omit from openai 2 on, NOT_GIVEN in openai 1
+OMIT = getattr(openai, "omit", None) or openai.NOT_GIVEN
+
 
 def error_of(exc: openai.APIStatusError) -> dict[str, object]:
     """The ``error`` object of an error response (the client keeps it as ``body``)."""
@@ -53,7 +56,7 @@ def test_malformed_json_is_a_400(gateway: RouterdServer, path: str) -> None:
 
 def test_missing_field_is_a_400_naming_it(gateway: RouterdServer) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client_for(gateway).chat.completions.create(model="mock-chat", messages=openai.omit)
+        client_for(gateway).chat.completions.create(model="mock-chat", messages=OMIT)
 
     assert caught.value.status_code == 400
     error = error_of(caught.value)
@@ -88,9 +91,9 @@ def test_missing_input_of_embeddings_and_mistyped_prompt_of_completions(gateway:
     client = client_for(gateway)
 
     with pytest.raises(openai.BadRequestError) as missing:
-        client.embeddings.create(model="mock-embed", input=openai.omit)
+        client.embeddings.create(model="mock-embed", input=OMIT)
     with pytest.raises(openai.BadRequestError) as mistyped:
-        client.completions.create(model="mock-chat", prompt=openai.omit, extra_body={"prompt": {"a": 1}})
+        client.completions.create(model="mock-chat", prompt=OMIT, extra_body={"prompt": {"a": 1}})
 
     assert error_of(missing.value)["param"] == "input"
     assert error_of(mistyped.value)["param"] == "prompt"
