@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         text_completion,
         token_counter,
     )
+    from routerd.sdk.caching import Cache
     from routerd.sdk.extra import (
         aimage_generation,
         amoderation,
@@ -127,6 +128,7 @@ _LAZY: dict[str, str] = {
     "AuthenticationError": "routerd.errors",
     "BadGatewayError": "routerd.errors",
     "BadRequestError": "routerd.errors",
+    "Cache": "routerd.sdk.caching",
     "ConfigError": "routerd.errors",
     "ContentPolicyViolationError": "routerd.errors",
     "ContextWindowExceededError": "routerd.errors",
@@ -247,6 +249,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "Cache",
     "ChatCompletionDeltaToolCall",
     "ChatCompletionMessageToolCall",
     "Choices",

@@ -18,7 +18,9 @@ from routerd.module_settings import apply_verbose, setting
 from routerd.providers.base import CHAT, COMPLETIONS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
+from routerd.sdk.caching import active_cache
 from routerd.sdk.engine import (
+    RESPONSE_CLASSES,
     CallSpec,
     compile_mapping,
     hidden_params,
@@ -37,6 +39,7 @@ from routerd.sdk.params import (
 )
 from routerd.sdk.resolve import DEPLOYMENT_KWARGS, Target, resolve_fallbacks, resolve_target
 from routerd.sdk.streaming import AsyncStreamWrapper, SyncStreamWrapper, chat_chunk, text_chunk
+from routerd.sdk.types import build
 
 __all__ = ["CREDENTIAL_KWARGS", "FALLBACK_KINDS", "finish_async", "finish_sync", "prepare", "split_call_args"]
 
@@ -101,7 +104,10 @@ def prepare(endpoint: str, model: str, body: dict[str, Any], options: dict[str, 
     else:
         router = _auto_router(model, body, options, mock)
     body["model"] = model
-    return CallSpec(router, endpoint, body, model, timeout, headers, error)
+    spec = CallSpec(router, endpoint, body, model, timeout, headers, error)
+    cached = active_cache(endpoint, model, body, stream=spec.stream)
+    spec.cache = cached if error is None else None
+    return spec
 
 
 def _aliased(model: str) -> str:
@@ -230,8 +236,25 @@ async def _execute(spec: CallSpec, run: CallbackRun | None) -> CallResult:
         raise
 
 
+async def _from_cache(spec: CallSpec, run: CallbackRun | None) -> Any:
+    """The answer ``routerd.cache`` holds for the call, as a response object (None: a miss)."""
+    assert spec.cache is not None
+    answer = await spec.cache.answer()
+    if answer is None:
+        return None
+    response = build(RESPONSE_CLASSES[spec.endpoint], answer)
+    response._hidden_params = {"cache_hit": True, "model_group": spec.model, "response_cost": 0.0}
+    if run is not None:  # LiteLLM reports a cache hit to the callbacks too, at no cost
+        await run.pre_call()
+        run.kwargs["cache_hit"] = True
+        await run.succeeded(response, cost=0.0)
+    return response
+
+
 async def _complete(spec: CallSpec, result: CallResult, run: CallbackRun | None) -> Any:
     response = response_object(spec.endpoint, result)
+    if spec.cache is not None and result.response is not None:
+        await spec.cache.store(result.response.body)
     if run is not None:
         await run.succeeded(response, cost=response._hidden_params.get("response_cost"))
     return response
@@ -240,6 +263,10 @@ async def _complete(spec: CallSpec, result: CallResult, run: CallbackRun | None)
 def finish_sync(spec: CallSpec) -> Any:
     """Run ``spec`` on the SDK's background loop; a response object or a :class:`SyncStreamWrapper`."""
     run = _run_for(spec, is_async=False)
+    if spec.cache is not None:
+        hit = background_loop.run(_from_cache(spec, run))
+        if hit is not None:
+            return hit
     result = background_loop.run(_execute(spec, run))
     if result.stream is not None:
         return SyncStreamWrapper(
@@ -250,7 +277,7 @@ def finish_sync(spec: CallSpec) -> Any:
             hidden_params=hidden_params(result),
             observer=run,
         )
-    if run is None:
+    if run is None and spec.cache is None:
         return response_object(spec.endpoint, result)
     return background_loop.run(_complete(spec, result, run))
 
@@ -258,6 +285,10 @@ def finish_sync(spec: CallSpec) -> Any:
 async def finish_async(spec: CallSpec) -> Any:
     """Run ``spec`` on the running loop; a response object or an :class:`AsyncStreamWrapper`."""
     run = _run_for(spec, is_async=True)
+    if spec.cache is not None:
+        hit = await _from_cache(spec, run)
+        if hit is not None:
+            return hit
     result = await _execute(spec, run)
     if result.stream is not None:
         return AsyncStreamWrapper(

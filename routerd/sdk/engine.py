@@ -34,6 +34,7 @@ from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.attempt import AttemptTracer
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
+from routerd.sdk.caching import CacheLookup
 from routerd.sdk.loop import shared_http
 from routerd.sdk.types import EmbeddingResponse, ModelResponse, TextCompletionResponse, build
 
@@ -151,6 +152,7 @@ class CallSpec:
     extra_headers: Mapping[str, str] | None = None
     error: BaseException | None = None  # a mock_response exception, raised instead of calling
     tracer: AttemptTracer | None = None  # told of each upstream attempt (OpenTelemetry's attempt spans)
+    cache: CacheLookup | None = None  # routerd.cache's lookup for this call (None: not cached)
 
     @property
     def stream(self) -> bool:

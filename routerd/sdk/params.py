@@ -33,8 +33,6 @@ __all__ = [
 #: LiteLLM bookkeeping arguments with no meaning here; dropped so they never reach an upstream body.
 IGNORED_KWARGS = frozenset(
     {
-        "caching",
-        "cache",
         "logger_fn",
         "verbose",
         "litellm_call_id",

@@ -38,6 +38,7 @@ from routerd.http import HttpClient, HttpxClient
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.explain import explain, health_report
+from routerd.sdk.caching import active_cache
 from routerd.sdk.calls import CREDENTIAL_KWARGS, finish_async, finish_sync, split_call_args
 from routerd.sdk.engine import CallSpec, compile_mapping, mock_twin
 from routerd.sdk.errors import raises_sdk_errors
@@ -181,7 +182,9 @@ class Router:
         body["model"] = model
         timeout = timeout_seconds(options.get("timeout", options.get("request_timeout")))
         headers = headers_param(options.get("extra_headers"), options.get("headers"))
-        return CallSpec(core, endpoint, body, model, timeout, headers)
+        spec = CallSpec(core, endpoint, body, model, timeout, headers)
+        spec.cache = active_cache(endpoint, model, body, stream=spec.stream)  # routerd.cache, as calls'
+        return spec
 
     def _mock_core(self) -> CoreRouter:
         # mock_response answers on a twin of the table served by the mock provider: real routing,

@@ -87,7 +87,7 @@ def test_split_call_args_sorts_body_from_options() -> None:
             "timeout": 5,
             "extra_headers": {"x-trace": "1"},
             "vertex_project": "p",  # a deployment setting
-            "caching": False,  # LiteLLM bookkeeping, dropped
+            "verbose": False,  # LiteLLM bookkeeping, dropped
             "num_retries": 1,  # the router reads it from the body
             "mock_response": "hi",
             "custom_param": {"a": 1},  # provider specific: passes through
@@ -99,7 +99,7 @@ def test_split_call_args_sorts_body_from_options() -> None:
     assert body["custom_param"] == {"a": 1} and body["top_k"] == 3
     assert body["num_retries"] == 1 and body["mock_response"] == "hi"
     assert body["response_format"]["type"] == "json_schema"
-    assert "caching" not in body and "caching" not in options
+    assert "verbose" not in body and "verbose" not in options
     assert options == {
         "api_key": "sk-secret",
         "base_url": "http://x",
