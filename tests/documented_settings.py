@@ -43,12 +43,20 @@ _STATE = "tests/state/test_redis_store.py"
 _STATE_PROCESSES = "tests/state/test_processes.py"
 _REDIS_KEYS = "test_router_settings_redis_keys_connect_and_redis_url_variable_wins"
 
-_DAEMON_CALLBACKS = "tests/sdk/test_porting_daemon_callbacks.py::test_module_instance_callbacks_see_requests"
+_DAEMON_CALLBACKS_TESTS = "tests/sdk/test_porting_daemon_callbacks.py"
+_DAEMON_CALLBACKS = f"{_DAEMON_CALLBACKS_TESTS}::test_module_instance_callbacks_see_requests"
 BEHAVIOUR: dict[str, tuple[str, ...]] = {
-    # -- callbacks (module.instance paths loaded by the daemon; merged into one list)
-    "litellm_settings.callbacks": (_DAEMON_CALLBACKS,),
-    "litellm_settings.success_callback": (_DAEMON_CALLBACKS,),
-    "litellm_settings.failure_callback": (_DAEMON_CALLBACKS,),
+    # -- callbacks (module.instance paths loaded with the table, reloaded with it; LiteLLM's three lists)
+    "litellm_settings.callbacks": (
+        _DAEMON_CALLBACKS,
+        f"{_DAEMON_CALLBACKS_TESTS}::test_a_reload_adds_and_removes_callbacks_and_a_bad_path_keeps_the_old_table",
+    ),
+    "litellm_settings.success_callback": (
+        f"{_DAEMON_CALLBACKS_TESTS}::test_success_callback_hears_only_of_successes",
+    ),
+    "litellm_settings.failure_callback": (
+        f"{_DAEMON_CALLBACKS_TESTS}::test_failure_callback_hears_only_of_failures",
+    ),
     # -- top level
     "model_list": ("tests/sdk/test_sdk_calls.py::test_model_list_routes_over_the_given_deployments",),
     "include": (f"{_LOADER}::test_include_concatenates_lists_and_merges_mappings",),
