@@ -9,14 +9,16 @@ meaning: ``callbacks`` hear of everything, ``success_callback`` only of successe
 
 What runs, for each request the daemon serves:
 
-* ``async_pre_call_hook(user_api_key_dict, cache, data, call_type)`` of ``callbacks``' loggers before routing: it may return a
-  changed body, or raise to reject the request (an :mod:`routerd.errors` class keeps its status;
+* ``async_pre_call_hook(user_api_key_dict, cache, data, call_type)`` of ``callbacks``' loggers before
+  routing: it may return a changed body, or raise to reject the request (an :mod:`routerd.errors` class keeps its status;
   anything else answers 400 with its message);
 * after the request ends (a subscriber of :class:`~routerd.events.RequestFinished`), in a background
   task: ``log_success_event`` / ``async_log_success_event`` or their ``failure`` twins, with
   LiteLLM's ``kwargs`` (``model``, ``messages``, ``litellm_call_id`` = the request id,
   ``response_cost``, ``exception`` = the error class name for failures), a response object with
-  ``model`` and ``usage``, and the request's start and end times.
+  ``model`` and ``usage``, and the request's start and end times;
+* for each upstream attempt, the attempt tracer of loggers that have one (OpenTelemetry's attempt
+  spans, whose ``traceparent`` the attempt's upstream request carries).
 
 A callback that raises is logged and counted (:func:`~routerd.integrations.callbacks.callback_error_count`);
 the request is never affected.

@@ -98,7 +98,7 @@ def error_kind(exc: OpenAIError) -> ErrorKind:
         return ErrorKind.AUTHENTICATION
     if isinstance(exc, ContentPolicyViolationError):
         return ErrorKind.CONTENT_POLICY
-    if exc.status_code >= 500:  # a bare OpenAIError: something unexpected on our side or theirs
+    if exc.status_code >= 500:  # the generic APIError: something unexpected on our side or theirs
         return ErrorKind.INTERNAL_SERVER
     return ErrorKind.BAD_REQUEST
 

@@ -117,6 +117,22 @@ def test_sdk_fallback_attempts_are_spans_of_the_one_request(
     assert "error.type" not in attempts[1].attributes
 
 
+def test_a_streamed_call_ends_its_attempt_span_with_the_stream(
+    openai_env: Any, memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    stream = routerd.completion(model="gpt-4o", messages=HI, stream=True)
+    assert [s.name for s in exporter.get_finished_spans()] == []  # nothing ends before the stream does
+    chunks = list(stream)
+    assert chunks
+    spans = exporter.get_finished_spans()
+    (attempt,) = [s for s in spans if s.name.startswith("attempt ")]
+    (request,) = [s for s in spans if s.name == "chat gpt-4o"]
+    assert attempt.parent is not None and attempt.parent.span_id == request.context.span_id
+    assert attempt.attributes["http.response.status_code"] == 200
+
+
 def test_prompt_text_only_when_enabled(
     memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
