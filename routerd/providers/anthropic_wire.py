@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIError
+from routerd.errors import OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import anthropic_translate as translate
 from routerd.providers import cache_points
@@ -35,7 +35,7 @@ from routerd.providers.openai_parts import DeploymentParams
 from routerd.providers.sse import iter_data
 
 #: (HTTP status or None for an in-band error, parsed body, response headers, context) -> the error
-ErrorMapper = Callable[[int | None, Any, Mapping[str, str], ErrorContext], APIError]
+ErrorMapper = Callable[[int | None, Any, Mapping[str, str], ErrorContext], OpenAIError]
 
 #: the header that names beta features; Vertex takes it as a header, Bedrock in the body
 BETA_HEADER = "anthropic-beta"
@@ -69,7 +69,7 @@ def chat_payload(
                 modify_params=bool(deployment.extra.get("modify_params")),
             )
         return params.upstream_body(payload)
-    except APIError as exc:
+    except OpenAIError as exc:
         raise errors.annotate(exc) from None
 
 
@@ -107,7 +107,7 @@ async def post_message(
         response = await http.request(
             "POST", endpoint.url, headers=endpoint.headers, content=content, timeout=timeout
         )
-    except APIError as exc:
+    except OpenAIError as exc:
         raise errors.annotate(exc) from None
     if response.status >= 400:
         raise error(response.status, json_or_none(response.content), response.headers, errors)
@@ -134,7 +134,7 @@ async def stream_events(
             source = (json_or_none(data) async for _name, data in iter_data(response.aiter_lines()))
             async for event in checked_events(source, errors, error):
                 yield event
-    except APIError as exc:
+    except OpenAIError as exc:
         raise errors.annotate(exc) from None
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from routerd.errors import APIError, AuthenticationError
+from routerd.errors import AuthenticationError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import anthropic_translate, google_translate
 from routerd.providers.anthropic_wire import (
@@ -55,7 +55,9 @@ def vertex_body(payload: JSON) -> bytes:
     return orjson.dumps(payload)
 
 
-def vertex_error(status: int | None, body: Any, headers: Mapping[str, str], errors: ErrorContext) -> APIError:
+def vertex_error(
+    status: int | None, body: Any, headers: Mapping[str, str], errors: ErrorContext
+) -> OpenAIError:
     """The routerd error for a Vertex answer: Anthropic's shape from the model, else Google's."""
     if isinstance(body, Mapping) and body.get("type") == "error":
         return anthropic_translate.error_from_body(status, body, headers, errors)
@@ -122,7 +124,7 @@ async def _endpoint(adapter: VertexAdapter, request: UpstreamRequest, method: st
 def _rejecting(adapter: VertexAdapter, request: UpstreamRequest) -> ErrorMapper:
     """:func:`vertex_error`, dropping the cached token when Vertex refused it (it may be revoked)."""
 
-    def error(status: int | None, body: Any, headers: Mapping[str, str], errors: ErrorContext) -> APIError:
+    def error(status: int | None, body: Any, headers: Mapping[str, str], errors: ErrorContext) -> OpenAIError:
         exc = vertex_error(status, body, headers, errors)
         if isinstance(exc, AuthenticationError):
             adapter.auth_rejected(request.deployment)

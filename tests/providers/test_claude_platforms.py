@@ -186,7 +186,7 @@ async def test_vertex_in_band_error_and_cut_stream(
     )
     with pytest.raises(errors.ServiceUnavailableError):
         await collect(adapter.messages_stream(http_client, call(deployment)))
-    with pytest.raises(errors.APIError, match="stream"):
+    with pytest.raises(errors.OpenAIError, match="stream"):
         await collect(adapter.messages_stream(http_client, call(deployment)))
     assert vertex_fake.requests[-1].json["stream"] is True
 
@@ -241,7 +241,7 @@ async def test_bedrock_stream_cut_and_exception(
         AnthropicReply.text("some words here", stream=StreamPlan(error_after=2, error_event=broken)),
         aws_failure(403, "AccessDeniedException", "no access to this model"),
     )
-    with pytest.raises(errors.APIError, match="stream"):
+    with pytest.raises(errors.OpenAIError, match="stream"):
         await collect(adapter.messages_stream(http_client, call(deployment)))
     with pytest.raises(errors.BadGatewayError, match="model broke"):
         await collect(adapter.messages_stream(http_client, call(deployment)))
