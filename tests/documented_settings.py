@@ -256,6 +256,9 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{_EXEC}::test_fallback_chain_stops_at_max_fallbacks_and_skips_unknown_and_tried_groups",
     ),
     "litellm_settings.request_timeout": (_BOTH, f"{_SETTINGS}::test_router_timeout_bounds_the_whole_call"),
+    "litellm_settings.modify_params": (
+        "tests/sdk/test_porting_modify_params.py::test_the_daemons_litellm_settings_modify_params_reaches_every_deployment",
+    ),
     "litellm_settings.drop_params": (
         _BOTH,
         "tests/providers/test_anthropic_adapter.py::test_drop_params_drops_them",

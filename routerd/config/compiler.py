@@ -204,6 +204,9 @@ class _Compiler:
         params, info = spec.litellm_params, spec.model_info
         provider, model = params.provider_and_model()
         assert provider is not None  # validation rejects unknown providers
+        extra = params.extra
+        if self.config.litellm_settings.modify_params and "modify_params" not in extra:
+            extra = {**extra, "modify_params": True}  # LiteLLM's global setting, per deployment here
         return Deployment(
             id="",
             group=spec.model_name,
@@ -227,7 +230,7 @@ class _Compiler:
             region_name=params.region_name,
             mock_response=deep_freeze(params.mock_response),
             drop_params=params.drop_params,
-            extra=deep_freeze(params.extra) if params.extra else EMPTY,
+            extra=deep_freeze(extra) if extra else EMPTY,
             info=ModelInfo(
                 max_input_tokens=info.max_input_tokens,
                 max_output_tokens=info.max_output_tokens,

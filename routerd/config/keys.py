@@ -179,7 +179,6 @@ IGNORED_LITELLM_SETTINGS: dict[str, str] = {
     "redact_user_api_key_info": "routerd never logs keys",
     "redact_messages_in_exceptions": "routerd never logs messages",
     "langfuse_default_tags": "the Langfuse integration",
-    "modify_params": "request rewriting",
     "enable_preview_features": "preview features",
     "set_verbose": "use ROUTERD_LOG_LEVEL",
     "json_logs": "use ROUTERD_LOG_FORMAT",

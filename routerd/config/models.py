@@ -406,6 +406,10 @@ class LiteLLMSettings(_FallbackSettings):
     drop_params: bool | None = Field(
         default=None, description="Drop parameters a provider does not support instead of failing."
     )
+    modify_params: bool | None = Field(
+        default=None,
+        description="Fix messages a provider would refuse (every deployment's `litellm_params.modify_params`).",
+    )
     callbacks: Annotated[tuple[str, ...], BeforeValidator(_str_to_tuple)] | None = Field(
         default=None, description='Integrations to enable; routerd acts on `["prometheus"]`.'
     )

@@ -87,3 +87,41 @@ def test_a_conversation_that_starts_with_the_user_is_sent_unchanged(
     assert anthropic_env.requests[-1].json["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Hi"}]}
     ]
+
+
+def test_the_daemons_litellm_settings_modify_params_reaches_every_deployment(anthropic_env: Any) -> None:
+    import asyncio
+    import textwrap
+
+    from routerd.config import check_text
+    from routerd.routing.executor import CallRouter
+
+    text = textwrap.dedent(
+        f"""
+        model_list:
+          - model_name: claude
+            litellm_params: {{model: "{MODEL}", api_base: "{anthropic_env.base_url}", api_key: "{ANTHROPIC_KEY}"}}
+          - model_name: claude-strict
+            litellm_params: {{model: "{MODEL}", api_base: "{anthropic_env.base_url}", api_key: "{ANTHROPIC_KEY}",
+                              modify_params: false}}
+        litellm_settings:
+          modify_params: true
+        """
+    )
+    result = check_text(text)
+    assert result.table is not None, result.errors
+    assert result.table.groups["claude"].deployments[0].extra["modify_params"] is True
+    assert result.table.groups["claude-strict"].deployments[0].extra["modify_params"] is False
+
+    async def ask(group: str) -> int:
+        router = CallRouter(result.table)  # type: ignore[arg-type]
+        try:
+            await router.call("chat", {"model": group, "messages": ONLY_SYSTEM, "num_retries": 0})
+            return 200
+        except routerd.errors.OpenAIError as exc:
+            return exc.status_code
+        finally:
+            await router.aclose()
+
+    assert asyncio.run(ask("claude")) == 200
+    assert asyncio.run(ask("claude-strict")) == 400
