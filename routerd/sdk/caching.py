@@ -4,8 +4,9 @@ The key (:func:`routerd.cache.key.cache_key`: the endpoint, the model as called 
 that can change the answer), the per-call controls (``cache={"no-cache": True, "ttl": ...}``, parsed
 by :func:`routerd.cache.controls.parse_controls`) and the stores (:class:`~routerd.cache.local.LocalCache`,
 :class:`~routerd.cache.redis_cache.RedisCache`) are the daemon's. With ``routerd.cache`` set, every
-complete (not streamed) ``completion`` / ``text_completion`` / ``embedding`` call (and their async
-twins) of a call type the cache covers is looked up first (mode ``default_on``, as LiteLLM's);
+``completion`` / ``text_completion`` / ``embedding`` call (and their async twins, and streams: a hit
+is replayed as chunks, a streamed answer is stored when its stream ends complete) of a call type the
+cache covers is looked up first (mode ``default_on``, as LiteLLM's);
 ``caching=False`` on a call skips the cache, and in mode ``default_off`` only calls with
 ``caching=True`` (or ``cache={"use-cache": True}``) use it. A hit makes no upstream call; its
 ``_hidden_params["cache_hit"]`` is True.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -32,9 +33,10 @@ from routerd.cache.controls import CacheControls, parse_controls
 from routerd.cache.key import cache_key
 from routerd.cache.local import LocalCache
 from routerd.cache.redis_cache import RedisCache
+from routerd.cache.replay import answer_from_chunks, chunks_from_answer
 from routerd.cache.spec import CacheParams, endpoints_for
 
-__all__ = ["REDIS_TIMEOUT", "Cache", "CacheLookup", "active_cache"]
+__all__ = ["REDIS_TIMEOUT", "Cache", "CacheLookup", "active_cache", "replayed", "storing"]
 
 #: seconds a Redis cache read or write may take before it counts as a miss (the call goes upstream)
 REDIS_TIMEOUT = 0.5
@@ -165,8 +167,9 @@ class CacheLookup:
 
 def active_cache(endpoint: str, model: str, body: dict[str, Any], *, stream: bool) -> CacheLookup | None:
     """The cache lookup of a call (``body``'s ``cache`` / ``caching`` are taken out), or None when the
-    call does not use the cache: ``routerd.cache`` unset, a stream, an endpoint it does not cover,
-    ``caching=False``, or mode ``default_off`` without an opt-in."""
+    call does not use the cache: ``routerd.cache`` unset, an endpoint it does not cover,
+    ``caching=False``, or mode ``default_off`` without an opt-in. A streamed and a complete call of one
+    request share an entry (``stream`` is not in the key)."""
     from routerd.module_settings import setting
 
     controls = parse_controls(body.pop("cache", None))
@@ -178,7 +181,7 @@ def active_cache(endpoint: str, model: str, body: dict[str, Any], *, stream: boo
         return None
     if not isinstance(cache, Cache):
         raise TypeError(f"routerd.cache must be a routerd.Cache (or None), not {type(cache).__name__}")
-    if stream or endpoint not in cache.endpoints or caching is False or controls.use_cache is False:
+    if endpoint not in cache.endpoints or caching is False or controls.use_cache is False:
         return None
     if cache.params.mode == "default_off" and not (caching is True or controls.use_cache):
         return None
@@ -188,3 +191,26 @@ def active_cache(endpoint: str, model: str, body: dict[str, Any], *, stream: boo
     except TypeError:  # a body with objects JSON cannot hold (a mock_response exception): not cached
         return None
     return CacheLookup(cache, key, controls)
+
+
+async def replayed(endpoint: str, answer: Mapping[str, Any], *, include_usage: bool) -> AsyncIterator[Any]:
+    """A cached answer as the chunks of a stream (a hit on a ``stream=True`` call)."""
+    for chunk in chunks_from_answer(endpoint, answer, include_usage=include_usage):
+        yield chunk
+
+
+async def storing(source: Any, lookup: CacheLookup, endpoint: str) -> AsyncIterator[Any]:
+    """``source``'s chunks, passed on; when the stream ends complete, the answer they add up to is
+    stored (a stream closed early, or cut by an error, stores nothing)."""
+    seen: list[Any] = []
+    try:
+        async for chunk in source:
+            seen.append(chunk)
+            yield chunk
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    answer = answer_from_chunks(endpoint, seen)
+    if answer is not None:
+        await lookup.store(answer)

@@ -18,7 +18,7 @@ from routerd.module_settings import apply_verbose, setting
 from routerd.providers.base import CHAT, COMPLETIONS
 from routerd.routing.executor import CallRouter as CoreRouter
 from routerd.routing.types import CallResult
-from routerd.sdk.caching import active_cache
+from routerd.sdk.caching import active_cache, replayed, storing
 from routerd.sdk.engine import (
     RESPONSE_CLASSES,
     CallSpec,
@@ -236,19 +236,47 @@ async def _execute(spec: CallSpec, run: CallbackRun | None) -> CallResult:
         raise
 
 
-async def _from_cache(spec: CallSpec, run: CallbackRun | None) -> Any:
-    """The answer ``routerd.cache`` holds for the call, as a response object (None: a miss)."""
+_HIT = {"cache_hit": True, "response_cost": 0.0}
+
+
+async def _from_cache(spec: CallSpec, run: CallbackRun | None, *, is_async: bool) -> Any:
+    """The answer ``routerd.cache`` holds for the call (None: a miss): a response object, or for a
+    stream a wrapper replaying it as chunks. Callbacks hear of a hit as of any call (``cache_hit``)."""
     assert spec.cache is not None
     answer = await spec.cache.answer()
     if answer is None:
         return None
-    response = build(RESPONSE_CLASSES[spec.endpoint], answer)
-    response._hidden_params = {"cache_hit": True, "model_group": spec.model, "response_cost": 0.0}
+    hidden = {**_HIT, "model_group": spec.model}
     if run is not None:  # LiteLLM reports a cache hit to the callbacks too, at no cost
         await run.pre_call()
         run.kwargs["cache_hit"] = True
+    if spec.stream:
+        options = spec.body.get("stream_options")
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        source = replayed(spec.endpoint, answer, include_usage=usage)
+        if is_async:
+            return AsyncStreamWrapper(
+                source, _converter(spec.endpoint), model=spec.model, hidden_params=hidden, observer=run
+            )
+        return SyncStreamWrapper(
+            source,
+            _converter(spec.endpoint),
+            loop=background_loop,
+            model=spec.model,
+            hidden_params=hidden,
+            observer=run,
+        )
+    response = build(RESPONSE_CLASSES[spec.endpoint], answer)
+    response._hidden_params = hidden
+    if run is not None:
         await run.succeeded(response, cost=0.0)
     return response
+
+
+def _stream_source(spec: CallSpec, result: CallResult) -> Any:
+    """The result's chunks; with the cache on, kept and stored when the stream ends complete."""
+    assert result.stream is not None
+    return result.stream if spec.cache is None else storing(result.stream, spec.cache, spec.endpoint)
 
 
 async def _complete(spec: CallSpec, result: CallResult, run: CallbackRun | None) -> Any:
@@ -264,13 +292,13 @@ def finish_sync(spec: CallSpec) -> Any:
     """Run ``spec`` on the SDK's background loop; a response object or a :class:`SyncStreamWrapper`."""
     run = _run_for(spec, is_async=False)
     if spec.cache is not None:
-        hit = background_loop.run(_from_cache(spec, run))
+        hit = background_loop.run(_from_cache(spec, run, is_async=False))
         if hit is not None:
             return hit
     result = background_loop.run(_execute(spec, run))
     if result.stream is not None:
         return SyncStreamWrapper(
-            result.stream,
+            _stream_source(spec, result),
             _converter(spec.endpoint),
             loop=background_loop,
             model=spec.model,
@@ -286,13 +314,13 @@ async def finish_async(spec: CallSpec) -> Any:
     """Run ``spec`` on the running loop; a response object or an :class:`AsyncStreamWrapper`."""
     run = _run_for(spec, is_async=True)
     if spec.cache is not None:
-        hit = await _from_cache(spec, run)
+        hit = await _from_cache(spec, run, is_async=True)
         if hit is not None:
             return hit
     result = await _execute(spec, run)
     if result.stream is not None:
         return AsyncStreamWrapper(
-            result.stream,
+            _stream_source(spec, result),
             _converter(spec.endpoint),
             model=spec.model,
             hidden_params=hidden_params(result),

@@ -58,10 +58,40 @@ def test_async_calls_and_embeddings_are_cached(openai_env: Any, local_cache: rou
     assert vectors[1].data[0].embedding == vectors[0].data[0].embedding
 
 
-def test_streams_are_not_cached(openai_env: Any, local_cache: routerd.Cache) -> None:
-    for _ in range(2):
-        list(routerd.completion(model="gpt-4o", messages=HI, stream=True))
+def test_a_streamed_answer_is_stored_and_replayed_as_a_stream(
+    openai_env: Any, local_cache: routerd.Cache
+) -> None:
+    first = list(routerd.completion(model="gpt-4o", messages=HI, stream=True))
+    again = routerd.completion(model="gpt-4o", messages=HI, stream=True)
+    assert again._hidden_params["cache_hit"] is True
+    replay = list(again)
+    assert len(openai_env.requests) == 1  # the second stream was replayed from the cache
+    text = "".join(c.choices[0].delta.content or "" for c in first if c.choices)
+    assert text and "".join(c.choices[0].delta.content or "" for c in replay if c.choices) == text
+    complete = routerd.completion(model="gpt-4o", messages=HI)  # a stream and a plain call share it
+    assert complete.choices[0].message.content == text and len(openai_env.requests) == 1
+
+
+def test_a_stream_closed_early_stores_nothing(openai_env: Any, local_cache: routerd.Cache) -> None:
+    stream = routerd.completion(
+        model="gpt-4o", messages=[{"role": "user", "content": "a b c d e f"}], stream=True
+    )
+    next(iter(stream))
+    stream.close()
+    routerd.completion(model="gpt-4o", messages=[{"role": "user", "content": "a b c d e f"}])
     assert len(openai_env.requests) == 2
+
+
+def test_async_streams_are_replayed(openai_env: Any, local_cache: routerd.Cache) -> None:
+    async def texts() -> list[str]:
+        out = []
+        for _ in range(2):
+            stream = await routerd.acompletion(model="gpt-4o", messages=HI, stream=True)
+            out.append("".join([c.choices[0].delta.content or "" async for c in stream if c.choices]))
+        return out
+
+    first, second = asyncio.run(texts())
+    assert first and first == second and len(openai_env.requests) == 1
 
 
 def test_default_off_mode_caches_only_calls_that_opt_in(
