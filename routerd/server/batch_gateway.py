@@ -32,7 +32,7 @@ from routerd.access.ledger import BudgetScope, SpendEvent
 from routerd.access.periods import period_bounds
 from routerd.access.table import KeyPolicy, check_budget, check_model
 from routerd.config.table import Deployment, ProviderSettings, RoutingTable
-from routerd.errors import APIError, BadRequestError, NotFoundError, PermissionDeniedError
+from routerd.errors import BadRequestError, NotFoundError, OpenAIError, PermissionDeniedError
 from routerd.finetune.providers import make_client
 from routerd.finetune.serving import ManagementCall
 from routerd.finetune.types import FileUpload, PageQuery, slice_after
@@ -202,7 +202,7 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
         try:
             created = await _create_on(call, deployment, batch_input, body)
             break
-        except APIError as exc:
+        except OpenAIError as exc:
             # an upstream that is down or busy: the group's next batch deployment, as a call fails over
             if not exc.retryable or index == len(deployments) - 1:
                 raise
