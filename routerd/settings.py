@@ -37,6 +37,12 @@ class HttpSettings(BaseSettings):
         gt=0,
         description="largest line of a streamed upstream body (one SSE data line); larger is a 502",
     )
+    upstream_max_connections: int = Field(
+        default=512,
+        ge=1,
+        description="connections per upstream (scheme, host, port) per worker, busy and idle; at the cap "
+        "a call waits for one within its timeout, then fails over as a connection error",
+    )
 
 
 class Settings(HttpSettings):

@@ -386,6 +386,10 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",
         "tests/hostile/test_upstream_http.py::test_the_daemon_settings_bound_its_upstream_client",
     ),
+    "ROUTERD_UPSTREAM_MAX_CONNECTIONS": (
+        "tests/transport/test_connection_cap.py::test_calls_over_the_cap_wait_for_a_connection",
+        "tests/transport/test_connection_cap.py::test_the_setting_reaches_the_default_client",
+    ),
     "ROUTERD_UPSTREAM_MAX_LINE_MB": (
         "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",
         "tests/hostile/test_upstream_http.py::test_settings_bound_the_default_client",

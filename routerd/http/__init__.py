@@ -80,4 +80,4 @@ def default_client(settings: HttpSettings | None = None) -> HttpClient:
         from routerd.http.httpx_client import HttpxClient
 
         return HttpxClient(limits=limits)
-    return FastHttpClient(limits=limits)
+    return FastHttpClient(limits=limits, max_connections_per_origin=settings.upstream_max_connections)

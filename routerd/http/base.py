@@ -131,6 +131,13 @@ def connection_error(url: str, exc: BaseException) -> APIConnectionError:
     return APIConnectionError(f"cannot reach upstream {origin_of(url)}: {type(exc).__name__}")
 
 
+def pool_full_error(url: str, exc: BaseException) -> APIConnectionError:
+    """Every connection to the upstream stayed busy for as long as the call could wait for one."""
+    return APIConnectionError(
+        f"no free connection to upstream {origin_of(url)} in time: {exc} (ROUTERD_UPSTREAM_MAX_CONNECTIONS)"
+    )
+
+
 def redirect_error(url: str, status: int) -> BadGatewayError:
     """A 3xx answer: never followed, since the request carries the deployment's credentials."""
     return BadGatewayError(

@@ -16,6 +16,13 @@ answer. A POST on a stale connection fails with :class:`~routerd.errors.APIConne
 the router retries under its own policy (counted, backed off, possibly on another deployment). The
 pool never hands out a connection already seen closing (:meth:`Pool.take`), which makes the race
 a narrow window rather than the rule.
+
+**How many connections.** A slow upstream under load would otherwise get one more connection (one
+more file descriptor) for every call that finds no idle one. :class:`Pool` caps the connections
+open or being opened per origin (scheme, host, port): a call that finds none idle and the origin at
+its cap waits, in arrival order, for one to come back to the pool (handed over directly) or to close
+(its slot handed over to open a new one). The wait counts against the call's deadline; when it runs
+out the caller reports a connection error, which the router retries and fails over like any other.
 """
 
 from __future__ import annotations
@@ -32,13 +39,28 @@ import httptools
 
 from routerd.http.base import too_large_error
 
-__all__ = ["IDEMPOTENT", "MAX_HEAD_BYTES", "Connection", "Origin", "Pool", "StaleConnection", "parse_url"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "IDEMPOTENT",
+    "MAX_HEAD_BYTES",
+    "Connection",
+    "NoFreeConnection",
+    "Origin",
+    "Pool",
+    "StaleConnection",
+    "parse_url",
+]
 
 #: methods a request may be re-sent with after a stale pooled connection (see the module)
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 #: the most bytes read while a response head is still incomplete (provider heads are a few KiB);
 #: past it the answer is refused, so an endless head cannot grow the parser's buffers without bound
 MAX_HEAD_BYTES: Final = 256 * 1024
+#: connections per origin (busy and idle) unless the client is told otherwise: far above what one
+#: healthy provider needs from one worker (a call holds a connection only while it runs, so this is
+#: 512 calls in flight to one upstream), yet half of the common 1,024 open-file limit, so one slow
+#: upstream cannot take every descriptor the worker has (``ROUTERD_UPSTREAM_MAX_CONNECTIONS``)
+DEFAULT_MAX_CONNECTIONS: Final = 512
 # a stream stops reading from the socket while this much body waits for its consumer
 _HIGH_WATER: Final = 256 * 1024
 # bodies up to this size are written together with the head (one send); larger ones separately
@@ -47,6 +69,10 @@ _COALESCE: Final = 64 * 1024
 
 class StaleConnection(Exception):
     """A pooled connection closed before any byte of the answer to an idempotent request."""
+
+
+class NoFreeConnection(ConnectionError):
+    """The origin was at its connection cap for the whole of the call's wait (see the module)."""
 
 
 # --- connections ---------------------------------------------------------------------------------
@@ -60,8 +86,10 @@ class Connection(asyncio.Protocol):
     need (a plain request sleeps until the whole body is in).
     """
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, key: tuple[str, str, int]) -> None:
         self._pool = pool
+        self.key = key  # the origin's, whose connection slot this connection holds until it closes
+        self._holds_slot = True
         self._loop = pool.loop
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -124,6 +152,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._stop_timer()
+        self._free_slot()
         if self._active:
             if self.until_eof and self.head_done:
                 self.complete = True
@@ -348,6 +377,7 @@ class Connection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
+        self._free_slot()
 
     def abort(self) -> None:
         """Drop the connection at once (an abandoned response: the server sees the disconnect)."""
@@ -356,6 +386,13 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        # once per connection, whichever of close/abort/connection_lost comes first
+        if self._holds_slot:
+            self._holds_slot = False
+            self._pool.free_slot(self.key)
 
     @property
     def reusable(self) -> bool:
@@ -402,7 +439,12 @@ def parse_url(url: str) -> tuple[Origin, str]:
 
 
 class Pool:
-    """Idle keep-alive connections per origin, most recently used first."""
+    """Connections per origin: the idle ones (most recently used first) and a cap on all of them.
+
+    ``max_connections``: connections open or being opened per origin, busy and idle together
+    (see the module); ``max_idle``: idle ones kept per origin, more are closed; ``idle_timeout``:
+    seconds an idle connection may wait for reuse.
+    """
 
     def __init__(
         self,
@@ -410,13 +452,101 @@ class Pool:
         *,
         max_idle: int,
         idle_timeout: float,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.loop = loop
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
         self._idle: dict[tuple[str, str, int], deque[Connection]] = {}
         self._origin_of: dict[Connection, tuple[str, str, int]] = {}
         self.all: set[Connection] = set()
+        # per origin: connections open or being opened (a slot each), and the calls waiting for one;
+        # a waiter's future gets a connection handed back, or None: "open one in the freed slot"
+        self.open: dict[tuple[str, str, int], int] = {}
+        self._waiters: dict[tuple[str, str, int], deque[asyncio.Future[Connection | None]]] = {}
+        self._closed = False
+
+    async def acquire(
+        self, origin: Origin, deadline: float | None, *, fresh: bool = False
+    ) -> Connection | None:
+        """An idle connection to ``origin``, or None with a slot reserved to open a new one.
+
+        At the cap, waits until ``deadline`` (loop time; None: no bound) for a connection or a slot
+        and raises :class:`NoFreeConnection` past it. ``fresh``: never an idle connection.
+        """
+        if not fresh:
+            conn = self.take(origin)
+            if conn is not None:
+                return conn
+        key = origin.key
+        while True:
+            count = self.open.get(key, 0)
+            if count < self._max_connections:
+                self.open[key] = count + 1
+                return None
+            conn = await self._wait(key, deadline)
+            if conn is None or not (conn.closed or conn.transport is None or conn.transport.is_closing()):
+                return conn
+            # closed by the server after it was handed over (which freed its slot): try again
+            self.all.discard(conn)
+
+    async def _wait(self, key: tuple[str, str, int], deadline: float | None) -> Connection | None:
+        waiter: asyncio.Future[Connection | None] = self.loop.create_future()
+        queue = self._waiters.get(key)
+        if queue is None:
+            queue = self._waiters[key] = deque()
+        queue.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await waiter
+        except BaseException as exc:
+            self._give_up(key, waiter)
+            if isinstance(exc, TimeoutError):
+                raise NoFreeConnection(f"all {self._max_connections} connections busy") from None
+            raise
+
+    def _give_up(self, key: tuple[str, str, int], waiter: asyncio.Future[Connection | None]) -> None:
+        """A waiting call stopped waiting (deadline, cancellation)."""
+        if not waiter.done():
+            waiter.cancel()
+        if waiter.cancelled() or waiter.exception() is not None:
+            queue = self._waiters.get(key)
+            if queue is not None:
+                try:
+                    queue.remove(waiter)  # rare (timeouts, cancellations): a linear scan is fine
+                except ValueError:
+                    pass
+                if not queue:
+                    del self._waiters[key]
+            return
+        # handed a connection or a slot just as the call gave up: pass it on
+        conn = waiter.result()
+        if conn is None:
+            self.free_slot(key)
+        else:
+            self._put(key, conn)
+
+    def _hand_over(self, key: tuple[str, str, int], conn: Connection | None) -> bool:
+        """Give a connection (or, None, a freed slot) to the longest waiting call; False if none waits."""
+        queue = self._waiters.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not queue:
+                del self._waiters[key]
+            if not waiter.done():
+                waiter.set_result(conn)
+                return True
+        return False
+
+    def free_slot(self, key: tuple[str, str, int]) -> None:
+        """A connection to ``key`` closed (or failed to open): its slot goes to a waiter or is freed."""
+        if self._closed or not self._hand_over(key, None):
+            count = self.open.get(key, 0) - 1
+            if count > 0:
+                self.open[key] = count
+            else:
+                self.open.pop(key, None)
 
     def take(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin.key)
@@ -442,16 +572,22 @@ class Pool:
         return None
 
     def put(self, origin: Origin, conn: Connection) -> None:
-        idle = self._idle.get(origin.key)
+        """A connection whose response is complete: to a waiting call, else to the idle pool."""
+        conn.reused = True
+        self._put(origin.key, conn)
+
+    def _put(self, key: tuple[str, str, int], conn: Connection) -> None:
+        if key in self._waiters and self._hand_over(key, conn):
+            return
+        idle = self._idle.get(key)
         if idle is None:
-            idle = self._idle[origin.key] = deque()
+            idle = self._idle[key] = deque()
         if len(idle) >= self._max_idle:
             self._drop(conn)
             return
-        conn.reused = True
         conn.idle_since = self.loop.time()
         idle.append(conn)
-        self._origin_of[conn] = origin.key
+        self._origin_of[conn] = key
 
     def forget(self, conn: Connection) -> None:
         """A connection closed by the other side while idle."""
@@ -477,8 +613,15 @@ class Pool:
                 self._drop(conn)
 
     def close(self) -> None:
+        self._closed = True
+        for queue in self._waiters.values():
+            for waiter in queue:
+                if not waiter.done():
+                    waiter.set_exception(NoFreeConnection("the client was closed"))
+        self._waiters.clear()
         for conn in list(self.all):
             conn.close()
         self.all.clear()
         self._idle.clear()
         self._origin_of.clear()
+        self.open.clear()

@@ -6,8 +6,8 @@ rest of routerd together. Provider APIs need far less: keep-alive HTTP/1.1 to a 
 JSON bodies with ``Content-Length``, and SSE answers read line by line. :class:`FastHttpClient` does
 exactly that and implements :class:`routerd.http.HttpClient`:
 
-* per-origin pools of keep-alive connections (:mod:`routerd.http.conn`: the idle pool is bounded,
-  idle connections expire, a connection whose response was abandoned is closed, and when a request
+* per-origin pools of keep-alive connections (:mod:`routerd.http.conn`: connections per origin
+  are capped, the idle pool is bounded, idle connections expire, a connection whose response was abandoned is closed, and when a request
   is sent again after a stale pooled connection).
 * ``Content-Length``, chunked and until-EOF bodies, within :class:`~routerd.http.base.HttpLimits`;
   gzip/deflate decoded incrementally within the same bounds if an upstream compresses despite
@@ -42,11 +42,21 @@ from routerd.http.base import (
     StreamResponse,
     connection_error,
     content_decoder,
+    pool_full_error,
     redirect_error,
     timeout_error,
     too_large_error,
 )
-from routerd.http.conn import IDEMPOTENT, Connection, Origin, Pool, StaleConnection, parse_url
+from routerd.http.conn import (
+    DEFAULT_MAX_CONNECTIONS,
+    IDEMPOTENT,
+    Connection,
+    NoFreeConnection,
+    Origin,
+    Pool,
+    StaleConnection,
+    parse_url,
+)
 
 if TYPE_CHECKING:
     from routerd.http.httpx_client import HttpxClient
@@ -64,6 +74,8 @@ class FastHttpClient:
     """:class:`routerd.http.HttpClient` over asyncio Protocols and httptools (see the module).
 
     ``ssl_context``: for ``https://`` origins (default: the system's trust store).
+    ``max_connections_per_origin``: connections open per origin, busy and idle; at the cap a call
+    waits for one within its deadline (:mod:`routerd.http.conn`).
     ``max_idle_per_origin``: idle keep-alive connections kept per origin; more are closed.
     ``idle_timeout``: seconds an idle connection may wait for reuse before it is closed.
     ``connect_timeout``: a bound on connecting when the call has no deadline of its own.
@@ -74,6 +86,7 @@ class FastHttpClient:
         self,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        max_connections_per_origin: int = DEFAULT_MAX_CONNECTIONS,
         max_idle_per_origin: int = 128,
         idle_timeout: float = 30.0,
         connect_timeout: float | None = None,
@@ -81,7 +94,10 @@ class FastHttpClient:
         limits: HttpLimits | None = None,
     ) -> None:
         self._ssl = ssl_context
-        self._max_idle = max_idle_per_origin
+        if max_connections_per_origin < 1:
+            raise ValueError("max_connections_per_origin must be at least 1")
+        self._max_connections = max_connections_per_origin
+        self._max_idle = min(max_idle_per_origin, max_connections_per_origin)
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
         self._user_agent = user_agent
@@ -184,7 +200,12 @@ class FastHttpClient:
         pool = self._pool
         if pool is None or pool.loop is not loop:
             # first use, or a new event loop (connections cannot move between loops)
-            pool = self._pool = Pool(loop, max_idle=self._max_idle, idle_timeout=self._idle_timeout)
+            pool = self._pool = Pool(
+                loop,
+                max_idle=self._max_idle,
+                idle_timeout=self._idle_timeout,
+                max_connections=self._max_connections,
+            )
         return pool
 
     def _general(self) -> HttpxClient:
@@ -244,10 +265,19 @@ class FastHttpClient:
         *,
         fresh: bool = False,
     ) -> Connection:
-        """Write the request on a pooled or new connection."""
+        """Write the request on a pooled or new connection.
+
+        The wait for a free connection (the origin at its cap) and the connect share one deadline.
+        """
         conn = None if fresh else pool.take(origin)
         if conn is None:
-            conn = await self._connect(pool, origin, request.url, deadline, connect_timeout)
+            deadline = self._connect_deadline(pool.loop, deadline, connect_timeout)
+            try:
+                conn = await pool.acquire(origin, deadline, fresh=True)
+            except NoFreeConnection as exc:
+                raise pool_full_error(request.url, exc) from None
+            if conn is None:
+                conn = await self._connect(pool, origin, request.url, deadline)
         conn.send(
             request.head,
             request.content,
@@ -257,36 +287,39 @@ class FastHttpClient:
         )
         return conn
 
-    async def _connect(
-        self,
-        pool: Pool,
-        origin: Origin,
-        url: str,
-        deadline: float | None,
-        connect_timeout: float | None,
-    ) -> Connection:
-        loop = pool.loop
+    def _connect_deadline(
+        self, loop: asyncio.AbstractEventLoop, deadline: float | None, connect_timeout: float | None
+    ) -> float | None:
         if connect_timeout is not None:
             bound = loop.time() + connect_timeout
-            deadline = bound if deadline is None else min(deadline, bound)
-        elif deadline is None and self._connect_timeout is not None:
-            deadline = loop.time() + self._connect_timeout
+            return bound if deadline is None else min(deadline, bound)
+        if deadline is None and self._connect_timeout is not None:
+            return loop.time() + self._connect_timeout
+        return deadline
+
+    async def _connect(self, pool: Pool, origin: Origin, url: str, deadline: float | None) -> Connection:
+        """Open a connection in the slot ``pool.acquire`` reserved (freed again if this fails)."""
+        loop = pool.loop
         tls: ssl.SSLContext | None = None
         if origin.tls:
             tls = self._ssl = self._ssl or ssl.create_default_context()
+        conn = Connection(pool, origin.key)
         try:
             async with asyncio.timeout_at(deadline):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(pool),
+                await loop.create_connection(
+                    lambda: conn,
                     origin.host,
                     origin.port,
                     ssl=tls,
                     server_hostname=origin.host if tls is not None else None,
                 )
-        except TimeoutError as exc:
-            raise timeout_error(url, exc) from None
-        except OSError as exc:
-            raise connection_error(url, exc) from None
+        except BaseException as exc:
+            conn.abort()  # frees the slot, once, even if the connection was made and lost
+            if isinstance(exc, TimeoutError):
+                raise timeout_error(url, exc) from None
+            if isinstance(exc, OSError):
+                raise connection_error(url, exc) from None
+            raise
         pool.all.add(conn)
         return conn
 
