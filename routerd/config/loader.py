@@ -2,7 +2,12 @@
 
 ruamel.yaml's round-trip loader records the line and column of every key and value; they are copied
 into a :class:`SourceMap` so later stages can point at the exact spot of a problem, in whichever file
-it is (``include:`` pulls in other files). This stage also:
+it is (``include:`` pulls in other files). That parse is slow (about a minute for a 35,000-deployment
+file), so the loader first reads the files with the fast parser (:mod:`routerd.config.fastparse`,
+which yields the same tree without marks) and builds the marks only when something is to be located:
+the first time a later stage (or this one) reports an issue, the round-trip parser reads the same
+bytes again. A document the fast parser does not decide, and anything this stage itself reports, send
+the whole load through the round-trip parser, exactly as before. This stage also:
 
 * follows ``include:`` (paths relative to the including file; lists concatenate, mappings merge, the
   including file wins on conflicting values; a cycle is an error that shows the chain);
@@ -25,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from routerd.config import fastparse
 from routerd.config.convert import Converter, Marks, TooCostly
 from routerd.config.files import MAX_DEPTH, LoadLimits, UnreadableConfig, read_config_bytes
 from routerd.config.issues import Issue, Location, Severity, YamlPath, mask_values, snippet_for
@@ -41,20 +47,29 @@ from routerd.config.issues import Issue, Location, Severity, YamlPath, mask_valu
 ENV_PREFIX = "os.environ/"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(.*?)"')
+#: parse with the fast parser first (see the module); False: always the round-trip parser
+FAST_PARSE = True
 
 
 class SourceMap:
     """Line/column of every key and value in the merged tree, looked up by YAML path.
 
     A path that does not exist (a missing key) resolves to its nearest existing ancestor, so every
-    problem can be placed somewhere sensible.
+    problem can be placed somewhere sensible. ``build``: makes the marks on first use, when the
+    files were read without them (the fast parse).
     """
 
-    def __init__(self, root: Marks | None, default: Location) -> None:
+    def __init__(
+        self, root: Marks | None, default: Location, build: Callable[[], Marks | None] | None = None
+    ) -> None:
         self._root = root
         self._default = default
+        self._build = build
 
     def _walk(self, path: YamlPath) -> Iterator[Marks]:
+        if self._build is not None:
+            build, self._build = self._build, None
+            self._root = build()
         node = self._root
         if node is None:
             return
@@ -65,6 +80,11 @@ class SourceMap:
                 return
             node = child
             yield node
+
+    @property
+    def located(self) -> bool:
+        """Whether the marks exist yet (False after a fast load nothing has asked to locate)."""
+        return self._build is None
 
     def value(self, path: YamlPath) -> Location:
         """Where the value at ``path`` (or its nearest existing ancestor) starts."""
@@ -181,10 +201,27 @@ def current_fingerprint(files: Iterable[str], env: Mapping[str, str], limits: Lo
     return source_fingerprint(contents, env)
 
 
+class _NeedMarks(Exception):
+    """The fast pass met something it does not decide, or something to report (which needs marks)."""
+
+
+# what a file read gave: its text and bytes, kept so the round-trip pass reads the same
+_Read = tuple[str, bytes]
+
+
 class _Loader:
-    def __init__(self, env: Mapping[str, str], limits: LoadLimits) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        limits: LoadLimits,
+        *,
+        fast: bool | None = None,
+        reads: dict[Path, _Read] | None = None,
+    ) -> None:
         self.env = env
         self.limits = limits
+        self.fast = (FAST_PARSE and fastparse.available()) if fast is None else fast
+        self.reads: dict[Path, _Read] = {} if reads is None else reads
         self.issues: list[Issue] = []
         self.files: list[str] = []
         self.contents: list[tuple[str, bytes]] = []
@@ -192,15 +229,37 @@ class _Loader:
         self.usable = True
 
     def run(self, path: Path, display: str, text: str | None) -> LoadedConfig:
+        if not self.fast:
+            return self._run(path, display, text)
+        try:
+            return self._run(path, display, text)
+        except _NeedMarks:
+            slow = _Loader(self.env, self.limits, fast=False, reads=self.reads)
+            return slow._run(path, display, text)
+
+    def _marks_later(self, path: Path, display: str, text: str | None) -> Callable[[], Marks | None]:
+        """The marks of a fast load: the round-trip parse of the same bytes, when first needed."""
+        env, limits, reads = self.env, self.limits, self.reads
+
+        def build() -> Marks | None:
+            tree = _Loader(env, limits, fast=False, reads=reads)._load_file(path, display, (), text)
+            return None if tree is None else tree[1]
+
+        return build
+
+    def _run(self, path: Path, display: str, text: str | None) -> LoadedConfig:
         root_at = Location(display, 1, 1)
         tree = self._load_file(path, display, (), text)
         if tree is None:
             data: dict[str, Any] = {}
-            marks = Marks(root_at)
+            marks: Marks | None = Marks(root_at)
             self.usable = False
         else:
             data, marks = tree
-        source_map = SourceMap(marks, root_at)
+        if marks is None:
+            source_map = SourceMap(None, root_at, self._marks_later(path, display, text))
+        else:
+            source_map = SourceMap(marks, root_at)
         file_env, secrets, unresolved = _resolve_environment(data, source_map, self.env, self.issues)
         return LoadedConfig(
             source=display,
@@ -217,16 +276,21 @@ class _Loader:
         )
 
     def _error(self, where: Location, message: str, snippet: str = "", path: YamlPath = ()) -> None:
+        if self.fast:
+            raise _NeedMarks  # reported by the round-trip pass, with every location
         self.issues.append(Issue.at(where, path, message, "error", snippet))
         self.usable = False
 
+    def _warn(self, marks: Marks | None, path: YamlPath, message: str) -> None:
+        self.issues.append(Issue.at(_at(marks), path, message, "warning"))
+
     def _load_file(
         self, path: Path, display: str, chain: tuple[Path, ...], text: str | None = None
-    ) -> tuple[dict[str, Any], Marks] | None:
+    ) -> tuple[dict[str, Any], Marks | None] | None:
         resolved = path.resolve()
         self.loaded[resolved] = display
         self.files.append(display)
-        text = self._read(path, display) if text is None else self._given(text, display)
+        text = self._read(path, resolved, display) if text is None else self._given(text, display)
         if text is None:
             return None
         parsed = self._parse(text, display)
@@ -234,13 +298,19 @@ class _Loader:
             return None
         data, marks = parsed
         includes = data.pop("include", None)
-        include_marks = marks.children.pop("include", None)
-        marks.keys.pop("include", None)
-        if includes is not None and include_marks is not None:
+        include_marks = None
+        if marks is not None:
+            include_marks = marks.children.pop("include", None)
+            marks.keys.pop("include", None)
+        if includes is not None and (include_marks is not None or self.fast):
             self._include(includes, include_marks, path, display, (*chain, resolved), data, marks)
         return data, marks
 
-    def _read(self, path: Path, display: str) -> str | None:
+    def _read(self, path: Path, resolved: Path, display: str) -> str | None:
+        known = self.reads.get(resolved)
+        if known is not None:  # the round-trip pass after a fast one: the same bytes
+            self.contents.append((display, known[1]))
+            return known[0]
         try:
             data = read_config_bytes(path, self.limits.max_bytes)
             text = data.decode("utf-8")
@@ -250,6 +320,7 @@ class _Loader:
         except UnicodeDecodeError as exc:
             self._error(Location(display), f"cannot read the file: {exc}")
             return None
+        self.reads[resolved] = (text, data)
         self.contents.append((display, data))
         return text
 
@@ -261,7 +332,12 @@ class _Loader:
         self.contents.append((display, data))
         return text
 
-    def _parse(self, text: str, display: str) -> tuple[dict[str, Any], Marks] | None:
+    def _parse(self, text: str, display: str) -> tuple[dict[str, Any], Marks | None] | None:
+        if self.fast:
+            try:
+                return fastparse.fast_tree(text, self.limits.max_alias_nodes), None
+            except fastparse.NotFast:
+                raise _NeedMarks from None
         yaml = YAML(typ="rt")
         try:
             document = yaml.load(text)
@@ -312,24 +388,28 @@ class _Loader:
     def _include(
         self,
         value: Any,
-        value_marks: Marks,
+        value_marks: Marks | None,
         path: Path,
         display: str,
         chain: tuple[Path, ...],
         data: dict[str, Any],
-        marks: Marks,
+        marks: Marks | None,
     ) -> None:
-        entries: list[tuple[Any, Marks, YamlPath]]
+        """Load and merge the included files (``value_marks``/``marks``: None in the fast pass)."""
+        entries: list[tuple[Any, Marks | None, YamlPath]]
         if isinstance(value, str):
             entries = [(value, value_marks, ("include",))]
         elif isinstance(value, list):
-            entries = [(v, value_marks.children[i], ("include", i)) for i, v in enumerate(value)]
+            entries = [
+                (v, None if value_marks is None else value_marks.children[i], ("include", i))
+                for i, v in enumerate(value)
+            ]
         else:
-            self._error(value_marks.at, "expected a file name or a list of file names", path=("include",))
+            self._error(_at(value_marks), "expected a file name or a list of file names", path=("include",))
             return
         for entry, entry_marks, entry_path in entries:
             if not isinstance(entry, str) or not entry.strip():
-                self._error(entry_marks.at, "expected a file name", path=entry_path)
+                self._error(_at(entry_marks), "expected a file name", path=entry_path)
                 continue
             target = path.parent / entry
             target_display = os.path.normpath(os.path.join(os.path.dirname(display), entry))
@@ -337,27 +417,31 @@ class _Loader:
             if resolved in chain:
                 names = [self.loaded.get(p, str(p)) for p in chain[chain.index(resolved) :]]
                 cycle = " -> ".join([*names, target_display])
-                self._error(entry_marks.at, f"include cycle: {cycle}", path=entry_path)
+                self._error(_at(entry_marks), f"include cycle: {cycle}", path=entry_path)
                 continue
             if resolved in self.loaded:
                 first = self.loaded[resolved]
-                self.issues.append(
-                    Issue.at(
-                        entry_marks.at,
-                        entry_path,
-                        f"{target_display} is already included (as {first}); included once",
-                        "warning",
-                    )
-                )
+                message = f"{target_display} is already included (as {first}); included once"
+                self._warn(entry_marks, entry_path, message)
                 continue
             if not target.is_file():
                 self.loaded[resolved] = target_display
                 reason = "no such file" if not target.exists() else "not a regular file"
-                self._error(entry_marks.at, f"cannot include {target_display}: {reason}", path=entry_path)
+                self._error(_at(entry_marks), f"cannot include {target_display}: {reason}", path=entry_path)
                 continue
             included = self._load_file(target, target_display, chain)
             if included is not None:
-                _merge(data, marks, included[0], included[1], (), self.issues)
+                if marks is None or included[1] is None:
+                    _merge_plain(data, included[0])
+                else:
+                    _merge(data, marks, included[0], included[1], (), self.issues)
+
+
+def _at(marks: Marks | None) -> Location:
+    """Where ``marks`` are; in the fast pass (no marks) the load starts again to find out."""
+    if marks is None:
+        raise _NeedMarks
+    return marks.at
 
 
 def _too_large(size: int, limits: LoadLimits) -> str:
@@ -370,6 +454,21 @@ def _too_large(size: int, limits: LoadLimits) -> str:
 def _line(text: str, line: int) -> str:
     lines = text.splitlines()
     return lines[line - 1] if 1 <= line <= len(lines) else ""
+
+
+def _merge_plain(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    """:func:`_merge` in the fast pass: the same merge while it warns of nothing (else: marks needed)."""
+    for key, value in src.items():
+        if key not in dst:
+            dst[key] = value
+            continue
+        mine = dst[key]
+        if isinstance(mine, dict) and isinstance(value, dict):
+            _merge_plain(mine, value)
+        elif isinstance(mine, list) and isinstance(value, list):
+            mine.extend(value)
+        else:
+            raise _NeedMarks  # a conflict: warned about with both locations by the round-trip pass
 
 
 def _merge(

@@ -1,0 +1,216 @@
+"""The loader's fast parse (routerd/config/fastparse.py) against the round-trip parse it stands in for.
+
+Every case loads the same text both ways and asserts the same result: the same tree, the same issues
+at the same file:line:col, the same fingerprint. A clean file never runs the round-trip parser
+(its marks are built only when an issue has to be located); whatever the fast parse does not decide
+falls back whole, and the hostile-input bounds hold on the fast path before anything is copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from routerd.config import check_config, load, load_text
+from routerd.config import loader as loader_module
+from routerd.config.fastparse import NotFast, available, fast_tree
+from routerd.config.files import DEFAULT_MAX_ALIAS_NODES, MAX_DEPTH
+
+pytestmark = pytest.mark.skipif(not available(), reason="PyYAML's C extension (libyaml) is not installed")
+
+ENV = {"OPENAI_API_KEY": "sk-test-not-real"}
+
+CLEAN = """\
+model_list:
+  - model_name: gpt
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_key: os.environ/OPENAI_API_KEY
+      api_base: http://127.0.0.1:8080/v1
+      rpm: 600
+      timeout: 1.5e1
+    model_info: {id: first, mode: chat}
+  - model_name: gpt
+    litellm_params: {model: mock/m, mock_response: "hi: there", api_version: 2024-02-01}
+router_settings:
+  num_retries: 2
+  allowed_fails: 0x3
+  cooldown_time: .inf
+"""
+
+
+@pytest.fixture
+def round_trip_only() -> Iterator[None]:
+    loader_module.FAST_PARSE = False
+    try:
+        yield
+    finally:
+        loader_module.FAST_PARSE = True
+
+
+def both(text: str, tmp_path: Path, env: dict[str, str] | None = None) -> tuple[object, object]:
+    """``load_text`` with the fast parse, then with the round-trip parse only."""
+    fast = load_text(text, "config.yaml", env=ENV if env is None else env, base_dir=tmp_path)
+    loader_module.FAST_PARSE = False
+    try:
+        slow = load_text(text, "config.yaml", env=ENV if env is None else env, base_dir=tmp_path)
+    finally:
+        loader_module.FAST_PARSE = True
+    return fast, slow
+
+
+def same(fast: object, slow: object) -> None:
+    for name in ("data", "files", "fingerprint", "secret_paths", "unresolved_paths", "usable", "file_env"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert [str(i) for i in fast.issues] == [str(i) for i in slow.issues]  # type: ignore[attr-defined]
+
+
+def test_a_clean_file_never_runs_the_round_trip_parser(tmp_path: Path) -> None:
+    fast, slow = both(CLEAN, tmp_path)
+    same(fast, slow)
+    assert not fast.marks.located  # type: ignore[attr-defined]
+    assert slow.marks.located  # type: ignore[attr-defined]
+    # asked for a location, the fast load parses again and answers exactly
+    path = ("model_list", 1, "litellm_params", "mock_response")
+    assert fast.marks.value(path) == slow.marks.value(path)  # type: ignore[attr-defined]
+    assert str(fast.marks.value(path)) == "config.yaml:11:52"  # type: ignore[attr-defined]
+    assert fast.marks.located  # type: ignore[attr-defined]
+
+
+def test_scalars_are_read_as_yaml_1_2_like_the_round_trip_parser(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML's own rules) reads yes/on as booleans, 010 as 8 and 1:30 as 90
+    values = [
+        "yes", "no", "on", "off", "y", "010", "0o17", "0x1F", "0b101", "1_000", "1:30", "1e3", "-.inf",
+        ".nan", "~", "null", "", "true", "False", "2024-02-01", "2001-12-14 21:59:43.10 -5", "+4", "0.",
+        "=", "'quoted 1'", '"2"', "!!str 3", "|\n    block\n", "a#b", "x # comment",
+    ]  # fmt: skip
+    text = "values:\n" + "".join(f"  k{i}: {value}\n" for i, value in enumerate(values))
+    fast, slow = both(text, tmp_path)
+    same(fast, slow)
+    got = fast.data["values"]  # type: ignore[attr-defined]
+    assert got["k0"] == "yes" and got["k5"] == 10 and got["k10"] == "1:30" and got["k11"] == 1000.0
+    assert not fast.marks.located  # type: ignore[attr-defined]
+
+
+def test_keys_and_collections_match(tmp_path: Path) -> None:
+    text = (
+        "a: {1: one, null: n, 1.5: f, 2024-02-01: d, 0x10: h}\n"
+        "b: [[1, 2], {x: [y]}, [], {}]\n"
+        "c: &anchor {shared: 1}\n"
+        "d: [*anchor, *anchor]\n"
+        "e: >\n  folded\n  text\n"
+    )
+    fast, slow = both(text, tmp_path)
+    same(fast, slow)
+    assert fast.data["a"] == {"1": "one", "null": "n", "1.5": "f", "2024-02-01": "d", "16": "h"}  # type: ignore[attr-defined]
+    assert not fast.marks.located  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: 1\na: 2\n", id="duplicate-key"),
+        pytest.param("a: 1\n'1': x\n1: y\n", id="keys-equal-as-strings"),
+        pytest.param("a: {1: one, true: t}\n", id="keys-equal-in-python"),
+        pytest.param("base: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n", id="merge-key"),
+        pytest.param("a: !!binary aGVsbG8=\n", id="explicit-tag"),
+        pytest.param("a: !custom x\n", id="custom-tag"),
+        pytest.param("%YAML 1.1\n---\na: yes\n", id="directive"),
+        pytest.param("? [a, b]\n: c\n", id="complex-key"),
+        pytest.param("a: [1, 2\n", id="syntax-error"),
+        pytest.param("a: b: c\n", id="bad-mapping"),
+        pytest.param("- a\n- b\n", id="top-level-list"),
+        pytest.param("a: 1\n---\nb: 2\n", id="two-documents"),
+        pytest.param("a: 'x'\tb\n", id="tab"),
+    ],
+)
+def test_what_the_fast_parse_does_not_decide_goes_the_round_trip_way(text: str, tmp_path: Path) -> None:
+    with pytest.raises(NotFast):
+        fast_tree(text, DEFAULT_MAX_ALIAS_NODES)
+    fast, slow = both(text, tmp_path)
+    same(fast, slow)
+
+
+def test_errors_and_warnings_are_located_exactly(tmp_path: Path) -> None:
+    text = CLEAN.replace("num_retries: 2", "num_retris: 2").replace("rpm: 600", "rpm: many")
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    fast = check_config(path, env=ENV)
+    loader_module.FAST_PARSE = False
+    try:
+        slow = check_config(path, env=ENV)
+    finally:
+        loader_module.FAST_PARSE = True
+    assert fast.errors and [str(i) for i in fast.errors] == [str(i) for i in slow.errors]
+    assert [str(i) for i in fast.warnings] == [str(i) for i in slow.warnings]
+    assert any(f"{path}:7:12" in str(issue) for issue in fast.errors), fast.errors
+
+
+def test_an_unset_variable_is_located(tmp_path: Path) -> None:
+    fast, slow = both(CLEAN, tmp_path, env={})
+    same(fast, slow)
+    [issue] = fast.issues  # type: ignore[attr-defined]
+    assert str(issue).startswith("config.yaml:5:16: ")
+
+
+def test_includes_merge_the_same_way(tmp_path: Path) -> None:
+    (tmp_path / "more.yaml").write_text(
+        "model_list:\n  - model_name: extra\n    litellm_params: {model: mock/x, mock_response: x}\n"
+        "router_settings: {timeout: 30}\n"
+    )
+    text = CLEAN + "include: more.yaml\n"
+    fast, slow = both(text, tmp_path)
+    same(fast, slow)
+    assert len(fast.data["model_list"]) == 3  # type: ignore[attr-defined]
+    assert not fast.marks.located  # type: ignore[attr-defined]
+    # a conflict is warned about with both locations: the round-trip pass does it
+    conflicting = text.replace("num_retries: 2", "num_retries: 2\n  timeout: 10")
+    fast, slow = both(conflicting, tmp_path)
+    same(fast, slow)
+    assert any("also set at" in issue.message for issue in fast.warnings)  # type: ignore[attr-defined]
+
+
+def test_an_include_changed_between_the_passes_is_not_read_again(tmp_path: Path) -> None:
+    included = tmp_path / "more.yaml"
+    included.write_text("router_settings: {timeout: 30}\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(CLEAN + "include: more.yaml\n")
+    loaded = load(path, env=ENV)
+    included.write_text("router_settings:\n\n\n  timeout: 99\n")  # moved: would shift every mark
+    assert not loaded.marks.located
+    assert str(loaded.marks.value(("router_settings", "timeout"))).endswith("more.yaml:1:28")
+    assert loaded.data["router_settings"]["timeout"] == 30
+
+
+def test_the_alias_bound_holds_before_anything_is_copied() -> None:
+    bomb = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    bomb += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    with pytest.raises(NotFast):
+        fast_tree("\n".join(bomb) + "\n", DEFAULT_MAX_ALIAS_NODES)  # 9**9 nodes: refused, not built
+    small = "a: &a [1, 2]\nb: [*a, *a, *a]\n"
+    # each alias is charged the 3 nodes it expands to, as the round-trip path charges it
+    assert fast_tree(small, 9) == {"a": [1, 2], "b": [[1, 2]] * 3}
+    with pytest.raises(NotFast):
+        fast_tree(small, 8)
+
+
+def test_the_depth_bound_holds() -> None:
+    deep = "a: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n"
+    with pytest.raises(NotFast):
+        fast_tree(deep, DEFAULT_MAX_ALIAS_NODES)
+    very_deep = "a: " + "[" * 100_000 + "]" * 100_000 + "\n"  # libyaml stops at 1,000 levels itself
+    with pytest.raises(NotFast):
+        fast_tree(very_deep, DEFAULT_MAX_ALIAS_NODES)
+    levels = MAX_DEPTH - 2
+    nested: list[object] = []
+    for _ in range(levels - 1):
+        nested = [nested]
+    ok = "a: " + "[" * levels + "]" * levels + "\n"
+    assert fast_tree(ok, DEFAULT_MAX_ALIAS_NODES) == {"a": nested}
+
+
+def test_the_round_trip_switch_is_honoured(tmp_path: Path, round_trip_only: None) -> None:
+    loaded = load_text(CLEAN, "config.yaml", env=ENV, base_dir=tmp_path)
+    assert loaded.marks.located
