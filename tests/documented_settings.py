@@ -366,6 +366,7 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     ),
     "ROUTERD_MAX_WILDCARD_MODELS": (
         f"{_BOUNDS}::test_m3_wildcard_models_are_kept_lru_and_evicted_with_their_health",
+        f"{_BOUNDS}::test_m3_a_model_evicted_with_calls_in_flight_drops_its_health_when_the_last_ends",
         _LIMITS,
     ),
     "ROUTERD_METRICS_MAX_WILDCARD_LABELS": (

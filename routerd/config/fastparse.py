@@ -50,7 +50,7 @@ def _loader_class() -> type | None:
     except ImportError:  # pragma: no cover - PyYAML built without libyaml (or absent): ruamel only
         return None
 
-    class _Loader(parser):  # type: ignore[misc, valid-type]
+    class _Loader(parser):  # type: ignore[misc]
         """libyaml's parser and composer; every plain scalar left for ruamel's resolver."""
 
         def descend_resolver(self, parent: Any, index: Any) -> None:

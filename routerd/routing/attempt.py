@@ -166,6 +166,11 @@ class AttemptRunner:
         if new.state is not old.state:
             self._events.emit(DeploymentStateChanged(dep.id, dep.group, dep.provider, new.state.value))
 
+    def forget_evicted(self, dep: Deployment, record: DeploymentHealth) -> None:
+        """The last call on a deployment of an evicted wildcard model ended: forget its health now."""
+        if record.in_flight == 0 and self._store.get(dep.id) is record:
+            self._store.retain(lambda dep_id: dep_id != dep.id)
+
     async def run(self, call: Call, group: PreparedGroup, choice: Pick) -> CallResult:
         """Call the chosen deployment. Raises a routerd error (already accounted) on failure."""
         candidate = choice.candidate
@@ -352,6 +357,8 @@ class Attempt:
         record.in_flight -= 1
         if record.breaker.state is BreakerState.HALF_OPEN:
             self._runner.set_breaker(self._dep, record, release_probe(record.breaker), self._runner.clock())
+        if record.evicted:
+            self._runner.forget_evicted(self._dep, record)
 
     # --- streams -------------------------------------------------------------------------------------
 
@@ -414,6 +421,8 @@ class Attempt:
             )
         if record.breaker is not HEALTHY:
             self._runner.set_breaker(self._dep, record, on_success(record.breaker, now), now)
+        if record.evicted:
+            self._runner.forget_evicted(self._dep, record)
 
     def _fail(self, error: OpenAIError, *, ttft: float | None = None, completion_tokens: int = 0) -> None:
         runner = self._runner
@@ -436,6 +445,8 @@ class Attempt:
             ttft=ttft,
             completion_tokens=completion_tokens,
         )
+        if record.evicted:
+            runner.forget_evicted(dep, record)
 
     def _finished(
         self,

@@ -409,14 +409,29 @@ class CallRouter:
         prepared = _prepare(view, requested, wildcard_deployments(group, requested), reprepare=True)
         while len(wildcards) >= self._limits.max_wildcard_models:
             self._evict(wildcards.pop(next(iter(wildcards))))
+        for candidate in prepared.plan.candidates:
+            record = self._store.get(candidate.deployment.id)
+            if record is not None:
+                record.evicted = False  # back before its last call ended: keep its health
         wildcards[model] = prepared
         return prepared
 
     def _evict(self, prepared: PreparedGroup) -> None:
-        """Forget an evicted wildcard model's health records (idle ones only: a call may hold them)."""
-        ids = {c.deployment.id for c in prepared.plan.candidates}
-        busy = {i for i in ids if (r := self._store.get(i)) is not None and r.in_flight > 0}
-        gone = ids - busy
+        """Forget an evicted wildcard model's health records.
+
+        A record with calls in flight is marked instead and forgotten when its last call ends
+        (:meth:`AttemptRunner.forget_evicted`).
+        """
+        gone: set[str] = set()
+        for candidate in prepared.plan.candidates:
+            dep_id = candidate.deployment.id
+            record = self._store.get(dep_id)
+            if record is None:
+                continue
+            if record.in_flight > 0:
+                record.evicted = True
+            else:
+                gone.add(dep_id)
         if gone:
             self._store.retain(lambda dep_id: dep_id not in gone)
 

@@ -271,6 +271,7 @@ class DeploymentHealth:
 
     __slots__ = (
         "breaker",
+        "evicted",
         "failures",
         "in_flight",
         "last_error",
@@ -300,6 +301,8 @@ class DeploymentHealth:
         self.successes = 0
         self.failures = 0
         self.last_error = ""
+        # its wildcard model was evicted while calls were in flight: forgotten when the last one ends
+        self.evicted = False
 
     def observe_success(
         self, now: float, latency: float, completion_tokens: int, ttft: float | None, alpha: float

@@ -471,6 +471,53 @@ async def test_m3_wildcard_models_are_kept_lru_and_evicted_with_their_health(
     assert len(records) <= 3, records  # 40 without the bound
 
 
+async def test_m3_a_model_evicted_with_calls_in_flight_drops_its_health_when_the_last_ends(
+    fake: CountingFake, routers: list[CallRouter]
+) -> None:
+    router = CallRouter(table_of(wildcard_yaml(fake.base_url)), limits=CallLimits(max_wildcard_models=2))
+    routers.append(router)
+
+    def body(name: str, stream: bool = False) -> dict[str, Any]:
+        return {"model": f"openai/{name}", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+
+    async with asyncio.timeout(BOUND):
+        held = await router.call("chat", body("m0", stream=True))  # in flight until read to the end
+        assert held.stream is not None
+        await router.call("chat", body("m1"))
+        await router.call("chat", body("m2"))  # evicts m0 while its stream is open
+        assert "openai/m0" not in router.view.wildcards
+        record = router.state.get("wild:m0")
+        assert record is not None and record.in_flight == 1  # still held: it is not dropped under the call
+        async for _ in held.stream:
+            pass
+        assert record.in_flight == 0
+        assert router.state.get("wild:m0") is None  # gone with its last call, not at the next reload
+        assert {dep_id for dep_id, _ in router.state.items()} == {"wild:m1", "wild:m2"}
+
+
+async def test_m3_a_model_asked_for_again_before_its_last_call_ends_keeps_its_health(
+    fake: CountingFake, routers: list[CallRouter]
+) -> None:
+    router = CallRouter(table_of(wildcard_yaml(fake.base_url)), limits=CallLimits(max_wildcard_models=2))
+    routers.append(router)
+
+    def body(name: str, stream: bool = False) -> dict[str, Any]:
+        return {"model": f"openai/{name}", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+
+    async with asyncio.timeout(BOUND):
+        held = await router.call("chat", body("m0", stream=True))
+        assert held.stream is not None
+        await router.call("chat", body("m1"))
+        await router.call("chat", body("m2"))  # m0 evicted, busy
+        await router.call("chat", body("m0"))  # back again (evicting m1) while the stream is open
+        record = router.state.get("wild:m0")
+        assert record is not None and record.successes == 1
+        async for _ in held.stream:
+            pass
+        assert router.state.get("wild:m0") is record  # in use again: kept with its history
+        assert record.successes == 2
+
+
 def test_m3_metric_labels_of_wildcard_models_fold_past_their_budget() -> None:
     table = table_of(
         wildcard_yaml("http://127.0.0.1:9") + chat_group("chat", "http://127.0.0.1:9", "configured")
