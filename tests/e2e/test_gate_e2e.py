@@ -12,7 +12,7 @@ import openai
 import pytest
 from clients import tracked
 
-from routerd.testing import FakeOpenAI
+from routerd.testing import FakeClock, FakeOpenAI
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
 
@@ -116,15 +116,26 @@ def test_rpm_limit_answers_429_with_retry_after(gateway: RouterdServer) -> None:
 
 def test_budget_exceeded_then_served_after_the_period(gateway: RouterdServer) -> None:
     client = client_for(gateway, BROKE)
-    # a 2 s period: wait for a fresh one so the call and the check fall in the same period
-    time.sleep(2 - time.time() % 2 + 0.05)
-    client.chat.completions.create(model="gpt-4o-mini", messages=user("spend " * 20))
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o-mini", messages=user("again"))
-    assert caught.value.body["type"] == "budget_exceeded"  # type: ignore[index]
-    assert "key 'broke'" in caught.value.message and "Resets" in caught.value.message
-    time.sleep(2 - time.time() % 2 + 0.05)
-    client.chat.completions.create(model="gpt-4o-mini", messages=user("new period"))
+    gate = gateway.state.gate
+    assert gate is not None
+    # The gate's wall clock decides the budget period of every check and of the spend it records.
+    # The test moves it itself: the call and the checks fall in the periods it says, whatever the
+    # real time. It starts on a 2 s period boundary ahead of the real clock (the ledger forgets
+    # periods that ended by the real clock).
+    start = (int(time.time()) // 2 + 1000) * 2
+    clock = FakeClock(wall=start)
+    real_clock, gate.clock = gate.clock, clock.time
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=user("spend " * 20))
+        clock.advance(1.75)  # later in the same period: still over the budget
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="gpt-4o-mini", messages=user("again"))
+        assert caught.value.body["type"] == "budget_exceeded"  # type: ignore[index]
+        assert "key 'broke'" in caught.value.message and "Resets" in caught.value.message
+        clock.advance(0.25)  # the next period starts: the budget is fresh
+        client.chat.completions.create(model="gpt-4o-mini", messages=user("new period"))
+    finally:
+        gate.clock = real_clock
 
 
 def test_models_lists_only_what_the_key_may_use(gateway: RouterdServer) -> None:
