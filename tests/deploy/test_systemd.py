@@ -1,4 +1,5 @@
-"""deploy/systemd/routerd.service: reload sends SIGHUP, stop outlasts the drain, the unit verifies."""
+"""deploy/systemd/routerd.service: reload sends SIGHUP, stop outlasts the drain, its documentation is
+installed where it says, the unit verifies."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from routerd.settings import Settings
 
-from .conftest import DEPLOY
+from .conftest import DEPLOY, ROOT
 
 UNIT = DEPLOY / "systemd" / "routerd.service"
 
@@ -59,6 +60,25 @@ def test_runs_unprivileged() -> None:
     service = directives()["Service"]
     assert service.get("DynamicUser") == ["yes"] or "User" in service
     assert service["NoNewPrivileges"] == ["yes"]
+
+
+def test_documentation_names_a_page_the_install_steps_put_there() -> None:
+    (documentation,) = directives()["Unit"]["Documentation"]
+    assert documentation.startswith("file:///")
+    target = documentation.removeprefix("file://")
+    # the unit's header (and the docs page) say how to install it: one of the steps puts a page there
+    steps = [
+        line.lstrip("# ").split("#")[0].split()
+        for text in (UNIT.read_text(), (ROOT / "docs/operations/deploy.md").read_text())
+        for line in text.splitlines()
+        if target in line and line.lstrip("# ").startswith("install ")
+    ]
+    assert len(steps) == 2, steps
+    for step in steps:
+        assert step[-1] == target
+        source = ROOT / step[-2]
+        assert source.is_file() and source.suffix == ".md", source
+        assert source.relative_to(ROOT).parts[0] == "docs"  # a page of the docs, kept current with them
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
