@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from routerd.config.files import MAX_DEPTH
 from routerd.config.issues import Location, YamlPath
@@ -211,3 +213,34 @@ def plain_scalar(value: Any) -> Any:
         return sorted(str(v) for v in value)
     inner = getattr(value, "value", None)  # TaggedScalar: a custom !tag; keep its text
     return str(inner if inner is not None else value)
+
+
+def unreadable_scalar(text: str) -> tuple[int, int, str] | None:
+    """(line, column, kind) of the first scalar ruamel resolves to a type it then cannot build.
+
+    The document is composed (no values built, aliases shared) and each scalar built on its own.
+    """
+    yaml = YAML(typ="rt")
+    try:
+        root = yaml.compose(text)
+    except Exception:  # the caller reports the document as a whole
+        return None
+    found: list[tuple[int, int, str]] = []
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, ScalarNode):
+            try:
+                yaml.constructor.construct_object(node, deep=True)
+            except Exception:
+                kind = str(node.tag).rsplit(":", 1)[-1]
+                found.append((node.start_mark.line + 1, node.start_mark.column + 1, kind))
+    return min(found) if found else None

@@ -12,7 +12,8 @@ before:
 
 * scalars: libyaml only splits the text; every plain scalar is resolved by ruamel's own resolver and
   constructor (YAML 1.2, as the round-trip loader reads it), memoised per distinct text. Quoted and
-  block scalars are strings. Any explicit tag other than ``!!str``, ``!!map``, ``!!seq``: not fast;
+  block scalars are strings. Any tag (``!``) where a node may start: not fast; an anchor or alias
+  whose name is not plain ``[A-Za-z0-9_-]`` (the YAML versions end names differently): not fast;
 * merge keys (``<<``), keys that are not scalars, keys equal once made strings, directives
   (``%YAML``), any syntax error (ruamel reports it with its location): not fast;
 * the bounds hold here too, before anything is copied: libyaml refuses nesting deeper than 1,000
@@ -37,6 +38,11 @@ _MAP = "tag:yaml.org,2002:map"
 # the tag given to plain (unquoted) scalars, resolved later by ruamel's rules, not PyYAML's (YAML 1.1)
 _PLAIN = "tag:routerd,2026:plain"
 _DIRECTIVE = re.compile(r"^%", re.MULTILINE)
+# an anchor, alias or tag where a node may start; libyaml (YAML 1.1) ends an anchor's name at the
+# first character outside [A-Za-z0-9_-], YAML 1.2 (ruamel) only at a space or a flow indicator, so
+# ``&x:`` means different things to them
+_NODE_PROPERTY = re.compile(r"(?:^|(?<=[\s\[{,]))([&*!])([^\s\[\]{},]*)", re.MULTILINE)
+_ANCHOR_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class NotFast(Exception):
@@ -82,6 +88,7 @@ def fast_tree(text: str, max_alias_nodes: int) -> dict[str, Any]:
     """The document as the round-trip path's plain tree (``{}`` when empty); raises :class:`NotFast`."""
     if not available() or _DIRECTIVE.search(text):
         raise NotFast
+    _check_node_properties(text)
     import yaml
 
     loader_class = _LOADER
@@ -102,6 +109,18 @@ def fast_tree(text: str, max_alias_nodes: int) -> dict[str, Any]:
     data = builder.build(node)
     assert isinstance(data, dict)
     return data
+
+
+def _check_node_properties(text: str) -> None:
+    """Raise :class:`NotFast` for a tag, or an anchor or alias the two parsers could read apart.
+
+    Text inside quoted scalars is scanned too: a false alarm only costs the round-trip parse.
+    """
+    if "&" not in text and "*" not in text and "!" not in text:
+        return
+    for match in _NODE_PROPERTY.finditer(text):
+        if match[1] == "!" or not _ANCHOR_NAME.fullmatch(match[2]):
+            raise NotFast
 
 
 class _Builder:

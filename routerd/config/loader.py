@@ -40,7 +40,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from routerd.config import fastparse
-from routerd.config.convert import Converter, Marks, TooCostly
+from routerd.config.convert import Converter, Marks, TooCostly, unreadable_scalar
 from routerd.config.files import MAX_DEPTH, LoadLimits, UnreadableConfig, read_config_bytes
 from routerd.config.issues import Issue, Location, Severity, YamlPath, mask_values, snippet_for
 
@@ -350,6 +350,15 @@ class _Loader:
         except RecursionError:
             # ruamel's parser recurses once per nesting level; thousands of '[' exhaust the stack
             self._error(Location(display, 1, 1), f"invalid YAML: nested deeper than {MAX_DEPTH} levels")
+            return None
+        except (ArithmeticError, LookupError, TypeError, ValueError):
+            # ruamel's constructor raises plain exceptions for some plain scalars it resolved as a
+            # type but cannot build (2024-13-45, 0x_): find which one, and say where
+            where = unreadable_scalar(text)
+            line, col, kind = where if where is not None else (1, 1, "value")
+            message = f"invalid YAML: not a valid {kind}; quote it if it is meant as text"
+            masked, masked_col = mask_values(_line(text, line), col)
+            self._error(Location(display, line, col), message, snippet_for(masked, 1, masked_col))
             return None
         if document is None:
             return {}, Marks(Location(display, 1, 1))
