@@ -154,6 +154,8 @@ class Connection(asyncio.Protocol):
         self._stop_timer()
         self._free_slot()
         if self._active:
+            # the socket is gone: the pool no longer has it to close (the requester still reads it)
+            self._pool.all.discard(self)
             if self.until_eof and self.head_done:
                 self.complete = True
                 self._active = False

@@ -431,6 +431,10 @@ async def test_stale_keepalive_connection_is_retried_once_for_an_idempotent_requ
     async with RawServer(stale_second_request) as server:
         first = await client.request("GET", server.url, headers={}, timeout=5)
         second = await client.request("GET", server.url, headers={}, timeout=5)
+        pool = client._get_pool()
+        # the stale connection is forgotten: only the live one is kept, and only its slot is counted
+        assert len(pool.all) == 1 and not next(iter(pool.all)).closed
+        assert list(pool.open.values()) == [1]
     assert (first.status, second.status) == (200, 200)
     assert server.connections == 2
     assert server.requests == 3
