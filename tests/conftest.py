@@ -7,9 +7,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from clients import close_tracked
+from hypothesis import HealthCheck, settings
 
 from routerd.http import FastHttpClient, HttpClient, HttpxClient
 from routerd.testing import FakeClock
+
+# Property tests check properties, not speed: on a loaded CI machine (two cores shared with the other
+# xdist worker and the servers the suite starts) hypothesis's 200 ms per-example deadline and its
+# too-slow health check failed correct code. Examples stay random; a failure still prints its seed.
+settings.register_profile("routerd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("routerd")
 
 
 @pytest.fixture(autouse=True)

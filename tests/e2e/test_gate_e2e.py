@@ -16,7 +16,17 @@ from routerd.testing import FakeClock, FakeOpenAI
 from routerd.testing.openai_fake import Reply
 from routerd.testing.server import RouterdServer
 
-from .support import MASTER_KEY, OPENAI_KEY, capture_logs, client_for, reset, running_fake, user, write_config
+from .support import (
+    MASTER_KEY,
+    OPENAI_KEY,
+    capture_logs,
+    client_for,
+    reset,
+    running_fake,
+    user,
+    wait_for,
+    write_config,
+)
 
 ALPHA = "sk-team-alpha-0123456789ab"
 BETA = "sk-team-beta-0123456789abcd"
@@ -258,6 +268,12 @@ def test_streams_are_metered_whether_or_not_the_client_asked_for_usage(
                 model="gpt-4o-mini", messages=user(f"meter {time.time()}"), stream=True
             )
         )
+        # the stream is metered as it ends, which the client may see a moment before the server has
+        # written its log line and spend: wait for them (a bound on a hang, no speed measured)
+        wait_for(
+            lambda: any(getattr(r, "fields", {}).get("endpoint") == "chat" for r in logs.records),
+            what="the stream's request log line",
+        )
     assert fake.requests[-1].json["stream_options"] == {"include_usage": True}
     assert all(chunk.usage is None for chunk in chunks)  # the client did not ask, it gets none
     line = next(r for r in logs.records if getattr(r, "fields", {}).get("endpoint") == "chat")
@@ -265,11 +281,13 @@ def test_streams_are_metered_whether_or_not_the_client_asked_for_usage(
     assert (
         fields["prompt_tokens"] > 0 and fields["completion_tokens"] > 0 and "tokens_estimated" not in fields
     )
-    after = httpx.get(gateway.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"}).json()[
-        "info"
-    ]["spend"]
     expected = fields["prompt_tokens"] * 0.001 + fields["completion_tokens"] * 0.002
-    assert after - before == pytest.approx(expected)
+
+    def spend() -> float:
+        info = httpx.get(gateway.base_url + "/key/info", headers={"authorization": f"Bearer {BETA}"})
+        return float(info.json()["info"]["spend"])
+
+    wait_for(lambda: spend() - before == pytest.approx(expected), what="the stream's spend")
     asked = list(
         client.chat.completions.create(
             model="gpt-4o-mini",
@@ -310,8 +328,6 @@ def test_cache_size_settings_bound_what_is_kept(fake: FakeOpenAI, tmp_path: Path
 
 def test_spend_is_written_every_flush_interval(fake: FakeOpenAI, tmp_path: Path) -> None:
     import sqlite3
-
-    from .support import wait_for
 
     config = write_config(tmp_path, _config(fake.base_url, KEYS))
     database = tmp_path / "ledger.sqlite"
