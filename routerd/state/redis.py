@@ -64,15 +64,51 @@ class RedisOptions:
 
 
 class _Lease:
-    """Calls of one deployment this process reserved in the shared window for one Redis second."""
+    """Calls and tokens of one deployment this process reserved in the shared window for one Redis
+    second. ``None``: that dimension has no limit, so the lease never runs out of it."""
 
-    __slots__ = ("left", "pending", "second", "until")
+    __slots__ = ("left", "pending", "second", "tokens", "until")
 
     def __init__(self) -> None:
-        self.left = 0
+        self.left: int | None = 0
+        self.tokens: int | None = 0
         self.until = -math.inf  # local time at which the reserved second ends (or earlier)
         self.second = 0  # the Redis second the calls were counted in
         self.pending: asyncio.Future[None] | None = None  # a reservation in flight
+
+    def serves(self, now: float, calls: int, tokens: int) -> bool:
+        """Take ``calls`` calls of ``tokens`` tokens from the lease, if it still holds them."""
+        if now >= self.until:
+            return False
+        if (self.left is not None and self.left < calls) or (
+            self.tokens is not None and self.tokens < tokens
+        ):
+            return False
+        if self.left is not None:
+            self.left -= calls
+        if self.tokens is not None:
+            self.tokens -= tokens
+        return True
+
+    def unused(self) -> tuple[int, int]:
+        """(calls, tokens) reserved but not used."""
+        return max(self.left or 0, 0), max(self.tokens or 0, 0)
+
+
+def lease_sizes(rpm: int | None, tpm: int | None, fraction: float, processes: int) -> tuple[int, int] | None:
+    """(calls, tokens) one process may reserve ahead: ``fraction`` of each limit split between the
+    processes, so all reservations together hold at most ``fraction`` of a limit. None: too small to
+    help (fewer than 2 calls, or less than 1 token), every call is checked in Redis."""
+    calls = tokens = 0
+    if rpm is not None:
+        calls = math.floor(rpm * fraction / processes)
+        if calls < 2:
+            return None
+    if tpm is not None:
+        tokens = math.floor(tpm * fraction / processes)
+        if tokens < 1:
+            return None
+    return calls, tokens
 
 
 class SharedUsageWindow(UsageWindow):
@@ -302,10 +338,10 @@ class RedisHealthStore:
         if rpm is None and tpm is None and not choice.probe:
             return True
         dep_id = candidate.deployment.id
-        if rpm is not None and tpm is None and not choice.probe and calls == 1:
-            size = math.floor(rpm * self._options.lease_fraction / self.processes)
-            if size >= 2:
-                return await self._leased(choice, dep_id, rpm, size)
+        if not choice.probe:
+            sizes = lease_sizes(rpm, tpm, self._options.lease_fraction, self.processes)
+            if sizes is not None and calls <= max(sizes[0], 1):
+                return await self._leased(choice, dep_id, tokens, calls, sizes)
         lease = math.ceil(self._options.probe_lease * 1000) if choice.probe else 0
         args = (-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, lease, self._id, calls, 0)
         try:
@@ -328,30 +364,46 @@ class RedisHealthStore:
             record.usage.hold(until, calls, tokens)
         return False
 
-    async def _leased(self, choice: Pick, dep_id: str, rpm: int, size: int) -> bool:
+    async def _leased(
+        self, choice: Pick, dep_id: str, tokens: int, calls: int, sizes: tuple[int, int]
+    ) -> bool:
         """Admit from this process's reservation for the current second; reserve more when it ran out.
 
-        Reserved calls are counted in the shared window when reserved, in the second they will be
-        made, so the window bound holds exactly; the unused rest of a reservation is given back once
-        its second ends (:meth:`_refund_expired`). Concurrent callers wait for one reservation.
+        Reserved calls and tokens are counted in the shared window when reserved, in the second they
+        will be used, so the window bound holds exactly (tokens: as far as they were estimated at
+        admission; corrections follow as on the exact path); the unused rest of a reservation is
+        given back once its second ends (:meth:`_refund_expired`). Concurrent callers wait for one
+        reservation.
         """
+        candidate = choice.candidate
+        rpm, tpm = candidate.rpm, candidate.tpm
         lease = self._leases.get(dep_id)
         if lease is None:
             lease = self._leases[dep_id] = _Lease()
         for _ in range(4):  # bounded: each turn either admits, refuses, or waited for a reservation
             now = self._clock()
-            if lease.left > 0 and now < lease.until:
-                lease.left -= 1
+            if lease.serves(now, calls, tokens):
+                self._shared_tokens(choice, tpm)
                 return True
             if lease.pending is not None:
                 await asyncio.shield(lease.pending)
                 continue
             self._give_back(dep_id, lease)
             pending = lease.pending = asyncio.get_running_loop().create_future()
+            extra_calls = max(sizes[0] - calls, 0) if rpm is not None else 0
             try:
                 reply = await self._admit(
                     keys=(self._window_key(dep_id), self._probe_key(dep_id)),
-                    args=(rpm, -1, 0, 0, self._id, 1, size - 1),
+                    args=(
+                        -1 if rpm is None else rpm,
+                        -1 if tpm is None else tpm,
+                        tokens,
+                        0,
+                        self._id,
+                        calls,
+                        extra_calls,
+                        sizes[1] if tpm is not None else 0,
+                    ),
                 )
             except Exception as exc:
                 self.lost(exc)
@@ -360,21 +412,34 @@ class RedisHealthStore:
                 lease.pending = None
                 pending.set_result(None)
             if reply[0] != 1:
-                choice.record.usage.hold(self._clock() + int(reply[1]) / 1000, 1, 0)
+                choice.record.usage.hold(self._clock() + int(reply[1]) / 1000, calls, tokens)
                 return False
             # ``now`` was taken before the call, so the reservation ends no later than its Redis second.
-            lease.left, lease.until, lease.second = (
-                int(reply[1]) - 1,
-                now + int(reply[2]) / 1000,
-                int(reply[3]),
-            )
+            lease.left = int(reply[1]) - calls if rpm is not None else None
+            lease.tokens = int(reply[4]) if tpm is not None else None
+            lease.until, lease.second = now + int(reply[2]) / 1000, int(reply[3])
+            self._shared_tokens(choice, tpm)
             return True
         return False
 
+    @staticmethod
+    def _shared_tokens(choice: Pick, tpm: int | None) -> None:
+        # the call's tokens were counted in Redis: its usage correction goes there too
+        if tpm is not None:
+            usage = choice.record.usage
+            if isinstance(usage, SharedUsageWindow):
+                usage.shared_tokens = True
+
     def _give_back(self, dep_id: str, lease: _Lease) -> None:
-        if lease.left > 0:
-            self._put(("refund", dep_id, str(lease.second)), lease.left)
+        calls, tokens = lease.unused()
+        if calls or tokens:
+            key = ("refund", dep_id, str(lease.second))
+            before = self._queue.get(key, (0, 0))
+            self._put(key, (before[0] + calls, before[1] + tokens))
+        if lease.left is not None:
             lease.left = 0
+        if lease.tokens is not None:
+            lease.tokens = 0
 
     def _refund_expired(self) -> None:
         now = self._clock()
@@ -428,7 +493,7 @@ class RedisHealthStore:
                 await self._recover(keys=(self._cooldowns_key,), args=(dep_id, self._channel, self._id))
                 await self._client.delete(self._probe_key(dep_id))
             elif kind == "refund":
-                await self._refund(keys=(self._window_key(dep_id),), args=(key[2], value))
+                await self._refund(keys=(self._window_key(dep_id),), args=(key[2], *value))
             elif kind == "release":
                 await self._release(keys=(self._probe_key(dep_id),), args=(self._id,))
         for dep_id, pairs in adjustments.items():

@@ -27,10 +27,11 @@ local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # KEYS: window, probe. ARGV: rpm (-1: none), tpm (-1: none), tokens, probe lease ms (0: not a probe),
 # owner, calls (the attempt's upstream calls: more than 1 for a fanned-out text completion), extra
-# calls to reserve ahead (an rpm-only lease; 0: none). Returns {1, granted, ms left in this second,
-# this second}: admitted (granted calls counted now); {0, ms}: window full for ms more; {-1, ms}:
-# another process probes. "Fits" is UsageWindow's rule: an attempt larger than the limit still fits
-# an empty window.
+# calls to reserve ahead (a lease; 0: none; only with an rpm limit), extra tokens to reserve ahead (a
+# lease; 0: none; only with a tpm limit). Returns {1, granted calls, ms left in this second, this
+# second, granted extra tokens}: admitted (granted calls and tokens + extra tokens counted now); {0,
+# ms}: window full for ms more; {-1, ms}: another process probes. "Fits" is UsageWindow's rule: an
+# attempt larger than the limit still fits an empty window. Reservations never go past the limit.
 ADMIT = (
     _PRELUDE
     + """
@@ -62,12 +63,14 @@ for i = 1, #flat, 2 do
 end
 if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
 if fits(req, tok) then
-  local granted = calls
-  if extra > 0 and rpm >= 0 and tpm < 0 then granted = calls + math.max(0, math.min(extra, rpm - req - calls)) end
+  local granted, more = calls, 0
+  if extra > 0 and rpm >= 0 then granted = calls + math.max(0, math.min(extra, rpm - req - calls)) end
+  local extra_tokens = tonumber(ARGV[8] or '0')
+  if extra_tokens > 0 and tpm >= 0 then more = math.max(0, math.min(extra_tokens, tpm - tok - tokens)) end
   redis.call('HINCRBY', KEYS[1], 'r:' .. now, granted)
-  if tokens > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. now, tokens) end
+  if tokens + more > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. now, tokens + more) end
   redis.call('PEXPIRE', KEYS[1], 62000)
-  return {1, granted, left_ms, now}
+  return {1, granted, left_ms, now, more}
 end
 if lease > 0 then redis.call('DEL', KEYS[2]) end
 for s = now - 60, now do
@@ -96,11 +99,16 @@ return 1
 """
 )
 
-# KEYS: window. ARGV: second (Redis time), calls: give back the unused part of an expired lease.
+# KEYS: window. ARGV: second (Redis time), calls, tokens: give back the unused part of an expired lease.
 REFUND = """
-local field = 'r:' .. ARGV[1]
-local left = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-if left > 0 then redis.call('HSET', KEYS[1], field, math.max(left - tonumber(ARGV[2]), 0)) end
+for i, kind in ipairs({'r:', 't:'}) do
+  local amount = tonumber(ARGV[i + 1] or '0')
+  if amount > 0 then
+    local field = kind .. ARGV[1]
+    local left = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+    if left > 0 then redis.call('HSET', KEYS[1], field, math.max(left - amount, 0)) end
+  end
+end
 return 1
 """
 
