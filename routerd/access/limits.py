@@ -5,6 +5,11 @@ window, with the same guarantee, as deployment limits: no 60-second span ever ho
 limit) and an in-flight count. A call is admitted only if its key *and* its team have room; it is then
 counted against both at once, so a refused call leaves no trace. The state is bounded by the number of
 declared keys and teams (:meth:`AccessLimits.retain` drops removed ones after a reload).
+
+With a shared store (Redis) reachable, :meth:`AccessLimits.acquire` checks the limits cluster-wide
+(:class:`routerd.state.access.SharedAccess`: leases, so most calls make no round trip, and one script
+for key and team when one is needed); the windows here still count this process's calls, so that when
+Redis is lost each process goes on with its share (``limit // processes``) and its recent counts.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from routerd.access.table import KeyPolicy, TeamPolicy
 from routerd.errors import RateLimitError
 from routerd.routing.usage import UsageWindow
+
+if TYPE_CHECKING:
+    from routerd.state.access import Refusal, SharedAccess
 
 __all__ = ["AccessLimits", "Admission"]
 
@@ -28,6 +37,8 @@ class Admission:
     stamp: int
     tokens: int
     released: bool = False
+    shared_tokens: tuple[str, ...] = ()  # scopes whose shared (Redis) tpm window counts the tokens
+    slots: tuple[tuple[str, int | None], ...] = ()  # (scope, its parallel limit) holding shared slots
 
 
 def _scopes(policy: KeyPolicy) -> list[tuple[str, KeyPolicy | TeamPolicy]]:
@@ -40,11 +51,57 @@ def _scopes(policy: KeyPolicy) -> list[tuple[str, KeyPolicy | TeamPolicy]]:
 class AccessLimits:
     """This process's windows and in-flight counts per key and team."""
 
-    def __init__(self, divisor: Callable[[], int] = lambda: 1) -> None:
+    def __init__(
+        self,
+        divisor: Callable[[], int] = lambda: 1,
+        shared: Callable[[], SharedAccess | None] | None = None,
+    ) -> None:
         # With N processes and no shared store, each enforces limit / N (see the scale-out docs).
         self._divisor = divisor
+        self._shared = shared  # the shared store's key/team limits, when there is one
         self._windows: dict[str, UsageWindow] = {}
         self._in_flight: dict[str, int] = {}
+
+    async def acquire(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
+        """Like :meth:`admit`, cluster-wide when the shared store answers: at most one round trip
+        (none when this process's leases and held slots cover the call); Redis failing -> local."""
+        shared = self._shared() if self._shared is not None else None
+        if shared is None or not shared.up:
+            return self.admit(policy, tokens, now)
+        if shared.windows is not self._windows:
+            shared.windows = self._windows  # seeded into Redis when it comes back after an outage
+        scopes = _scopes(policy)
+        claim = shared.claim(scopes, tokens, self._in_flight, now)
+        if claim.trip:
+            # counted in flight across the await, so concurrent calls see the slot taken
+            for name, _ in scopes:
+                self._in_flight[name] = self._in_flight.get(name, 0) + 1
+            try:
+                refusal = await shared.grant(claim, now)
+            except Exception as exc:  # Redis failed or was too slow: this process decides alone
+                self._leave(scopes)
+                shared.lost(exc)
+                return self.admit(policy, tokens, now)
+            except BaseException:
+                self._leave(scopes)
+                raise
+            self._leave(scopes)
+            if refusal is not None:
+                raise _refused(refusal)
+        admission = self._count(scopes, tokens, now)
+        admission.shared_tokens = claim.tokens_shared
+        admission.slots = tuple(
+            (name, limits.max_parallel_requests) for name, limits in scopes if name in claim.slots
+        )
+        return admission
+
+    def _leave(self, scopes: list[tuple[str, KeyPolicy | TeamPolicy]]) -> None:
+        for name, _ in scopes:
+            count = self._in_flight.get(name, 0) - 1
+            if count > 0:
+                self._in_flight[name] = count
+            else:
+                self._in_flight.pop(name, None)
 
     def _window(self, name: str) -> UsageWindow:
         window = self._windows.get(name)
@@ -77,6 +134,9 @@ class AccessLimits:
                     retry_after=wait,
                     code=which,
                 )
+        return self._count(scopes, tokens, now)
+
+    def _count(self, scopes: list[tuple[str, KeyPolicy | TeamPolicy]], tokens: int, now: float) -> Admission:
         stamp = 0
         for name, limits in scopes:
             self._in_flight[name] = self._in_flight.get(name, 0) + 1
@@ -93,6 +153,10 @@ class AccessLimits:
                 if window is not None:
                     window.adjust(now, admission.stamp, delta)
             admission.tokens = tokens
+            if admission.shared_tokens:
+                shared = self._shared() if self._shared is not None else None
+                if shared is not None and shared.up:
+                    shared.correct(admission.shared_tokens, admission.stamp, delta)
 
     def release(self, admission: Admission) -> None:
         """The call ended: it no longer counts as in flight (its rpm/tpm stay in the window)."""
@@ -105,6 +169,11 @@ class AccessLimits:
                 self._in_flight[name] = count
             else:
                 self._in_flight.pop(name, None)
+        if admission.slots:
+            shared = self._shared() if self._shared is not None else None
+            if shared is not None and shared.up:
+                for name, parallel in admission.slots:
+                    shared.release(name, self._in_flight.get(name, 0), parallel)
 
     def in_flight(self, scope: str) -> int:
         return self._in_flight.get(scope, 0)
@@ -113,6 +182,22 @@ class AccessLimits:
         """Forget the windows of keys and teams no longer declared (after a reload)."""
         for name in [n for n in self._windows if not keep(n)]:
             del self._windows[name]
+
+
+def _refused(refusal: Refusal) -> RateLimitError:
+    """The shared store's refusal, worded as the local check words it."""
+    if refusal.kind == "parallel":
+        return RateLimitError(
+            f"{_describe(refusal.scope)} has {refusal.limit} calls in flight (max_parallel_requests)",
+            retry_after=refusal.wait,
+            code="parallel_request_limit",
+        )
+    which = f"{refusal.kind}_limit"
+    return RateLimitError(
+        f"{_describe(refusal.scope)} reached its {which} ({refusal.limit} per minute)",
+        retry_after=refusal.wait,
+        code=which,
+    )
 
 
 def _divided(value: int | None, divisor: int) -> int | None:

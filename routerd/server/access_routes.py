@@ -152,9 +152,13 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
         post = _poster(client)
         state.gate = Gate(
             ledger,
-            # key and team limits are counted per process: each enforces its share (limit // processes:
-            # the Redis store's count of live replicas, else --workers), so the fleet stays within them
-            AccessLimits(divisor=lambda: getattr(state.router.state, "processes", settings.workers)),
+            # key and team limits: shared through the Redis store while it answers; otherwise each
+            # process enforces its share (limit // processes: the Redis store's count of live
+            # replicas, else --workers), so the fleet stays within them
+            AccessLimits(
+                divisor=lambda: getattr(state.router.state, "processes", settings.workers),
+                shared=lambda: getattr(state.router.state, "access", None),
+            ),
             cache,
             post,
             _moderator(state, post),

@@ -344,7 +344,7 @@ class Passage:
             team = policy.team
             counted = policy.tpm_limit is not None or (team is not None and team.tpm_limit is not None)
             tokens = count_request_tokens(endpoint, body) if counted else 0
-            passage.admission = gate.limits.admit(policy, tokens, time.monotonic())
+            passage.admission = await gate.limits.acquire(policy, tokens, time.monotonic())
         passage._prepare_cache(body, controls)
         return passage
 

@@ -177,6 +177,9 @@ class RedisHealthStore:
         self._live = 1  # processes seen sharing this Redis at the last sync (this one included)
         self._sync = client.register_script(scripts.SYNC)
         self.gate: Gate | None = None
+        from routerd.state.access import SharedAccess  # (it builds on this module)
+
+        self.access = SharedAccess(self)
 
     @property
     def client(self) -> Any:
@@ -186,6 +189,25 @@ class RedisHealthStore:
     @property
     def namespace(self) -> str:
         return self._options.namespace
+
+    @property
+    def up(self) -> bool:
+        """Redis answers: state is shared."""
+        return self._up
+
+    @property
+    def owner(self) -> str:
+        """This process's id in Redis (probe locks, parallel slots, load)."""
+        return self._id
+
+    @property
+    def lease_fraction(self) -> float:
+        return self._options.lease_fraction
+
+    @property
+    def slot_ttl_ms(self) -> int:
+        """How long a process's parallel slots outlive its last sync (then a dead one's are freed)."""
+        return math.ceil(self._options.sync_interval * 1000 * _LOAD_TTL_INTERVALS)
 
     @property
     def processes(self) -> int:
@@ -272,6 +294,7 @@ class RedisHealthStore:
         try:
             await self._client.ping()
             await self._seed_windows()
+            await self.access.seed(self._clock())
             # Subscribed before sharing starts, so no cooldown published from now on is missed.
             await asyncio.wait_for(pubsub.subscribe(self._channel), self._options.timeout * 4)
         except Exception as exc:
@@ -304,6 +327,7 @@ class RedisHealthStore:
         if not self._up:
             return
         self._set_up(False)
+        self.access.reset()
         if self._listener is not None:
             self._listener.cancel()
             self._listener = None
@@ -460,6 +484,14 @@ class RedisHealthStore:
         self._queue[key] = value
         self._wake.set()
 
+    def put(self, key: tuple[str, ...], value: Any) -> None:
+        """Queue a background write (coalesced by ``key``; dropped while Redis is down)."""
+        self._put(key, value)
+
+    def queued(self, key: tuple[str, ...], default: Any) -> Any:
+        """The value queued under ``key`` and not yet written, else ``default``."""
+        return self._queue.get(key, default)
+
     def queue_adjust(self, dep_id: str, stamp: int, delta: int) -> None:
         """Queue a token correction for the call counted in local second ``stamp``."""
         key = ("adj", dep_id, str(stamp))
@@ -480,7 +512,9 @@ class RedisHealthStore:
         second = math.floor(self._clock())
         for key, value in pending.items():
             kind, dep_id = key[0], key[1]
-            if kind == "adj":
+            if kind.startswith("access-"):
+                await self.access.write(kind, key, value, second)
+            elif kind == "adj":
                 adjustments.setdefault(dep_id, []).extend((second - int(key[2]), value))
             elif kind == "cool":
                 remaining, reason = value
@@ -518,6 +552,8 @@ class RedisHealthStore:
 
     async def _sync_once(self) -> None:
         self._refund_expired()
+        self.access.refund_expired(self._clock())
+        await self.access.keep_alive()
         payload = load_payload(self._records) or "{}"  # a heartbeat even without load: peers count us
         ttl_ms = math.ceil(self._options.sync_interval * 1000 * _LOAD_TTL_INTERVALS)
         self._recovered.clear()

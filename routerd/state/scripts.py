@@ -12,11 +12,32 @@ Key layout (``ns`` is the namespace setting, ``{id}`` a Redis Cluster hash tag):
 * ``ns{id}:p``  string: the process holding the half-open probe (``SET NX PX``).
 * ``ns{shared}:cooldowns``  hash: deployment id -> ``<until ms>|<reason>`` (Redis time).
 * ``ns{shared}:load``  hash: process id -> ``<ms>|<json {id: [in_flight, latency, ttft]}>``.
+* ``ns{id}:f``  hash: failures counted toward ``allowed_fails``, per error kind (index), expiring with
+  the failure window.
+* ``ns{access}:w:<scope>``  hash: the window of a client key or team (``key:<alias>``, ``team:<id>``),
+  laid out as a deployment's. Every access key shares the ``{access}`` hash tag, so one script checks a
+  key and its team together, on a Cluster too.
+* ``ns{access}:par:<scope>``  hash: parallel-request slots held per process: ``<process>`` -> count and
+  ``<process>@`` -> expiry (ms, Redis time), renewed by the process's sync: a process that dies stops
+  renewing, and its slots are freed when the expiry passes.
 """
 
 from __future__ import annotations
 
-__all__ = ["ADJUST", "ADMIT", "COOLDOWN", "RECOVER", "REFUND", "RELEASE", "SEED", "SYNC"]
+__all__ = [
+    "ACCESS",
+    "ADJUST",
+    "ADMIT",
+    "COOLDOWN",
+    "FAILS",
+    "RECOVER",
+    "REFUND",
+    "RELEASE",
+    "SEED",
+    "SLOTS_FREE",
+    "SLOTS_KEEP",
+    "SYNC",
+]
 
 _PRELUDE = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -194,3 +215,142 @@ if #gone > 0 then redis.call('HDEL', KEYS[2], unpack(gone)) end
 return {now_ms, cooling, peers}
 """
 )
+
+# KEYS: per scope (a key, then its team): window, slots. ARGV: owner, slot expiry ms, then 9 per scope:
+# rpm (-1: not checked now), tpm (-1), calls (0: not counted now: its lease served), tokens, extra calls,
+# extra tokens (a lease), parallel limit (-1: none), slots needed (0: none), slots wanted (needed plus
+# spare). Every scope is checked before any is counted, so a refused call leaves no trace. Returns
+# {1, ms left in this second, this second, then per scope: granted calls, extra tokens, slots} or
+# {0, scope number (1-based), 'r' | 't' | 'p', ms until it may fit}.
+ACCESS = (
+    _PRELUDE
+    + """
+local owner, ttl = ARGV[1], tonumber(ARGV[2])
+local n = #KEYS / 2
+local left_ms = 1000 - (now_ms - now * 1000)
+local seen = {}
+for i = 1, n do
+  local b = 2 + (i - 1) * 9
+  local rpm, tpm, calls, tokens = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local req, tok = 0, 0
+  if calls > 0 and (rpm >= 0 or tpm >= 0) then
+    local reqs, toks, stale = {}, {}, {}
+    local flat = redis.call('HGETALL', KEYS[2 * i - 1])
+    for j = 1, #flat, 2 do
+      local sec, v = tonumber(string.sub(flat[j], 3)), tonumber(flat[j + 1])
+      if sec < now - 60 then
+        stale[#stale + 1] = flat[j]
+      elseif string.sub(flat[j], 1, 1) == 'r' then
+        reqs[sec] = v; req = req + v
+      else
+        toks[sec] = v; tok = tok + v
+      end
+    end
+    if #stale > 0 then redis.call('HDEL', KEYS[2 * i - 1], unpack(stale)) end
+    local function over(r, t)
+      if rpm >= 0 and r + calls > rpm and r > 0 then return 'r' end
+      if tpm >= 0 and t > 0 and t + tokens > tpm then return 't' end
+      return nil
+    end
+    local why = over(req, tok)
+    if why then
+      local r, t = req, tok
+      for s = now - 60, now do
+        r = r - (reqs[s] or 0); t = t - (toks[s] or 0)
+        if not over(r, t) then return {0, i, why, math.max((s + 61) * 1000 - now_ms, 1)} end
+      end
+      return {0, i, why, 61000}
+    end
+  end
+  local par, need = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8])
+  local held = 0
+  if par >= 0 and need > 0 then
+    local flat = redis.call('HGETALL', KEYS[2 * i])
+    local counts, expiry = {}, {}
+    for j = 1, #flat, 2 do
+      local f = flat[j]
+      if string.sub(f, -1) == '@' then expiry[string.sub(f, 1, -2)] = tonumber(flat[j + 1])
+      else counts[f] = tonumber(flat[j + 1]) end
+    end
+    for who, count in pairs(counts) do
+      if (expiry[who] or 0) < now_ms then
+        redis.call('HDEL', KEYS[2 * i], who, who .. '@')
+      else
+        held = held + count
+      end
+    end
+    if held + need > par then return {0, i, 'p', 1000} end
+  end
+  seen[i] = {req, tok, held}
+end
+local out = {1, left_ms, now}
+for i = 1, n do
+  local b = 2 + (i - 1) * 9
+  local rpm, tpm, calls, tokens = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local extra, extra_tokens = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+  local par, need, want = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]), tonumber(ARGV[b + 9])
+  local req, tok, held = seen[i][1], seen[i][2], seen[i][3]
+  local granted, more, slots = 0, 0, 0
+  if calls > 0 and (rpm >= 0 or tpm >= 0) then
+    granted = calls
+    if extra > 0 and rpm >= 0 then granted = calls + math.max(0, math.min(extra, rpm - req - calls)) end
+    if extra_tokens > 0 and tpm >= 0 then more = math.max(0, math.min(extra_tokens, tpm - tok - tokens)) end
+    redis.call('HINCRBY', KEYS[2 * i - 1], 'r:' .. now, granted)
+    if tokens + more > 0 then redis.call('HINCRBY', KEYS[2 * i - 1], 't:' .. now, tokens + more) end
+    redis.call('PEXPIRE', KEYS[2 * i - 1], 62000)
+  end
+  if par >= 0 and need > 0 then
+    slots = math.max(need, math.min(want, par - held))
+    redis.call('HINCRBY', KEYS[2 * i], owner, slots)
+    redis.call('HSET', KEYS[2 * i], owner .. '@', now_ms + ttl)
+    redis.call('PEXPIRE', KEYS[2 * i], 2 * ttl)
+  end
+  out[#out + 1] = granted; out[#out + 1] = more; out[#out + 1] = slots
+end
+return out
+"""
+)
+
+# KEYS: slots. ARGV: owner, count, expiry ms: this process gives back ``count`` parallel slots.
+SLOTS_FREE = (
+    _PRELUDE
+    + """
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
+if left <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1], ARGV[1] .. '@')
+else
+  redis.call('HSET', KEYS[1], ARGV[1] .. '@', now_ms + tonumber(ARGV[3]))
+end
+return left
+"""
+)
+
+# KEYS: slots of every scope where this process holds some. ARGV: owner, expiry ms: renew them.
+SLOTS_KEEP = (
+    _PRELUDE
+    + """
+for i = 1, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then
+    redis.call('HSET', KEYS[i], ARGV[1] .. '@', now_ms + tonumber(ARGV[2]))
+    redis.call('PEXPIRE', KEYS[i], 2 * tonumber(ARGV[2]))
+  end
+end
+return 1
+"""
+)
+
+# KEYS: failures. ARGV: window ms, then the increment per error kind (index order). Returns the
+# fleet's counts per kind in the current window (which starts at the first failure counted).
+FAILS = """
+local out = {}
+for i = 2, #ARGV do
+  local add = tonumber(ARGV[i])
+  if add > 0 then
+    out[#out + 1] = redis.call('HINCRBY', KEYS[1], tostring(i - 2), add)
+  else
+    out[#out + 1] = tonumber(redis.call('HGET', KEYS[1], tostring(i - 2)) or '0')
+  end
+end
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return out
+"""
