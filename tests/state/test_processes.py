@@ -20,6 +20,7 @@ from routerd.testing.redis import RedisClusterNodes, RedisServer
 from .support import AUTH, MASTER_KEY, ServeProcess, chat, start_all
 
 UPSTREAM_KEY = "sk-state-upstream-0001"
+CLIENT_KEY = "sk-state-client-key-0001"
 
 
 def config(good: str, bad: str, redis: str) -> str:
@@ -35,6 +36,9 @@ model_list:
   - model_name: load
     litellm_params: {{model: openai/load, api_base: {good}, {up}, rpm: 100000}}
     model_info: {{id: load-1}}
+  - model_name: keyed
+    litellm_params: {{model: openai/keyed, api_base: {good}, {up}}}
+    model_info: {{id: keyed-1}}
   - model_name: pair
     litellm_params: {{model: openai/flaky, api_base: {bad}, {up}}}
     model_info: {{id: flaky}}
@@ -48,6 +52,8 @@ router_settings:
   num_retries: 1
 general_settings:
   master_key: {MASTER_KEY}
+keys:
+  - {{key_alias: fleet-key, key: {CLIENT_KEY}, rpm_limit: 12}}
 """
 
 
@@ -118,6 +124,24 @@ def test_three_replicas_hold_one_rpm_limit(replicas: list[ServeProcess], good: F
     assert 28 <= hits(good, "limited") <= 31
     assert set(statuses) == {200, 429}
     assert statuses.count(200) == hits(good, "limited")
+
+
+def test_a_key_limit_holds_across_replicas_and_one_replica_gets_all_of_it(
+    replicas: list[ServeProcess], good: FakeOpenAI
+) -> None:
+    body = {"model": "keyed", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+    a = replicas[0]
+    with httpx.Client(timeout=30, headers=headers) as client:
+        on_one = [client.post(f"{a.base_url}/v1/chat/completions", json=body) for _ in range(15)]
+        elsewhere = [client.post(f"{p.base_url}/v1/chat/completions", json=body) for p in replicas[1:]]
+    # all the load on one replica: the key's whole rpm_limit (12), not 12 // 3
+    assert [r.status_code for r in on_one] == [200] * 12 + [429] * 3
+    assert all(r.status_code == 429 for r in elsewhere)  # the other replicas see the same window
+    refusal = elsewhere[0]
+    assert float(refusal.headers["retry-after"]) > 0
+    assert refusal.json()["error"]["code"] == "rpm_limit"
+    assert hits(good, "keyed") == 12
 
 
 def test_a_deployment_failing_on_one_replica_is_avoided_by_the_others(
