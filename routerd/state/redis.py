@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from routerd.routing.health import HEALTHY, Breaker, BreakerState, DeploymentHealth
+from routerd.routing.health import FAILURE_WINDOW, HEALTHY, Breaker, BreakerState, DeploymentHealth
 from routerd.routing.plan import Pick
 from routerd.routing.usage import UsageWindow
 from routerd.state import Gate, scripts
@@ -172,6 +172,7 @@ class RedisHealthStore:
         self._recover = client.register_script(scripts.RECOVER)
         self._release = client.register_script(scripts.RELEASE)
         self._refund = client.register_script(scripts.REFUND)
+        self._fails = client.register_script(scripts.FAILS)
         self._leases: dict[str, _Lease] = {}
         self._recovered: set[str] = set()  # recoveries heard since the current sync read began
         self._live = 1  # processes seen sharing this Redis at the last sync (this one included)
@@ -226,6 +227,9 @@ class RedisHealthStore:
     def _probe_key(self, dep_id: str) -> str:
         return f"{self._options.namespace}{{{_tag(dep_id)}}}:p"
 
+    def _fails_key(self, dep_id: str) -> str:
+        return f"{self._options.namespace}{{{_tag(dep_id)}}}:f"
+
     # --- HealthStore ---------------------------------------------------------------------------------
 
     def record(self, deployment_id: str) -> DeploymentHealth:
@@ -254,6 +258,39 @@ class RedisHealthStore:
             self._put(("heal", deployment_id), None)
         elif old.state is BreakerState.HALF_OPEN and old.probe_until and not breaker.probe_until:
             self._put(("release", deployment_id), None)
+        elif breaker.state is BreakerState.HEALTHY and breaker.fails != old.fails:
+            self._count_failures(deployment_id, old, breaker)
+
+    def _count_failures(self, dep_id: str, old: Breaker, new: Breaker) -> None:
+        """Queue the failures ``new`` counts beyond ``old`` for the fleet's ``allowed_fails`` count."""
+        if new.window_start != old.window_start:
+            added = new.fails  # a new window: its counts are all new
+        else:
+            added = tuple(max(n - o, 0) for n, o in zip(new.fails, old.fails, strict=True))
+        if any(added):
+            key = ("fails", dep_id)
+            before = self._queue.get(key)
+            self._put(
+                key, added if before is None else tuple(a + b for a, b in zip(before, added, strict=True))
+            )
+
+    def merge_failures(self, dep_id: str, fleet: tuple[int, ...]) -> None:
+        """The fleet's failures of ``dep_id`` per error kind in the current window: a healthy
+        breaker counts them as its own, so the next failure here opens it if the fleet's exceed
+        ``allowed_fails``."""
+        record = self._records.get(dep_id)
+        if record is None or record.breaker.state is not BreakerState.HEALTHY:
+            return
+        breaker = record.breaker
+        now = self._clock()
+        if len(fleet) != len(breaker.fails):
+            return  # another routerd version's kinds
+        fails = tuple(max(mine, theirs) for mine, theirs in zip(breaker.fails, fleet, strict=True))
+        if fails != breaker.fails:
+            fresh = now - breaker.window_start < FAILURE_WINDOW
+            record.breaker = replace(
+                breaker, fails=fails, window_start=breaker.window_start if fresh else now
+            )
 
     def retain(self, keep: Callable[[str], bool]) -> None:
         self._records = {k: v for k, v in self._records.items() if keep(k)}
@@ -522,10 +559,15 @@ class RedisHealthStore:
                     keys=(self._cooldowns_key,),
                     args=(dep_id, math.ceil(remaining * 1000), reason, self._channel, self._id),
                 )
-                await self._client.delete(self._probe_key(dep_id))  # a failed probe ends its lock
+                # a failed probe ends its lock; the cooldown restarts the fleet's failure count
+                await self._client.delete(self._probe_key(dep_id), self._fails_key(dep_id))
             elif kind == "heal":
                 await self._recover(keys=(self._cooldowns_key,), args=(dep_id, self._channel, self._id))
-                await self._client.delete(self._probe_key(dep_id))
+                await self._client.delete(self._probe_key(dep_id), self._fails_key(dep_id))
+            elif kind == "fails":
+                window_ms = math.ceil(FAILURE_WINDOW * 1000)
+                fleet = await self._fails(keys=(self._fails_key(dep_id),), args=(window_ms, *value))
+                self.merge_failures(dep_id, tuple(int(v) for v in fleet))
             elif kind == "refund":
                 await self._refund(keys=(self._window_key(dep_id),), args=(key[2], *value))
             elif kind == "release":
