@@ -75,6 +75,8 @@ class SpendLedger:
         self._pending_hourly: dict[tuple[int, str, str, str, str], list[float]] = {}
         # budget increments not yet added to the shared (Redis) totals; see routerd.access.shared
         self._pending_shared: dict[tuple[str, float], tuple[float, float]] = {}
+        # hourly rows not yet added to the fleet's report in Redis (same shape as _pending_hourly)
+        self._pending_shared_hourly: dict[tuple[int, str, str, str, str], list[float]] = {}
         self.shared = False
         self._lock = threading.Lock()  # memory <-> flushing thread
         self._db: sqlite3.Connection | None = None
@@ -108,6 +110,8 @@ class SpendLedger:
             totals[2] += event.completion_tokens
             totals[3] += 1
             totals[4] += 1 if event.estimated else 0
+            if self.shared:
+                _add(self._pending_shared_hourly.setdefault(row, [0.0, 0, 0, 0, 0]), event)
 
     def _touch_user(self, key: tuple[str, float]) -> None:
         self._users[key] = None
@@ -121,6 +125,29 @@ class SpendLedger:
         with self._lock:
             pending, self._pending_shared = self._pending_shared, {}
         return pending
+
+    def take_shared_hourly(self) -> dict[tuple[int, str, str, str, str], list[float]]:
+        """The hourly rows to add to the fleet's report (handed over: give them back if that fails)."""
+        with self._lock:
+            pending, self._pending_shared_hourly = self._pending_shared_hourly, {}
+        return pending
+
+    def give_back_shared_hourly(
+        self, pending: dict[tuple[int, str, str, str, str], list[float]], most: int
+    ) -> int:
+        """Keep rows that could not be sent, up to ``most`` rows waiting; returns the rows dropped."""
+        dropped = 0
+        with self._lock:
+            for row, totals in pending.items():
+                merged = self._pending_shared_hourly.get(row)
+                if merged is None:
+                    if len(self._pending_shared_hourly) >= most:
+                        dropped += 1
+                        continue
+                    merged = self._pending_shared_hourly[row] = [0.0, 0, 0, 0, 0]
+                for i, value in enumerate(totals):
+                    merged[i] += value
+        return dropped
 
     def give_back_shared(self, pending: dict[tuple[str, float], tuple[float, float]]) -> None:
         with self._lock:
@@ -239,3 +266,11 @@ def _row(name: str, totals: Iterable[Any]) -> dict[str, Any]:
         "requests": requests,
         "estimated_requests": estimated,
     }
+
+
+def _add(shared: list[float], event: SpendEvent) -> None:
+    shared[0] += event.usd
+    shared[1] += event.prompt_tokens
+    shared[2] += event.completion_tokens
+    shared[3] += 1
+    shared[4] += 1 if event.estimated else 0

@@ -48,6 +48,8 @@ log = logging.getLogger("routerd.gate")
 #: Longest answer read from a guardrail webhook or a moderation endpoint.
 MAX_SERVICE_ANSWER_BYTES = 1024 * 1024
 SPEND_FILE = "routerd-spend.sqlite"
+#: ``GET /v1/routerd/spend?scope=``: every replica's spend (through Redis), or this replica's own.
+SPEND_SCOPES = ("fleet", "replica")
 
 
 def spend_db_path(state: AppState) -> Path | None:
@@ -176,6 +178,7 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
         if spend_client is not None:
             ledger.shared = True
             shared = SharedSpend(spend_client, namespace=settings.state_namespace)
+            state.gate.shared_spend = shared
         flusher = asyncio.create_task(
             _flush_forever(state, ledger, settings.spend_flush_seconds, shared), name="routerd-spend-flush"
         )
@@ -233,6 +236,8 @@ def key_info(policy: KeyPolicy, gate: Gate, now: float) -> dict[str, Any]:
         "user_id": policy.user_id,
         "models": list(policy.models),
         "spend": round(gate.ledger.spent(f"key:{policy.alias}", start), 10),
+        # the replicas' spend together when they share it through Redis (as of the last exchange)
+        "spend_scope": "fleet" if gate.shared_spend is not None else "replica",
         "max_budget": policy.max_budget,
         "budget_duration": policy.budget.text if policy.budget else None,
         "budget_reset_at": _iso(end),
@@ -324,8 +329,21 @@ async def spend_route(request: Request) -> Response:
         start = _moment(request.query_params.get("start"), end - 30 * 86400)
         if start > end:
             raise BadRequestError("start is after end", param="start")
+        scope = request.query_params.get("scope", "fleet")
+        if scope not in SPEND_SCOPES:
+            raise BadRequestError(f"scope must be one of {', '.join(SPEND_SCOPES)}", param="scope")
+        answer: dict[str, Any] = {"group_by": group_by, "start": _iso(start), "end": _iso(end)}
+        shared = gate.shared_spend
+        if scope == "fleet" and shared is not None:
+            try:
+                await shared.sync(gate.ledger)  # this replica's latest spend first
+                rows = await shared.report(group_by, start, end)
+                return _json({**answer, "scope": "fleet", "data": rows})
+            except Exception as exc:  # Redis away: this replica's own record, marked as such
+                log.warning("the fleet's spend report is unavailable (%s); reporting this replica's",
+                            type(exc).__name__)  # fmt: skip
         rows = await asyncio.to_thread(gate.ledger.report, group_by, start, end)
-        return _json({"group_by": group_by, "start": _iso(start), "end": _iso(end), "data": rows})
+        return _json({**answer, "scope": "replica", "data": rows})
     except OpenAIError as exc:
         return error_response(exc, {})
 

@@ -21,6 +21,7 @@ import orjson
 from routerd.access.ledger import BudgetScope, SpendEvent, SpendLedger
 from routerd.access.limits import AccessLimits, Admission
 from routerd.access.periods import period_bounds
+from routerd.access.shared import SharedSpend
 from routerd.access.table import (
     AccessTable,
     EndUserBudget,
@@ -89,6 +90,8 @@ class Gate:
     clock: Callable[[], float] = time.time
     # builds a redis.asyncio client for a `cache_params.type: redis` cache (None: no Redis available)
     redis_client: Callable[[CacheParams], Any] | None = None
+    # spend shared by the replicas through Redis (budgets, the fleet's spend report); None: this one's
+    shared_spend: SharedSpend | None = None
     _bound: tuple[int, dict[str, Guardrail]] | None = None
     _local: AsyncLocalCache | None = None
     _redis: dict[str, RedisCache] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -89,3 +90,47 @@ def test_two_replicas_share_spend_for_budgets(
             _client(b, KEY).chat.completions.create(model="m", messages=[{"role": "user", "content": "more"}])
         assert caught.value.body["type"] == "budget_exceeded"  # type: ignore[index]
         assert redis_server.command("KEYS", "routerd:spend:*").strip()  # the shared counter exists
+
+
+def _spend(server: RouterdServer, **params: str) -> dict[str, Any]:
+    answer = httpx.get(
+        server.base_url + "/v1/routerd/spend",
+        params={"group_by": "key", **params},
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_the_spend_report_is_the_fleets(fake: FakeOpenAI, redis_server: RedisServer, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(_config(fake.base_url, redis_server.url).replace("max_budget: 0.05", "max_budget: 100"))
+    a, b = _replicas(config, tmp_path)
+    with a, b:
+        for server in (a, b, b):
+            _client(server, KEY).chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "count me"}],
+                extra_body={"cache": {"no-store": True}},
+            )
+        fleet = _spend(a)
+        assert fleet["scope"] == "fleet"
+        [row] = [r for r in fleet["data"] if r["name"] == "shared"]
+        assert row["requests"] == 3  # a's one and b's two
+        assert row["spend_usd"] > 0
+        mine = _spend(a, scope="replica")
+        assert mine["scope"] == "replica"
+        assert [r["requests"] for r in mine["data"] if r["name"] == "shared"] == [1]
+        info = httpx.get(a.base_url + "/key/info", headers={"authorization": f"Bearer {KEY}"}).json()
+        assert info["info"]["spend_scope"] == "fleet"
+        wait_for(lambda: httpx.get(a.base_url + "/key/info", headers={"authorization": f"Bearer {KEY}"}).json()["info"]["spend"]
+                 == pytest.approx(row["spend_usd"]), "a's /key/info to show the fleet's spend", timeout=10)  # fmt: skip
+        bad = httpx.get(
+            a.base_url + "/v1/routerd/spend?scope=galaxy", headers={"authorization": f"Bearer {MASTER}"}
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "scope"
+        redis_server.kill()  # Redis gone: the report is this replica's, and says so
+        alone = _spend(b)
+        assert alone["scope"] == "replica"
+        assert [r["requests"] for r in alone["data"] if r["name"] == "shared"] == [2]
