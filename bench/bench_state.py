@@ -4,13 +4,15 @@ Starts on loopback: the fast fake upstream of bench_proxy.py and three routerd p
 each) on the same routing file: the default memory store; a Redis store with the default rpm
 reservations (most calls skip Redis); and a Redis store with ``ROUTERD_STATE_LEASE_FRACTION=0`` (every
 call pays the admission round trip, the Lua script), each Redis store on its own private redis-server.
-The deployment has an rpm limit far above the load; ``--no-limit`` measures one without limits, which
-never waits on Redis. The stores take turns for several rounds and the medians are printed: requests/s
+The deployment has an rpm limit far above the load (``--limit tpm``: a tpm limit, which counts tokens
+and before token leases made every call pay the round trip; ``--limit none``: no limit, which never
+waits on Redis). ``--key`` sends the calls with a client key whose key and team have rpm and tpm
+limits far above the load (the gate's shared key/team limits on top of the deployment's). The stores take turns for several rounds and the medians are printed: requests/s
 and p50 at 1 and 32 in flight, the added p50 (store p50 minus memory p50 of the same round), the
 throughput as a share of the memory store's, and the Redis round trips and commands per routed
 request (from ``INFO commandstats``; background sync and token corrections included).
 
-    .venv/bin/python bench/bench_state.py [--seconds 2] [--rounds 5] [--no-limit]
+    .venv/bin/python bench/bench_state.py [--seconds 2] [--rounds 5] [--limit rpm|tpm|none] [--key]
 
 A benchmark, not a test: it asserts nothing and prints numbers for the closing notes.
 """
@@ -44,7 +46,16 @@ model_list:
 general_settings:
   master_key: sk-routerd-bench
 """
+KEYS = """
+teams:
+  - {team_id: bench-team, rpm_limit: 100000000, tpm_limit: 10000000000}
+keys:
+  - {key_alias: bench-key, key: sk-routerd-bench-client, team_id: bench-team, rpm_limit: 100000000,
+     tpm_limit: 10000000000}
+"""
+LIMITS = {"rpm": "\n      rpm: 100000000", "tpm": "\n      tpm: 10000000000", "none": ""}
 AUTH = {"authorization": "Bearer sk-routerd-bench", "content-type": "application/json"}
+KEY_AUTH = {"authorization": "Bearer sk-routerd-bench-client", "content-type": "application/json"}
 
 
 # What routerd sends itself; everything else in commandstats ran inside its Lua scripts.
@@ -68,14 +79,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each run")
     parser.add_argument("--rounds", type=int, default=5, help="turns of the three stores per load level")
-    parser.add_argument("--no-limit", action="store_true", help="a deployment without rpm/tpm limits")
+    parser.add_argument("--limit", choices=sorted(LIMITS), default="rpm", help="the deployment's limit")
+    parser.add_argument("--key", action="store_true", help="calls with a client key with rpm/tpm limits")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="routerd-bench-state-"))
     upstream_port = free_port()
     config = workdir / "bench.yaml"
-    limit = "" if args.no_limit else "\n      rpm: 100000000"
-    config.write_text(CONFIG.format(port=upstream_port, limit=limit))
+    config.write_text(
+        CONFIG.format(port=upstream_port, limit=LIMITS[args.limit]) + (KEYS if args.key else "")
+    )
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERD_")}
     base_env.update(ROUTERD_LOG_LEVEL="warning", ROUTERD_LOG_REQUESTS="false", ROUTERD_WATCH="false")
     servers = [RedisServer(workdir / "redis-lease").start(), RedisServer(workdir / "redis-exact").start()]
@@ -117,8 +130,10 @@ async def measure(
     for _, port, _, _ in stores:
         await wait_ready(f"http://127.0.0.1:{port}/health/readiness")
     body = orjson.dumps({"model": "bench", "messages": [{"role": "user", "content": "ping"}]})
+    auth = KEY_AUTH if args.key else AUTH
+    limit = "without limits" if args.limit == "none" else f"with a {args.limit} limit"
     print(
-        f"state bench: plain chat, deployment {'without limits' if args.no_limit else 'with an rpm limit'}; "
+        f"state bench: plain chat, deployment {limit}{', client key with limits' if args.key else ''}; "
         f"{args.rounds} rounds of {args.seconds:g}s per store (memory, redis, redis-exact) per load"
     )
     for concurrency in (1, 32):
@@ -129,7 +144,7 @@ async def measure(
             for name, port, server, _ in stores:
                 url = f"http://127.0.0.1:{port}/v1/chat/completions"
                 before = commands(server) if server else (0, 0)
-                result = await drive(url, AUTH, body, concurrency, args.seconds, False)
+                result = await drive(url, auth, body, concurrency, args.seconds, False)
                 after = commands(server) if server else (1, 1)
                 results[name].append(result)
                 usage[name][0] += int(result["requests"] + result["warmup"])

@@ -230,7 +230,11 @@ class SharedAccess:
 
     def correct(self, scopes: Sequence[str], stamp: int, delta: int) -> None:
         """Correct the tokens counted for a call in local second ``stamp`` (background)."""
+        now = self._store.clock()
         for name in scopes:
+            lease = self._leases.get(name)
+            if lease is not None and lease.absorb(now, delta):
+                continue  # covered by tokens Redis already counts
             key = ("access-adj", name, str(stamp))
             self._store.put(key, self._store.queued(key, 0) + delta)
 

@@ -90,6 +90,15 @@ class _Lease:
             self.tokens -= tokens
         return True
 
+    def absorb(self, now: float, tokens: int) -> bool:
+        """Cover ``tokens`` more tokens (a call's usage beyond its estimate) from the lease's, which
+        Redis already counts: no write needed. They count in the lease's second, not the call's: later,
+        so they leave the window later (the safe side)."""
+        if tokens <= 0 or self.tokens is None or self.tokens < tokens or now >= self.until:
+            return False
+        self.tokens -= tokens
+        return True
+
     def unused(self) -> tuple[int, int]:
         """(calls, tokens) reserved but not used."""
         return max(self.left or 0, 0), max(self.tokens or 0, 0)
@@ -124,7 +133,7 @@ class SharedUsageWindow(UsageWindow):
 
     def adjust(self, now: float, stamp: int, delta: int) -> None:
         super().adjust(now, stamp, delta)
-        if self.shared_tokens and delta:
+        if self.shared_tokens and delta and not self._store.absorb(self._dep_id, delta):
             self._store.queue_adjust(self._dep_id, stamp, delta)
 
 
@@ -195,6 +204,10 @@ class RedisHealthStore:
     def up(self) -> bool:
         """Redis answers: state is shared."""
         return self._up
+
+    def clock(self) -> float:
+        """The store's (monotonic, injectable) clock."""
+        return self._clock()
 
     @property
     def owner(self) -> str:
@@ -528,6 +541,11 @@ class RedisHealthStore:
     def queued(self, key: tuple[str, ...], default: Any) -> Any:
         """The value queued under ``key`` and not yet written, else ``default``."""
         return self._queue.get(key, default)
+
+    def absorb(self, dep_id: str, delta: int) -> bool:
+        """Cover a positive token correction from ``dep_id``'s current lease (see :meth:`_Lease.absorb`)."""
+        lease = self._leases.get(dep_id)
+        return lease is not None and lease.pending is None and lease.absorb(self._clock(), delta)
 
     def queue_adjust(self, dep_id: str, stamp: int, delta: int) -> None:
         """Queue a token correction for the call counted in local second ``stamp``."""
