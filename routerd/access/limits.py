@@ -14,6 +14,7 @@ Redis is lost each process goes on with its share (``limit // processes``) and i
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from routerd.state.access import Refusal, SharedAccess
 
 __all__ = ["AccessLimits", "Admission"]
+
+# Times a call waits for another call's lease reservation of the same key or team before it reserves
+# its own (each wait is one Redis round trip at most).
+_CLAIM_TURNS = 3
 
 
 @dataclass(slots=True)
@@ -71,13 +76,18 @@ class AccessLimits:
         if shared.windows is not self._windows:
             shared.windows = self._windows  # seeded into Redis when it comes back after an outage
         scopes = _scopes(policy)
-        claim = shared.claim(scopes, tokens, self._in_flight, now)
+        claim = shared.claim(scopes, tokens, self._in_flight)
+        for turn in range(_CLAIM_TURNS):  # bounded: the last turn reserves without waiting
+            if claim.wait is None:
+                break
+            await asyncio.shield(claim.wait)
+            claim = shared.claim(scopes, tokens, self._in_flight, wait=turn < _CLAIM_TURNS - 2)
         if claim.trip:
             # counted in flight across the await, so concurrent calls see the slot taken
             for name, _ in scopes:
                 self._in_flight[name] = self._in_flight.get(name, 0) + 1
             try:
-                refusal = await shared.grant(claim, now)
+                refusal = await shared.grant(claim)
             except Exception as exc:  # Redis failed or was too slow: this process decides alone
                 self._leave(scopes)
                 shared.lost(exc)

@@ -19,6 +19,7 @@ slot returns, token corrections, renewals) is queued on the store's background w
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class Claim:
     parts: list[_Part]
     tokens: int
     trip: bool = False
+    # another call of this process is reserving a lease of one of the scopes: wait for it, claim again
+    wait: asyncio.Future[None] | None = None
     tokens_shared: tuple[str, ...] = ()  # scopes whose tpm window in Redis counts this call's tokens
     slots: tuple[str, ...] = ()  # scopes where the call holds a shared parallel slot
 
@@ -106,6 +109,9 @@ class SharedAccess:
         self._seed = client.register_script(scripts.SEED)
         self._leases: dict[str, _Lease] = {}
         self._slots: dict[str, _Slots] = {}
+        # scopes whose lease this process is reserving now: concurrent calls wait for that one
+        # reservation rather than each reserving its own (which would hold several leases at once)
+        self._reserving: dict[str, asyncio.Future[None]] = {}
         # this process's own key/team windows (routerd.access.limits), seeded into Redis on reconnect
         self.windows: Mapping[str, UsageWindow] | None = None
 
@@ -131,12 +137,21 @@ class SharedAccess:
         scopes: Sequence[tuple[str, ScopeLimits]],
         tokens: int,
         in_flight: Mapping[str, int],
-        now: float,
+        *,
+        wait: bool = True,
     ) -> Claim:
         """Take what leases and held slots cover, now (no await in between, so concurrent calls never
-        take the same call or slot twice); the claim says what is left for Redis to grant."""
+        take the same call or slot twice); the claim says what is left for Redis to grant. With
+        ``wait``, a claim that finds a lease of its scopes being reserved takes nothing and says so."""
         fraction, processes = self._store.lease_fraction, self._store.processes
+        now = self._store.clock()  # the clock leases end by
         claim = Claim([], tokens)
+        if wait and self._reserving:
+            for name, _ in scopes:
+                pending = self._reserving.get(name)
+                if pending is not None:
+                    claim.wait = pending
+                    return claim
         shared_tokens: list[str] = []
         slots: list[str] = []
         for name, limits in scopes:
@@ -145,7 +160,7 @@ class SharedAccess:
             if rpm is not None or tpm is not None:
                 part.sizes = lease_sizes(rpm, tpm, fraction, processes)
                 lease = self._leases.get(name) if part.sizes is not None else None
-                if lease is not None and lease.pending is None and lease.serves(now, 1, tokens):
+                if lease is not None and lease.serves(now, 1, tokens):
                     part.leased = lease
                 else:
                     part.calls = 1
@@ -165,10 +180,11 @@ class SharedAccess:
         claim.slots = tuple(slots)
         return claim
 
-    async def grant(self, claim: Claim, now: float) -> Refusal | None:
+    async def grant(self, claim: Claim) -> Refusal | None:
         """Ask Redis for what the claim's leases and slots did not cover: one script, one round trip.
         None: granted. Raises what the client raised when Redis failed (the caller falls back)."""
         store = self._store
+        now = store.clock()  # before the trip: a lease then ends no later than its Redis second
         keys: list[str] = []
         args: list[Any] = [store.owner, store.slot_ttl_ms]
         for part in claim.parts:
@@ -186,11 +202,21 @@ class SharedAccess:
                 part.need,
                 part.want,
             ]
+        reserving = [p.name for p in claim.parts if p.calls and p.sizes is not None]
+        pending = asyncio.get_running_loop().create_future() if reserving else None
+        for name in reserving:
+            self._reserving.setdefault(name, pending)  # type: ignore[arg-type]
         try:
             reply = await self._access(keys=keys, args=args)
         except BaseException:
             self._give_back_claim(claim)
             raise
+        finally:
+            if pending is not None:
+                for name in reserving:
+                    if self._reserving.get(name) is pending:
+                        del self._reserving[name]
+                pending.set_result(None)
         if reply[0] != 1:
             self._give_back_claim(claim)
             part = claim.parts[int(reply[1]) - 1]

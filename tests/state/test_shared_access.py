@@ -174,3 +174,13 @@ async def test_redis_down_falls_back_to_per_process_shares(nodes: Any, redis_ser
     # the local counts were written back: Redis knows of the 5 calls, the key has 5 left
     more = [await outcome(a, key) for _ in range(7)]
     assert sum(isinstance(o, Admission) for o in more) == 5
+
+
+async def test_concurrent_calls_share_one_lease_reservation(nodes: Any, redis_server: RedisServer) -> None:
+    _, a = await nodes(state_sync_interval=30.0)
+    key, _ = policies(rpm_limit=1000)  # a lease of 50 calls
+    results = await asyncio.gather(*[outcome(a, key) for _ in range(32)])
+    assert all(isinstance(o, Admission) for o in results)
+    window = redis_server.command("HGETALL", "routerd:{access}:w:key:a").split()
+    reserved = sum(int(v) for k, v in zip(window[::2], window[1::2], strict=True) if k.startswith("r:"))
+    assert 32 <= reserved <= 100  # one reservation of 50 (two if the second ended): not one per call
