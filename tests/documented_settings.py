@@ -41,6 +41,8 @@ _LIMITS = f"{_BOUNDS}::test_the_daemons_settings_set_the_routers_limits"
 _SERVER_BOUNDS = "tests/hostile/test_server_bounds.py"
 _STATE = "tests/state/test_redis_store.py"
 _STATE_PROCESSES = "tests/state/test_processes.py"
+_STATE_ACCESS = "tests/state/test_shared_access.py"
+_STATE_TOKENS = "tests/state/test_token_leases.py"
 _REDIS_KEYS = "test_router_settings_redis_keys_connect_and_redis_url_variable_wins"
 
 _DAEMON_CALLBACKS_TESTS = "tests/sdk/test_porting_daemon_callbacks.py"
@@ -412,15 +414,23 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     ),
     "ROUTERD_STATE_NAMESPACE": (f"{_STATE}::test_namespaces_keep_gateways_apart",),
     "ROUTERD_STATE_TIMEOUT_MS": (f"{_STATE}::test_a_slow_redis_is_abandoned_after_the_timeout",),
-    "ROUTERD_STATE_SYNC_INTERVAL": (f"{_STATE}::test_in_flight_and_latency_are_shared",),
+    "ROUTERD_STATE_SYNC_INTERVAL": (
+        f"{_STATE}::test_in_flight_and_latency_are_shared",
+        f"{_STATE_ACCESS}::test_a_dead_process_slots_are_freed_after_the_expiry",
+    ),
     "ROUTERD_STATE_RECONNECT_INTERVAL": (f"{_STATE}::test_redis_lost_then_back",),
     "ROUTERD_STATE_PROCESSES": (
         f"{_STATE}::test_redis_unreachable_at_start_serves_locally_with_limits_divided",
         f"{_STATE_PROCESSES}::test_redis_killed_under_load_then_restarted",
         f"{_STATE}::test_processes_seen_through_redis_raise_the_divisor",
+        f"{_STATE_ACCESS}::test_redis_down_falls_back_to_per_process_shares",
     ),
     "ROUTERD_STATE_PROBE_LEASE": (f"{_STATE}::test_the_probe_lock_lives_for_the_probe_lease",),
     "ROUTERD_STATE_LEASE_FRACTION": (
+        f"{_STATE_TOKENS}::test_token_leases_never_exceed_the_tpm_limit",
+        f"{_STATE_TOKENS}::test_tpm_calls_are_served_from_a_token_lease",
+        f"{_STATE_ACCESS}::test_key_and_team_are_checked_in_one_step",
+        f"{_STATE_ACCESS}::test_leases_serve_most_key_calls_without_a_round_trip",
         f"{_STATE}::test_rpm_leases_never_exceed_the_limit",
         f"{_STATE}::test_without_leases_every_call_is_checked",
     ),

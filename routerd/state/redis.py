@@ -3,12 +3,20 @@
 What is shared, how, and how stale it may be (the README's "Scale-out" section states the bounds):
 
 * rpm/tpm windows of deployments that have limits: the router awaits :attr:`RedisHealthStore.gate`
-  before each attempt, one Lua script (:data:`routerd.state.scripts.ADMIT`) that checks and counts in
-  one step, so the limit holds over the sum of all processes with no slack. Token corrections after
-  the call are queued and written in the background. Deployments without limits never wait on Redis.
+  before each attempt. A lease -- calls and tokens of the current Redis second this process reserved,
+  at most ``lease_fraction`` of each limit split between the processes -- admits it without a round
+  trip; otherwise one Lua script (:data:`routerd.state.scripts.ADMIT`) checks and counts in one step
+  (and reserves the next lease), so the limit holds over the sum of all processes (reserved counts
+  are counted when reserved; the unused rest is given back when its second ends). Token corrections
+  after the call come out of the current lease when it can cover them, else are queued and written
+  in the background. Deployments without limits never wait on Redis.
 * cooldowns: a breaker that opens is written to Redis and published (pub/sub); peers apply it on
   receipt, and a background sync every ``sync_interval`` re-reads all cooldowns as a fallback. The
   half-open probe is taken with ``SET NX`` inside the same admission script, so one process probes.
+  Failures counted toward ``allowed_fails`` are added to a per-deployment count in Redis in the
+  background, and the reply raises the local count to the fleet's (approximate).
+* client-key and team limits: :class:`routerd.state.access.SharedAccess` (same windows and leases,
+  plus parallel-request slots).
 * in-flight counts and latency averages: each process pushes its own and pulls the others' every
   ``sync_interval`` (stale by up to that, plus one request's duration).
 

@@ -111,7 +111,7 @@ async def test_key_tpm_is_shared(nodes: Any) -> None:
 async def test_leases_serve_most_key_calls_without_a_round_trip(
     nodes: Any, redis_server: RedisServer
 ) -> None:
-    _, a = await nodes(state_sync_interval=30.0)
+    _, a = await nodes(state_lease_fraction=0.05, state_sync_interval=30.0)
     key, _ = policies(rpm_limit=1000, team={"rpm_limit": 2000})
     assert isinstance(await outcome(a, key), Admission)  # reserves 50 key calls and 100 team calls
     before = evalsha_calls(redis_server)

@@ -68,7 +68,8 @@ def test_lease_sizes_are_five_percent_split_between_processes() -> None:
 
 
 async def test_tpm_calls_are_served_from_a_token_lease(routers: Any, redis_server: RedisServer) -> None:
-    router = await routers(mock_config(tpm=1000), redis_store(redis_server.url, state_sync_interval=30.0))
+    store = redis_store(redis_server.url, state_lease_fraction=0.05, state_sync_interval=30.0)
+    router = await routers(mock_config(tpm=1000), store)
     gate = router.state.gate
     assert gate is not None
     assert await gate(pick(router), 10, 1, router._clock())  # reserves 10 + 50 tokens
@@ -83,7 +84,10 @@ async def test_tpm_calls_are_served_from_a_token_lease(routers: Any, redis_serve
 
 async def test_token_leases_never_exceed_the_tpm_limit(routers: Any, redis_server: RedisServer) -> None:
     # tpm 400, 5% split between 2 processes: each reserves 10 tokens ahead
-    stores = [redis_store(redis_server.url, state_processes=2, state_sync_interval=30.0) for _ in range(2)]
+    stores = [
+        redis_store(redis_server.url, state_processes=2, state_lease_fraction=0.05, state_sync_interval=30.0)
+        for _ in range(2)
+    ]
     a, b = [await routers(mock_config(tpm=400), store) for store in stores]
     admitted = 0
     for _ in range(40):
