@@ -184,3 +184,29 @@ async def test_concurrent_calls_share_one_lease_reservation(nodes: Any, redis_se
     window = redis_server.command("HGETALL", "routerd:{access}:w:key:a").split()
     reserved = sum(int(v) for k, v in zip(window[::2], window[1::2], strict=True) if k.startswith("r:"))
     assert 32 <= reserved <= 100  # one reservation of 50 (two if the second ended): not one per call
+
+
+async def test_key_limits_on_a_redis_cluster(redis_cluster: Any) -> None:
+    from routerd.config.table import ServerSettings
+    from routerd.settings import Settings
+    from routerd.state.connect import make_store
+
+    settings = Settings(state_namespace="ck:", state_timeout_ms=500, state_sync_interval=0.05)
+    stores = [
+        make_store(settings, ServerSettings(redis_startup_nodes=tuple(redis_cluster.startup_nodes)))
+        for _ in range(2)
+    ]
+    for store in stores:
+        assert isinstance(store, RedisHealthStore)
+        await store.start()
+    try:
+        a, b = (AccessLimits(shared=lambda s=store: s.access) for store in stores)
+        key, other = policies(team={"rpm_limit": 6}, max_parallel_requests=5)
+        results = [
+            await outcome(limits, policy) for _ in range(4) for limits in (a, b) for policy in (key, other)
+        ]
+        assert sum(isinstance(o, Admission) for o in results) == 6  # key and team in one script, one slot
+        assert all(s.status().mode == "shared" for s in stores)
+    finally:
+        for store in stores:
+            await store.aclose()
