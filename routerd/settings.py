@@ -184,8 +184,9 @@ class Settings(HttpSettings):
         default=0.05,
         ge=0,
         le=0.05,
-        description="share of an rpm-only limit the processes may reserve ahead (split between "
-        "ROUTERD_STATE_PROCESSES) so calls skip the Redis round trip; 0: every call checks Redis",
+        description="share of every rpm and tpm limit (deployments, client keys, teams) the processes "
+        "may reserve ahead (split between ROUTERD_STATE_PROCESSES) so calls skip the Redis round "
+        "trip; 0: every call checks Redis",
     )
     state_queue_max: int = Field(
         default=10_000,

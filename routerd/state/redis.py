@@ -66,8 +66,9 @@ class RedisOptions:
     processes: int = 1  # processes sharing the limits, used to divide them while Redis is down
     probe_lease: float = 30.0  # a half-open probe's lock lives this long if its process dies
     queue_max: int = 10_000  # background writes waiting; beyond this, the oldest are dropped
-    # rpm-only limits: each process may reserve up to this share of the limit (split between the
-    # processes) for the current second, so most calls need no round trip. 0: every call checks.
+    # rpm and tpm limits (deployments, keys, teams): each process may reserve up to this share of a
+    # limit (split between the processes) for the current second, so most calls need no round trip.
+    # 0: every call checks.
     lease_fraction: float = 0.05
 
 
