@@ -105,7 +105,7 @@ class SharedAccess:
         self._free = client.register_script(scripts.SLOTS_FREE)
         self._keep = client.register_script(scripts.SLOTS_KEEP)
         self._refund = client.register_script(scripts.REFUND)
-        self._adjust = client.register_script(scripts.ADJUST)
+        self._adjust = client.register_script(scripts.ADJUST_MANY)
         self._seed = client.register_script(scripts.SEED)
         self._leases: dict[str, _Lease] = {}
         self._slots: dict[str, _Slots] = {}
@@ -300,19 +300,24 @@ class SharedAccess:
                 self._give_back(name, lease)
                 del self._leases[name]
 
-    async def write(self, kind: str, key: tuple[str, ...], value: Any, second: int) -> bool:
-        """Carry out one queued background write of this module's kinds; False: not one of them."""
-        if kind == "access-refund":
-            await self._refund(keys=(self._window_key(key[1]),), args=(key[2], *value))
-        elif kind == "access-adj":
-            await self._adjust(keys=(self._window_key(key[1]),), args=(second - int(key[2]), value))
-        elif kind == "access-free":
-            await self._free(
-                keys=(self._slots_key(key[1]),), args=(self._store.owner, value, self._store.slot_ttl_ms)
-            )
-        else:
-            return False
-        return True
+    async def write(self, batch: Sequence[tuple[tuple[str, ...], Any]], second: int) -> None:
+        """Carry out queued background writes of this module's kinds (``access-*``); the token
+        corrections of every key and team in the batch go in one script."""
+        keys: list[str] = []
+        args: list[Any] = []
+        for key, value in batch:
+            kind, name = key[0], key[1]
+            if kind == "access-refund":
+                await self._refund(keys=(self._window_key(name),), args=(key[2], *value))
+            elif kind == "access-adj":
+                keys.append(self._window_key(name))
+                args += [len(keys), second - int(key[2]), value]
+            elif kind == "access-free":
+                await self._free(
+                    keys=(self._slots_key(name),), args=(self._store.owner, value, self._store.slot_ttl_ms)
+                )
+        if keys:
+            await self._adjust(keys=keys, args=args)
 
     async def keep_alive(self) -> None:
         """Renew the expiry of the slots this process holds (every sync)."""

@@ -574,10 +574,11 @@ class RedisHealthStore:
     async def _write(self, pending: dict[tuple[str, ...], Any]) -> None:
         adjustments: dict[str, list[int]] = {}
         second = math.floor(self._clock())
+        access: list[tuple[tuple[str, ...], Any]] = []
         for key, value in pending.items():
             kind, dep_id = key[0], key[1]
             if kind.startswith("access-"):
-                await self.access.write(kind, key, value, second)
+                access.append((key, value))
             elif kind == "adj":
                 adjustments.setdefault(dep_id, []).extend((second - int(key[2]), value))
             elif kind == "cool":
@@ -601,6 +602,8 @@ class RedisHealthStore:
                 await self._release(keys=(self._probe_key(dep_id),), args=(self._id,))
         for dep_id, pairs in adjustments.items():
             await self._adjust(keys=(self._window_key(dep_id),), args=pairs)
+        if access:
+            await self.access.write(access, second)
 
     async def _seed_windows(self) -> None:
         """After (re)connecting: add this process's local counts, so limits hold across the outage.

@@ -27,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "ACCESS",
     "ADJUST",
+    "ADJUST_MANY",
     "ADMIT",
     "COOLDOWN",
     "FAILS",
@@ -354,3 +355,19 @@ end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1])) end
 return out
 """
+
+# KEYS: windows (all in one hash slot: the {access} ones). ARGV: triples (key number, age in seconds,
+# token delta): ADJUST for several windows in one round trip.
+ADJUST_MANY = (
+    _PRELUDE
+    + """
+for i = 1, #ARGV, 3 do
+  local key, age = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
+  if age <= 60 and redis.call('EXISTS', key) == 1 then
+    local field = 't:' .. (now - age)
+    if redis.call('HINCRBY', key, field, tonumber(ARGV[i + 2])) < 0 then redis.call('HSET', key, field, 0) end
+  end
+end
+return 1
+"""
+)

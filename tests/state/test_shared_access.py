@@ -210,3 +210,25 @@ async def test_key_limits_on_a_redis_cluster(redis_cluster: Any) -> None:
     finally:
         for store in stores:
             await store.aclose()
+
+
+def window_tokens(server: RedisServer, scope: str) -> int:
+    fields = server.command("HGETALL", f"routerd:{{access}}:w:{scope}").split()
+    return sum(int(v) for k, v in zip(fields[::2], fields[1::2], strict=True) if k.startswith("t:"))
+
+
+async def test_token_corrections_reach_the_key_and_team_windows(
+    nodes: Any, redis_server: RedisServer
+) -> None:
+    (_, a), (_, b) = await nodes(state_lease_fraction=0), await nodes(state_lease_fraction=0)
+    key, _ = policies(tpm_limit=1000, team={"tpm_limit": 100})
+    admission = await outcome(a, key, 10)
+    assert isinstance(admission, Admission)
+    a.settle(admission, 80, time.monotonic())  # the call used 80 tokens, not the 10 estimated
+    await eventually(
+        lambda: window_tokens(redis_server, "key:a") == window_tokens(redis_server, "team:t") == 80,
+        2.0,
+        "both corrections, in one background write",
+    )
+    refused = await outcome(b, key, 30)  # 80 + 30 > the team's 100
+    assert isinstance(refused, RateLimitError) and "team 't' reached its tpm_limit" in refused.message
