@@ -92,7 +92,6 @@ _KINDS = {"r": "rpm", "t": "tpm", "p": "parallel"}
 @dataclass(slots=True)
 class _Slots:
     held: int = 0  # slots this process holds in Redis for the scope
-    freeing: int = 0  # queued to be given back
 
 
 class SharedAccess:
