@@ -10,8 +10,9 @@ interface over local records and mirrors them in the background: :meth:`HealthSt
 the hook where a breaker change (most importantly a cooldown) is published, and remote cooldowns are
 merged into local records by keeping the later deadline, which is safe because deadlines only ever
 move later. The one exception to "no I/O on the call path" is :attr:`HealthStore.gate`: an exact
-cluster-wide rpm/tpm limit (and the single half-open probe) needs one round trip per admitted call,
-so the router awaits the gate after the pure planner picked a deployment and before it is called.
+cluster-wide rpm/tpm limit (and the single half-open probe) needs a round trip when this process's
+reservation of the limit does not cover the call, so the router awaits the gate after the pure
+planner picked a deployment and before it is called (the gate returns at once while it needs none).
 """
 
 from __future__ import annotations
