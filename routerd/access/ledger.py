@@ -47,9 +47,9 @@ class BudgetScope:
     period_end: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpendEvent:
-    """One finished call."""
+    """One finished call (a plain record, built once per call: not frozen, which costs more to build)."""
 
     at: float
     key_alias: str
@@ -90,26 +90,32 @@ class SpendLedger:
 
     def record(self, event: SpendEvent) -> None:
         """Count a finished call against its budgets and in the hourly record."""
+        usd = event.usd
+        row = (
+            int(event.at // 3600) * 3600,
+            event.key_alias,
+            event.team_id,
+            event.end_user,
+            event.model_group,
+        )
         with self._lock:
             for budget in event.budgets:
                 key = (budget.scope, budget.period_start)
-                end, usd = self._budgets.get(key, (budget.period_end, 0.0))
-                self._budgets[key] = (end, usd + event.usd)
-                pend, pusd = self._pending_budgets.get(key, (budget.period_end, 0.0))
-                self._pending_budgets[key] = (pend, pusd + event.usd)
+                _add_usd(self._budgets, key, budget.period_end, usd)
+                _add_usd(self._pending_budgets, key, budget.period_end, usd)
                 if self.shared:
-                    send, susd = self._pending_shared.get(key, (budget.period_end, 0.0))
-                    self._pending_shared[key] = (send, susd + event.usd)
-                if budget.scope.startswith("user:"):
+                    _add_usd(self._pending_shared, key, budget.period_end, usd)
+                if budget.scope[:5] == "user:":
                     self._touch_user(key)
-            hour = int(event.at // 3600) * 3600
-            row = (hour, event.key_alias, event.team_id, event.end_user, event.model_group)
-            totals = self._pending_hourly.setdefault(row, [0.0, 0, 0, 0, 0])
-            totals[0] += event.usd
+            totals = self._pending_hourly.get(row)
+            if totals is None:
+                totals = self._pending_hourly[row] = [0.0, 0, 0, 0, 0]
+            totals[0] += usd
             totals[1] += event.prompt_tokens
             totals[2] += event.completion_tokens
             totals[3] += 1
-            totals[4] += 1 if event.estimated else 0
+            if event.estimated:
+                totals[4] += 1
             if self.shared:
                 _add(self._pending_shared_hourly.setdefault(row, [0.0, 0, 0, 0, 0]), event)
 
@@ -254,6 +260,14 @@ class SpendLedger:
             self.flush()
             self._db.close()
             self._db = None
+
+
+def _add_usd(
+    totals: dict[tuple[str, float], tuple[float, float]], key: tuple[str, float], end: float, usd: float
+) -> None:
+    """Add ``usd`` to the (end, usd) total of ``key`` (created with period end ``end``)."""
+    entry = totals.get(key)
+    totals[key] = (end, usd) if entry is None else (entry[0], entry[1] + usd)
 
 
 def _row(name: str, totals: Iterable[Any]) -> dict[str, Any]:

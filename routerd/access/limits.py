@@ -47,9 +47,9 @@ class Admission:
 
 
 def _scopes(policy: KeyPolicy) -> list[tuple[str, KeyPolicy | TeamPolicy]]:
-    scopes: list[tuple[str, KeyPolicy | TeamPolicy]] = [(f"key:{policy.alias}", policy)]
+    scopes: list[tuple[str, KeyPolicy | TeamPolicy]] = [(policy.scope, policy)]
     if policy.team is not None:
-        scopes.append((f"team:{policy.team.team_id}", policy.team))
+        scopes.append((policy.team.scope, policy.team))
     return scopes
 
 

@@ -53,6 +53,11 @@ class _Policy:
 class TeamPolicy(_Policy):
     team_id: str
     alias: str | None
+    #: ``team:<id>``: the name of the team's budget and limits (precomputed: it is used on every call)
+    scope: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scope", f"team:{self.team_id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,25 @@ class KeyPolicy(_Policy):
     tags: tuple[str, ...]
     user_id: str | None
     digest: bytes = field(repr=False)
+    # Precomputed from the fields above, because every call through the gate asks:
+    #: ``key:<alias>``: the name of the key's budget and limits
+    scope: str = field(init=False, repr=False, compare=False)
+    #: the key and its team may call every model (no ``models`` lists to match)
+    all_models: bool = field(init=False, repr=False, compare=False)
+    #: the key or its team has an rpm, tpm or parallel limit (a call must be admitted and released)
+    limited: bool = field(init=False, repr=False, compare=False)
+    #: the key or its team has a tpm limit (a call's tokens are estimated up front)
+    counts_tokens: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        team = self.team
+        both: tuple[_Policy, ...] = (self,) if team is None else (self, team)
+        unrestricted = all(not p.models or any(m in _ALL for m in p.models) for p in both)
+        limited = any(p.rpm_limit or p.tpm_limit or p.max_parallel_requests for p in both)
+        object.__setattr__(self, "scope", f"key:{self.alias}")
+        object.__setattr__(self, "all_models", unrestricted)
+        object.__setattr__(self, "limited", limited)
+        object.__setattr__(self, "counts_tokens", any(p.tpm_limit is not None for p in both))
 
     @property
     def team_id(self) -> str | None:
@@ -193,6 +217,8 @@ def _matches(
 
 
 def _allowed(policy: KeyPolicy, names: Sequence[str], access_groups: Mapping[str, frozenset[str]]) -> bool:
+    if policy.all_models:
+        return True
     if not _matches(policy.models, names, access_groups):
         return False
     return policy.team is None or _matches(policy.team.models, names, access_groups)

@@ -20,7 +20,7 @@ import orjson
 
 from routerd.access.ledger import BudgetScope, SpendEvent, SpendLedger
 from routerd.access.limits import AccessLimits, Admission
-from routerd.access.periods import period_bounds
+from routerd.access.periods import Duration, period_bounds
 from routerd.access.shared import SharedSpend
 from routerd.access.table import (
     AccessTable,
@@ -78,6 +78,37 @@ class CacheBackend(Protocol):
     async def set(self, key: str, value: bytes, ttl: float) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class KeyBudgets:
+    """A key's budget scopes (its own, then its team's) for the periods running from ``since`` to
+    ``until``, and those of them that have a ``max_budget`` to check."""
+
+    policy: KeyPolicy
+    since: float
+    until: float
+    scopes: tuple[BudgetScope, ...]
+    capped: tuple[tuple[BudgetScope, str, float, Duration | None], ...]
+
+    @classmethod
+    def of(cls, policy: KeyPolicy, now: float) -> KeyBudgets:
+        owners: list[tuple[str, str, float | None, Duration | None]] = [
+            (policy.scope, f"key {policy.alias!r}", policy.max_budget, policy.budget)
+        ]
+        team = policy.team
+        if team is not None:
+            owners.append((team.scope, f"team {team.team_id!r}", team.max_budget, team.budget))
+        scopes: list[BudgetScope] = []
+        capped: list[tuple[BudgetScope, str, float, Duration | None]] = []
+        for scope, label, max_budget, duration in owners:
+            start, end = period_bounds(duration, now)
+            scopes.append(BudgetScope(scope, start, end))
+            if max_budget is not None:
+                capped.append((scopes[-1], label, max_budget, duration))
+        since = max(s.period_start for s in scopes)
+        until = min(s.period_end for s in scopes)
+        return cls(policy, since, until, tuple(scopes), tuple(capped))
+
+
 @dataclass(slots=True)
 class Gate:
     """This process's gate state: limits, the ledger, the local cache and the bound guardrails."""
@@ -93,6 +124,8 @@ class Gate:
     # spend shared by the replicas through Redis (budgets, the fleet's spend report); None: this one's
     shared_spend: SharedSpend | None = None
     _bound: tuple[int, dict[str, Guardrail]] | None = None
+    # (id of the table, key scope -> its budget periods while they run): see budgets()
+    _budgets: tuple[int, dict[str, KeyBudgets]] | None = None
     _local: AsyncLocalCache | None = None
     _redis: dict[str, RedisCache] = field(default_factory=dict)
 
@@ -122,6 +155,20 @@ class Gate:
     async def aclose(self) -> None:
         for backend in self._redis.values():
             await backend.aclose()
+
+    def budgets(self, table: RoutingTable, policy: KeyPolicy, now: float) -> KeyBudgets:
+        """The budget scopes of ``policy`` (its own and its team's) for the periods ``now`` falls in.
+
+        Built once per key and period rather than on every call: the scopes' names, period bounds
+        and records are the same for every call of the key until the first of its periods ends. At
+        most one entry per key of the current table (a new table starts afresh)."""
+        if self._budgets is None or self._budgets[0] != id(table):
+            self._budgets = (id(table), {})
+        known = self._budgets[1]
+        budgets = known.get(policy.scope)
+        if budgets is None or budgets.policy is not policy or not budgets.since <= now < budgets.until:
+            budgets = known[policy.scope] = KeyBudgets.of(policy, now)
+        return budgets
 
     def guardrails(self, table: RoutingTable) -> dict[str, Guardrail]:
         """The table's guardrails bound to this process's I/O (once per table)."""
@@ -291,14 +338,14 @@ class Passage:
     sent_items: list[int] = field(default_factory=list)
     hit_usage: tuple[int, int] | None = None  # a cache hit: the usage the cached answer reports
     finished: bool = False
+    key_alias: str = field(init=False)  # "" for the master key (or an open gateway)
+    team_id: str = field(init=False)  # "" without a team
 
-    @property
-    def key_alias(self) -> str:
-        return self.policy.alias if self.policy else ""
-
-    @property
-    def team_id(self) -> str:
-        return (self.policy.team_id or "") if self.policy else ""
+    def __post_init__(self) -> None:
+        policy = self.policy
+        self.key_alias = policy.alias if policy is not None else ""
+        team = policy.team if policy is not None else None
+        self.team_id = team.team_id if team is not None else ""
 
     def caller(self) -> dict[str, str]:
         """Who made the call, as the request log names them (empty values left out)."""
@@ -340,13 +387,9 @@ class Passage:
             except (GuardrailBlockedError, GuardrailUnavailableError) as exc:
                 exc.caller = passage.caller()  # the refusal's request-log line names who was refused
                 raise
-        if policy is not None and (
-            policy.rpm_limit or policy.tpm_limit or policy.max_parallel_requests or policy.team
-        ):
+        if policy is not None and policy.limited:
             # tokens only matter where a tpm limit counts them
-            team = policy.team
-            counted = policy.tpm_limit is not None or (team is not None and team.tpm_limit is not None)
-            tokens = count_request_tokens(endpoint, body) if counted else 0
+            tokens = count_request_tokens(endpoint, body) if policy.counts_tokens else 0
             passage.admission = await gate.limits.acquire(policy, tokens, time.monotonic())
         passage._prepare_cache(body, controls)
         return passage
@@ -380,26 +423,26 @@ class Passage:
         )
 
     def _check_budgets(self, now: float) -> tuple[BudgetScope, ...]:
-        scopes: list[BudgetScope] = []
+        """400 ``budget_exceeded`` if a budget of the key, its team or the end user is spent; else the
+        budget scopes the call's spend counts against (key, team, end user, in that order)."""
         ledger = self.gate.ledger
         policy = self.policy
-        checks: list[tuple[str, str, float | None, Any]] = []
+        scopes: tuple[BudgetScope, ...] = ()
         if policy is not None:
-            checks.append((f"key:{policy.alias}", f"key {policy.alias!r}", policy.max_budget, policy.budget))
-            if policy.team is not None:
-                team = policy.team
-                checks.append(
-                    (f"team:{team.team_id}", f"team {team.team_id!r}", team.max_budget, team.budget)
-                )
+            budgets = self.gate.budgets(self.table, policy, now)
+            for scope, label, max_budget, duration in budgets.capped:
+                spent = ledger.spent(scope.scope, scope.period_start)
+                if spent >= max_budget:
+                    check_budget(label, spent, max_budget, duration, now)
+            scopes = budgets.scopes
         end_user: EndUserBudget | None = self.table.end_user_budget
         if end_user is not None and self.end_user:
-            checks.append((f"user:{self.end_user}", "end user", end_user.max_budget, end_user.budget))
-        for scope, label, max_budget, duration in checks:
-            start, end = period_bounds(duration, now)
-            if max_budget is not None:
-                check_budget(label, ledger.spent(scope, start), max_budget, duration, now)
-            scopes.append(BudgetScope(scope, start, end))
-        return tuple(scopes)
+            name = f"user:{self.end_user}"
+            start, end = period_bounds(end_user.budget, now)
+            spent = ledger.spent(name, start)
+            check_budget("end user", spent, end_user.max_budget, end_user.budget, now)
+            scopes += (BudgetScope(name, start, end),)
+        return scopes
 
     def _prepare_cache(self, body: Mapping[str, Any], controls: CacheControls) -> None:
         config: CacheConfig | None = self.table.cache
