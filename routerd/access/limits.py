@@ -124,14 +124,19 @@ class AccessLimits:
         scopes = _scopes(policy)
         divisor = max(1, self._divisor())
         for name, limits in scopes:
-            parallel = _divided(limits.max_parallel_requests, divisor)
+            parallel, rpm, tpm = limits.max_parallel_requests, limits.rpm_limit, limits.tpm_limit
+            if divisor > 1:
+                parallel, rpm, tpm = (
+                    _divided(parallel, divisor),
+                    _divided(rpm, divisor),
+                    _divided(tpm, divisor),
+                )
             if parallel is not None and self._in_flight.get(name, 0) >= parallel:
                 raise RateLimitError(
                     f"{_describe(name)} has {parallel} calls in flight (max_parallel_requests)",
                     retry_after=1.0,
                     code="parallel_request_limit",
                 )
-            rpm, tpm = _divided(limits.rpm_limit, divisor), _divided(limits.tpm_limit, divisor)
             if rpm is None and tpm is None:
                 continue
             window = self._window(name)
@@ -152,7 +157,7 @@ class AccessLimits:
             self._in_flight[name] = self._in_flight.get(name, 0) + 1
             if limits.rpm_limit is not None or limits.tpm_limit is not None:
                 stamp = self._window(name).add(now, tokens)
-        return Admission(tuple(name for name, _ in scopes), stamp, tokens)
+        return Admission(tuple([name for name, _ in scopes]), stamp, tokens)
 
     def settle(self, admission: Admission, tokens: int, now: float) -> None:
         """Correct the admitted token estimate with the real count."""

@@ -45,6 +45,7 @@ class Rule:
     not_after: re.Pattern[str] | None = None
     hints: tuple[str, ...] = ()
     requires: re.Pattern[str] | None = None  # a cheap pre-check searched once per text, shared by rules
+    digits: int = 0  # the fewest ASCII digits a match holds (the text's digits are counted once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +75,20 @@ class ScanResult:
         return bool(self.masked)
 
 
-def _worth_trying(rule: Rule, text: str, seen: dict[int, bool]) -> bool:
-    """The rule's cheap necessary conditions: one of its hints is in the text, and its pre-check
-    (shared between rules, searched at most once per text: ``seen``) finds something."""
+_DIGITS = b"0123456789"
+_DIGIT_COUNT = -1  # where scan()'s ``seen`` keeps the text's digit count (ids of regexes are never negative)
+
+
+def _digit_count(text: str) -> int:
+    """ASCII digits in ``text``: in UTF-8 they are single bytes that never occur inside another character."""
+    raw = text.encode("utf-8", "surrogatepass")
+    return len(raw) - len(raw.translate(None, _DIGITS))
+
+
+def _worth_trying(rule: Rule, text: str, seen: dict[int, int]) -> bool:
+    """The rule's cheap necessary conditions: one of its hints is in the text, the text holds enough
+    digits, and its pre-check (shared between rules, searched at most once per text: ``seen``) finds
+    something."""
     hints = rule.hints
     if hints:
         for hint in hints:
@@ -84,13 +96,19 @@ def _worth_trying(rule: Rule, text: str, seen: dict[int, bool]) -> bool:
                 break
         else:
             return False
+    if rule.digits:
+        count = seen.get(_DIGIT_COUNT)
+        if count is None:
+            count = seen[_DIGIT_COUNT] = _digit_count(text)
+        if count < rule.digits:
+            return False
     requires = rule.requires
     if requires is None:
         return True
     found = seen.get(id(requires))
     if found is None:
         found = seen[id(requires)] = requires.search(text) is not None
-    return found
+    return bool(found)
 
 
 def _matches(rule: Rule, text: str, start: int = 0) -> Iterable[tuple[int, int]]:
@@ -127,7 +145,7 @@ class ContentFilter:
     def scan(self, text: str, *, skip_before: int = 0) -> ScanResult:
         """Scan ``text``; findings that start before ``skip_before`` are ignored (they were already decided
         by an earlier scan: see :class:`StreamScanner`)."""
-        seen: dict[int, bool] = {}
+        seen: dict[int, int] = {}
         for rule in self._block:
             if not _worth_trying(rule, text, seen):
                 continue

@@ -189,6 +189,7 @@ def _pattern_rule(spec: PatternSpec, redaction: str) -> Rule:
             not_after=re.compile(prebuilt.not_after) if prebuilt.not_after else None,
             hints=prebuilt.hints,
             requires=_requirement(prebuilt.requires) if prebuilt.requires else None,
+            digits=prebuilt.digits,
         )
     return Rule(spec.label, "pattern", re.compile(spec.pattern or ""), spec.action, tag)
 

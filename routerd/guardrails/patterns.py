@@ -73,7 +73,9 @@ class Prebuilt:
     substrings of which the text must contain at least one for the pattern to be tried at all (a cheap
     necessary condition: ``"@"`` for emails, ``"AKIA"``... for AWS keys). ``requires`` is a fast regex
     (one of :data:`DIGIT_RUN`, :data:`DOTTED_DIGITS`) that must find something first; patterns sharing one
-    search for it once per text.
+    search for it once per text. ``digits`` is the fewest ASCII digits any match holds: the filter counts
+    a text's digits once (two C passes, cheaper than any regex search) and skips the patterns that need
+    more, so a text with a number or two in it searches for none of the card, phone and SSN patterns.
     """
 
     regex: str
@@ -83,12 +85,13 @@ class Prebuilt:
     not_after: str | None = None
     hints: tuple[str, ...] = ()
     requires: str | None = None
+    digits: int = 0
 
 
 #: Seven or more digits with at most one separator between them: what every phone, card and SSN has.
 DIGIT_RUN = r"[0-9](?:[ ().+-]?[0-9]){6}"
-#: A digit, a dot, a digit: what every IPv4 address has.
-DOTTED_DIGITS = r"[0-9]\.[0-9]"
+#: A dot and a digit: what every IPv4 address has (a regex that starts with a literal is found fast).
+DOTTED_DIGITS = r"\.[0-9]"
 
 _PREBUILT: dict[str, Prebuilt] = {
     "email": Prebuilt(
@@ -103,6 +106,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         "Phone numbers in international or national notation with separators",
         not_after=r"[\w+]",
         requires=DIGIT_RUN,
+        digits=7,
     ),
     "us_ssn": Prebuilt(
         r"[0-9][0-9][0-9]-[0-9]{2}-[0-9]{4}(?![0-9-])",
@@ -111,6 +115,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         not_after=r"[0-9-]",
         hints=("-",),
         requires=DIGIT_RUN,
+        digits=9,
     ),
     "credit_card": Prebuilt(
         r"[0-9](?:[ -]?[0-9]){11,18}(?![0-9-])",
@@ -118,6 +123,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         luhn_valid,
         not_after=r"[0-9-]",
         requires=DIGIT_RUN,
+        digits=12,
     ),
     "visa": Prebuilt(
         r"4[0-9]{3}(?:[ -]?[0-9]{4}){3}(?![0-9-])",
@@ -125,6 +131,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         luhn_valid,
         not_after=r"[0-9-]",
         requires=DIGIT_RUN,
+        digits=16,
     ),
     "mastercard": Prebuilt(
         r"(?:5[1-5][0-9]{2}|2(?:2[2-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720))(?:[ -]?[0-9]{4}){3}(?![0-9-])",
@@ -132,6 +139,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         luhn_valid,
         not_after=r"[0-9-]",
         requires=DIGIT_RUN,
+        digits=16,
     ),
     "amex": Prebuilt(
         r"3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}(?![0-9-])",
@@ -139,6 +147,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         luhn_valid,
         not_after=r"[0-9-]",
         requires=DIGIT_RUN,
+        digits=15,
     ),
     "discover": Prebuilt(
         r"6(?:011|5[0-9]{2})(?:[ -]?[0-9]{4}){3}(?![0-9-])",
@@ -146,6 +155,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         luhn_valid,
         not_after=r"[0-9-]",
         requires=DIGIT_RUN,
+        digits=16,
     ),
     "iban": Prebuilt(
         r"[A-Z][A-Z][0-9][0-9](?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])",
@@ -153,6 +163,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         iban_valid,
         not_after=r"[A-Za-z0-9]",
         requires=r"[A-Z][A-Z][0-9][0-9]",
+        digits=2,
     ),
     "ipv4": Prebuilt(
         r"[0-9][0-9]?[0-9]?\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9.])",
@@ -160,6 +171,7 @@ _PREBUILT: dict[str, Prebuilt] = {
         _ipv4_valid,
         not_after=r"[0-9.]",
         requires=DOTTED_DIGITS,
+        digits=4,
     ),
     "aws_access_key": Prebuilt(
         r"(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}(?![A-Z0-9])",

@@ -78,6 +78,10 @@ class CacheBackend(Protocol):
     async def set(self, key: str, value: bytes, ttl: float) -> bool: ...
 
 
+# (id of the table, its guardrails bound to this process, the default_on ones per mode)
+_Binding = tuple[int, dict[str, Guardrail], tuple[tuple[Guardrail, ...], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class KeyBudgets:
     """A key's budget scopes (its own, then its team's) for the periods running from ``since`` to
@@ -123,7 +127,7 @@ class Gate:
     redis_client: Callable[[CacheParams], Any] | None = None
     # spend shared by the replicas through Redis (budgets, the fleet's spend report); None: this one's
     shared_spend: SharedSpend | None = None
-    _bound: tuple[int, dict[str, Guardrail]] | None = None
+    _bound: _Binding | None = None
     # (id of the table, key scope -> its budget periods while they run): see budgets()
     _budgets: tuple[int, dict[str, KeyBudgets]] | None = None
     _local: AsyncLocalCache | None = None
@@ -172,12 +176,21 @@ class Gate:
 
     def guardrails(self, table: RoutingTable) -> dict[str, Guardrail]:
         """The table's guardrails bound to this process's I/O (once per table)."""
+        return self._binding(table)[1]
+
+    def default_guardrails(self, table: RoutingTable) -> tuple[tuple[Guardrail, ...], ...]:
+        """What a call that names no guardrails (and whose key and team have none) runs: the
+        ``default_on`` guardrails of each mode (pre_call, post_call, during_call), chosen once per table."""
+        return self._binding(table)[2]
+
+    def _binding(self, table: RoutingTable) -> _Binding:
         bound = self._bound
         if bound is not None and bound[0] == id(table):
-            return bound[1]
+            return bound
         runtime = {name: self._bind(g) for name, g in table.guardrails.items()}
-        self._bound = (id(table), runtime)
-        return runtime
+        defaults = tuple(select(runtime, mode) for mode in (Mode.PRE_CALL, Mode.POST_CALL, Mode.DURING_CALL))
+        self._bound = (id(table), runtime, defaults)
+        return self._bound
 
     def _bind(self, compiled: CompiledGuardrail) -> Guardrail:
         if compiled.kind == CONTENT_FILTER:
@@ -411,16 +424,21 @@ class Passage:
             "team_id": self.team_id or None,
             "endpoint": self.endpoint,
         }
-        pre = select(guardrails, Mode.PRE_CALL, requested, scoped)
+        if requested or scoped:
+            pre = select(guardrails, Mode.PRE_CALL, requested, scoped)
+            post = select(guardrails, Mode.POST_CALL, requested, scoped)
+            during = select(guardrails, Mode.DURING_CALL, requested, scoped)
+        else:
+            pre, post, during = self.gate.default_guardrails(self.table)
         if pre:
             self.runs = await apply_request(pre, self.endpoint, body, context)
-        self.post = select(guardrails, Mode.POST_CALL, requested, scoped)
-        during = select(guardrails, Mode.DURING_CALL, requested, scoped)
-        self.during = tuple(g for g in during if isinstance(g, ContentFilterGuardrail))
-        # network guardrails in during_call check the complete answer of a call that is not streamed
-        self.post += tuple(
-            g for g in during if not isinstance(g, ContentFilterGuardrail) and g not in self.post
-        )
+        self.post = post
+        if during:
+            self.during = tuple(g for g in during if isinstance(g, ContentFilterGuardrail))
+            # network guardrails in during_call check the complete answer of a call that is not streamed
+            self.post += tuple(
+                g for g in during if not isinstance(g, ContentFilterGuardrail) and g not in self.post
+            )
 
     def _check_budgets(self, now: float) -> tuple[BudgetScope, ...]:
         """400 ``budget_exceeded`` if a budget of the key, its team or the end user is spent; else the

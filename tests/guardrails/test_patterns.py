@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from routerd.guardrails.filter_spec import ContentFilterParams, compile_content_filter
-from routerd.guardrails.patterns import iban_valid, luhn_valid
+from routerd.guardrails.patterns import PREBUILT, iban_valid, luhn_valid
 
 
 def _found(name: str, text: str) -> list[str]:
@@ -135,3 +138,30 @@ def test_hints_skip_patterns_that_cannot_match() -> None:
     # no "@" in the text: the email pattern is not even tried (and finds nothing either way)
     assert _found("email", "no address here") == []
     assert _found("ipv4", "no digits at all") == []
+
+
+def test_pre_checks_are_necessary_conditions() -> None:
+    """Whatever a prebuilt regex matches holds the pattern's ``digits`` and its ``requires`` finds it:
+    skipping a text that fails either can never hide a match (random texts of the characters the
+    number patterns are made of, plus the positive examples above)."""
+    rng = random.Random(97)
+    alphabet = "0123456789" * 4 + " -.()+GBWESTAKx"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(4, 40))) for _ in range(4000)]
+    texts += [
+        "card 4111 1111 1111 1111 exp, mc 5555 5555 5555 4444 and 2223000048400011, amex 3782-822463-10005",
+        "SSN 123-45-6789, visa 4532-0151-1283-0366, pay to GB82 WEST 1234 5698 7654 32, hosts 10.0.0.1",
+        "call +1-555-123-4567 or (030) 1234 5678, discover 6011 1111 1111 1117",
+    ]
+    checked = 0
+    for name, prebuilt in PREBUILT.items():
+        if not (prebuilt.digits or prebuilt.requires):
+            continue
+        regex = re.compile(prebuilt.regex, prebuilt.flags)
+        requires = re.compile(prebuilt.requires) if prebuilt.requires else None
+        for text in texts:
+            for match in regex.finditer(text):
+                value = match.group()
+                assert sum(c.isascii() and c.isdigit() for c in value) >= prebuilt.digits, (name, value)
+                assert requires is None or requires.search(value), (name, value)
+                checked += 1
+    assert checked > 100  # the random texts did produce matches to check
