@@ -194,6 +194,12 @@ class MetricsRecorder:
         self._provider = LabelGuard("provider", 200)
         self._endpoint = LabelGuard("endpoint", 20)
         self._small = LabelGuard("reason/error", 500)  # error class names and reasons
+        # key aliases and team ids come from the routing file: as many as it declares, up to the
+        # general budget (they must not share the small budget of error names: 1,000 declared keys
+        # would fold half of them into __other__)
+        self._key_labels = LabelGuard("key_alias/team", max_label_values)
+        # (key_alias, team) -> its spend, input-token and output-token children, looked up once
+        self._key_series: dict[tuple[str, str], tuple[Counter, Counter, Counter]] = {}
         # Concrete models of wildcard groups are named by clients: they get a budget of their own, so
         # a client cannot crowd configured names out of theirs (nor grow series past it).
         self._wild_group = LabelGuard("model_group (wildcard models)", max_wildcard_values)
@@ -300,13 +306,13 @@ class MetricsRecorder:
     def _on_gate(self, event: RequestFinished) -> None:
         m = self.metrics
         if event.key_alias or event.team:
-            labels = (self._small(event.key_alias), self._small(event.team))
+            spend, tokens_in, tokens_out = self._key_children(event.key_alias, event.team)
             if event.cost:
-                m.key_spend.labels(*labels).inc(event.cost)
+                spend.inc(event.cost)
             if event.prompt_tokens:
-                m.key_tokens.labels(*labels, "input").inc(event.prompt_tokens)
+                tokens_in.inc(event.prompt_tokens)
             if event.completion_tokens:
-                m.key_tokens.labels(*labels, "output").inc(event.completion_tokens)
+                tokens_out.inc(event.completion_tokens)
         for run in event.guardrails:
             name = self._small(run.guardrail)
             m.guardrail_actions.labels(name, run.action, run.mode).inc()
@@ -315,6 +321,21 @@ class MetricsRecorder:
             m.cache_requests.labels(self._endpoint(event.endpoint), event.cache).inc()
             if event.cache == "hit" and event.saved_cost:
                 m.cache_saved.labels().inc(event.saved_cost)
+
+    def _key_children(self, key_alias: str, team: str) -> tuple[Counter, Counter, Counter]:
+        """The children of one key's series (built once: this runs on every call of a client key)."""
+        children = self._key_series.get((key_alias, team))
+        if children is None:
+            m = self.metrics
+            labels = (self._key_labels(key_alias), self._key_labels(team))
+            children = (
+                m.key_spend.labels(*labels),
+                m.key_tokens.labels(*labels, "input"),
+                m.key_tokens.labels(*labels, "output"),
+            )
+            if OVERFLOW not in labels:  # the folded ones are looked up each time: no entry per value
+                self._key_series[(key_alias, team)] = children
+        return children
 
     def _price(self, event: RequestFinished) -> float | None:
         if self._deployment is None or not event.deployment_id:

@@ -369,3 +369,23 @@ def test_other_events_are_ignored(rig: Rig) -> None:
 def test_status_labels_are_codes(rig: Rig, status: int) -> None:
     rig.emit(finished(status=status))
     assert rig.value("routerd_requests_total", **DEP, endpoint="chat", status=str(status)) == 1
+
+
+def test_every_declared_key_has_its_own_spend_series(rig: Rig) -> None:
+    # more keys than the small budget of error names (500): none is folded into __other__
+    for i in range(600):
+        rig.emit(finished(request_id=f"r{i}", key_alias=f"key-{i:04d}", team=f"team-{i % 50}", cost=0.5))
+    rig.emit(finished(request_id="again", key_alias="key-0599", team="team-49", cost=0.25, prompt_tokens=7))
+    assert rig.value("routerd_key_spend_usd_total", key_alias="key-0000", team="team-0") == 0.5
+    assert rig.value("routerd_key_spend_usd_total", key_alias="key-0599", team="team-49") == 0.75
+    assert rig.value("routerd_key_tokens_total", key_alias="key-0599", team="team-49", direction="input") == 7
+    assert rig.value("routerd_key_spend_usd_total", key_alias=OVERFLOW, team="team-49") is None
+
+
+def test_key_labels_past_their_budget_fold_into_other(fake_clock: FakeClock) -> None:
+    runtime = MetricsRuntime(clock=fake_clock.monotonic, process_metrics=False, max_label_values=3)
+    for i in range(3):
+        runtime.recorder(finished(request_id=f"r{i}", key_alias=f"k{i}", team="t", cost=1.0))
+    value = runtime.registry.get_sample_value
+    assert value("routerd_key_spend_usd_total", {"key_alias": "k1", "team": "t"}) == 1.0
+    assert value("routerd_key_spend_usd_total", {"key_alias": OVERFLOW, "team": "t"}) == 1.0  # k2: 4th value
