@@ -13,7 +13,7 @@ case-insensitive for keywords and phrases, as written for patterns (custom regex
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -85,30 +85,48 @@ def _digit_count(text: str) -> int:
     return len(raw) - len(raw.translate(None, _DIGITS))
 
 
-def _worth_trying(rule: Rule, text: str, seen: dict[int, int]) -> bool:
-    """The rule's cheap necessary conditions: one of its hints is in the text, the text holds enough
-    digits, and its pre-check (shared between rules, searched at most once per text: ``seen``) finds
-    something."""
-    hints = rule.hints
-    if hints:
-        for hint in hints:
-            if hint in text:
-                break
-        else:
-            return False
-    if rule.digits:
-        count = seen.get(_DIGIT_COUNT)
-        if count is None:
-            count = seen[_DIGIT_COUNT] = _digit_count(text)
-        if count < rule.digits:
-            return False
-    requires = rule.requires
-    if requires is None:
-        return True
-    found = seen.get(id(requires))
-    if found is None:
-        found = seen[id(requires)] = requires.search(text) is not None
-    return bool(found)
+def _worth_trying(rules: Sequence[tuple[Rule, int]], text: str, seen: dict[int, int]) -> Iterator[Rule]:
+    """The rules (of ``(rule, its shortest match)``) whose cheap necessary conditions hold: the text is
+    long enough for a match, holds one of the rule's hints and enough digits, and the rule's pre-check
+    (shared between rules, searched at most once per text: ``seen``) finds something. One generator for
+    all rules rather than a call per rule: this runs for every rule on every text a guardrail reads."""
+    size = len(text)
+    for rule, shortest in rules:
+        if size < shortest:
+            continue
+        hints = rule.hints
+        if hints:
+            for hint in hints:
+                if hint in text:
+                    break
+            else:
+                continue
+        if rule.digits:
+            count = seen.get(_DIGIT_COUNT)
+            if count is None:
+                count = seen[_DIGIT_COUNT] = _digit_count(text)
+            if count < rule.digits:
+                continue
+        requires = rule.requires
+        if requires is not None:
+            found = seen.get(id(requires))
+            if found is None:
+                found = seen[id(requires)] = requires.search(text) is not None
+            if not found:
+                continue
+        yield rule
+
+
+def _shortest_match(regex: re.Pattern[str]) -> int:
+    """The fewest characters any match of ``regex`` spans (0 when the parser cannot tell): a text shorter
+    than that is not searched (a short answer such as "OK" skips the whole filter)."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        low = _parser.parse(regex.pattern, regex.flags).getwidth()[0]
+    except Exception:  # a private module of the standard library: never let it break a filter
+        return 0
+    return int(low)
 
 
 def _matches(rule: Rule, text: str, start: int = 0) -> Iterable[tuple[int, int]]:
@@ -135,28 +153,29 @@ def _excepted(exceptions: re.Pattern[str], text: str, span: tuple[int, int]) -> 
 class ContentFilter:
     """A compiled content filter: rules in configuration order."""
 
-    __slots__ = ("_block", "_mask", "rules")
+    __slots__ = ("_block", "_mask", "_shortest", "rules")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
-        self._block = tuple(r for r in self.rules if r.action is Action.BLOCK)
-        self._mask = tuple(r for r in self.rules if r.action is Action.MASK)
+        widths = {id(r): _shortest_match(r.regex) for r in self.rules}
+        self._block = tuple((r, widths[id(r)]) for r in self.rules if r.action is Action.BLOCK)
+        self._mask = tuple((r, widths[id(r)]) for r in self.rules if r.action is Action.MASK)
+        self._shortest = min(widths.values(), default=0)
 
     def scan(self, text: str, *, skip_before: int = 0) -> ScanResult:
         """Scan ``text``; findings that start before ``skip_before`` are ignored (they were already decided
         by an earlier scan: see :class:`StreamScanner`)."""
+        if len(text) < self._shortest or not self.rules:
+            return ScanResult(text, None, ())
         seen: dict[int, int] = {}
-        for rule in self._block:
-            if not _worth_trying(rule, text, seen):
-                continue
+        for rule in _worth_trying(self._block, text, seen):
             for start, end in _matches(rule, text):
                 if start >= skip_before:
                     finding = Finding(rule.name, rule.kind, rule.action, start, end, rule.severity)
                     return ScanResult(text, finding, ())
         spans: list[tuple[int, int, Rule]] = []
-        for rule in self._mask:
-            if _worth_trying(rule, text, seen):
-                spans.extend((s, e, rule) for s, e in _matches(rule, text) if s >= skip_before)
+        for rule in _worth_trying(self._mask, text, seen):
+            spans.extend((s, e, rule) for s, e in _matches(rule, text) if s >= skip_before)
         if not spans:
             return ScanResult(text, None, ())
         return _apply_masks(text, spans)

@@ -215,3 +215,19 @@ def test_stream_lookbehind_sees_released_text() -> None:
     content_filter = _filter(**PII)
     out, scanner = _stream(content_filter, ["x" * 30 + "1", "123-45-6789 end"], window=12)
     assert scanner.blocked is None and out.endswith("1123-45-6789 end")
+
+
+def test_texts_as_short_as_the_shortest_match_are_still_scanned() -> None:
+    import re
+
+    from routerd.guardrails.content_filter import _shortest_match
+
+    assert _shortest_match(re.compile(r"[A-Za-z]{1,64}@[a-z]+\.[a-z]{2,}")) == 6
+    assert _shortest_match(re.compile(r"(?<![0-9])[0-9]{3}-[0-9]{2}(?!-)")) == 6  # look-arounds take no width
+    assert _shortest_match(re.compile(r"x*")) == 0
+    params = {"patterns": [{"pattern_type": "regex", "name": "tiny", "pattern": r"ab@c\.de", "action": "MASK"},
+                           {"pattern_type": "regex", "name": "id", "pattern": r"ID[0-9]", "action": "BLOCK"}]}  # fmt: skip
+    content_filter = compile_content_filter(ContentFilterParams.model_validate(params), lambda n: {})
+    assert content_filter.scan("ab@c.de").text == "[TINY_REDACTED]"  # exactly the shortest match: found
+    assert content_filter.scan("ID7").blocked is not None
+    assert content_filter.scan("ID").blocked is None and content_filter.scan("ID").text == "ID"
