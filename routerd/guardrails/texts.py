@@ -16,6 +16,10 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+#: What a JSON object may be: a dict first, as parsed bodies hold (isinstance of an ABC alone costs a
+#: Python-level call per check, several per request for every guardrail's texts).
+_OBJECT = (dict, MutableMapping)
+
 __all__ = ["Slot", "answer_slots", "media_request_slots", "request_slots", "transcript_slots"]
 
 CHAT = "chat"
@@ -51,7 +55,7 @@ def _content_slots(message: MutableMapping[str, Any], key: str = "content") -> I
         yield Slot(message, key)
     elif isinstance(content, list):
         for part in content:
-            if isinstance(part, MutableMapping) and isinstance(part.get("text"), str):
+            if isinstance(part, _OBJECT) and isinstance(part.get("text"), str):
                 yield Slot(part, "text")
 
 
@@ -59,11 +63,11 @@ def _tool_call_slots(message: MutableMapping[str, Any]) -> Iterator[Slot]:
     calls = message.get("tool_calls")
     if isinstance(calls, list):
         for call in calls:
-            function = call.get("function") if isinstance(call, MutableMapping) else None
-            if isinstance(function, MutableMapping) and isinstance(function.get("arguments"), str):
+            function = call.get("function") if isinstance(call, _OBJECT) else None
+            if isinstance(function, _OBJECT) and isinstance(function.get("arguments"), str):
                 yield Slot(function, "arguments")
     function_call = message.get("function_call")
-    if isinstance(function_call, MutableMapping) and isinstance(function_call.get("arguments"), str):
+    if isinstance(function_call, _OBJECT) and isinstance(function_call.get("arguments"), str):
         yield Slot(function_call, "arguments")
 
 
@@ -84,7 +88,7 @@ def request_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
         messages = body.get("messages")
         if isinstance(messages, list):
             for message in messages:
-                if isinstance(message, MutableMapping):
+                if isinstance(message, _OBJECT):
                     slots.extend(_content_slots(message))
                     slots.extend(_tool_call_slots(message))
         return slots
@@ -104,14 +108,14 @@ def answer_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
     if not isinstance(choices, list):
         return slots
     for choice in choices:
-        if not isinstance(choice, MutableMapping):
+        if not isinstance(choice, _OBJECT):
             continue
         if endpoint == COMPLETIONS:
             if isinstance(choice.get("text"), str):
                 slots.append(Slot(choice, "text"))
             continue
         message = choice.get("message")
-        if isinstance(message, MutableMapping):
+        if isinstance(message, _OBJECT):
             slots.extend(_content_slots(message))
             if isinstance(message.get("refusal"), str):
                 slots.append(Slot(message, "refusal"))
@@ -129,7 +133,7 @@ def _text_items(body: MutableMapping[str, Any], key: str) -> Iterator[Slot]:
         for index, item in enumerate(value):
             if isinstance(item, str):
                 yield Slot(value, index)
-            elif isinstance(item, MutableMapping) and isinstance(item.get("text"), str):
+            elif isinstance(item, _OBJECT) and isinstance(item.get("text"), str):
                 yield Slot(item, "text")
 
 
@@ -160,6 +164,6 @@ def transcript_slots(body: MutableMapping[str, Any]) -> list[Slot]:
     segments = body.get("segments")
     if isinstance(segments, list):
         for segment in segments:
-            if isinstance(segment, MutableMapping) and isinstance(segment.get("text"), str):
+            if isinstance(segment, _OBJECT) and isinstance(segment.get("text"), str):
                 slots.append(Slot(segment, "text"))
     return slots
