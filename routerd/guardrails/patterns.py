@@ -88,8 +88,9 @@ class Prebuilt:
     digits: int = 0
 
 
-#: Seven or more digits with at most one separator between them: what every phone, card and SSN has.
-DIGIT_RUN = r"[0-9](?:[ ().+-]?[0-9]){6}"
+#: Seven or more digits with at most two separators between neighbours: what every phone, card and SSN
+#: has (a phone's area code in parentheses puts two between digits: "(12) 345 678").
+DIGIT_RUN = r"[0-9](?:[ ().+-]{0,2}[0-9]){6}"
 #: A dot and a digit: what every IPv4 address has (a regex that starts with a literal is found fast).
 DOTTED_DIGITS = r"\.[0-9]"
 

@@ -140,6 +140,10 @@ def test_hints_skip_patterns_that_cannot_match() -> None:
     assert _found("ipv4", "no digits at all") == []
 
 
+def test_a_phone_with_a_short_area_code_in_parentheses_is_found() -> None:
+    assert _found("phone", "ring (12) 345 678 today") == ["(12) 345 678"]
+
+
 def test_pre_checks_are_necessary_conditions() -> None:
     """Whatever a prebuilt regex matches holds the pattern's ``digits`` and its ``requires`` finds it:
     skipping a text that fails either can never hide a match (random texts of the characters the
@@ -151,6 +155,8 @@ def test_pre_checks_are_necessary_conditions() -> None:
         "card 4111 1111 1111 1111 exp, mc 5555 5555 5555 4444 and 2223000048400011, amex 3782-822463-10005",
         "SSN 123-45-6789, visa 4532-0151-1283-0366, pay to GB82 WEST 1234 5698 7654 32, hosts 10.0.0.1",
         "call +1-555-123-4567 or (030) 1234 5678, discover 6011 1111 1111 1117",
+        # two separators between neighbouring digits (the area code's parenthesis and a space)
+        "ring (12) 345 678 or +44 (20) 123 4567",
     ]
     checked = 0
     for name, prebuilt in PREBUILT.items():
