@@ -36,7 +36,7 @@ def redis_store(url: str, **settings: Any) -> RedisHealthStore:
     from routerd.state.connect import make_store
 
     merged: dict[str, Any] = {
-        "state_timeout_ms": 500,
+        "state_timeout_ms": 2000,  # tests of sharing, not of the timeout: room for a loaded CI machine
         "state_sync_interval": 0.05,
         "state_reconnect_interval": 0.1,
     }

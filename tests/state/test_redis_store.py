@@ -277,7 +277,7 @@ async def test_cooldowns_and_limits_on_a_redis_cluster(routers: Any, redis_clust
     from routerd.state.connect import make_store
 
     def cluster_store() -> Any:
-        settings = Settings(state_namespace="c:", state_timeout_ms=500, state_sync_interval=0.05)
+        settings = Settings(state_namespace="c:", state_timeout_ms=2000, state_sync_interval=0.05)
         return make_store(settings, ServerSettings(redis_startup_nodes=tuple(redis_cluster.startup_nodes)))
 
     a = await routers(mock_config(rpm=6, dep_id="clustered-1"), cluster_store())
