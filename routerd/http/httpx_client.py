@@ -103,6 +103,7 @@ class HttpxClient:
         self._client = client or httpx.AsyncClient(timeout=None, follow_redirects=False)
         self._owned = owned if owned is not None else client is None
         self._limits = limits or HttpLimits()
+        self.limits = self._limits  # read by stream readers for the line bound, as FastHttpClient.limits
 
     async def request(
         self,

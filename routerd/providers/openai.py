@@ -44,7 +44,8 @@ from routerd.providers.base import (
 )
 from routerd.providers.errors import ErrorContext
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV
-from routerd.providers.sse import iter_data, iter_json_chunks
+from routerd.providers.sse import iter_data
+from routerd.providers.sse_stream import OpenAIStream
 
 __all__ = [
     "KEPT_RESPONSE_HEADERS",
@@ -662,36 +663,20 @@ async def post_json(
     return UpstreamResponse(payload, pick_headers(response.headers))
 
 
-async def stream_json(
+def stream_json(
     http: HttpClient,
     url: str,
     headers: Mapping[str, str],
     body: JSON,
     timeout: float,
     errors: ErrorContext,
-) -> AsyncGenerator[JSON, None]:
-    """POST ``body`` and yield the chunks of the SSE answer.
+) -> OpenAIStream:
+    """POST ``body`` and read the chunks of the SSE answer (:class:`~routerd.providers.sse_stream.OpenAIStream`).
 
-    A non-2xx answer is raised before anything is yielded. Closing the generator closes the
+    A non-2xx answer is raised by the first read, before any chunk. Closing the stream closes the
     upstream response (the connection is dropped, which cancels the generation upstream).
     """
-    content = _dumps(body, errors)
-    try:
-        async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:
-            status = response.status
-            if not 200 <= status < 300:
-                raise errors.from_response(status, response.headers, await response.aread())
-            content_type = response.headers.get("content-type") or ""
-            if content_type.startswith("application/json"):
-                # the server ignored stream=true and sent one complete answer
-                for chunk in _complete_as_chunks(await response.aread(), status, errors):
-                    yield chunk
-                return
-            async for chunk in iter_json_chunks(response.aiter_lines(), errors):
-                yield chunk
-    except OpenAIError as exc:
-        errors.annotate(exc)
-        raise
+    return OpenAIStream(http, url, headers, body, timeout, errors)
 
 
 async def _send(
@@ -763,43 +748,6 @@ async def stream_events(
         errors.annotate(exc)
         raise
     raise errors.stream_cut(events)
-
-
-def _complete_as_chunks(content: bytes, status: int, errors: ErrorContext) -> list[JSON]:
-    try:
-        payload = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        raise errors.bad_gateway("upstream stream answer is not JSON", upstream_status=status) from None
-    if not isinstance(payload, dict):
-        raise errors.bad_gateway("upstream stream answer is not a JSON object", upstream_status=status)
-    if payload.get("error"):
-        raise errors.from_payload(payload)
-    if payload.get("object") != "chat.completion":
-        return [payload]  # a text_completion object is already a valid chunk
-    chunks = []
-    for choice in payload.get("choices") or ():
-        delta = dict(choice.get("message") or {})
-        if delta.get("tool_calls"):
-            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(delta["tool_calls"])]
-        chunks.append(
-            {
-                "id": payload.get("id"),
-                "object": "chat.completion.chunk",
-                "created": payload.get("created"),
-                "model": payload.get("model"),
-                "choices": [
-                    {
-                        "index": choice.get("index", 0),
-                        "delta": delta,
-                        "logprobs": choice.get("logprobs"),
-                        "finish_reason": choice.get("finish_reason"),
-                    }
-                ],
-            }
-        )
-    if payload.get("usage"):
-        chunks.append({**chunks[-1], "choices": [], "usage": payload["usage"]} if chunks else payload)
-    return chunks
 
 
 class TextCompletionOpenAIAdapter(OpenAIAdapter):

@@ -26,6 +26,8 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from routerd.config.table import Deployment
 from routerd.errors import APIError, OpenAIError, Timeout
 
@@ -120,6 +122,84 @@ class StreamRelay:
             if chunk.get("choices") != []:
                 return {k: v for k, v in chunk.items() if k != "usage"}
             # a usage-only chunk (no choices) the client did not ask for: read on
+
+    @property
+    def relays_bytes(self) -> bool:
+        """Whether :meth:`blocks` can be used: the upstream's stream hands on its own bytes."""
+        return self._first is not None and callable(getattr(self._iterator, "next_block", None))
+
+    @property
+    def iterator(self) -> AsyncIterator[JSON]:
+        """The adapter's stream this relay reads."""
+        return self._iterator
+
+    @property
+    def first(self) -> JSON | None:
+        """The first chunk, until it is handed to the reader."""
+        return self._first
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream has finished (ended, failed or closed) and been accounted for."""
+        return self._done
+
+    async def blocks(self) -> AsyncIterator[bytes]:
+        """The stream as SSE bytes ready to write, one block per upstream read (see
+        :class:`~routerd.providers.sse_stream.OpenAIStream`); the last block ends with ``data: [DONE]``.
+
+        Only for a relay whose :attr:`relays_bytes` is true, read from the start instead of iterating
+        it: the first chunk (already parsed) is rendered and joined with the events that arrived in
+        the same read. Usage, the usage the client did not ask for, the bound on the stream's
+        duration, errors and the end are handled as when iterating; the relay is finished (and
+        accounted for) before its last block is handed out, so :attr:`done` marks that block.
+        """
+        stream: Any = self._iterator
+        reader = stream.reader
+        reader.strip_usage = self._strip_usage
+        first, self._first = self._first, None
+        block: bytes | None = b""
+        if first is not None:
+            first = self._hand_on(first)
+            if first is not None:
+                block = b"data: " + orjson.dumps(first) + b"\n\n"
+            if reader.has_data:
+                block += reader.take_block()  # already here: one write for both
+        while True:
+            if block:
+                self.chunks = reader.seen  # the reader parsed the first chunk too
+                if reader.usage is not None:
+                    self.usage = reader.usage
+                if reader.ended and reader.error is None:
+                    await self._finish(None, finished=True)
+                    yield block
+                    return
+                yield block
+            try:
+                if self._expired:
+                    raise TimeoutError
+                self._waiter = asyncio.current_task()
+                try:
+                    block = await stream.next_block()
+                finally:
+                    self._waiter = None
+            except BaseException as exc:
+                raise await self._fail(exc)  # noqa: B904 -- _fail chains it (or returns exc itself)
+            if block is None:  # after a block that ended the stream (it has been accounted for)
+                self.chunks = reader.seen
+                await self._finish(None, finished=True)
+                return
+
+    def _hand_on(self, chunk: JSON) -> JSON | None:
+        """The chunk as the reader gets it (its usage recorded, and hidden when not asked for)."""
+        usage = chunk.get("usage")
+        if not usage:
+            return chunk
+        self.usage = usage
+        if not self._strip_usage:
+            return chunk
+        if chunk.get("choices") != []:
+            return {k: v for k, v in chunk.items() if k != "usage"}
+        return None
 
     async def _fail(self, exc: BaseException) -> BaseException:
         """Finish after a failed read; returns what the reader gets raised (the error, or ``exc``)."""

@@ -584,6 +584,12 @@ class Passage:
             merged.update({i: {**v, "index": i} for i, v in fetched.items()})
             body["data"] = [merged[i] for i in sorted(merged)]
 
+    @property
+    def reads_stream(self) -> bool:
+        """Whether :meth:`relay` must read a stream's chunks (during_call guardrails, or the cache
+        keeping the answer); when not, the server may hand the upstream's bytes on unread."""
+        return bool(self.during) or (self.cache_key is not None and not self.controls.no_store)
+
     def stream_guard(self) -> StreamGuard | None:
         return StreamGuard(self.during, self.endpoint) if self.during else None
 

@@ -27,6 +27,7 @@ from routerd.events import RequestFinished, RequestStarted
 from routerd.guardrails.engine import GuardrailRun
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RERANK
+from routerd.routing.relay import StreamRelay
 from routerd.routing.types import CallResult, RoutingInfo
 from routerd.server.auth import require_key
 from routerd.server.errors import error_response, sse_error_event
@@ -272,10 +273,20 @@ async def handle(
         stream_headers["cache-control"] = "no-cache"
         if passage is not None:
             stream_headers.update(_cache_headers(passage))
-        relay = _relay(result, log)
-        response = StreamingResponse(relay, media_type="text/event-stream", headers=stream_headers)
+        stream = result.stream
+        relay = (
+            _relay_bytes(result, log, stream)
+            if isinstance(stream, StreamRelay)
+            and stream.relays_bytes
+            and (passage is None or not passage.reads_stream)
+            else _relay(result, log)
+        )
         try:
-            await response(scope, receive, send)
+            if getattr(send, "streams_direct", False):
+                await _send_stream(relay, stream_headers, send)
+            else:
+                response = StreamingResponse(relay, media_type="text/event-stream", headers=stream_headers)
+                await response(scope, receive, send)
         finally:
             if not log.finished:  # the client left: the relay was interrupted, or never started
                 await _abandon(relay, result, log)
@@ -349,6 +360,71 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, 
         if tokens != (0, 0):
             cost = request_cost(result.deployment, *tokens)
         log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
+
+
+async def _send_stream(relay: AsyncGenerator[bytes, None], headers: dict[str, str], send: Send) -> None:
+    """Write a stream through a ``send`` that writes each body message straight to the client
+    (:class:`routerd.server.protocol`'s direct path): no task group watching for the disconnect,
+    which the protocol handles by cancelling the request. The block with ``[DONE]`` goes out with
+    the end of the body, in one write, before the request's accounting runs."""
+    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    raw_headers += [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+    ended = False
+    async for block in relay:
+        if ended:
+            continue  # the relay's accounting, after the answer is out (nothing follows [DONE])
+        ended = block.endswith(_SSE_DONE)
+        await send({"type": "http.response.body", "body": block, "more_body": not ended})
+    if not ended:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _relay_bytes(
+    result: CallResult, log: _RequestLog, relay: StreamRelay
+) -> AsyncGenerator[bytes, None]:
+    """:func:`_relay` for a stream relayed as the upstream's bytes (:meth:`StreamRelay.blocks`):
+    one block per upstream read, the last one ending with ``data: [DONE]``."""
+    status = 200
+    error: str | None = None
+    first = relay.first
+    try:
+        async for block in relay.blocks():
+            yield block
+    except Exception as exc:
+        status = exc.status_code if isinstance(exc, APIError) else 500
+        error = type(exc).__name__
+        yield sse_error_event(exc)
+    except BaseException:
+        status, error = 499, "ClientDisconnect"
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await relay.aclose()
+        tokens = (0, 0)
+        if isinstance(relay.usage, dict):
+            tokens = _usage({"usage": relay.usage})
+        chars = _estimated_chars(first, relay) if tokens == (0, 0) else 0
+        estimated = tokens == (0, 0) and chars > 0
+        if estimated:
+            tokens = (log.prompt_tokens_estimate(), math.ceil(chars / CHARS_PER_TOKEN))
+        cost = request_cost(result.deployment, *tokens) if tokens != (0, 0) else None
+        log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
+
+
+def _estimated_chars(first: dict[str, Any] | None, relay: StreamRelay) -> int:
+    """The text a stream relayed unread carried, estimated for a stream without usage: the bytes of
+    the chunks handed on unread less the envelope each carries (measured on the first chunk)."""
+    if first is None:
+        return 0
+    text = _text_chars(first)
+    envelope = len(orjson.dumps(first)) - text
+    reader = getattr(relay.iterator, "reader", None)
+    if reader is None:
+        return text
+    plain_bytes: int = reader.plain_bytes
+    plain_events: int = reader.plain_events
+    return text + max(0, plain_bytes - plain_events * envelope)
 
 
 def _text_chars(chunk: dict[str, Any]) -> int:

@@ -88,6 +88,16 @@ _FRAMING = frozenset({b"connection", b"transfer-encoding", b"content-length"})
 
 def _render(cycle: RequestResponseCycle, start: Message, body: bytes) -> bytes | None:
     """The whole HTTP/1.1 answer, or None when uvicorn should write this one."""
+    return _render_head(cycle, start, body, stream=False)
+
+
+def _render_stream(cycle: RequestResponseCycle, start: Message, body: bytes) -> bytes | None:
+    """The head of a chunked answer with ``body`` as its first chunk, or None when uvicorn should
+    write this one (the start message must not carry a length)."""
+    return _render_head(cycle, start, body, stream=True)
+
+
+def _render_head(cycle: RequestResponseCycle, start: Message, body: bytes, *, stream: bool) -> bytes | None:
     status = start["status"]
     status_line = STATUS_LINE.get(status)
     if status_line is None or status in (204, 304):
@@ -106,29 +116,53 @@ def _render(cycle: RequestResponseCycle, start: Message, body: bytes) -> bytes |
         names.append(lower)
         values.append(value)
         parts += (lower, b": ", value, b"\r\n")
-    if length is None or length.strip() != b"%d" % len(body):
+    if stream:
+        if length is not None:
+            return None
+    elif length is None or length.strip() != b"%d" % len(body):
         return None
     # one scan each over all names and all values (tab is allowed in a value, so it joins them)
     if _BAD_NAME.search(b"".join(names)) or _BAD_VALUE.search(b"\t".join(values)):
         return None
-    parts += (b"content-length: ", length.strip(), b"\r\n")
+    if length is None:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    else:
+        parts += (b"content-length: ", length.strip(), b"\r\n")
     if not cycle.keep_alive:
         parts.append(b"connection: close\r\n")
-    parts += (b"\r\n", body)
+    parts += (b"\r\n", _chunk(body) if stream else body)
     return b"".join(parts)
 
 
-class _DirectSend:
-    """The ASGI ``send`` of one fast-path request (see the module docstring)."""
+def _chunk(body: bytes) -> bytes:
+    """``body`` as one chunk of a chunked HTTP/1.1 body (nothing for an empty one: that ends it)."""
+    return b"%x\r\n%b\r\n" % (len(body), body) if body else b""
 
-    __slots__ = ("_cycle", "_start")
+
+class _DirectSend:
+    """The ASGI ``send`` of one fast-path request (see the module docstring).
+
+    A stream (``more_body``) is written directly too: its head with the first chunk in one write,
+    then each body message as one chunk, waiting while the client's transport buffer is full
+    (uvicorn's flow control). The request's task is cancelled if the client disconnects meanwhile
+    (:meth:`RouterdHttpProtocol.connection_lost`), which stops the relay and closes the upstream.
+    """
+
+    __slots__ = ("_cycle", "_start", "streaming")
+
+    #: the server may write a stream through this send without watching for the disconnect itself
+    streams_direct = True
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self._cycle = cycle
         self._start: Message | None = None
+        self.streaming = False  # a stream's head is out and its body is not complete
 
     async def __call__(self, message: Message) -> None:
         cycle = self._cycle
+        if self.streaming:
+            await self._stream(message)
+            return
         if message["type"] == "http.response.start" and self._start is None and not cycle.response_started:
             self._start = message  # held until the body shows whether this is a complete answer
             return
@@ -136,18 +170,48 @@ class _DirectSend:
         if start is not None:
             if (
                 message["type"] == "http.response.body"
-                and not message.get("more_body", False)
                 and not cycle.disconnected
                 and not cycle.flow.write_paused
-                and self._write(start, message.get("body", b""))
+                and self._write(start, message.get("body", b""), more=message.get("more_body", False))
             ):
                 return
             await cycle.send(start)  # type: ignore[arg-type]
         await cycle.send(message)  # type: ignore[arg-type]
 
-    def _write(self, start: Message, body: bytes) -> bool:
+    async def _stream(self, message: Message) -> None:
+        """One body message of a stream whose head this send wrote."""
         cycle = self._cycle
-        answer = _render(cycle, start, body)
+        if message["type"] != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()  # back-pressure: the client reads slower than the upstream sends
+        if cycle.disconnected:
+            return  # as uvicorn's send; the request's task is being cancelled
+        data = _chunk(message.get("body", b""))
+        if message.get("more_body", False):
+            if data:
+                cycle.transport.write(data)
+            return
+        self._complete(data + b"0\r\n\r\n")
+
+    def _complete(self, data: bytes) -> None:
+        """Write the end of the answer and leave the state uvicorn's own send leaves behind."""
+        cycle = self._cycle
+        self.streaming = False
+        cycle.response_complete = True
+        cycle.transport.write(data)
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()
+
+    def _write(self, start: Message, body: bytes, *, more: bool) -> bool:
+        cycle = self._cycle
+        complete = None if more else _render(cycle, start, body)
+        chunked = complete is None
+        # else a stream (no length): its head and first chunk; the whole of it when that chunk is its
+        # last (a short answer that arrived in one upstream read)
+        answer = _render_stream(cycle, start, body) if complete is None else complete
         if answer is None:
             return False
         if cycle.access_log:
@@ -161,13 +225,15 @@ class _DirectSend:
                 scope["http_version"],
                 start["status"],
             )
-        # the state uvicorn's own send leaves behind after a complete answer
-        cycle.response_started = cycle.response_complete = True
-        cycle.transport.write(answer)
-        cycle.message_event.set()
-        if not cycle.keep_alive:
-            cycle.transport.close()
-        cycle.on_response()
+        cycle.response_started = True
+        if chunked:
+            cycle.chunked_encoding = True
+            if more:
+                self.streaming = True
+                cycle.transport.write(answer)
+                return True
+            answer += b"0\r\n\r\n"
+        self._complete(answer)
         return True
 
 
@@ -179,7 +245,7 @@ class _Request:
 
     def __init__(self, app: ASGIApp, cycle: RequestResponseCycle, *, direct: bool) -> None:
         self._app = app
-        self._send: Send | None = _DirectSend(cycle) if direct else None
+        self._send: _DirectSend | None = _DirectSend(cycle) if direct else None
         self.task: asyncio.Task[Any] | None = None
         self.disconnected = False
 
@@ -193,6 +259,12 @@ class _Request:
             # our own cancellation (the client left): the request ends here, quietly
             if self.task is not None:
                 self.task.uncancel()
+
+    @property
+    def direct(self) -> bool:
+        """Whether the request has the direct ``send`` (its streams do not watch for the disconnect:
+        the protocol cancels the request)."""
+        return self._send is not None
 
     def cancel(self) -> None:
         """The client is gone: stop the work done for it (upstream calls, retries, backoff sleeps)."""
@@ -254,9 +326,13 @@ class RouterdHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         self._disarm()
         self._idle.pop(self, None)
-        # Before the first byte of the answer nothing else notices the client is gone (a stream's relay
-        # watches for the disconnect itself once it runs): stop the work now.
-        if request is not None and cycle is not None and not cycle.response_started:
+        # Before the first byte of the answer nothing else notices the client is gone, nor during a
+        # stream on the direct path (elsewhere Starlette's streaming response watches): stop the work.
+        if (
+            request is not None
+            and cycle is not None
+            and (not cycle.response_started or (request.direct and not cycle.response_complete))
+        ):
             request.cancel()
 
     def _make_room(self) -> None:
