@@ -45,15 +45,18 @@ JSON = dict[str, Any]
 _TAIL_EVENTS = 4
 #: bytes of SSE framing around one event's data on the byte path: ``data: `` and the blank line
 _FRAMING = 8
+#: how a block that ends with the end of the stream usually ends
+_DONE_LINE = b"data: [DONE]\n\n"
 
 
 def _plain_events(region: bytes) -> int:
     """How many events ``region`` holds when it may be handed on unchanged (0 when it may not).
 
     Every newline of a region that passes belongs to a ``\\n\\n`` pair that ends the region or is
-    followed by ``data: {``, so each line is a ``data: {...}`` line or the blank line after it.
+    followed by ``data: {``, so each line is a ``data: {...}`` line or the blank line after it (a
+    line may end in ``\\r\\n``, which is SSE too; JSON holds no raw CR or LF).
     """
-    if not (region.startswith(b"data: {") and region.endswith(b"\n\n")) or b"\r" in region:
+    if not (region.startswith(b"data: {") and region.endswith(b"\n\n")):
         return 0
     events = region.count(b"\n\ndata: {") + 1
     if region.count(b"\n") != 2 * events or b'"error"' in region:
@@ -247,10 +250,12 @@ class SSEReader:
             self._event = b""
         if not region or self.ended:
             return b""
-        events = _plain_events(region)
-        if events:
-            self._handed_on(events, len(region))
-            return region
+        # A block that ends the stream has its markers in its last events: look there first.
+        if not region.endswith(_DONE_LINE):
+            events = _plain_events(region)
+            if events:
+                self._handed_on(events, len(region))
+                return region
         out: list[bytes] = []
         cut = self._plain_prefix(region)
         if cut:
