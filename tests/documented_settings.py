@@ -396,6 +396,7 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_UPSTREAM_MAX_LINE_MB": (
         "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",
         "tests/hostile/test_upstream_http.py::test_settings_bound_the_default_client",
+        "tests/providers/test_sse_stream.py::test_the_line_bound_of_the_client_applies_to_the_byte_path",
     ),
     # -- shared state (docs/operations/scale-out.md)
     "router_settings.redis_url": (f"{_STATE_PROCESSES}::test_three_replicas_hold_one_rpm_limit",),

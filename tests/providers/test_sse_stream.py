@@ -14,9 +14,12 @@ import orjson
 import pytest
 
 from routerd import errors
+from routerd.http import FastHttpClient
+from routerd.http.base import HttpLimits
 from routerd.providers.errors import ErrorContext
 from routerd.providers.sse import DONE_EVENT
-from routerd.providers.sse_stream import SSEReader
+from routerd.providers.sse_stream import OpenAIStream, SSEReader
+from routerd.testing import FakeOpenAI, Reply
 
 CTX = ErrorContext(provider="openai", model="gpt-4o-mini", deployment_id="dep-1")
 BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
@@ -245,3 +248,42 @@ def test_first_chunk_as_a_dict_then_the_rest_as_bytes() -> None:
     rest = reader.take_block()
     assert rest == body[len(event(content("a"))) :]  # the rest is still the upstream's bytes
     assert reader.seen == 8 and reader.ended  # six content chunks, the finish and the usage chunk
+
+
+# --- OpenAIStream over a real connection (FakeOpenAI on loopback) ---------------------------------
+
+AUTH = {"authorization": "Bearer sk-test-key-123456", "content-type": "application/json"}  # conftest's
+REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+async def test_the_stream_reads_its_first_chunk_as_a_dict_and_the_rest_as_blocks(
+    fake_openai: FakeOpenAI,
+) -> None:
+    body = answer("a", "b", "c", "d", "e")
+    fake_openai.enqueue(Reply(chunks=[body[:100], body[100:900], body[900:]], chunk_delay=0.01, done=False))
+    http = FastHttpClient()
+    try:
+        stream = OpenAIStream(http, fake_openai.base_url + "/chat/completions", AUTH, REQUEST, 10, CTX)
+        first = await anext(stream)
+        blocks = []
+        while (block := await stream.next_block()) is not None:
+            blocks.append(block)
+    finally:
+        await http.aclose()
+    assert first == content("a")
+    assert b"".join(blocks) == body[len(event(first)) :]
+    assert stream.reader.usage == USAGE
+
+
+async def test_the_line_bound_of_the_client_applies_to_the_byte_path(fake_openai: FakeOpenAI) -> None:
+    """ROUTERD_UPSTREAM_MAX_LINE_MB reaches the stream reader through the client's limits."""
+    long_line = event(content("z" * 5000))
+    fake_openai.enqueue(Reply(chunks=[event(content("a")), long_line], chunk_delay=0.01))
+    http = FastHttpClient(limits=HttpLimits(max_line_bytes=2000))
+    try:
+        stream = OpenAIStream(http, fake_openai.base_url + "/chat/completions", AUTH, REQUEST, 10, CTX)
+        assert await anext(stream) == content("a")
+        with pytest.raises(errors.BadGatewayError, match="stream line"):
+            await stream.next_block()
+    finally:
+        await http.aclose()

@@ -41,6 +41,23 @@ def test_a_complete_answer_is_rendered_whole() -> None:
     assert closing.endswith(b"content-length: 0\r\nconnection: close\r\n\r\n")
 
 
+def test_a_stream_head_is_rendered_with_its_first_chunk() -> None:
+    start = _start((b"content-type", b"text/event-stream; charset=utf-8"))
+    head = protocol._render_stream(FakeCycle(), start, b"data: {}\n\n")  # type: ignore[arg-type]
+    assert head == (
+        b"HTTP/1.1 200 OK\r\ndate: Mon, 23 Nov 2026 00:00:00 GMT\r\nserver: uvicorn\r\n"
+        b"content-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"a\r\ndata: {}\n\n\r\n"
+    )
+    # a start that carries its own framing, or a bad header, is left to uvicorn
+    for headers in [
+        ((b"content-length", b"2"),),
+        ((b"x-request-id", b"a\r\nb: c"),),
+        ((b"connection", b"close"),),
+    ]:
+        assert protocol._render_stream(FakeCycle(), _start(*headers), b"x") is None  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
