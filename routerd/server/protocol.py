@@ -143,12 +143,13 @@ class _DirectSend:
     """The ASGI ``send`` of one fast-path request (see the module docstring).
 
     A stream (``more_body``) is written directly too: its head with the first chunk in one write,
-    then each body message as one chunk, waiting while the client's transport buffer is full
-    (uvicorn's flow control). The request's task is cancelled if the client disconnects meanwhile
+    then each body message as one chunk of the chunked body, the chunks sent while the request's
+    task ran written together when it next waits (one write per upstream read), and waiting while
+    the client's transport buffer is full (uvicorn's flow control). The request's task is cancelled if the client disconnects meanwhile
     (:meth:`RouterdHttpProtocol.connection_lost`), which stops the relay and closes the upstream.
     """
 
-    __slots__ = ("_cycle", "_start", "streaming")
+    __slots__ = ("_cycle", "_pending", "_start", "streaming")
 
     #: the server may write a stream through this send without watching for the disconnect itself
     streams_direct = True
@@ -156,6 +157,7 @@ class _DirectSend:
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self._cycle = cycle
         self._start: Message | None = None
+        self._pending: list[bytes] = []  # stream chunks to write when the task next waits
         self.streaming = False  # a stream's head is out and its body is not complete
 
     async def __call__(self, message: Message) -> None:
@@ -184,15 +186,34 @@ class _DirectSend:
         if message["type"] != "http.response.body":
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
         if cycle.flow.write_paused and not cycle.disconnected:
+            self._flush()
             await cycle.flow.drain()  # back-pressure: the client reads slower than the upstream sends
         if cycle.disconnected:
+            self._pending.clear()
             return  # as uvicorn's send; the request's task is being cancelled
         data = _chunk(message.get("body", b""))
         if message.get("more_body", False):
             if data:
-                cycle.transport.write(data)
+                # Written when the task next waits (for the upstream): the chunks made from one
+                # upstream read go out in one write, however many messages they took.
+                if not self._pending:
+                    asyncio.get_running_loop().call_soon(self._flush)
+                self._pending.append(data)
             return
+        if self._pending:
+            data = b"".join(self._pending) + data
+            self._pending.clear()
         self._complete(data + b"0\r\n\r\n")
+
+    def _flush(self) -> None:
+        """Write the chunks held since the last write (see :meth:`_stream`)."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        if not self._cycle.disconnected:
+            self._cycle.transport.write(data)
 
     def _complete(self, data: bytes) -> None:
         """Write the end of the answer and leave the state uvicorn's own send leaves behind."""
