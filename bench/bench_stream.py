@@ -10,7 +10,8 @@ Starlette + aiohttp relay that hands the upstream's bytes on unchanged (the Pyth
 
 Per load it prints, as medians over the rounds: requests/s and p50 of the relay and of routerd, the
 median of the per-round ratios (routerd / relay), routerd's CPU per request and per upstream chunk
-(42 per answer), the TTFT routerd adds at 1 in flight (from a separate probe: median time to the first
+(42 per answer), routerd's marginal CPU per chunk (CPU per request on a 402-chunk answer less that on
+the 42-chunk one, over the 360 extra chunks), the TTFT routerd adds at 1 in flight (from a separate probe: median time to the first
 ``data:`` line, routerd minus relay), the machine's steal during the rounds, and routerd's RSS at the
 end. ``--translated`` also drives the Anthropic- and Gemini-backed groups through routerd (OpenAI
 chunks out). routerd serves configs/example.yaml with the bench groups added, so its RSS is the example
@@ -40,6 +41,10 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 CHUNKS_PER_ANSWER = 42  # upstream events routerd parses per answer: 40 content + finish + usage
 WORDS = [f"word{i} " for i in range(40)]
+# The same answer with 10x the content chunks, all in one upstream read as with nginx's 42: the CPU
+# routerd spends per request on it, less that on the 42-chunk answer, over the 360 extra chunks is the
+# marginal CPU per chunk (what a chunk costs beyond the request's fixed work).
+LONG_WORDS = [f"word{i} " for i in range(400)]
 
 NGINX = """
 worker_processes 1;
@@ -57,11 +62,13 @@ http {{
     root {prefix}/sse;
     location = /v1/chat/completions {{ default_type text/event-stream; try_files /openai.sse =404;
       error_page 405 =200 /openai.sse; }}
+    location = /long/v1/chat/completions {{ default_type text/event-stream; try_files /long.sse =404;
+      error_page 405 =200 /long.sse; }}
     location = /v1/messages {{ default_type text/event-stream; try_files /anthropic.sse =404;
       error_page 405 =200 /anthropic.sse; }}
     location /models/ {{ default_type text/event-stream; try_files /gemini.sse =404;
       error_page 405 =200 /gemini.sse; }}
-    location ~ ^/(openai|anthropic|gemini)\\.sse$ {{ internal; default_type text/event-stream; }}
+    location ~ ^/(openai|long|anthropic|gemini)\\.sse$ {{ internal; default_type text/event-stream; }}
   }}
 }}
 """
@@ -95,6 +102,8 @@ CONFIG = """
 model_list:
   - model_name: bench-stream
     litellm_params: {{model: openai/bench-model, api_base: "http://127.0.0.1:{port}/v1", api_key: sk-up}}
+  - model_name: bench-stream-long
+    litellm_params: {{model: openai/bench-model, api_base: "http://127.0.0.1:{port}/long/v1", api_key: sk-up}}
   - model_name: bench-anthropic
     litellm_params: {{model: anthropic/claude-bench, api_base: "http://127.0.0.1:{port}", api_key: sk-up}}
   - model_name: bench-gemini
@@ -126,7 +135,7 @@ def sse(events: list[tuple[str | None, dict[str, object]]]) -> bytes:
     return out
 
 
-def openai_body() -> bytes:
+def openai_body(words: list[str] = WORDS) -> bytes:
     base = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -135,7 +144,7 @@ def openai_body() -> bytes:
     }
     events: list[tuple[str | None, dict[str, object]]] = [
         (None, {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
-        for w in WORDS
+        for w in words
     ]
     events.append((None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
     events.append(
@@ -337,13 +346,14 @@ def main() -> None:
     (work / "tmp").mkdir()
     shared = SHARED / "stream.sse"
     (work / "sse" / "openai.sse").write_bytes(shared.read_bytes() if shared.exists() else openai_body())
+    (work / "sse" / "long.sse").write_bytes(openai_body(LONG_WORDS))
     (work / "sse" / "anthropic.sse").write_bytes(anthropic_body())
     (work / "sse" / "gemini.sse").write_bytes(gemini_body())
     up, relay_port, routerd_port = free_port(), free_port(), free_port()
     (work / "nginx.conf").write_text(NGINX.format(prefix=work, port=up))
     (work / "config.yaml").write_text(config_text(up))
     scripts = {}
-    for model in ("bench-stream", "bench-anthropic", "bench-gemini"):
+    for model in ("bench-stream", "bench-stream-long", "bench-anthropic", "bench-gemini"):
         scripts[model] = work / f"{model}.lua"
         scripts[model].write_text(WRK.replace("MODEL", model))
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -422,6 +432,7 @@ def run(
             f" (rounds {' '.join(f'{x:.2f}' for x in ratios)}) | routerd CPU {cpu:4.0f} us/req,"
             f" {cpu / CHUNKS_PER_ANSWER:4.1f} us/chunk | errors {sum(x[3] for x in routed)} | steal {steal:.0f}%"
         )
+    marginal_per_chunk(args, scripts, routerd_port, routerd_pid)
     added = [
         ttft_ms(routerd_port, "bench-stream") - ttft_ms(relay_port, "bench-stream")
         for _ in range(args.rounds)
@@ -440,6 +451,27 @@ def run(
                     f"{model} {conc:>2} in flight: routerd {d[0]:6.0f} rps p50 {d[1]:5.2f} ms | CPU {cpu:4.0f} us/req | errors {d[3]}"
                 )
     print(f"routerd RSS after the bench: {rss_mb(routerd_pid):.1f} MB")
+
+
+def marginal_per_chunk(
+    args: argparse.Namespace, scripts: dict[str, Path], routerd_port: int, routerd_pid: int
+) -> None:
+    """routerd's CPU per request on the 402- and the 42-chunk answers, alternately, at 32 in flight;
+    their difference over the 360 extra chunks is the marginal CPU per chunk."""
+    short, long = [], []
+    wrk(scripts["bench-stream-long"], routerd_port, 8, 1)
+    for _ in range(args.rounds):
+        for script, out in ((scripts["bench-stream"], short), (scripts["bench-stream-long"], long)):
+            before = cpu_seconds(routerd_pid)
+            result = wrk(script, routerd_port, 32, args.seconds)
+            out.append((cpu_seconds(routerd_pid) - before) / max(result[2], 1) * 1e6)
+    extra = len(LONG_WORDS) - len(WORDS)
+    per_chunk = [(b - a) / extra for a, b in zip(short, long, strict=True)]
+    print(
+        f"marginal routerd CPU per chunk (402- vs 42-chunk answers, 32 in flight): "
+        f"{statistics.median(per_chunk):.2f} us (rounds {' '.join(f'{x:.2f}' for x in per_chunk)};"
+        f" CPU/req {statistics.median(short):.0f} vs {statistics.median(long):.0f} us)"
+    )
 
 
 if __name__ == "__main__":

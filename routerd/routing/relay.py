@@ -15,6 +15,10 @@ event-loop timer per stream, armed when the relay is made: an ``asyncio.timeout`
 cost a timer handle and a context manager per chunk, a good part of the relay's own work. When it
 fires while the reader waits for the upstream, the waiting task is cancelled (and the cancellation
 turned into the timeout); when it fires between reads, the next read fails.
+
+A relay over an adapter stream that can hand on its own bytes (the OpenAI-compatible adapter's
+:class:`~routerd.providers.sse_stream.OpenAIStream`) can instead be read as SSE blocks with
+:meth:`StreamRelay.blocks`: the same accounting, bound and errors, one block per upstream read.
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 This is the hot path. Per request: read the body once (bounded), parse it once with orjson, check
 the key and the field types, hand the dict to the router, and write the router's dict back with
-orjson. Streams are relayed chunk by chunk as they arrive; nothing is buffered.
+orjson. Streams are relayed as they arrive; nothing is buffered. A stream from an OpenAI-compatible
+upstream is relayed as the upstream's bytes, one block per upstream read (:meth:`StreamRelay.blocks`),
+unless the gate must read its chunks (during_call guardrails, the cache keeping the answer): decided
+once per request. Other streams are rendered chunk by chunk.
 """
 
 from __future__ import annotations

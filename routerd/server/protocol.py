@@ -10,7 +10,11 @@ RouterdHttpProtocol)``) hands the request straight to :class:`~routerd.server.ap
 gives it a ``send`` that renders a complete answer (``http.response.start`` followed by a single
 ``http.response.body``) itself -- the same status line, uvicorn's default headers and keep-alive
 handling, and uvicorn's access-log record when that log is on -- and writes it at once, checking
-every header in one pass. Streams and answers it cannot vouch for go to uvicorn's ``send`` unchanged.
+every header in one pass. A stream (body messages with ``more_body``) is written the same way: its
+head with its first chunk in one write, then one write per upstream read, with uvicorn's flow
+control; the client's disconnect cancels the request's task, which closes the upstream (the server
+then needs no task watching ``receive`` per stream). Answers it cannot vouch for go to uvicorn's
+``send`` unchanged.
 With the access log on, the request still passes the proxy-headers middleware (the log shows the
 client address it resolves). Other routes, ``Expect: 100-continue`` and uvicorn's concurrency limit
 go uvicorn's usual way.
@@ -21,8 +25,9 @@ head may take to arrive (slow heads: the connection is closed), the time a body 
 of a kept-alive connection, and the number of open connections (past it the longest-idle connection is
 closed, so a flood of idle or slow connections cannot shut out probes and real clients). Requests
 uvicorn's parser rejects are answered in OpenAI's error shape. When a client disconnects before the
-first byte of its answer, the request's task is cancelled, so upstream calls and retries stop with it
-(after the first byte, a stream's relay notices the disconnect itself).
+first byte of its answer, or during a stream on the direct path, the request's task is cancelled, so
+upstream calls and retries stop with it (a stream through uvicorn's ``send`` is watched by Starlette's
+streaming response).
 
 This leans on uvicorn internals (``_start_asgi_task``, the parser callbacks and the cycle's attributes),
 which is why pyproject.toml bounds uvicorn's version, :func:`check_uvicorn` refuses to start without
