@@ -142,11 +142,6 @@ class StreamRelay:
         """The first chunk, until it is handed to the reader."""
         return self._first
 
-    @property
-    def done(self) -> bool:
-        """Whether the stream has finished (ended, failed or closed) and been accounted for."""
-        return self._done
-
     async def blocks(self) -> AsyncIterator[bytes]:
         """The stream as SSE bytes ready to write, one block per upstream read (see
         :class:`~routerd.providers.sse_stream.OpenAIStream`); the last block ends with ``data: [DONE]``.
@@ -155,7 +150,7 @@ class StreamRelay:
         it: the first chunk (already parsed) is rendered and joined with the events that arrived in
         the same read. Usage, the usage the client did not ask for, the bound on the stream's
         duration, errors and the end are handled as when iterating; the relay is finished (and
-        accounted for) before its last block is handed out, so :attr:`done` marks that block.
+        accounted for) before its last block is handed out.
         """
         stream: Any = self._iterator
         reader = stream.reader
@@ -188,7 +183,7 @@ class StreamRelay:
                     self._waiter = None
             except BaseException as exc:
                 raise await self._fail(exc)  # noqa: B904 -- _fail chains it (or returns exc itself)
-            if block is None:  # after a block that ended the stream (it has been accounted for)
+            if block is None:  # the upstream ended with nothing more to hand on
                 self.chunks = reader.seen
                 await self._finish(None, finished=True)
                 return

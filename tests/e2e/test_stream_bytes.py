@@ -127,8 +127,11 @@ def test_a_stream_without_usage_is_estimated_from_its_bytes(
     assert 20 <= _tokens(gateway, "output") - before <= 40
 
 
-def test_a_client_reading_late_gets_the_whole_stream(gateway: RouterdServer, fake_openai: FakeOpenAI) -> None:
-    # far more than the socket buffers hold: routerd must wait for the client (back-pressure), not drop
+def test_a_long_stream_in_large_reads_reaches_a_slow_client_whole(
+    gateway: RouterdServer, fake_openai: FakeOpenAI
+) -> None:
+    # blocks of many events written to a client with a small receive buffer: nothing lost or reordered
+    # (the writer's waiting on a full buffer is tested in tests/server/test_protocol.py)
     words = [f"word{i:05d} " * 20 for i in range(600)]
     fake_openai.enqueue(Reply(chunks=[_content(w) for w in words] + [_finish()]))
     payload = orjson.dumps({"model": "gpt-4o-mini", "messages": user("hi"), "stream": True})

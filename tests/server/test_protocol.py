@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from uvicorn.protocols.http.flow_control import FlowControl
 
 from routerd.server import protocol
 from routerd.testing.server import RouterdServer
@@ -182,3 +184,67 @@ def test_connection_close_is_honoured(server: RouterdServer) -> None:
         assert headers["connection"] == "close"
         assert b'"bye"' in body
         assert sock.recv(1) == b""  # the server closed its end
+
+
+class _Transport:
+    """The transport side of a stream written through the direct send: what was written."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None: ...
+
+
+class _StreamCycle(FakeCycle):
+    """What the direct send touches of a cycle while it writes a stream (uvicorn's real FlowControl)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport = _Transport()
+        self.flow = FlowControl(self.transport)  # type: ignore[arg-type]
+        self.disconnected = False
+        self.response_started = self.response_complete = self.chunked_encoding = False
+        self.access_log = False
+        self.message_event = asyncio.Event()
+        self.completed = 0
+
+    def on_response(self) -> None:
+        self.completed += 1
+
+
+async def test_a_direct_stream_waits_while_the_client_buffer_is_full() -> None:
+    cycle = _StreamCycle()
+    send = protocol._DirectSend(cycle)  # type: ignore[arg-type]
+    await send(_start((b"content-type", b"text/event-stream")))
+    await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    assert len(cycle.transport.written) == 1  # the head with the first chunk, at once
+    assert cycle.transport.written[0].endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
+
+    await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
+    cycle.flow.pause_writing()  # the client's buffer filled
+    blocked = asyncio.create_task(
+        send({"type": "http.response.body", "body": b"data: 3\n\n", "more_body": True})
+    )
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not blocked.done()  # the writer waits for the client
+    assert b"".join(cycle.transport.written).endswith(b"9\r\ndata: 2\n\n\r\n")  # what came before went out
+
+    cycle.flow.resume_writing()
+    await blocked
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+    body = b"".join(cycle.transport.written).partition(b"\r\n\r\n")[2]
+    assert body == (
+        b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+    )
+    assert cycle.response_complete and cycle.completed == 1 and not send.streaming
