@@ -388,8 +388,15 @@ async def _reads(
             chunks = complete_as_chunks(await response.aread(), status, errors)
             yield b"".join(encode_event(chunk) for chunk in chunks) + DONE_EVENT
             return
-        async for data in response.aiter_bytes():
-            yield data
+        pieces = response.aiter_bytes()
+        try:
+            async for data in pieces:
+                yield data
+        finally:
+            # closed here, not left to the event loop's async-generator finaliser (a task per stream)
+            aclose = getattr(pieces, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 class OpenAIStream:
