@@ -368,19 +368,16 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, 
 async def _send_stream(relay: AsyncGenerator[bytes, None], headers: dict[str, str], send: Send) -> None:
     """Write a stream through a ``send`` that writes each body message straight to the client
     (:class:`routerd.server.protocol`'s direct path): no task group watching for the disconnect,
-    which the protocol handles by cancelling the request. The block with ``[DONE]`` goes out with
-    the end of the body, in one write, before the request's accounting runs."""
+    which the protocol handles by cancelling the request. Blocks after the first are written when
+    the task next waits, so the last block goes out with the end of the body in one write."""
     raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
     raw_headers += [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
-    ended = False
     async for block in relay:
-        if ended:
-            continue  # the relay's accounting, after the answer is out (nothing follows [DONE])
-        ended = block.endswith(_SSE_DONE)
-        await send({"type": "http.response.body", "body": block, "more_body": not ended})
-    if not ended:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": block, "more_body": True})
+    # The body ends after the relay's accounting (usage, spend, limits, the request log), as it did
+    # through Starlette: a client that read the whole answer finds it accounted for.
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _relay_bytes(
