@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from routerd.errors import APIError, BadRequestError
+from routerd.errors import BadRequestError, OpenAIError
 from routerd.http import HttpClient
 from routerd.http.base import DEFAULT_MAX_LINE_BYTES, HttpLimits, too_large_error
 from routerd.providers.errors import ErrorContext
@@ -126,7 +126,7 @@ class SSEReader:
         self._eof = False
         self.ended = False  # [DONE] was read (or a complete stream's body ended)
         self.finished = False  # every choice of some chunk reported a finish reason
-        self.error: APIError | None = (
+        self.error: OpenAIError | None = (
             None  # an error event met on the byte path, raised after the bytes before it
         )
         self.seen = 0  # chunks read (parsed or handed on)
@@ -298,7 +298,7 @@ class SSEReader:
                     continue
                 try:
                     chunk = self._read(data)
-                except APIError as exc:
+                except OpenAIError as exc:
                     self.error = exc
                     return
                 if chunk is not None:
@@ -436,7 +436,7 @@ class OpenAIStream:
                     return chunk
                 if reader.ended or not await self._fill():
                     break
-        except APIError as exc:
+        except OpenAIError as exc:
             self._errors.annotate(exc)
             await self.aclose()
             raise
@@ -465,7 +465,7 @@ class OpenAIStream:
                         return block
                 elif not await self._fill():
                     return DONE_EVENT
-        except APIError as exc:
+        except OpenAIError as exc:
             self._errors.annotate(exc)
             await self.aclose()
             raise

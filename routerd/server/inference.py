@@ -392,7 +392,7 @@ async def _relay_bytes(
         async for block in relay.blocks():
             yield block
     except Exception as exc:
-        status = exc.status_code if isinstance(exc, APIError) else 500
+        status = exc.status_code if isinstance(exc, OpenAIError) else 500
         error = type(exc).__name__
         yield sse_error_event(exc)
     except BaseException:

@@ -178,7 +178,7 @@ def test_an_error_event_ends_the_block_after_the_chunks_before_it() -> None:
     reader.feed(event(content("a")) + event(content("b")) + event(error) + event(content("never")))
     block = reader.take_block()
     assert data_of(block) == [content("a"), content("b")]
-    assert isinstance(reader.error, errors.APIError)
+    assert isinstance(reader.error, errors.OpenAIError)
     assert "overloaded" in str(reader.error)
 
 
@@ -186,7 +186,7 @@ def test_a_named_error_event_is_an_error() -> None:
     reader = SSEReader(CTX)
     reader.feed(event(content("a")) + b"event: error\n" + event({"message": "bad things"}))
     assert data_of(reader.take_block()) == [content("a")]
-    assert isinstance(reader.error, errors.APIError)
+    assert isinstance(reader.error, errors.OpenAIError)
 
 
 def test_a_chunk_that_is_not_json_is_a_bad_gateway_where_it_is_read() -> None:
