@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIST_SETTINGS", "apply_verbose", "install_defaults", "setting"]
+__all__ = [
+    "DEFAULTS",
+    "LIST_SETTINGS",
+    "RAW_LOGGING_REFUSED",
+    "apply_verbose",
+    "install_defaults",
+    "refuse_raw_logging",
+    "setting",
+]
 
 #: settings whose default is a fresh list (users ``append`` to them, as LiteLLM's docs do)
 LIST_SETTINGS = ("success_callback", "failure_callback", "callbacks", "input_callback")
@@ -70,3 +78,23 @@ def apply_verbose() -> None:
         if not logger.handlers:
             logger.addHandler(logging.StreamHandler(sys.stderr))
         _verbose_applied = True
+
+
+#: why ``log_raw_request_response`` is refused instead of accepted and left without effect
+RAW_LOGGING_REFUSED = (
+    "routerd.log_raw_request_response is not supported: routerd's callbacks do not receive the raw "
+    "upstream request (kwargs['additional_args']['complete_input_dict']); the setting has no effect"
+)
+_raw_warned = False
+
+
+def refuse_raw_logging() -> None:
+    """Warn (once per process, ``UserWarning``) when ``routerd.log_raw_request_response`` is on: the
+    per-attempt upstream body is built inside the router, after the pre-call hooks ran, so routerd
+    cannot hand it to them; a setting that silently did nothing would mislead a port."""
+    global _raw_warned
+    if setting("log_raw_request_response") and not _raw_warned:
+        import warnings  # here: ``import routerd`` stays cheap
+
+        _raw_warned = True
+        warnings.warn(RAW_LOGGING_REFUSED, UserWarning, stacklevel=2)

@@ -113,6 +113,8 @@ class _Compiler:
             self.loaded.marks.issue(path, message, severity="warning") for path, message in cache_warnings
         ]
         callbacks = self._callbacks()
+        if litellm.turn_off_message_logging:
+            callbacks = dataclasses.replace(callbacks, redact=True)
         if self.errors:
             raise ConfigError(self.errors)
         # what the hash covers besides the compiled parts: the declarations behind compiled objects
@@ -123,6 +125,7 @@ class _Compiler:
             "teams": [t.model_dump(mode="json") for t in config.teams],
             "cache": cache.params.model_dump(mode="json") if cache else None,
             "end_user_budget": [litellm.max_end_user_budget, litellm.end_user_budget_duration],
+            "turn_off_message_logging": bool(litellm.turn_off_message_logging),
         }
         return RoutingTable(
             content_hash=content_hash({**table_parts, **declared}),

@@ -175,7 +175,6 @@ IGNORED_ROUTER_SETTINGS: dict[str, str] = {
 IGNORED_LITELLM_SETTINGS: dict[str, str] = {
     "service_callback": "service health callbacks",
     "service_callbacks": "service health callbacks",
-    "turn_off_message_logging": "routerd never logs messages",
     "redact_user_api_key_info": "routerd never logs keys",
     "redact_messages_in_exceptions": "routerd never logs messages",
     "langfuse_default_tags": "the Langfuse integration",

@@ -428,6 +428,22 @@ class LiteLLMSettings(_FallbackSettings):
     )
     cache: bool | None = Field(default=None, description="Turn on response caching (see `cache_params`).")
     cache_params: CacheParams | None = Field(default=None, description="How and where answers are cached.")
+    turn_off_message_logging: bool | None = Field(
+        default=None,
+        description="Callbacks and traces get the calls without prompt and answer text (placeholders instead).",
+    )
+    log_raw_request_response: bool | None = Field(
+        default=None, description="Not supported by routerd: `true` is a config error."
+    )
+
+    @field_validator("log_raw_request_response")
+    @classmethod
+    def _no_raw_logging(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "routerd does not pass the raw upstream request to callbacks; remove the key or set it to false"
+            )
+        return value
 
     @field_validator("end_user_budget_duration")
     @classmethod

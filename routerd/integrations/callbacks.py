@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from routerd.integrations.custom_logger import CustomLogger
+from routerd.integrations.redact import hides_messages, redact_kwargs, redact_response
 
 if TYPE_CHECKING:
     from routerd.config.table import Deployment
@@ -145,7 +146,10 @@ class CallbackRun:
 
     ``is_async`` says whether the call runs on the caller's loop (``acompletion``): then the
     ``async_`` hooks run too. In the synchronous SDK only the synchronous hooks run, and plain
-    ``async def`` callbacks are awaited on the SDK's loop.
+    ``async def`` callbacks are awaited on the SDK's loop. ``redact`` (``turn_off_message_logging``)
+    gives every callback copies without prompt and answer text; a ``CustomLogger`` built with
+    ``turn_off_message_logging=True`` gets such copies whatever ``redact`` says
+    (:mod:`routerd.integrations.redact`).
     """
 
     def __init__(
@@ -156,12 +160,14 @@ class CallbackRun:
         *,
         is_async: bool,
         now: Callable[[], datetime] = datetime.now,
+        redact: bool = False,
     ) -> None:
         self.success = list(success)
         self.failure = list(failure)
         self.kwargs = kwargs
         self.is_async = is_async
         self.now = now
+        self.redact = redact
         self.start_time = now()
 
     @classmethod
@@ -169,15 +175,17 @@ class CallbackRun:
         cls, endpoint: str, model: str, body: Mapping[str, Any], *, stream: bool, is_async: bool
     ) -> CallbackRun | None:
         """The run for the module settings, or None when no callback is registered (the common case)."""
-        from routerd.module_settings import setting
+        from routerd.module_settings import refuse_raw_logging, setting
 
+        refuse_raw_logging()
         both = resolve_callbacks(setting("callbacks"))
         success = both + resolve_callbacks(setting("success_callback"))
         failure = both + resolve_callbacks(setting("failure_callback"))
         if not success and not failure:
             return None
         kwargs = call_kwargs(endpoint, model, body, stream=stream)
-        return cls(success, failure, kwargs, is_async=is_async)
+        redact = setting("turn_off_message_logging") is True
+        return cls(success, failure, kwargs, is_async=is_async, redact=redact)
 
     @property
     def loggers(self) -> list[CustomLogger]:
@@ -204,19 +212,37 @@ class CallbackRun:
         return attempt_tracer(self.loggers, self.kwargs["litellm_call_id"])
 
     # --- events ----------------------------------------------------------------------------------
+    def _views(self, response: Any) -> Callable[[Any], tuple[dict[str, Any], Any]]:
+        """Which ``(kwargs, response)`` a callback receives for one event: the call's own, or (message
+        logging off) redacted copies, made once per event and only when some callback needs them."""
+        redacted: list[tuple[dict[str, Any], Any]] = []
+
+        def view(callback: Any) -> tuple[dict[str, Any], Any]:
+            if not hides_messages(callback, everywhere=self.redact):
+                return self.kwargs, response
+            if not redacted:
+                redacted.append((redact_kwargs(self.kwargs), redact_response(response)))
+            return redacted[0]
+
+        return view
+
     async def pre_call(self) -> None:
-        model, messages = self.kwargs["model"], self.kwargs["input"]
+        model = self.kwargs["model"]
+        view = self._views(None)
         for logger in self.loggers:
-            self._sync(logger, "log_pre_api_call", model, messages, self.kwargs)
+            kwargs, _ = view(logger)
+            self._sync(logger, "log_pre_api_call", model, kwargs["input"], kwargs)
             if self.is_async:
-                await self._async(logger, "async_log_pre_api_call", model, messages, self.kwargs)
+                await self._async(logger, "async_log_pre_api_call", model, kwargs["input"], kwargs)
 
     async def stream_event(self, chunk: Any) -> None:
         end = self.now()
+        view = self._views(chunk)
         for logger in self.loggers:
-            self._sync(logger, "log_stream_event", self.kwargs, chunk, self.start_time, end)
+            kwargs, seen = view(logger)
+            self._sync(logger, "log_stream_event", kwargs, seen, self.start_time, end)
             if self.is_async:
-                await self._async(logger, "async_log_stream_event", self.kwargs, chunk, self.start_time, end)
+                await self._async(logger, "async_log_stream_event", kwargs, seen, self.start_time, end)
 
     async def succeeded(self, response: Any, *, cost: float | None = None) -> None:
         end = self.now()
@@ -244,8 +270,9 @@ class CallbackRun:
         await self._fan_out(self.failure, "failure", None, end)
 
     async def _fan_out(self, callbacks: Sequence[Any], kind: str, response: Any, end: datetime) -> None:
-        args = (self.kwargs, response, self.start_time, end)
+        view = self._views(response)
         for cb in callbacks:
+            args = (*view(cb), self.start_time, end)
             if isinstance(cb, CustomLogger):
                 self._sync(cb, f"log_{kind}_event", *args)
                 if self.is_async:

@@ -24,7 +24,11 @@ __all__ = ["CustomLogger"]
 
 
 class CustomLogger:
-    """Override any hook; the defaults do nothing."""
+    """Override any hook; the defaults do nothing.
+
+    ``turn_off_message_logging=True``: this logger's hooks get copies of the call without prompt and
+    answer text (:mod:`routerd.integrations.redact`), whatever the module or daemon setting says.
+    """
 
     def __init__(self, turn_off_message_logging: bool = False, **kwargs: Any) -> None:
         self.turn_off_message_logging = turn_off_message_logging

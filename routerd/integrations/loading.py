@@ -46,6 +46,8 @@ class CallbackTable:
     every: tuple[Any, ...] = ()  # litellm_settings.callbacks (and "otel" wherever it is listed)
     success: tuple[Any, ...] = ()  # callbacks, then success_callback
     failure: tuple[Any, ...] = ()  # callbacks, then failure_callback
+    # litellm_settings.turn_off_message_logging: every logging hook gets copies without prompt/answer text
+    redact: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.success or self.failure)

@@ -7,7 +7,8 @@ semantic-convention attributes: ``gen_ai.operation.name``, ``gen_ai.provider.nam
 ``gen_ai.response.model``, ``gen_ai.response.id``, ``gen_ai.response.finish_reasons``,
 ``gen_ai.usage.input_tokens`` / ``output_tokens``, and ``error.type`` on failures. Prompt and answer
 text are recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (or
-``capture_content=True``), as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` JSON.
+``capture_content=True``), as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` JSON, and never
+while ``turn_off_message_logging`` is on (the module or daemon setting, or this logger's own).
 
 Spans are exported by OTLP over HTTP, configured by the standard variables
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``,
@@ -36,6 +37,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from routerd.events import AttemptFinished
 from routerd.integrations.custom_logger import CustomLogger
+from routerd.integrations.redact import is_redacted
 
 __all__ = [
     "CAPTURE_CONTENT_ENV",
@@ -79,8 +81,9 @@ class OpenTelemetryLogger(CustomLogger):
         *,
         capture_content: bool | None = None,
         span_kind: SpanKind = SpanKind.CLIENT,
+        turn_off_message_logging: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(turn_off_message_logging=turn_off_message_logging)
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         self.provider = provider
         self.tracer = provider.get_tracer("routerd")
@@ -98,7 +101,8 @@ class OpenTelemetryLogger(CustomLogger):
             value = (kwargs.get("optional_params") or {}).get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 attributes[name] = value
-        if self.capture_content and messages is not None:
+        # with message logging off the hooks get placeholders: record nothing rather than those
+        if self._captures() and messages is not None and not is_redacted(messages):
             attributes["gen_ai.input.messages"] = json.dumps(messages, default=str)
         # a daemon request continues the client's trace (W3C traceparent); an SDK call the caller's
         incoming = ((kwargs.get("litellm_params") or {}).get("proxy_server_request") or {}).get("headers")
@@ -111,6 +115,9 @@ class OpenTelemetryLogger(CustomLogger):
             self._spans[kwargs["litellm_call_id"]] = span
             while len(self._spans) > MAX_OPEN_SPANS:
                 self._spans.popitem(last=False)[1].end()
+
+    def _captures(self) -> bool:
+        return self.capture_content and not self.turn_off_message_logging
 
     def tracer_provider_flush(self, timeout_millis: int = 10_000) -> None:
         """Export every finished span now (tests, and short scripts before they exit)."""
@@ -149,8 +156,8 @@ class OpenTelemetryLogger(CustomLogger):
         reasons = [str(_field(c, "finish_reason")) for c in choices if _field(c, "finish_reason")]
         if reasons:
             span.set_attribute("gen_ai.response.finish_reasons", reasons)
-        if self.capture_content and choices:
-            texts = [_field(_field(c, "message"), "content") or _field(c, "text") for c in choices]
+        texts = [_field(_field(c, "message"), "content") or _field(c, "text") for c in choices]
+        if self._captures() and texts and not any(is_redacted(text) for text in texts):
             span.set_attribute("gen_ai.output.messages", json.dumps(texts, default=str))
         span.end(end_time=_ns(end_time))
 

@@ -11,7 +11,8 @@ What runs, for each request the daemon serves:
 
 * ``async_pre_call_hook(user_api_key_dict, cache, data, call_type)`` of ``callbacks``' loggers before
   routing: it may return a changed body, or raise to reject the request (an :mod:`routerd.errors` class keeps its status;
-  anything else answers 400 with its message);
+  anything else answers 400 with its message). It gets the real body even with
+  ``turn_off_message_logging`` (it acts on the request, as LiteLLM's does); the logging hooks do not;
 * after the request ends (a subscriber of :class:`~routerd.events.RequestFinished`), in a background
   task: ``log_success_event`` / ``async_log_success_event`` or their ``failure`` twins, with
   LiteLLM's ``kwargs`` (``model``, ``messages``, ``litellm_call_id`` = the request id,
@@ -40,6 +41,7 @@ from routerd.integrations.callbacks import CallbackRun, attempt_tracer, call_kwa
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.integrations.custom_logger import CustomLogger
 from routerd.integrations.loading import CallbackTable
+from routerd.integrations.redact import hides_messages, redact_kwargs
 from routerd.routing.attempt import AttemptTracer
 
 __all__ = ["CALLBACK_DRAIN_SECONDS", "MAX_PENDING_CALLBACKS", "ProxyCallbacks", "callbacks_lifespan"]
@@ -82,9 +84,15 @@ class ProxyCallbacks:
         headers = {k: v for k, v in (REQUEST_HEADERS.get() or {}).items() if k not in _SECRET_HEADERS}
         kwargs["litellm_params"]["proxy_server_request"] = {"headers": headers}
         loggers = table.loggers
+        redacted = (
+            redact_kwargs(kwargs)
+            if any(hides_messages(lg, everywhere=table.redact) for lg in loggers)
+            else {}
+        )
         for logger in loggers:
+            seen = redacted if hides_messages(logger, everywhere=table.redact) else kwargs
             try:
-                logger.log_pre_api_call(model, kwargs["input"], kwargs)
+                logger.log_pre_api_call(model, seen["input"], seen)
             except Exception:
                 log.exception("callback %s failed in log_pre_api_call", type(logger).__qualname__)
         for logger in loggers:
@@ -153,7 +161,9 @@ class ProxyCallbacks:
                 "custom_llm_provider": event.provider,
             }
         )
-        run = CallbackRun(callbacks.success, callbacks.failure, kwargs, is_async=True, now=self.now)
+        run = CallbackRun(
+            callbacks.success, callbacks.failure, kwargs, is_async=True, now=self.now, redact=callbacks.redact
+        )
         run.start_time = run.start_time - timedelta(seconds=event.latency)
         if event.error is None:
             response = {
