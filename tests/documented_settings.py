@@ -62,10 +62,6 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "litellm_settings.turn_off_message_logging": (
         "tests/sdk/test_message_logging_daemon.py::test_the_daemon_setting_redacts_logging_hooks_and_reloads",
     ),
-    # its effect is a refusal: `true` is a config error (routerd cannot hand callbacks the raw request)
-    "litellm_settings.log_raw_request_response": (
-        "tests/sdk/test_message_logging_daemon.py::test_log_raw_request_response_true_is_a_config_error_at_its_place",
-    ),
     # -- top level
     "model_list": ("tests/sdk/test_sdk_calls.py::test_model_list_routes_over_the_given_deployments",),
     "include": (f"{_LOADER}::test_include_concatenates_lists_and_merges_mappings",),

@@ -177,6 +177,7 @@ IGNORED_LITELLM_SETTINGS: dict[str, str] = {
     "service_callbacks": "service health callbacks",
     "redact_user_api_key_info": "routerd never logs keys",
     "redact_messages_in_exceptions": "routerd never logs messages",
+    "log_raw_request_response": "callbacks do not get the raw upstream request",
     "langfuse_default_tags": "the Langfuse integration",
     "enable_preview_features": "preview features",
     "set_verbose": "use ROUTERD_LOG_LEVEL",

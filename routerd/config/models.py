@@ -432,18 +432,6 @@ class LiteLLMSettings(_FallbackSettings):
         default=None,
         description="Callbacks and traces get the calls without prompt and answer text (placeholders instead).",
     )
-    log_raw_request_response: bool | None = Field(
-        default=None, description="Not supported by routerd: `true` is a config error."
-    )
-
-    @field_validator("log_raw_request_response")
-    @classmethod
-    def _no_raw_logging(cls, value: bool | None) -> bool | None:
-        if value:
-            raise ValueError(
-                "routerd does not pass the raw upstream request to callbacks; remove the key or set it to false"
-            )
-        return value
 
     @field_validator("end_user_budget_duration")
     @classmethod
