@@ -24,14 +24,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from routerd.config.issues import closest_typo
-from routerd.guardrails.content_filter import ContentFilter
-from routerd.guardrails.engine import Mode
-from routerd.guardrails.filter_spec import ContentFilterParams, compile_content_filter, read_yaml_file
+from routerd.guardrails.modes import Mode
+
+if TYPE_CHECKING:
+    # the content filter's compiler is imported by compile_guardrails, when a file has guardrails
+    from routerd.guardrails.content_filter import ContentFilter
 
 __all__ = ["KNOWN_TYPES", "CompiledGuardrail", "GuardrailParams", "GuardrailSpec", "compile_guardrails"]
 
@@ -154,6 +156,10 @@ def compile_guardrails(
     category lists) are recorded in ``seen`` with their SHA-256."""
     compiled: dict[str, CompiledGuardrail] = {}
     problems: list[Problem] = []
+    if not specs:
+        return compiled, problems
+    from routerd.guardrails.filter_spec import read_yaml_file
+
     reader = read_yaml_file(base, seen)
     for index, spec in specs:
         at: tuple[Any, ...] = ("guardrails", index)
@@ -202,6 +208,8 @@ def _compile_one(spec: GuardrailSpec, extra: dict[str, Any], reader: Any) -> Com
         window = extra.pop("stream_window", 256)
         if not isinstance(window, int) or isinstance(window, bool) or not 16 <= window <= 65536:
             raise ValueError("stream_window must be a whole number from 16 to 65536")
+        from routerd.guardrails.filter_spec import ContentFilterParams, compile_content_filter
+
         content = ContentFilterParams.model_validate(extra)
         return CompiledGuardrail(
             **common, content_filter=compile_content_filter(content, reader), stream_window=window

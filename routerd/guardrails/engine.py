@@ -17,11 +17,11 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from routerd.errors import BadRequestError, OpenAIError
 from routerd.guardrails.content_filter import ContentFilter, StreamScanner
+from routerd.guardrails.modes import Mode
 from routerd.guardrails.texts import Slot, answer_slots, request_slots
 
 __all__ = [
@@ -35,13 +35,6 @@ __all__ = [
     "apply_answer",
     "apply_request",
 ]
-
-
-class Mode(StrEnum):
-    PRE_CALL = "pre_call"
-    POST_CALL = "post_call"
-    DURING_CALL = "during_call"
-    LOGGING_ONLY = "logging_only"
 
 
 ALLOW = "allow"

@@ -22,7 +22,6 @@ from starlette.routing import BaseRoute, Route
 from routerd.access.ledger import GROUPINGS, SpendLedger
 from routerd.access.limits import AccessLimits
 from routerd.access.periods import period_bounds
-from routerd.access.shared import SharedSpend, declared_budgets
 from routerd.access.table import KeyPolicy, authenticate
 from routerd.cache.local import LocalCache
 from routerd.errors import (
@@ -40,6 +39,8 @@ from routerd.state.connect import shared_client
 
 if TYPE_CHECKING:
     import httpx
+
+    from routerd.access.shared import SharedSpend
 
 __all__ = ["access_routes", "gate_lifespan", "spend_db_path"]
 
@@ -176,6 +177,8 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
         spend_client = shared_client(settings, state.table.server, timeout=1.0)
         shared = None
         if spend_client is not None:
+            from routerd.access.shared import SharedSpend  # replicas sharing Redis only
+
             ledger.shared = True
             shared = SharedSpend(spend_client, namespace=settings.state_namespace)
             state.gate.shared_spend = shared
@@ -209,6 +212,8 @@ async def _flush_forever(
         except Exception:
             log.exception("writing the spend ledger failed; retrying in %s s", interval)
         if shared is not None:
+            from routerd.access.shared import declared_budgets  # imported with SharedSpend already
+
             now = time.time()
             await shared.sync(ledger, now, declared_budgets(state.table.access, now))
 

@@ -14,14 +14,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from routerd.access.ledger import BudgetScope, SpendEvent, SpendLedger
-from routerd.access.limits import AccessLimits, Admission
 from routerd.access.periods import Duration, period_bounds
-from routerd.access.shared import SharedSpend
 from routerd.access.table import (
     AccessTable,
     EndUserBudget,
@@ -31,31 +29,40 @@ from routerd.access.table import (
     check_model,
 )
 from routerd.cache.controls import CacheControls, parse_controls
-from routerd.cache.key import cache_key, embedding_item_keys
-from routerd.cache.local import AsyncLocalCache, CachedValue, LocalCache
-from routerd.cache.redis_cache import RedisCache
-from routerd.cache.replay import answer_from_chunks
 from routerd.cache.spec import CacheConfig, CacheParams
 from routerd.config.table import RoutingTable
 from routerd.cost import request_cost
 from routerd.errors import AuthenticationError, BadRequestError
 from routerd.guardrails.config import CONTENT_FILTER, MODERATION, WEBHOOK, CompiledGuardrail
-from routerd.guardrails.engine import (
-    ContentFilterGuardrail,
-    Guardrail,
-    GuardrailBlockedError,
-    GuardrailRun,
-    GuardrailUnavailableError,
-    Mode,
-    StreamGuard,
-    apply_answer,
-    apply_request,
-    select,
-    unknown_names,
-)
-from routerd.guardrails.network import ModerationGuardrail, Moderator, Poster, WebhookGuardrail
+from routerd.guardrails.modes import Mode
 from routerd.server.auth import presented_key
 from routerd.tokens import count_request_tokens
+
+if TYPE_CHECKING:
+    # Imported when a table first has them (_load_guardrails, _load_cache), not with this module:
+    # a gateway without guardrails, a cache or shared spend does not pay for them at start-up.
+    from routerd.access.limits import AccessLimits, Admission
+    from routerd.access.shared import SharedSpend
+    from routerd.cache.key import cache_key, embedding_item_keys
+    from routerd.cache.local import AsyncLocalCache, CachedValue, LocalCache
+    from routerd.cache.redis_cache import RedisCache
+    from routerd.cache.replay import answer_from_chunks
+    from routerd.guardrails.engine import (
+        ContentFilterGuardrail,
+        Guardrail,
+        GuardrailBlockedError,
+        GuardrailRun,
+        GuardrailUnavailableError,
+        StreamGuard,
+        apply_answer,
+        apply_request,
+        select,
+        unknown_names,
+    )
+    from routerd.guardrails.network import ModerationGuardrail, Moderator, Poster, WebhookGuardrail
+
+    # (id of the table, its guardrails bound to this process, the default_on ones per mode)
+    _Binding = tuple[int, dict[str, Guardrail], tuple[tuple[Guardrail, ...], ...]]
 
 __all__ = ["MAX_REQUESTED_GUARDRAILS", "Gate", "Passage"]
 
@@ -68,6 +75,34 @@ EMBEDDINGS = "embeddings"
 _CHUNK_ENVELOPE = 160
 
 
+def _load_guardrails() -> None:
+    """Bind the guardrail engine's names in this module, the first time a table with guardrails is
+    bound (or a call names a guardrail, or ``explain`` previews them). Until then they are not
+    imported; from then on the request path finds them as plain globals, with no import per call."""
+    from routerd.guardrails import engine, network
+
+    names = (
+        *("ContentFilterGuardrail", "GuardrailBlockedError", "GuardrailUnavailableError", "StreamGuard"),
+        *("apply_answer", "apply_request", "select", "unknown_names"),
+    )
+    globals().update({name: getattr(engine, name) for name in names})
+    globals().update(
+        ModerationGuardrail=network.ModerationGuardrail, WebhookGuardrail=network.WebhookGuardrail
+    )
+
+
+def _load_cache() -> None:
+    """Bind the cache's key and replay functions in this module, when the gate first makes a cache
+    backend (as :func:`_load_guardrails` does for guardrails)."""
+    from routerd.cache import key, replay
+
+    globals().update(
+        cache_key=key.cache_key,
+        embedding_item_keys=key.embedding_item_keys,
+        answer_from_chunks=replay.answer_from_chunks,
+    )
+
+
 class CacheBackend(Protocol):
     """The cache as the gate uses it: this process's LRU or a Redis shared by the replicas."""
 
@@ -76,10 +111,6 @@ class CacheBackend(Protocol):
     async def get(self, key: str, *, max_age: float | None = None) -> CachedValue | None: ...
 
     async def set(self, key: str, value: bytes, ttl: float) -> bool: ...
-
-
-# (id of the table, its guardrails bound to this process, the default_on ones per mode)
-_Binding = tuple[int, dict[str, Guardrail], tuple[tuple[Guardrail, ...], ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +175,9 @@ class Gate:
                 client = self.redis_client(config.params)
                 if client is None:
                     return None
+                from routerd.cache.redis_cache import RedisCache
+
+                _load_cache()
                 limit = self.cache.max_entry_bytes if self.cache is not None else 1 << 20
                 namespace = f"routerd:{config.params.namespace + ':' if config.params.namespace else ''}"
                 backend = self._redis[where] = RedisCache(
@@ -153,6 +187,9 @@ class Gate:
         if self.cache is None:
             return None
         if self._local is None:
+            from routerd.cache.local import AsyncLocalCache
+
+            _load_cache()
             self._local = AsyncLocalCache(self.cache)
         return self._local
 
@@ -187,6 +224,7 @@ class Gate:
         bound = self._bound
         if bound is not None and bound[0] == id(table):
             return bound
+        _load_guardrails()
         runtime = {name: self._bind(g) for name, g in table.guardrails.items()}
         defaults = tuple(select(runtime, mode) for mode in (Mode.PRE_CALL, Mode.POST_CALL, Mode.DURING_CALL))
         self._bound = (id(table), runtime, defaults)
@@ -296,6 +334,7 @@ def preview(
     access: AccessTable | None = table.access
     policy = access.by_alias(key_alias) if access is not None and key_alias else None
     scoped = [*policy.guardrails, *(policy.team.guardrails if policy.team else ())] if policy else []
+    _load_guardrails()
     guardrails = {name: _Named(g.name, g.modes, g.default_on) for name, g in table.guardrails.items()}
     modes = {
         mode.value: [g.name for g in select(guardrails, mode, requested, scoped)]

@@ -14,7 +14,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -23,11 +23,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import BadRequestError, OpenAIError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
-from routerd.guardrails.engine import GuardrailRun
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RERANK
 from routerd.routing.relay import StreamRelay
@@ -39,6 +37,9 @@ from routerd.server.limits import new_request_id
 from routerd.server.state import AppState
 from routerd.server.validation import validate_body
 from routerd.tokens import CHARS_PER_TOKEN, count_request_tokens
+
+if TYPE_CHECKING:
+    from routerd.guardrails.engine import GuardrailRun
 
 _SSE_DONE = b"data: [DONE]\n\n"
 
@@ -500,6 +501,9 @@ async def _answer_from_cache(
     headers = {"x-request-id": request_id, **_cache_headers(passage)}
     try:
         if log.stream:
+            # imported by the first streamed cache hit (a gateway without a cache never needs it)
+            from routerd.cache.replay import chunks_from_answer
+
             include_usage = bool((passage.stream_options or {}).get("include_usage"))
             chunks = chunks_from_answer(passage.endpoint, answer, include_usage=include_usage)
             body = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks) + _SSE_DONE
