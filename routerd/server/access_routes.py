@@ -174,6 +174,7 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
                 password=params.password,
             ),
         )
+        state.gate.prepare(state.table)
         spend_client = shared_client(settings, state.table.server, timeout=1.0)
         shared = None
         if spend_client is not None:

@@ -193,6 +193,14 @@ class Gate:
             self._local = AsyncLocalCache(self.cache)
         return self._local
 
+    def prepare(self, table: RoutingTable) -> None:
+        """Load what ``table`` uses before its first call needs it (the server calls this at start-up):
+        its guardrails bound, the cache's code imported. A table without them imports neither."""
+        if table.guardrails:
+            self.guardrails(table)
+        if table.cache is not None:
+            _load_cache()
+
     async def aclose(self) -> None:
         for backend in self._redis.values():
             await backend.aclose()

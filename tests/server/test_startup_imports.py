@@ -4,8 +4,10 @@ Start-up time is mostly imports (docs/performance.md). A fresh interpreter takes
 configs/example.yaml -- the settings, the routing file loaded and compiled, the app made, its lifespan
 started, a readiness probe answered -- and lists what it imported. Code only some gateways use (the
 front doors, Files/fine-tuning/Batch/media routes, provider adapters the file does not name, httpx,
-the SDK and its ``openai`` dependency, guardrail and key validators) must not be in that list; the
-first request that needs it imports it (tests/server/test_lazy_routes.py).
+the SDK and its ``openai`` dependency, guardrail and key validators, the guardrail engine, the cache's
+code, shared spend) must not be in that list; the first request that needs it imports it
+(tests/server/test_lazy_routes.py). A file that declares guardrails, keys and a cache gets the gate's
+parts for them loaded before it is ready.
 """
 
 from __future__ import annotations
@@ -112,6 +114,49 @@ NOT_AT_START = (
     "routerd.providers.cohere",
     "routerd.providers.sagemaker",
     "routerd.providers.presets",
+    # the gate's optional parts: loaded only for a file with guardrails, a cache, or shared spend
+    "routerd.guardrails.engine",
+    "routerd.guardrails.network",
+    "routerd.guardrails.content_filter",
+    "routerd.guardrails.filter_spec",
+    "routerd.guardrails.patterns",
+    "routerd.guardrails.texts",
+    "routerd.cache.key",
+    "routerd.cache.redis_cache",
+    "routerd.cache.replay",
+    "routerd.access.shared",
+)
+
+#: a file with guardrails, client keys in a team with limits and budgets, and a cache
+GATED = """
+model_list:
+  - model_name: m
+    litellm_params: {model: mock/m, mock_response: "hi"}
+litellm_settings:
+  cache: true
+guardrails:
+  - guardrail_name: pii
+    litellm_params:
+      guardrail: litellm_content_filter
+      mode: [pre_call]
+      default_on: true
+      patterns: [{pattern_type: prebuilt, pattern_name: email, action: MASK}]
+teams:
+  - {team_id: t, rpm_limit: 100}
+keys:
+  - {key_alias: k, key: sk-startup-imports-test, team_id: t, max_budget: 1, budget_duration: 1d}
+"""
+
+#: what the gated file needs loaded by the time the server is ready
+GATED_AT_START = (
+    "routerd.guardrails.engine",
+    "routerd.guardrails.content_filter",
+    "routerd.guardrails.filter_spec",
+    "routerd.guardrails.patterns",
+    "routerd.cache.key",
+    "routerd.cache.replay",
+    "routerd.access.limits",
+    "routerd.access.ledger",
 )
 
 
@@ -119,10 +164,9 @@ def _under(module: str, name: str) -> bool:
     return module == name or module.startswith(name + ".")
 
 
-@pytest.fixture(scope="module")
-def imported() -> dict[str, object]:
+def _serve(config: Path) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_SERVE_PATH), str(EXAMPLE)],
+        [sys.executable, "-c", textwrap.dedent(_SERVE_PATH), str(config)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -132,6 +176,18 @@ def imported() -> dict[str, object]:
     assert result.returncode == 0, result.stderr[-3000:]
     data: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
+
+
+@pytest.fixture(scope="module")
+def imported() -> dict[str, object]:
+    return _serve(EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def imported_gated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    config = tmp_path_factory.mktemp("gated") / "gated.yaml"
+    config.write_text(GATED)
+    return _serve(config)
 
 
 def test_the_example_server_became_ready(imported: dict[str, object]) -> None:
@@ -157,3 +213,14 @@ def test_the_check_sees_a_lazy_route_module_arrive(imported: dict[str, object]) 
     assert isinstance(after, list)
     assert "routerd.server.batches" in after
     assert "routerd.finetune.serving" in after
+
+
+def test_the_gated_server_became_ready(imported_gated: dict[str, object]) -> None:
+    assert imported_gated["status"] == 200
+
+
+@pytest.mark.parametrize("name", GATED_AT_START)
+def test_serve_loads_the_gate_parts_a_file_declares(imported_gated: dict[str, object], name: str) -> None:
+    ready = imported_gated["ready"]
+    assert isinstance(ready, list)
+    assert name in ready
