@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from routerd.cache.key import cache_key, embedding_item_keys
     from routerd.cache.local import AsyncLocalCache, CachedValue, LocalCache
     from routerd.cache.redis_cache import RedisCache
-    from routerd.cache.replay import answer_from_chunks
+    from routerd.cache.replay import JSON, answer_from_chunks, chunks_from_answer
     from routerd.guardrails.engine import (
         ContentFilterGuardrail,
         Guardrail,
@@ -100,6 +100,7 @@ def _load_cache() -> None:
         cache_key=key.cache_key,
         embedding_item_keys=key.embedding_item_keys,
         answer_from_chunks=replay.answer_from_chunks,
+        chunks_from_answer=replay.chunks_from_answer,
     )
 
 
@@ -636,6 +637,10 @@ class Passage:
         """Whether :meth:`relay` must read a stream's chunks (during_call guardrails, or the cache
         keeping the answer); when not, the server may hand the upstream's bytes on unread."""
         return bool(self.during) or (self.cache_key is not None and not self.controls.no_store)
+
+    def replayed(self, answer: Mapping[str, Any], *, include_usage: bool) -> list[JSON]:
+        """A cached answer as the chunks of a stream (a hit: the cache's code is loaded)."""
+        return chunks_from_answer(self.endpoint, answer, include_usage=include_usage)
 
     def stream_guard(self) -> StreamGuard | None:
         return StreamGuard(self.during, self.endpoint) if self.during else None

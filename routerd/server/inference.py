@@ -501,11 +501,8 @@ async def _answer_from_cache(
     headers = {"x-request-id": request_id, **_cache_headers(passage)}
     try:
         if log.stream:
-            # imported by the first streamed cache hit (a gateway without a cache never needs it)
-            from routerd.cache.replay import chunks_from_answer
-
             include_usage = bool((passage.stream_options or {}).get("include_usage"))
-            chunks = chunks_from_answer(passage.endpoint, answer, include_usage=include_usage)
+            chunks = passage.replayed(answer, include_usage=include_usage)
             body = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks) + _SSE_DONE
             headers["cache-control"] = "no-cache"
             response: Response = Response(body, media_type="text/event-stream", headers=headers)
