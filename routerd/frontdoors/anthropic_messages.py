@@ -71,6 +71,8 @@ KNOWN_FIELDS = frozenset(
 # Anthropic-only fields with no chat equivalent: carried as extras (an Anthropic deployment reached
 # through the chat translation forwards them; other providers ignore or refuse them).
 _EXTRAS = ("top_k", "container", "mcp_servers", "context_management", "inference_geo")
+_EXTRAS_SET = frozenset(_EXTRAS)
+_SAMPLING_FIELDS = frozenset({"temperature", "top_p", "top_k", "stop_sequences"})
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
@@ -104,18 +106,25 @@ def to_chat_request(body: Any) -> JSON:
     chat: JSON = {"model": need_str(request.get("model"), "model", _ERR, allow_empty=False)}
     chat["max_tokens"] = need_int(request.get("max_tokens"), "max_tokens", _ERR)
     chat["messages"] = chat_messages(request)
-    _sampling(request, chat)
-    _tools(request, chat)
-    _thinking(request, chat)
-    _output_config(request, chat)
+    # Most requests carry few of the optional fields: each group is looked at only when present
+    # (this runs for every /v1/messages request, Anthropic deployments included).
+    if not _SAMPLING_FIELDS.isdisjoint(request):
+        _sampling(request, chat)
+    if "tools" in request or "tool_choice" in request:
+        _tools(request, chat)
+    if "thinking" in request:
+        _thinking(request, chat)
+    if "output_config" in request:
+        _output_config(request, chat)
     metadata = request.get("metadata")
     if metadata is not None:
         user_id = need_mapping(metadata, "metadata", _ERR).get("user_id")
         if user_id is not None:
             chat["user"] = need_short(user_id, "metadata.user_id", _ERR)
-    for name in _EXTRAS:
-        if request.get(name) is not None:
-            chat[name] = request[name]
+    if not _EXTRAS_SET.isdisjoint(request):
+        for name in _EXTRAS:
+            if request.get(name) is not None:
+                chat[name] = request[name]
     if need_bool(request.get("stream"), "stream", _ERR):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}  # message_delta reports the usage
@@ -170,6 +179,8 @@ def _blocks(content: Any, where: str) -> list[Mapping[str, Any]]:
 
 def _user_messages(content: Any, where: str) -> list[JSON]:
     """One user turn -> tool messages (its tool results, in order) and then one user message."""
+    if type(content) is str and content:
+        return [{"role": "user", "content": content}]  # the common plain-text turn, as below
     tool_messages: list[JSON] = []
     parts: list[JSON] = []
     for index, block in enumerate(_blocks(content, where)):

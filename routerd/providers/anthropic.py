@@ -143,7 +143,9 @@ class AnthropicAdapter(BaseAdapter):
 def _native_headers(target: AnthropicTarget, request: UpstreamRequest) -> Mapping[str, str]:
     # The client's anthropic-version / anthropic-beta win over the deployment's defaults; the
     # credential is always the deployment's.
-    headers = {**target.headers, **{k.lower(): v for k, v in request.extra_headers.items()}}
+    headers = dict(target.headers)
+    for name, value in request.extra_headers.items():
+        headers[name.lower()] = value
     headers.pop("authorization", None)
     if "x-api-key" in target.headers:
         headers["x-api-key"] = target.headers["x-api-key"]

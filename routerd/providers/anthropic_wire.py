@@ -77,8 +77,9 @@ def native_payload(request: UpstreamRequest, params: DeploymentParams, *, stream
     """A Messages request as the client sent it (unknown fields included), ``model`` set to the
     deployment's; the deployment's ``additional_drop_params`` and ``extra_body`` applied."""
     body = {**request.body, "model": request.deployment.model}
-    for key in params.drop_keys.intersection(body):
-        del body[key]
+    if params.drop_keys:
+        for key in params.drop_keys.intersection(body):
+            del body[key]
     params.upstream_body(body)
     if stream:
         body["stream"] = True

@@ -59,6 +59,11 @@ class _MessagesContext:
     input_tokens: int
 
 
+#: the context of a request with no stop sequences that is not streamed (most of them)
+_PLAIN_CONTEXT = _MessagesContext((), 0)
+_NO_HEADERS: Mapping[str, str] = {}
+
+
 class MessagesDoor(Door):
     """``POST /v1/messages``: Anthropic deployments get the request as it is, the others chat."""
 
@@ -70,7 +75,9 @@ class MessagesDoor(Door):
         return _json(body, status, {**extra, **headers})
 
     async def prepare(self, state: AppState, body: Any, headers: Mapping[str, str]) -> DoorCall:
-        if isinstance(body, Mapping) and not anthropic_messages.KNOWN_FIELDS.issuperset(body):
+        if (
+            type(body) is dict or isinstance(body, Mapping)
+        ) and not anthropic_messages.KNOWN_FIELDS.issuperset(body):
             # Fields routerd does not know (newer API features) go to Anthropic deployments as they
             # are; the translation for the other providers leaves them out.
             known = {k: v for k, v in body.items() if k in anthropic_messages.KNOWN_FIELDS}
@@ -78,12 +85,16 @@ class MessagesDoor(Door):
         else:
             chat = anthropic_messages.to_chat_request(body)
         passed = {name: headers[name] for name in ANTHROPIC_HEADERS if name in headers}
-        beta = {"anthropic-beta": passed["anthropic-beta"]} if "anthropic-beta" in passed else {}
-        stops = body.get("stop_sequences") or ()
-        context = _MessagesContext(
-            tuple(stops), count_request_tokens(CHAT, chat) if chat.get("stream") else 0
+        beta = {"anthropic-beta": passed["anthropic-beta"]} if "anthropic-beta" in passed else _NO_HEADERS
+        stops = body.get("stop_sequences")
+        stream = chat.get("stream")
+        context = (
+            _MessagesContext(tuple(stops or ()), count_request_tokens(CHAT, chat) if stream else 0)
+            if stops or stream
+            else _PLAIN_CONTEXT
         )
-        return DoorCall(chat, NativeCall("messages", dict(body), passed), beta, context)
+        # the parsed body is this request's own and adapters copy it before changing it: no copy here
+        return DoorCall(chat, NativeCall("messages", body, passed), beta, context)
 
     async def answer(self, state: AppState, call: DoorCall, body: JSON, *, native: bool) -> JSON:
         if native:
