@@ -293,3 +293,52 @@ def test_count_tokens_uses_the_shared_estimator() -> None:
 def test_count_tokens_validates() -> None:
     with pytest.raises(AnthropicRequestError):
         am.count_tokens({"model": "m", "messages": "hello"})
+
+
+def test_plain_text_turn_translates_as_its_one_block_form() -> None:
+    """A string user turn (the common case, translated directly) gives what the same turn written as
+    one text block gives; an empty string is still refused."""
+    as_block = minimal()
+    as_block["messages"][0]["content"] = [{"type": "text", "text": "hi"}]
+    assert am.to_chat_request(minimal()) == am.to_chat_request(as_block)
+    empty = minimal()
+    empty["messages"][0]["content"] = ""
+    with pytest.raises(AnthropicRequestError) as caught:
+        am.to_chat_request(empty)
+    assert caught.value.param == "messages[0].content"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"temperature": 0.5}, {"temperature": 0.5}),
+        ({"top_p": 0.9}, {"top_p": 0.9}),
+        ({"stop_sequences": ["END"]}, {"stop": ["END"]}),
+        ({"top_k": 5}, {"top_k": 5}),
+        ({"inference_geo": "us"}, {"inference_geo": "us"}),
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 4000},
+            {"reasoning_effort": "low"},
+        ),
+    ],
+)
+def test_each_optional_field_is_translated_alone(extra: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Optional fields are looked at only when present: each one alone still reaches the chat body."""
+    chat = am.to_chat_request(minimal(**extra))
+    assert {key: chat[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(("field", "value"), [("top_k", -1), ("temperature", 2), ("stop_sequences", "END")])
+def test_each_optional_field_alone_is_still_validated(field: str, value: Any) -> None:
+    with pytest.raises(AnthropicRequestError) as caught:
+        am.to_chat_request(minimal(**{field: value}))
+    assert caught.value.param == field
+
+
+def test_a_mapping_that_is_not_a_dict_is_accepted() -> None:
+    """The shape checks take any mapping (the dict fast path is only a shortcut)."""
+    from types import MappingProxyType
+
+    body = minimal()
+    body["metadata"] = MappingProxyType({"user_id": "u-1"})
+    assert am.to_chat_request(MappingProxyType(body))["user"] == "u-1"

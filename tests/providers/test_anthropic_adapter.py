@@ -434,3 +434,29 @@ async def test_stream_always_ends_with_usage_so_the_router_meters_it(
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["prompt_tokens"] > 0
     assert chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+async def test_native_request_headers_and_body(
+    http_client: HttpClient, fake: FakeAnthropic, deployment: Deployment
+) -> None:
+    """A native request: the client's version and betas (any case) win over the deployment's,
+    its own credentials never reach the upstream, and the client's parsed body is left as it was
+    (the front door hands it over without a copy)."""
+    body = {"model": "claude", "max_tokens": 16, "stream": False, **ask(), "metadata": {"user_id": "u-1"}}
+    before = orjson.loads(orjson.dumps(body))
+    headers = {
+        "Anthropic-Version": "2099-01-01",
+        "anthropic-beta": "context-1m-2025-08-07",
+        "Authorization": "Bearer sk-routerd-client",
+        "x-api-key": "sk-ant-someone-else",
+    }
+    await adapter.messages(http_client, UpstreamRequest(deployment, body, 10.0, extra_headers=headers))
+    sent = fake.requests[-1]
+    assert sent.headers["anthropic-version"] == "2099-01-01"
+    assert sent.headers["anthropic-beta"] == "context-1m-2025-08-07"
+    assert sent.headers["x-api-key"] == KEY
+    assert "authorization" not in {name.lower() for name in sent.headers}
+    assert sent.json["model"] == MODEL
+    assert sent.json["metadata"] == {"user_id": "u-1"}
+    assert "stream" not in sent.json
+    assert body == before
