@@ -30,6 +30,7 @@ from routerd.cache.replay import chunks_from_answer
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import OpenAIError
 from routerd.events import RequestStarted
+from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT
 from routerd.routing.types import CallResult, NativeCall
 from routerd.server.auth import presented_key, require_key
@@ -129,6 +130,7 @@ async def serve(state: AppState, door: Door, scope: Scope, receive: Receive, sen
     """Serve one request of ``door``; see the module docstring."""
     started = time.perf_counter()
     headers = request_headers(scope)
+    REQUEST_HEADERS.set(headers)  # for the daemon's callbacks, as on chat completions (traceparent)
     request_id = headers.get("x-request-id") or new_request_id()
     log = _DoorLog(state, door.name, request_id, started)
     state.events.emit(RequestStarted(request_id, door.name))
