@@ -57,6 +57,14 @@ class CallbackTable:
         """The :class:`CustomLogger` s of ``callbacks``: their pre-call hooks and attempt tracers run."""
         return tuple(cb for cb in self.every if isinstance(cb, CustomLogger))
 
+    @property
+    def rewrites_requests(self) -> bool:
+        """Whether a logger has its own ``async_pre_call_hook`` (which may change the request body)."""
+        return any(
+            type(logger).async_pre_call_hook is not CustomLogger.async_pre_call_hook
+            for logger in self.loggers
+        )
+
     @classmethod
     def of(
         cls, callbacks: Sequence[Any] = (), success: Sequence[Any] = (), failure: Sequence[Any] = ()

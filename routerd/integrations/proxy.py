@@ -206,6 +206,10 @@ async def callbacks_lifespan(state: Any) -> AsyncIterator[None]:
         if not callbacks:
             return await route(endpoint, body, request_id=request_id, **options)
         body = await proxy.pre_call(endpoint, body, request_id, callbacks)
+        if options.get("native") is not None and callbacks.rewrites_requests:
+            # a front door's native request is the client's own body: a hook's changes (masking,
+            # defaults) are in the chat body only, so every deployment gets that one, translated
+            options["native"] = None
         traced = proxy.outgoing_headers(request_id)
         if traced:
             options["extra_headers"] = {**traced, **(options.get("extra_headers") or {})}
