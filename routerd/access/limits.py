@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from routerd.access.table import KeyPolicy, TeamPolicy
+from routerd.access.table import KeyPolicy
 from routerd.errors import RateLimitError
 from routerd.routing.usage import UsageWindow
 
 if TYPE_CHECKING:
-    from routerd.state.access import Refusal, SharedAccess
+    from routerd.state.access import Refusal, ScopeLimits, SharedAccess
 
 __all__ = ["AccessLimits", "Admission"]
 
@@ -46,13 +46,6 @@ class Admission:
     slots: tuple[tuple[str, int | None], ...] = ()  # (scope, its parallel limit) holding shared slots
 
 
-def _scopes(policy: KeyPolicy) -> list[tuple[str, KeyPolicy | TeamPolicy]]:
-    scopes: list[tuple[str, KeyPolicy | TeamPolicy]] = [(policy.scope, policy)]
-    if policy.team is not None:
-        scopes.append((policy.team.scope, policy.team))
-    return scopes
-
-
 class AccessLimits:
     """This process's windows and in-flight counts per key and team."""
 
@@ -67,6 +60,16 @@ class AccessLimits:
         self._windows: dict[str, UsageWindow] = {}
         self._in_flight: dict[str, int] = {}
 
+    def admit_local(self, policy: KeyPolicy, tokens: int, now: float) -> Admission | None:
+        """:meth:`admit` when this process decides alone (no shared store, or it is down); None when
+        the shared store must be asked (await :meth:`acquire`). The gate's synchronous fast path:
+        no coroutine is created for a call the memory store serves."""
+        if self._shared is not None:
+            shared = self._shared()
+            if shared is not None and shared.up:
+                return None
+        return self.admit(policy, tokens, now)
+
     async def acquire(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
         """Like :meth:`admit`, cluster-wide when the shared store answers: at most one round trip
         (none when this process's leases and held slots cover the call); Redis failing -> local."""
@@ -75,7 +78,7 @@ class AccessLimits:
             return self.admit(policy, tokens, now)
         if shared.windows is not self._windows:
             shared.windows = self._windows  # seeded into Redis when it comes back after an outage
-        scopes = _scopes(policy)
+        scopes = policy.limit_scopes
         claim = shared.claim(scopes, tokens, self._in_flight)
         for turn in range(_CLAIM_TURNS):  # bounded: the last turn reserves without waiting
             if claim.wait is None:
@@ -98,14 +101,14 @@ class AccessLimits:
             self._leave(scopes)
             if refusal is not None:
                 raise _refused(refusal)
-        admission = self._count(scopes, tokens, now)
+        admission = self._count(policy, tokens, now)
         admission.shared_tokens = claim.tokens_shared
         admission.slots = tuple(
             (name, limits.max_parallel_requests) for name, limits in scopes if name in claim.slots
         )
         return admission
 
-    def _leave(self, scopes: list[tuple[str, KeyPolicy | TeamPolicy]]) -> None:
+    def _leave(self, scopes: Sequence[tuple[str, ScopeLimits]]) -> None:
         for name, _ in scopes:
             count = self._in_flight.get(name, 0) - 1
             if count > 0:
@@ -121,8 +124,9 @@ class AccessLimits:
 
     def admit(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
         """Count one call of ``tokens`` (estimated) tokens, or raise 429 with Retry-After."""
-        scopes = _scopes(policy)
-        divisor = max(1, self._divisor())
+        scopes = policy.limit_scopes
+        divisor = self._divisor()
+        in_flight, windows = self._in_flight, self._windows
         for name, limits in scopes:
             parallel, rpm, tpm = limits.max_parallel_requests, limits.rpm_limit, limits.tpm_limit
             if divisor > 1:
@@ -131,7 +135,7 @@ class AccessLimits:
                     _divided(rpm, divisor),
                     _divided(tpm, divisor),
                 )
-            if parallel is not None and self._in_flight.get(name, 0) >= parallel:
+            if parallel is not None and in_flight.get(name, 0) >= parallel:
                 raise RateLimitError(
                     f"{_describe(name)} has {parallel} calls in flight (max_parallel_requests)",
                     retry_after=1.0,
@@ -139,7 +143,9 @@ class AccessLimits:
                 )
             if rpm is None and tpm is None:
                 continue
-            window = self._window(name)
+            window = windows.get(name)
+            if window is None:
+                window = windows[name] = UsageWindow()
             free = window.free_at(now, rpm, tpm, tokens)
             if free > now:
                 which = "rpm_limit" if rpm is not None and window.used(now)[0] + 1 > rpm else "tpm_limit"
@@ -149,15 +155,19 @@ class AccessLimits:
                     retry_after=wait,
                     code=which,
                 )
-        return self._count(scopes, tokens, now)
+        return self._count(policy, tokens, now)
 
-    def _count(self, scopes: list[tuple[str, KeyPolicy | TeamPolicy]], tokens: int, now: float) -> Admission:
+    def _count(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
         stamp = 0
-        for name, limits in scopes:
-            self._in_flight[name] = self._in_flight.get(name, 0) + 1
+        in_flight, windows = self._in_flight, self._windows
+        for name, limits in policy.limit_scopes:
+            in_flight[name] = in_flight.get(name, 0) + 1
             if limits.rpm_limit is not None or limits.tpm_limit is not None:
-                stamp = self._window(name).add(now, tokens)
-        return Admission(tuple([name for name, _ in scopes]), stamp, tokens)
+                window = windows.get(name)
+                if window is None:
+                    window = windows[name] = UsageWindow()
+                stamp = window.add(now, tokens)
+        return Admission(policy.scope_names, stamp, tokens)
 
     def settle(self, admission: Admission, tokens: int, now: float) -> None:
         """Correct the admitted token estimate with the real count."""
@@ -178,17 +188,40 @@ class AccessLimits:
         if admission.released:
             return
         admission.released = True
+        in_flight = self._in_flight
         for name in admission.scopes:
-            count = self._in_flight.get(name, 0) - 1
+            count = in_flight.get(name, 0) - 1
             if count > 0:
-                self._in_flight[name] = count
+                in_flight[name] = count
             else:
-                self._in_flight.pop(name, None)
+                in_flight.pop(name, None)
         if admission.slots:
             shared = self._shared() if self._shared is not None else None
             if shared is not None and shared.up:
                 for name, parallel in admission.slots:
-                    shared.release(name, self._in_flight.get(name, 0), parallel)
+                    shared.release(name, in_flight.get(name, 0), parallel)
+
+    def end(self, admission: Admission, tokens: int, now: float) -> None:
+        """:meth:`settle` with the real count, then :meth:`release`: the call is over. A local
+        admission (nothing shared) settles and releases each scope in one pass."""
+        if admission.shared_tokens or admission.slots or admission.released:
+            self.settle(admission, tokens, now)
+            self.release(admission)
+            return
+        admission.released = True
+        delta = tokens - admission.tokens
+        admission.tokens = tokens
+        in_flight, windows = self._in_flight, self._windows
+        for name in admission.scopes:
+            if delta:
+                window = windows.get(name)
+                if window is not None:
+                    window.adjust(now, admission.stamp, delta)
+            count = in_flight.get(name, 0) - 1
+            if count > 0:
+                in_flight[name] = count
+            else:
+                in_flight.pop(name, None)
 
     def in_flight(self, scope: str) -> int:
         return self._in_flight.get(scope, 0)

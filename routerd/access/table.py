@@ -3,6 +3,9 @@
 Lookup is by the SHA-256 digest of the presented key: the table never holds a key, only digests, and
 a dict lookup by digest reveals nothing useful through its timing (an attacker would need a preimage of
 the digest to aim at). Keys of ``os.environ/`` are resolved at load time like every other secret.
+Keys that matched are remembered by their text in process memory (:meth:`AccessTable.lookup`, at most
+one per declared key), which saves the digest on later calls; Python's string hashing is keyed per
+process, so that lookup cannot be aimed either, and unknown keys are never remembered.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class KeyPolicy(_Policy):
     limited: bool = field(init=False, repr=False, compare=False)
     #: the key or its team has a tpm limit (a call's tokens are estimated up front)
     counts_tokens: bool = field(init=False, repr=False, compare=False)
+    #: (scope, policy) of the key, then of its team: what a call is counted against
+    limit_scopes: tuple[tuple[str, _Policy], ...] = field(init=False, repr=False, compare=False)
+    #: the scope names of ``limit_scopes``
+    scope_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         team = self.team
@@ -87,6 +94,12 @@ class KeyPolicy(_Policy):
         object.__setattr__(self, "all_models", unrestricted)
         object.__setattr__(self, "limited", limited)
         object.__setattr__(self, "counts_tokens", any(p.tpm_limit is not None for p in both))
+        scope = self.scope
+        scopes: tuple[tuple[str, _Policy], ...] = (
+            ((scope, self),) if team is None else ((scope, self), (team.scope, team))
+        )
+        object.__setattr__(self, "limit_scopes", scopes)
+        object.__setattr__(self, "scope_names", tuple(name for name, _ in scopes))
 
     @property
     def team_id(self) -> str | None:
@@ -100,13 +113,26 @@ class AccessTable:
     keys: Mapping[bytes, KeyPolicy]
     teams: Mapping[str, TeamPolicy]
     access_groups: Mapping[str, frozenset[str]]
+    #: any client keys declared (asked on every call: precomputed)
+    enabled: bool = field(init=False, compare=False)
+    # Presented key -> its policy, for keys that matched: saves a SHA-256 per call. Bounded by the
+    # number of declared keys (a policy has one digest, so one key string); unknown keys are never
+    # kept. A reload builds a new table, so a removed key is forgotten with the table that had it.
+    _known: dict[str, KeyPolicy] = field(init=False, repr=False, compare=False)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.keys)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "enabled", bool(self.keys))
+        object.__setattr__(self, "_known", {})
 
     def lookup(self, token: str) -> KeyPolicy | None:
-        return self.keys.get(hash_key(token))
+        """The policy of the presented key ``token`` (looked up by its digest), or None."""
+        known = self._known
+        policy = known.get(token)
+        if policy is None:
+            policy = self.keys.get(hash_key(token))
+            if policy is not None:
+                known[token] = policy
+        return policy
 
     def by_alias(self, alias: str) -> KeyPolicy | None:
         return next((k for k in self.keys.values() if k.alias == alias), None)

@@ -451,7 +451,12 @@ class Passage:
         if policy is not None and policy.limited:
             # tokens only matter where a tpm limit counts them
             tokens = count_request_tokens(endpoint, body) if policy.counts_tokens else 0
-            passage.admission = await gate.limits.acquire(policy, tokens, time.monotonic())
+            limits, at = gate.limits, time.monotonic()
+            # the memory store decides without a coroutine; a shared store may need a round trip
+            admission = limits.admit_local(policy, tokens, at)
+            passage.admission = (
+                admission if admission is not None else await limits.acquire(policy, tokens, at)
+            )
         passage._prepare_cache(body, controls)
         return passage
 
@@ -705,8 +710,7 @@ class Passage:
             return
         self.finished = True
         if self.admission is not None:
-            self.gate.limits.settle(self.admission, tokens[0] + tokens[1], time.monotonic())
-            self.gate.limits.release(self.admission)
+            self.gate.limits.end(self.admission, tokens[0] + tokens[1], time.monotonic())
         if not ok and tokens == (0, 0):
             return
         self.gate.ledger.record(

@@ -284,3 +284,55 @@ def test_forget_ended_periods() -> None:
     ledger.record(_event(1.0, 1.0, (BudgetScope("key:a", 0.0, 100.0),)))
     ledger.forget_ended(now=100.0)
     assert ledger.spent("key:a", 0.0) == 0.0
+
+
+def test_end_settles_and_releases_in_one_pass() -> None:
+    limits, policy = AccessLimits(), _policy(tpm_limit=100, max_parallel_requests=1, team={"tpm_limit": 100})
+    admission = limits.admit(policy, 90, 10.0)
+    assert limits.in_flight("key:a") == limits.in_flight("team:t") == 1
+    limits.end(admission, 20, 11.0)  # the real count: 20 tokens, in the key's and the team's windows
+    assert limits.in_flight("key:a") == limits.in_flight("team:t") == 0
+    limits.end(admission, 20, 11.0)  # twice is harmless: not released twice, not settled again
+    assert limits.in_flight("key:a") == 0
+    second = limits.admit(policy, 80, 12.0)  # 20 + 80 fits both windows (90 + 80 would not)
+    limits.end(second, 80, 13.0)  # the estimate was right: nothing to correct
+    with pytest.raises(RateLimitError, match="tpm_limit"):
+        limits.admit(policy, 1, 13.0)  # 20 + 80 + 1 > 100
+
+
+class _SharedUp:
+    """A shared store's access limits as AccessLimits sees them: answering (``up``)."""
+
+    up = True
+
+
+def test_admit_local_decides_only_without_a_shared_store() -> None:
+    policy = _policy(rpm_limit=1)
+    shared: _SharedUp | None = _SharedUp()
+    limits = AccessLimits(shared=lambda: shared)  # type: ignore[arg-type,return-value]
+    assert limits.admit_local(policy, 1, 1.0) is None  # the shared store must be asked
+    assert limits.in_flight("key:a") == 0  # ... and nothing was counted here
+    shared.up = False  # type: ignore[misc]
+    admission = limits.admit_local(policy, 1, 1.0)  # Redis down: this process decides alone
+    assert admission is not None and admission.scopes == ("key:a", "team:t")
+    with pytest.raises(RateLimitError, match="rpm_limit"):
+        limits.admit_local(policy, 1, 2.0)
+    shared = None
+    assert AccessLimits().admit_local(policy, 1, 1.0) is not None  # no shared store at all
+
+
+def test_lookup_remembers_matched_keys_only_and_still_checks_them() -> None:
+    keys = [_key(key_alias="a"), KeySpec(key=KEY_B, key_alias="b", expires="2026-12-01")]
+    table, _ = compile_access(keys, [])
+    now = _ts("2026-11-30T12:00:00")
+    for _ in range(3):
+        assert authenticate(table, KEY_A, now).alias == "a"
+        assert authenticate(table, KEY_B, now).alias == "b"
+        with pytest.raises(AuthenticationError):
+            authenticate(table, "sk-not-a-key-at-all-0000", now)
+    assert sorted(table._known) == sorted([KEY_A, KEY_B])  # bounded by the declared keys
+    with pytest.raises(AuthenticationError, match="expired"):  # a remembered key is still checked
+        authenticate(table, KEY_B, _ts("2026-12-01T00:00:00"))
+    reloaded, _ = compile_access([_key(key_alias="a")], [])  # a reload forgets with the old table
+    with pytest.raises(AuthenticationError):
+        authenticate(reloaded, KEY_B, now)
