@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,14 @@ class BudgetScope:
     scope: str
     period_start: float
     period_end: float
+    #: (scope, period_start): the budget's key in the ledger's totals (built once, used every call)
+    key: tuple[str, float] = field(init=False, repr=False, compare=False)
+    #: an end user's budget (kept in the bounded recently-charged order)
+    of_user: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.scope, self.period_start))
+        object.__setattr__(self, "of_user", self.scope[:5] == "user:")
 
 
 @dataclass(slots=True)
@@ -88,6 +96,11 @@ class SpendLedger:
         entry = self._budgets.get((scope, period_start))
         return entry[1] if entry else 0.0
 
+    def spent_on(self, budget: BudgetScope) -> float:
+        """USD spent on ``budget`` in its period (:meth:`spent` by the budget's prebuilt key)."""
+        entry = self._budgets.get(budget.key)
+        return entry[1] if entry else 0.0
+
     def record(self, event: SpendEvent) -> None:
         """Count a finished call against its budgets and in the hourly record."""
         usd = event.usd
@@ -99,13 +112,17 @@ class SpendLedger:
             event.model_group,
         )
         with self._lock:
+            spent, pending = self._budgets, self._pending_budgets
             for budget in event.budgets:
-                key = (budget.scope, budget.period_start)
-                _add_usd(self._budgets, key, budget.period_end, usd)
-                _add_usd(self._pending_budgets, key, budget.period_end, usd)
+                key = budget.key
+                # _add_usd inlined for the two totals every call adds to
+                entry = spent.get(key)
+                spent[key] = (budget.period_end, usd) if entry is None else (entry[0], entry[1] + usd)
+                entry = pending.get(key)
+                pending[key] = (budget.period_end, usd) if entry is None else (entry[0], entry[1] + usd)
                 if self.shared:
                     _add_usd(self._pending_shared, key, budget.period_end, usd)
-                if budget.scope[:5] == "user:":
+                if budget.of_user:
                     self._touch_user(key)
             totals = self._pending_hourly.get(row)
             if totals is None:

@@ -502,7 +502,7 @@ class Passage:
         if policy is not None:
             budgets = self.gate.budgets(self.table, policy, now)
             for scope, label, max_budget, duration in budgets.capped:
-                spent = ledger.spent(scope.scope, scope.period_start)
+                spent = ledger.spent_on(scope)
                 if spent >= max_budget:
                     check_budget(label, spent, max_budget, duration, now)
             scopes = budgets.scopes

@@ -246,6 +246,8 @@ def test_ledger_survives_a_restart_and_reports(tmp_path: Path) -> None:
     ledger.record(_event(90000.0, 0.25, (day,)))
     ledger.record(_event(90010.0, 0.5, (day,), model_group="h", end_user="u1", estimated=True))
     assert ledger.spent("key:a", 86400.0) == pytest.approx(0.75)
+    assert ledger.spent_on(day) == pytest.approx(0.75)  # the same total, by the budget's own key
+    assert ledger.spent_on(BudgetScope("key:a", 172800.0, 259200.0)) == 0.0  # the next period
     ledger.close()
     again = SpendLedger(path)
     again.open(now=90100.0)
