@@ -123,11 +123,16 @@ class AccessLimits:
         return window
 
     def admit(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
-        """Count one call of ``tokens`` (estimated) tokens, or raise 429 with Retry-After."""
-        scopes = policy.limit_scopes
+        """Count one call of ``tokens`` (estimated) tokens, or raise 429 with Retry-After.
+
+        Each scope is checked and counted in one pass (one window update per scope); when the team
+        refuses after the key's window counted the call, that count is taken back, so a refused call
+        leaves no trace."""
         divisor = self._divisor()
         in_flight, windows = self._in_flight, self._windows
-        for name, limits in scopes:
+        counted: UsageWindow | None = None  # the key's window (scopes: key, then team) once it counted
+        stamp = 0
+        for name, limits in policy.limit_scopes:
             parallel, rpm, tpm = limits.max_parallel_requests, limits.rpm_limit, limits.tpm_limit
             if divisor > 1:
                 parallel, rpm, tpm = (
@@ -136,6 +141,7 @@ class AccessLimits:
                     _divided(tpm, divisor),
                 )
             if parallel is not None and in_flight.get(name, 0) >= parallel:
+                _take_back(counted, now, tokens)
                 raise RateLimitError(
                     f"{_describe(name)} has {parallel} calls in flight (max_parallel_requests)",
                     retry_after=1.0,
@@ -148,6 +154,7 @@ class AccessLimits:
                 window = windows[name] = UsageWindow()
             free = window.free_at(now, rpm, tpm, tokens)
             if free > now:
+                _take_back(counted, now, tokens)
                 which = "rpm_limit" if rpm is not None and window.used(now)[0] + 1 > rpm else "tpm_limit"
                 wait = 60.0 if math.isinf(free) else free - now
                 raise RateLimitError(
@@ -155,7 +162,12 @@ class AccessLimits:
                     retry_after=wait,
                     code=which,
                 )
-        return self._count(policy, tokens, now)
+            stamp = window.add(now, tokens)
+            counted = window
+        names = policy.scope_names
+        for name in names:
+            in_flight[name] = in_flight.get(name, 0) + 1
+        return Admission(names, stamp, tokens)
 
     def _count(self, policy: KeyPolicy, tokens: int, now: float) -> Admission:
         stamp = 0
@@ -246,6 +258,13 @@ def _refused(refusal: Refusal) -> RateLimitError:
         retry_after=refusal.wait,
         code=which,
     )
+
+
+def _take_back(window: UsageWindow | None, now: float, tokens: int) -> None:
+    """Undo a window's count of a call made at ``now`` (same second: the same bucket) when a later
+    scope refuses it."""
+    if window is not None:
+        window.add(now, -tokens, -1)
 
 
 def _divided(value: int | None, divisor: int) -> int | None:

@@ -198,6 +198,17 @@ def test_team_tpm_limit_applies_to_its_keys_and_refusals_leave_no_trace() -> Non
     assert limits.in_flight("key:a") == 1  # the refused call was not counted
 
 
+def test_a_team_refusal_takes_back_the_keys_count() -> None:
+    limits, policy = AccessLimits(), _policy(rpm_limit=2, tpm_limit=100, team={"tpm_limit": 50})
+    limits.admit(policy, 30, 10.0)
+    for _ in range(3):  # the key's window counts each call before the team's refuses it
+        with pytest.raises(RateLimitError, match="team 't' reached its tpm_limit"):
+            limits.admit(policy, 30, 10.5)
+    limits.admit(policy, 20, 10.5)  # the key's rpm (2) and tpm (100) kept only the admitted calls
+    with pytest.raises(RateLimitError, match="key 'a' reached its rpm_limit"):
+        limits.admit(policy, 0, 11.0)
+
+
 def test_settle_corrects_tokens() -> None:
     limits, policy = AccessLimits(), _policy(tpm_limit=100)
     admission = limits.admit(policy, 90, 10.0)
