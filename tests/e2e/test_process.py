@@ -144,6 +144,13 @@ def test_sighup_reloads_every_worker_in_place(tmp_path: Path) -> None:
             timeout=60,
             what="two worker processes",
         )
+        # a worker handles SIGHUP once its lifespan has started (the reload handler is installed there):
+        # a signal sent before that ends the worker instead, which a loaded machine made happen
+        wait_for(
+            lambda: daemon.output.count("Application startup complete") == 2,
+            timeout=60,
+            what="both workers started",
+        )
         config.write_text(
             CONFIG.replace(
                 "router_settings:",
