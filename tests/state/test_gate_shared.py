@@ -114,10 +114,15 @@ def test_the_spend_report_is_the_fleets(fake: FakeOpenAI, redis_server: RedisSer
                 messages=[{"role": "user", "content": "count me"}],
                 extra_body={"cache": {"no-store": True}},
             )
-        fleet = _spend(a)
+
+        def fleet_row() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            fleet = _spend(a)
+            rows = [r for r in fleet["data"] if r["name"] == "shared"]
+            return (fleet, rows[0]) if rows and rows[0]["requests"] == 3 else None
+
+        # each replica pushes its rows every flush (0.05 s here): wait for b's two to reach Redis
+        fleet, row = wait_for(fleet_row, "the fleet's report to hold a's one call and b's two", timeout=10)
         assert fleet["scope"] == "fleet"
-        [row] = [r for r in fleet["data"] if r["name"] == "shared"]
-        assert row["requests"] == 3  # a's one and b's two
         assert row["spend_usd"] > 0
         mine = _spend(a, scope="replica")
         assert mine["scope"] == "replica"
