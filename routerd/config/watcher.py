@@ -13,6 +13,7 @@ and does not read past the size bound.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -81,7 +82,7 @@ async def changes(
     get_paths: Callable[[], list[Path]],
     *,
     debounce_ms: int = 50,
-    stop_event: anyio.Event | None = None,
+    stop_event: asyncio.Event | anyio.Event | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     served: str | None = None,
 ) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ metrics_require_auth: true`` requires the key on both.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -124,16 +125,19 @@ async def metrics_lifespan(state: AppState) -> AsyncIterator[None]:
     state.events.subscribe(recorder)
     server: _EmbeddedServer | None = None
     try:
-        async with anyio.create_task_group() as tasks:
+        # asyncio's task group, not anyio's: anyio's asyncio backend is a start-up import (~20 ms)
+        # that a server without a metrics port or several workers does not otherwise need
+        async with asyncio.TaskGroup() as tasks:
             if sock is not None:
                 server = await _start_metrics_server(state, sock, tasks)
-            refresher = anyio.CancelScope()
+            refresher: asyncio.Task[None] | None = None
             if runtime.multiprocess_dir is not None:
-                tasks.start_soon(_refresh_periodically, runtime, refresher)
+                refresher = tasks.create_task(_refresh_periodically(runtime), name="routerd-metrics-refresh")
             try:
                 yield
             finally:
-                refresher.cancel()
+                if refresher is not None:
+                    refresher.cancel()
                 if server is not None:
                     server.should_exit = True  # its task ends after closing its socket
     finally:
@@ -144,14 +148,14 @@ async def metrics_lifespan(state: AppState) -> AsyncIterator[None]:
             worker_exiting()
 
 
-async def _refresh_periodically(runtime: MetricsRuntime, scope: anyio.CancelScope) -> None:
-    with scope:
-        while True:
-            await anyio.sleep(MULTIPROCESS_REFRESH_SECONDS)
-            try:
-                runtime.refresh()
-            except Exception:  # metrics must never take the worker down
-                log.exception("refreshing deployment metrics failed")
+async def _refresh_periodically(runtime: MetricsRuntime) -> None:
+    """Re-publish deployment health until cancelled (at shutdown)."""
+    while True:
+        await asyncio.sleep(MULTIPROCESS_REFRESH_SECONDS)
+        try:
+            runtime.refresh()
+        except Exception:  # metrics must never take the worker down
+            log.exception("refreshing deployment metrics failed")
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -163,7 +167,7 @@ class _EmbeddedServer(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
-        self.ready = anyio.Event()
+        self.ready = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -192,15 +196,15 @@ def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 async def _start_metrics_server(
-    state: AppState, sock: socket.socket, tasks: anyio.abc.TaskGroup
+    state: AppState, sock: socket.socket, tasks: asyncio.TaskGroup
 ) -> _EmbeddedServer:
     app = Starlette(routes=[Route("/metrics", metrics_endpoint(state, separate_port=True), methods=["GET"])])
     config = uvicorn.Config(
         app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=1
     )
     server = _EmbeddedServer(config)
-    tasks.start_soon(server.serve, [sock])
-    with anyio.fail_after(10):
+    tasks.create_task(server.serve([sock]), name="routerd-metrics-server")
+    async with asyncio.timeout(10):
         await server.ready.wait()
     host, port = sock.getsockname()[:2]
     log.info("metrics on http://%s:%d/metrics", host, port)

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -102,7 +101,7 @@ class Reloader:
         limits = state.settings.config_limits()
         self.loader = loader or _file_loader(limits)
         self.fingerprint: Fingerprint | None = _file_fingerprint(limits) if loader is None else None
-        self._lock = anyio.Lock()
+        self._lock = asyncio.Lock()
         # what the process started with: host/port/workers/state backend cannot follow a reload
         self._startup_server = state.table.server
 
@@ -129,7 +128,7 @@ class Reloader:
                     "unchanged", status.generation, status.content_hash, None, time.perf_counter() - started
                 )
             try:
-                table = await anyio.to_thread.run_sync(self.loader, path)
+                table = await asyncio.to_thread(self.loader, path)
                 if table.content_hash != status.content_hash:
                     # publish validates what only the router can (strategy arguments) before swapping
                     self.state.router.publish(table)
@@ -175,7 +174,7 @@ class Reloader:
         if self.state.config_path is not None and table.source != str(self.state.config_path):
             return False  # the table did not come from this file (a test's or an SDK's table)
         # the files are read in a thread: the event loop never waits on file I/O
-        now = await anyio.to_thread.run_sync(self.fingerprint, table)
+        now = await asyncio.to_thread(self.fingerprint, table)
         return now == table.source_fingerprint
 
     def _restart_required(self, table: RoutingTable) -> tuple[str, ...]:
@@ -212,20 +211,24 @@ async def reload_lifespan(state: AppState) -> AsyncIterator[None]:
     if state.config_path is None:
         yield
         return
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tasks:
+    # asyncio's own task group and events, not anyio's: anyio's asyncio backend is a start-up import
+    # (~20 ms) that nothing else needs before the server is ready
+    stop = asyncio.Event()
+    started: list[asyncio.Task[None]] = []
+    async with asyncio.TaskGroup() as tasks:
         if state.settings.watch:
-            tasks.start_soon(_watch, reloader, stop)
+            started.append(tasks.create_task(_watch(reloader, stop), name="routerd-config-watch"))
         if _install_sighup(hup := asyncio.Event()):
-            tasks.start_soon(_reload_on_sighup, reloader, hup)
+            started.append(tasks.create_task(_reload_on_sighup(reloader, hup), name="routerd-sighup-reload"))
         try:
             yield
         finally:
             stop.set()
-            tasks.cancel_scope.cancel()
+            for task in started:
+                task.cancel()
 
 
-async def _watch(reloader: Reloader, stop: anyio.Event) -> None:
+async def _watch(reloader: Reloader, stop: asyncio.Event) -> None:
     settings = reloader.state.settings
     debounce, max_bytes = settings.reload_debounce_ms, settings.config_max_bytes
     try:
