@@ -9,19 +9,23 @@ Two views of the same events, both kept in memory and written to SQLite in one t
 
 The database is in WAL mode and flushed every ``flush_interval`` seconds by the server (in a worker
 thread, never on the event loop), so a crash loses at most that interval; a restart loads the totals of
-periods that have not ended. End users are client-chosen names: the in-memory totals keep at most
+periods that have not ended. Without a path (a file without keys, teams or end-user budgets and no
+``ROUTERD_SPEND_DB``) the in-memory database is opened by the first flush that has something to write
+or the first report (:meth:`SpendLedger.open_on_first_use`), not at start-up. End users are client-chosen names: the in-memory totals keep at most
 ``max_end_users`` of them (least recently charged evicted first); the database keeps them all.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # sqlite3 is imported when a database is opened (not by a file without keys)
+    import sqlite3
 
 __all__ = ["BudgetScope", "SpendEvent", "SpendLedger"]
 
@@ -88,6 +92,9 @@ class SpendLedger:
         self.shared = False
         self._lock = threading.Lock()  # memory <-> flushing thread
         self._db: sqlite3.Connection | None = None
+        # open_on_first_use: the time to load totals from (None: opened by open(), or not at all)
+        self._open_at: float | None = None
+        self._open_lock = threading.Lock()  # a flush and a report opening it at once
 
     # -- the event loop side -------------------------------------------------------------------
 
@@ -205,6 +212,8 @@ class SpendLedger:
         Without a path the database lives in memory (same queries, nothing survives a restart)."""
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        import sqlite3
+
         target = str(self.path) if self.path is not None else ":memory:"
         db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -218,9 +227,31 @@ class SpendLedger:
                 self._budgets[(scope, start)] = (end, usd)
         self._db = db
 
+    @property
+    def opened(self) -> bool:
+        """Whether the database is open."""
+        return self._db is not None
+
+    def open_on_first_use(self, now: float) -> None:
+        """Open the database when it is first needed (a flush with something to write, a report)
+        instead of now. For the in-memory database of a file without keys: most such gateways never
+        record spend, and opening costs the ``sqlite3`` import and a worker thread at start-up."""
+        self._open_at = now
+
+    def _opened(self) -> sqlite3.Connection | None:
+        db = self._db
+        if db is None and self._open_at is not None:
+            with self._open_lock:
+                if self._db is None and self._open_at is not None:
+                    self.open(self._open_at)
+                db = self._db
+        return db
+
     def flush(self) -> int:
         """Write what was recorded since the last flush, in one transaction; returns rows written. Blocking."""
-        db = self._db
+        if self._db is None and not (self._pending_budgets or self._pending_hourly):
+            return 0  # nothing to write: a ledger opened on first use stays closed
+        db = self._opened()
         if db is None:
             return 0  # not open yet: keep everything pending
         with self._lock:
@@ -262,9 +293,10 @@ class SpendLedger:
         flushes first so the report includes everything recorded."""
         column = GROUPINGS[group_by]
         self.flush()
-        if self._db is None:
+        db = self._opened()
+        if db is None:
             raise RuntimeError("the spend ledger is not open")
-        rows = self._db.execute(
+        rows = db.execute(
             f"SELECT {column}, SUM(usd), SUM(prompt_tokens), SUM(completion_tokens), SUM(requests), "
             "SUM(estimated) FROM spend_hourly WHERE hour >= ? AND hour < ? GROUP BY 1 ORDER BY 2 DESC",
             (int(since // 3600) * 3600, until),

@@ -142,12 +142,15 @@ def gate_lifespan(state: AppState) -> contextlib.AbstractAsyncContextManager[Non
         settings = state.settings
         path = spend_db_path(state)
         ledger = SpendLedger(path)
-        try:
-            await asyncio.to_thread(ledger.open, time.time())
-        except Exception as exc:  # an unwritable path must not keep the gateway from serving
-            log.error("spend ledger %s could not be opened (%s); spend is kept in memory only", path, exc)
-            ledger = SpendLedger(None)
-            await asyncio.to_thread(ledger.open, time.time())
+        if path is None:  # in memory: opened by the first spend it writes (no sqlite3 at start-up)
+            ledger.open_on_first_use(time.time())
+        else:
+            try:
+                await asyncio.to_thread(ledger.open, time.time())
+            except Exception as exc:  # an unwritable path must not keep the gateway from serving
+                log.error("spend ledger %s could not be opened (%s); spend is kept in memory only", path, exc)
+                ledger = SpendLedger(None)
+                ledger.open_on_first_use(time.time())
         cache = LocalCache(
             max_bytes=settings.cache_max_mb * 1024 * 1024, max_entry_bytes=settings.cache_max_entry_kb * 1024
         )

@@ -5,7 +5,7 @@ configs/example.yaml -- the settings, the routing file loaded and compiled, the 
 started, a readiness probe answered -- and lists what it imported. Code only some gateways use (the
 front doors, Files/fine-tuning/Batch/media routes, provider adapters the file does not name, httpx,
 the SDK and its ``openai`` dependency, guardrail and key validators, the guardrail engine, the cache's
-code, shared spend) must not be in that list; the first request that needs it imports it
+code, shared spend, SQLite for an in-memory spend ledger, anyio's asyncio backend) must not be in that list; the first request that needs it imports it
 (tests/server/test_lazy_routes.py). A file that declares guardrails, keys and a cache gets the gate's
 parts for them loaded before it is ready.
 """
@@ -125,6 +125,10 @@ NOT_AT_START = (
     "routerd.cache.redis_cache",
     "routerd.cache.replay",
     "routerd.access.shared",
+    # the in-memory spend ledger of a file without keys opens with its first spend
+    "sqlite3",
+    # anyio's asyncio backend: the lifespans use asyncio's task groups and events
+    "anyio._backends",
 )
 
 #: a file with guardrails, client keys in a team with limits and budgets, and a cache
@@ -157,6 +161,7 @@ GATED_AT_START = (
     "routerd.cache.replay",
     "routerd.access.limits",
     "routerd.access.ledger",
+    "sqlite3",  # a file with keys keeps its spend in a database beside it, opened at start-up
 )
 
 
