@@ -49,6 +49,11 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(.*?)"')
 #: parse with the fast parser first (see the module); False: always the round-trip parser
 FAST_PARSE = True
+#: Files shorter than this (characters) are parsed by the round-trip parser even with FAST_PARSE:
+#: importing PyYAML (which compiles its regexes at import) costs more than ruamel's round trip of a
+#: small file (measured: the example file to a table, 1,189 M instructions the fast way against
+#: 1,150 M); marks are still built only when an issue has to be located.
+FAST_PARSE_MIN_CHARS = 4096
 
 
 class SourceMap:
@@ -220,7 +225,9 @@ class _Loader:
     ) -> None:
         self.env = env
         self.limits = limits
-        self.fast = (FAST_PARSE and fastparse.available()) if fast is None else fast
+        # whether libyaml is there is asked with the first file large enough for it (the question
+        # imports PyYAML)
+        self.fast = FAST_PARSE if fast is None else fast
         self.reads: dict[Path, _Read] = {} if reads is None else reads
         self.issues: list[Issue] = []
         self.files: list[str] = []
@@ -333,11 +340,19 @@ class _Loader:
         return text
 
     def _parse(self, text: str, display: str) -> tuple[dict[str, Any], Marks | None] | None:
-        if self.fast:
+        if not self.fast:
+            return self._round_trip(text, display)
+        if len(text) >= FAST_PARSE_MIN_CHARS and fastparse.available():
             try:
                 return fastparse.fast_tree(text, self.limits.max_alias_nodes), None
             except fastparse.NotFast:
                 raise _NeedMarks from None
+        # a small file (or no libyaml): the round-trip parse, its marks dropped as the fast pass has
+        # none (they are built again if an issue is to be located; an issue here raises _NeedMarks)
+        parsed = self._round_trip(text, display)
+        return None if parsed is None else (parsed[0], None)
+
+    def _round_trip(self, text: str, display: str) -> tuple[dict[str, Any], Marks | None] | None:
         yaml = YAML(typ="rt")
         try:
             document = yaml.load(text)

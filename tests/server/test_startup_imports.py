@@ -129,6 +129,8 @@ NOT_AT_START = (
     "sqlite3",
     # anyio's asyncio backend: the lifespans use asyncio's task groups and events
     "anyio._backends",
+    # PyYAML: a file as small as the example is parsed by ruamel alone (loader.FAST_PARSE_MIN_CHARS)
+    "yaml",
 )
 
 #: a file with guardrails, client keys in a team with limits and budgets, and a cache
