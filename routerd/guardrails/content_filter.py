@@ -85,36 +85,79 @@ def _digit_count(text: str) -> int:
     return len(raw) - len(raw.translate(None, _DIGITS))
 
 
-def _worth_trying(rules: Sequence[tuple[Rule, int]], text: str, seen: dict[int, int]) -> Iterator[Rule]:
-    """The rules (of ``(rule, its shortest match)``) whose cheap necessary conditions hold: the text is
-    long enough for a match, holds one of the rule's hints and enough digits, and the rule's pre-check
-    (shared between rules, searched at most once per text: ``seen``) finds something. One generator for
-    all rules rather than a call per rule: this runs for every rule on every text a guardrail reads."""
-    size = len(text)
-    for rule, shortest in rules:
-        if size < shortest:
-            continue
-        hints = rule.hints
-        if hints:
-            for hint in hints:
-                if hint in text:
-                    break
-            else:
-                continue
-        if rule.digits:
+class _Prefilter:
+    """The cheap necessary conditions of a list of rules (``(rule, its shortest match)``, in order),
+    turned into bit masks once per filter so that a text is looked at once for all rules rather than
+    rule by rule: each distinct hint is searched once (a rule needs one of its hints), the text's
+    length and digit count each pick a precomputed mask of the rules they allow, and only the rules
+    left are tried (a rule's ``requires`` pre-check, shared between rules, is searched at most once
+    per text: ``seen``)."""
+
+    __slots__ = ("_by_digits", "_by_size", "_hintless", "_hints", "_needs_digits", "_rules")
+
+    def __init__(self, rules: Sequence[tuple[Rule, int]]) -> None:
+        self._rules = tuple(rule for rule, _ in rules)
+        hints: dict[str, int] = {}
+        hintless = 0
+        for index, (rule, _) in enumerate(rules):
+            if not rule.hints:
+                hintless |= 1 << index
+            for hint in rule.hints:
+                hints[hint] = hints.get(hint, 0) | 1 << index
+        self._hintless = hintless
+        self._hints = tuple(hints.items())
+        # _by_size[n] (_by_digits[n]): the rules a text of n characters (with n ASCII digits) allows;
+        # the last entry stands for every larger n
+        self._by_size = _threshold_masks([shortest for _, shortest in rules])
+        self._by_digits = _threshold_masks([rule.digits for rule, _ in rules])
+        self._needs_digits = any(rule.digits for rule, _ in rules)
+
+    def worth_trying(self, text: str, seen: dict[int, int]) -> Iterator[Rule]:
+        """The rules, in order, whose cheap necessary conditions hold for ``text``."""
+        candidates = self._hintless
+        for hint, rules in self._hints:
+            if hint in text:
+                candidates |= rules
+        by_size = self._by_size
+        candidates &= by_size[min(len(text), len(by_size) - 1)]
+        if candidates and self._needs_digits:
             count = seen.get(_DIGIT_COUNT)
             if count is None:
                 count = seen[_DIGIT_COUNT] = _digit_count(text)
-            if count < rule.digits:
-                continue
-        requires = rule.requires
-        if requires is not None:
-            found = seen.get(id(requires))
-            if found is None:
-                found = seen[id(requires)] = requires.search(text) is not None
-            if not found:
-                continue
-        yield rule
+            by_digits = self._by_digits
+            candidates &= by_digits[min(count, len(by_digits) - 1)]
+        rules = self._rules
+        while candidates:
+            lowest = candidates & -candidates
+            candidates ^= lowest
+            rule = rules[lowest.bit_length() - 1]
+            requires = rule.requires
+            if requires is not None:
+                found = seen.get(id(requires))
+                if found is None:
+                    found = seen[id(requires)] = requires.search(text) is not None
+                if not found:
+                    continue
+            yield rule
+
+
+#: The longest threshold table: a larger need (a custom regex matching thousands of characters at least)
+#: counts as this many, a weaker condition that is still a necessary one.
+_MAX_THRESHOLD = 4096
+
+
+def _threshold_masks(needs: Sequence[int]) -> tuple[int, ...]:
+    """Entry n: the bit mask of the positions whose need is at most n, for n up to the largest need."""
+    needs = [min(need, _MAX_THRESHOLD) for need in needs]
+    at = [0] * (max(needs, default=0) + 1)
+    for index, need in enumerate(needs):
+        at[need] |= 1 << index
+    masks: list[int] = []
+    mask = 0
+    for bits in at:
+        mask |= bits
+        masks.append(mask)
+    return tuple(masks)
 
 
 def _shortest_match(regex: re.Pattern[str]) -> int:
@@ -155,11 +198,14 @@ class ContentFilter:
 
     __slots__ = ("_block", "_mask", "_shortest", "rules")
 
+    _block: _Prefilter
+    _mask: _Prefilter
+
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
         widths = {id(r): _shortest_match(r.regex) for r in self.rules}
-        self._block = tuple((r, widths[id(r)]) for r in self.rules if r.action is Action.BLOCK)
-        self._mask = tuple((r, widths[id(r)]) for r in self.rules if r.action is Action.MASK)
+        self._block = _Prefilter([(r, widths[id(r)]) for r in self.rules if r.action is Action.BLOCK])
+        self._mask = _Prefilter([(r, widths[id(r)]) for r in self.rules if r.action is Action.MASK])
         self._shortest = min(widths.values(), default=0)
 
     def scan(self, text: str, *, skip_before: int = 0) -> ScanResult:
@@ -168,13 +214,13 @@ class ContentFilter:
         if len(text) < self._shortest or not self.rules:
             return ScanResult(text, None, ())
         seen: dict[int, int] = {}
-        for rule in _worth_trying(self._block, text, seen):
+        for rule in self._block.worth_trying(text, seen):
             for start, end in _matches(rule, text):
                 if start >= skip_before:
                     finding = Finding(rule.name, rule.kind, rule.action, start, end, rule.severity)
                     return ScanResult(text, finding, ())
         spans: list[tuple[int, int, Rule]] = []
-        for rule in _worth_trying(self._mask, text, seen):
+        for rule in self._mask.worth_trying(text, seen):
             spans.extend((s, e, rule) for s, e in _matches(rule, text) if s >= skip_before)
         if not spans:
             return ScanResult(text, None, ())

@@ -231,3 +231,58 @@ def test_texts_as_short_as_the_shortest_match_are_still_scanned() -> None:
     assert content_filter.scan("ab@c.de").text == "[TINY_REDACTED]"  # exactly the shortest match: found
     assert content_filter.scan("ID7").blocked is not None
     assert content_filter.scan("ID").blocked is None and content_filter.scan("ID").text == "ID"
+
+
+def _each_rule_worth_trying(rule, shortest: int, text: str) -> bool:  # type: ignore[no-untyped-def]
+    """The reference: one rule's necessary conditions checked on their own (what the prefilter's bit
+    masks must reproduce exactly, rule by rule)."""
+    from routerd.guardrails.content_filter import _digit_count
+
+    if len(text) < shortest:
+        return False
+    if rule.hints and not any(hint in text for hint in rule.hints):
+        return False
+    if _digit_count(text) < rule.digits:
+        return False
+    return rule.requires is None or rule.requires.search(text) is not None
+
+
+def test_prefilter_tries_exactly_the_rules_whose_conditions_hold() -> None:
+    """One look at a text for all rules (hints searched once, length and digit masks) picks the same
+    rules, in the same order, as checking each rule's conditions on its own: every prebuilt pattern,
+    BLOCK and MASK, keywords, on random texts made of the hints' and patterns' characters."""
+    import random
+
+    from routerd.guardrails.content_filter import _Prefilter, _shortest_match
+    from routerd.guardrails.patterns import PREBUILT
+
+    names = sorted(PREBUILT)
+    patterns = [
+        {"pattern_type": "prebuilt", "pattern_name": name, "action": "BLOCK" if i % 3 == 0 else "MASK"}
+        for i, name in enumerate(names)
+    ]
+    params = {"patterns": patterns, "blocked_words": [{"keyword": "secret", "action": "MASK"}]}
+    content_filter = _filter(**params)
+    rules = [(rule, _shortest_match(rule.regex)) for rule in content_filter.rules]
+    prefilter = _Prefilter(rules)
+    hints = sorted({hint for rule, _ in rules for hint in rule.hints})
+    assert len(hints) > 10 and any(rule.digits for rule, _ in rules) and any(r.requires for r, _ in rules)
+    pieces = [*hints, *"0123456789" * 3, " ", "-", ".", "GB82", "10.0.0", "secret", "x" * 30, "1234567"]
+    rng = random.Random(11)
+    tried_some = tried_none = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
+        expected = [rule for rule, shortest in rules if _each_rule_worth_trying(rule, shortest, text)]
+        assert list(prefilter.worth_trying(text, {})) == expected, text
+        tried_some += bool(expected)
+        tried_none += not expected
+    assert tried_some > 100 and tried_none > 10  # both outcomes were exercised
+
+
+def test_threshold_masks_cap_large_needs_at_a_weaker_condition() -> None:
+    from routerd.guardrails.content_filter import _MAX_THRESHOLD, _threshold_masks
+
+    masks = _threshold_masks([0, 3, 10**6])
+    assert len(masks) == _MAX_THRESHOLD + 1
+    assert masks[0] == 0b001 and masks[2] == 0b001 and masks[3] == 0b011
+    assert masks[-1] == 0b111  # a need past the cap still lets the rule be tried on long texts
