@@ -115,9 +115,9 @@ class _Prefilter:
     def worth_trying(self, text: str, seen: dict[int, int]) -> Iterator[Rule]:
         """The rules, in order, whose cheap necessary conditions hold for ``text``."""
         candidates = self._hintless
-        for hint, rules in self._hints:
+        for hint, bits in self._hints:
             if hint in text:
-                candidates |= rules
+                candidates |= bits
         by_size = self._by_size
         candidates &= by_size[min(len(text), len(by_size) - 1)]
         if candidates and self._needs_digits:

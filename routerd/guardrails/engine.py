@@ -54,6 +54,10 @@ class Verdict:
     texts: tuple[str, ...] | None = None
 
 
+#: The verdict of a check that found nothing (frozen, so one is shared).
+_ALLOWED = Verdict(ALLOW)
+
+
 @dataclass(slots=True)
 class GuardrailRun:
     """What one guardrail did to one call, for metrics and the request log."""
@@ -135,6 +139,13 @@ class ContentFilterGuardrail:
 
     def decide(self, texts: Sequence[str]) -> Verdict:
         """The synchronous decision (the content filter does no I/O)."""
+        if len(texts) == 1:  # most calls: one message, one answer
+            result = self.content_filter.scan(texts[0])
+            if result.blocked is not None:
+                return Verdict(BLOCK, _reason([result.blocked.rule]))
+            if not result.masked:
+                return _ALLOWED
+            return Verdict(MASK, _reason((f.rule for f in result.masked), verb="masked"), (result.text,))
         new_texts: list[str] | None = None
         rules: list[str] = []
         for index, text in enumerate(texts):
@@ -147,7 +158,7 @@ class ContentFilterGuardrail:
                 new_texts[index] = result.text
                 rules.extend(f.rule for f in result.masked)
         if new_texts is None:
-            return Verdict(ALLOW)
+            return _ALLOWED
         return Verdict(MASK, _reason(rules, verb="masked"), tuple(new_texts))
 
 
@@ -158,30 +169,55 @@ def _reason(rules: Iterable[str], verb: str = "detected") -> str:
 
 Clock = Callable[[], float]
 
+# the modes' values, looked up once (an enum member's .value is a Python-level property)
+_PRE_CALL = Mode.PRE_CALL.value
+_POST_CALL = Mode.POST_CALL.value
+_DURING_CALL = Mode.DURING_CALL.value
 
-async def _run(
-    guardrail: Guardrail, slots: list[Slot], stage: str, mode: Mode, context: Mapping[str, Any], clock: Clock
-) -> GuardrailRun:
-    started = clock()
-    verdict = await guardrail.check([slot.text for slot in slots], stage=stage, context=context)
-    run = GuardrailRun(guardrail.name, mode.value, verdict.action, clock() - started, verdict.reason)
-    if verdict.action == BLOCK:
-        error = GuardrailBlockedError(guardrail.name, verdict.reason, stage=stage)
-        error.runs = [run]
-        raise error
-    if verdict.action == UNAVAILABLE:
-        unavailable = GuardrailUnavailableError(guardrail.name, verdict.reason)
-        unavailable.runs = [run]
-        raise unavailable
-    if verdict.action == MASK and verdict.texts is not None:
-        if len(verdict.texts) != len(slots):
-            raise ValueError(
-                f"guardrail {guardrail.name!r} returned {len(verdict.texts)} texts for {len(slots)}"
-            )
-        for slot, text in zip(slots, verdict.texts, strict=True):
-            if slot.text != text:
-                slot.replace(text)
-    return run
+
+async def _apply(
+    guardrails: Sequence[Guardrail],
+    slots: list[Slot],
+    stage: str,
+    modes: Sequence[str],
+    context: Mapping[str, Any],
+    clock: Clock,
+) -> list[GuardrailRun]:
+    """Run ``guardrails`` (the n-th in mode ``modes[n]``) in order over the texts of ``slots``; a mask
+    rewrites the slots and the next guardrail sees the masked texts. The texts are read once, not once
+    per guardrail, and a content filter (no I/O) is asked directly, without a coroutine."""
+    runs: list[GuardrailRun] = []
+    texts = [slot.text for slot in slots]
+    for guardrail, mode in zip(guardrails, modes, strict=True):
+        started = clock()
+        if type(guardrail) is ContentFilterGuardrail:
+            verdict = guardrail.decide(texts)
+        else:
+            verdict = await guardrail.check(texts, stage=stage, context=context)
+        run = GuardrailRun(guardrail.name, mode, verdict.action, clock() - started, verdict.reason)
+        action = verdict.action
+        if action == ALLOW:
+            runs.append(run)
+            continue
+        if action == BLOCK:
+            error = GuardrailBlockedError(guardrail.name, verdict.reason, stage=stage)
+            error.runs = [*runs, run]
+            raise error
+        if action == UNAVAILABLE:
+            unavailable = GuardrailUnavailableError(guardrail.name, verdict.reason)
+            unavailable.runs = [*runs, run]
+            raise unavailable
+        if action == MASK and verdict.texts is not None:
+            if len(verdict.texts) != len(slots):
+                raise ValueError(
+                    f"guardrail {guardrail.name!r} returned {len(verdict.texts)} texts for {len(slots)}"
+                )
+            for slot, old, text in zip(slots, texts, verdict.texts, strict=True):
+                if old != text:
+                    slot.replace(text)
+            texts = list(verdict.texts)
+        runs.append(run)
+    return runs
 
 
 async def apply_request(
@@ -193,19 +229,12 @@ async def apply_request(
 ) -> list[GuardrailRun]:
     """Run the ``pre_call`` guardrails over the request's texts, in order; masks rewrite ``body`` in
     place (the next guardrail sees the masked text). Raises :class:`GuardrailBlockedError`."""
-    runs: list[GuardrailRun] = []
     if not guardrails:
-        return runs
+        return []
     slots = request_slots(endpoint, body)
     if not slots:
-        return runs
-    for guardrail in guardrails:
-        try:
-            runs.append(await _run(guardrail, slots, "request", Mode.PRE_CALL, context, clock))
-        except (GuardrailBlockedError, GuardrailUnavailableError) as exc:
-            exc.runs = runs + exc.runs
-            raise
-    return runs
+        return []
+    return await _apply(guardrails, slots, "request", [_PRE_CALL] * len(guardrails), context, clock)
 
 
 async def apply_answer(
@@ -217,20 +246,13 @@ async def apply_answer(
 ) -> list[GuardrailRun]:
     """Run the ``post_call`` (and, for a call that was not streamed, ``during_call``) guardrails over a
     complete answer; masks rewrite ``body`` in place. Raises :class:`GuardrailBlockedError`."""
-    runs: list[GuardrailRun] = []
     if not guardrails:
-        return runs
+        return []
     slots = answer_slots(endpoint, body)
     if not slots:
-        return runs
-    for guardrail in guardrails:
-        mode = Mode.POST_CALL if Mode.POST_CALL in guardrail.modes else Mode.DURING_CALL
-        try:
-            runs.append(await _run(guardrail, slots, "response", mode, context, clock))
-        except (GuardrailBlockedError, GuardrailUnavailableError) as exc:
-            exc.runs = runs + exc.runs
-            raise
-    return runs
+        return []
+    modes = [_POST_CALL if Mode.POST_CALL in g.modes else _DURING_CALL for g in guardrails]
+    return await _apply(guardrails, slots, "response", modes, context, clock)
 
 
 class Selectable(Protocol):

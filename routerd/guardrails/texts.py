@@ -71,6 +71,21 @@ def _tool_call_slots(message: MutableMapping[str, Any]) -> Iterator[Slot]:
         yield Slot(function_call, "arguments")
 
 
+def _message_slots(message: MutableMapping[str, Any], slots: list[Slot], *, refusal: bool = False) -> None:
+    """Add a chat message's texts to ``slots``: its content, its refusal (an answer's), the arguments of
+    its tool calls. A plain string content, the usual message, is taken without a generator; the tool
+    call fields are only looked at when the message has one (most have neither)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        slots.append(Slot(message, "content"))
+    elif content is not None:
+        slots.extend(_content_slots(message))
+    if refusal and isinstance(message.get("refusal"), str):
+        slots.append(Slot(message, "refusal"))
+    if "tool_calls" in message or "function_call" in message:
+        slots.extend(_tool_call_slots(message))
+
+
 def _strings(body: MutableMapping[str, Any], key: str) -> Iterator[Slot]:
     value = body.get(key)
     if isinstance(value, str):
@@ -89,8 +104,7 @@ def request_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
         if isinstance(messages, list):
             for message in messages:
                 if isinstance(message, _OBJECT):
-                    slots.extend(_content_slots(message))
-                    slots.extend(_tool_call_slots(message))
+                    _message_slots(message, slots)
         return slots
     if endpoint == COMPLETIONS:
         return list(_strings(body, "prompt"))
@@ -116,10 +130,7 @@ def answer_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
             continue
         message = choice.get("message")
         if isinstance(message, _OBJECT):
-            slots.extend(_content_slots(message))
-            if isinstance(message.get("refusal"), str):
-                slots.append(Slot(message, "refusal"))
-            slots.extend(_tool_call_slots(message))
+            _message_slots(message, slots, refusal=True)
     return slots
 
 

@@ -200,6 +200,8 @@ class MetricsRecorder:
         self._key_labels = LabelGuard("key_alias/team", max_label_values)
         # (key_alias, team) -> its spend, input-token and output-token children, looked up once
         self._key_series: dict[tuple[str, str], tuple[Counter, Counter, Counter]] = {}
+        # (guardrail, action, mode) -> its action counter and duration histogram
+        self._guardrail_series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         # Concrete models of wildcard groups are named by clients: they get a budget of their own, so
         # a client cannot crowd configured names out of theirs (nor grow series past it).
         self._wild_group = LabelGuard("model_group (wildcard models)", max_wildcard_values)
@@ -314,13 +316,28 @@ class MetricsRecorder:
             if event.completion_tokens:
                 tokens_out.inc(event.completion_tokens)
         for run in event.guardrails:
-            name = self._small(run.guardrail)
-            m.guardrail_actions.labels(name, run.action, run.mode).inc()
-            m.guardrail_duration.labels(name, run.mode).observe(run.seconds)
+            action, duration = self._guardrail_children(run.guardrail, run.action, run.mode)
+            action.inc()
+            duration.observe(run.seconds)
         if event.cache is not None:
             m.cache_requests.labels(self._endpoint(event.endpoint), event.cache).inc()
             if event.cache == "hit" and event.saved_cost:
                 m.cache_saved.labels().inc(event.saved_cost)
+
+    def _guardrail_children(self, guardrail: str, action: str, mode: str) -> tuple[Counter, Histogram]:
+        """A guardrail's action counter and duration histogram for one action and mode (looked up once:
+        every guarded call records one per guardrail and mode)."""
+        children = self._guardrail_series.get((guardrail, action, mode))
+        if children is None:
+            m = self.metrics
+            name = self._small(guardrail)
+            children = (
+                m.guardrail_actions.labels(name, action, mode),
+                m.guardrail_duration.labels(name, mode),
+            )
+            if name != OVERFLOW:  # as for keys: a folded name keeps no entry of its own
+                self._guardrail_series[(guardrail, action, mode)] = children
+        return children
 
     def _key_children(self, key_alias: str, team: str) -> tuple[Counter, Counter, Counter]:
         """The children of one key's series (built once: this runs on every call of a client key)."""

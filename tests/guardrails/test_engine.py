@@ -115,6 +115,63 @@ async def test_pre_call_block_stops_at_the_blocking_guardrail_and_never_quotes_t
     assert error.retryable is False
 
 
+class _Recorder:
+    """A guardrail of another type (not a content filter): records the texts it is asked about."""
+
+    name = "recorder"
+    kind = "recorder"
+    modes = ALL_MODES
+    default_on = False
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    async def check(self, texts: Sequence[str], *, stage: str, context: Mapping[str, Any]) -> Any:
+        from routerd.guardrails.engine import Verdict
+
+        self.seen.append(list(texts))
+        return Verdict("allow")
+
+
+async def test_each_guardrail_sees_the_texts_the_ones_before_it_masked() -> None:
+    """The texts are read once per call and passed along: after a mask, the next guardrail (a content
+    filter asked directly, or another type through ``check``) is given the masked texts, and one that
+    blocks on the mask's tag sees it."""
+    tag_filter = _content_filter(
+        patterns=[
+            {"pattern_type": "regex", "name": "tag", "pattern": r"\[EMAIL_REDACTED\]", "action": "BLOCK"}
+        ]
+    )
+    recorder = _Recorder()
+    body = {"messages": [{"role": "user", "content": "mail a@b.example"}, {"role": "user", "content": "x"}]}
+    runs = await apply_request([_guard("pii", MASK_EMAIL), recorder], "chat", body, {})  # type: ignore[list-item]
+    assert recorder.seen == [["mail [EMAIL_REDACTED]", "x"]]
+    assert [(r.guardrail, r.action, r.reason) for r in runs] == [
+        ("pii", "mask", "email masked"),
+        ("recorder", "allow", ""),
+    ]
+    body = {"messages": [{"role": "user", "content": "mail a@b.example"}]}
+    with pytest.raises(GuardrailBlockedError) as caught:
+        await apply_request([_guard("pii", MASK_EMAIL), _guard("tag", tag_filter)], "chat", body, {})
+    assert [(r.guardrail, r.action) for r in caught.value.runs] == [("pii", "mask"), ("tag", "block")]
+
+
+async def test_answer_runs_name_each_guardrails_mode() -> None:
+    answer = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "a@b.example", "refusal": "no"}}]
+    }
+    during = _guard("during", MASK_EMAIL, modes=frozenset({Mode.DURING_CALL}))
+    post = _guard("post", BLOCK_SSN, modes=frozenset({Mode.POST_CALL, Mode.DURING_CALL}))
+    recorder = _Recorder()
+    runs = await apply_answer([during, post, recorder], "chat", answer, {})  # type: ignore[list-item]
+    assert [(r.guardrail, r.mode, r.action) for r in runs] == [
+        ("during", "during_call", "mask"),
+        ("post", "post_call", "allow"),
+        ("recorder", "post_call", "allow"),
+    ]
+    assert recorder.seen == [["[EMAIL_REDACTED]", "no"]]  # the content, then the refusal
+
+
 async def test_post_call_masks_answer_content_and_tool_arguments() -> None:
     answer = {
         "choices": [

@@ -389,3 +389,34 @@ def test_key_labels_past_their_budget_fold_into_other(fake_clock: FakeClock) -> 
     value = runtime.registry.get_sample_value
     assert value("routerd_key_spend_usd_total", {"key_alias": "k1", "team": "t"}) == 1.0
     assert value("routerd_key_spend_usd_total", {"key_alias": OVERFLOW, "team": "t"}) == 1.0  # k2: 4th value
+
+
+def test_guardrail_series_per_action_and_mode_and_folded_names(rig: Rig) -> None:
+    """Each (guardrail, action, mode) counts on its own series however often it recurs (the children are
+    looked up once and kept); names past the small label budget fold into __other__ and keep no entry."""
+    from routerd.guardrails.engine import GuardrailRun
+
+    runs = (
+        GuardrailRun("pii", "pre_call", "mask", 0.001),
+        GuardrailRun("pii", "post_call", "allow", 0.002),
+        GuardrailRun("tox", "pre_call", "allow", 0.004),
+    )
+    for i in range(3):
+        rig.emit(finished(request_id=f"r{i}", guardrails=runs))
+    rig.emit(finished(request_id="b", guardrails=(GuardrailRun("pii", "pre_call", "block", 0.001),)))
+    actions = "routerd_guardrail_actions_total"
+    assert rig.value(actions, guardrail="pii", action="mask", mode="pre_call") == 3
+    assert rig.value(actions, guardrail="pii", action="block", mode="pre_call") == 1
+    assert rig.value(actions, guardrail="pii", action="allow", mode="post_call") == 3
+    assert rig.value(actions, guardrail="tox", action="allow", mode="pre_call") == 3
+    assert rig.value(actions, guardrail="pii", action="allow", mode="pre_call") is None
+    duration = "routerd_guardrail_duration_seconds_count"
+    assert rig.value(duration, guardrail="pii", mode="pre_call") == 4
+    assert rig.value(
+        "routerd_guardrail_duration_seconds_sum", guardrail="tox", mode="pre_call"
+    ) == pytest.approx(0.012)
+    for i in range(600):  # more names than the small budget (500, shared with error names)
+        rig.emit(finished(request_id=f"n{i}", guardrails=(GuardrailRun(f"g{i}", "pre_call", "allow", 0.0),)))
+    assert rig.value(actions, guardrail=OVERFLOW, action="allow", mode="pre_call") >= 100
+    series = rig.runtime.recorder._guardrail_series
+    assert ("g599", "allow", "pre_call") not in series and len(series) < 510  # folded names keep no entry
