@@ -105,7 +105,12 @@ class _Prefilter:
             for hint in rule.hints:
                 hints[hint] = hints.get(hint, 0) | 1 << index
         self._hintless = hintless
-        self._hints = tuple(hints.items())
+        # hints grouped under a character each holds (the one least likely in prose): a text without
+        # that character holds none of them, and looking for one character is a memchr
+        groups: dict[str, list[tuple[str, int]]] = {}
+        for hint, bits in hints.items():
+            groups.setdefault(_rarest(hint), []).append((hint, bits))
+        self._hints = tuple((char, tuple(group)) for char, group in groups.items())
         # _by_size[n] (_by_digits[n]): the rules a text of n characters (with n ASCII digits) allows;
         # the last entry stands for every larger n
         self._by_size = _threshold_masks([shortest for _, shortest in rules])
@@ -115,9 +120,11 @@ class _Prefilter:
     def worth_trying(self, text: str, seen: dict[int, int]) -> Iterator[Rule]:
         """The rules, in order, whose cheap necessary conditions hold for ``text``."""
         candidates = self._hintless
-        for hint, bits in self._hints:
-            if hint in text:
-                candidates |= bits
+        for char, group in self._hints:
+            if char in text:
+                for hint, bits in group:
+                    if hint in text:
+                        candidates |= bits
         by_size = self._by_size
         candidates &= by_size[min(len(text), len(by_size) - 1)]
         if candidates and self._needs_digits:
@@ -139,6 +146,16 @@ class _Prefilter:
                 if not found:
                     continue
             yield rule
+
+
+#: Lower-case letters and the space, most frequent first in English prose; any other character (capitals,
+#: digits, punctuation) counts as rarer than all of them.
+_COMMON = " etaoinshrdlcumwfgypbvkjxqz"
+
+
+def _rarest(hint: str) -> str:
+    """The character of ``hint`` least likely to occur in a text (the first of equals)."""
+    return max(hint, key=lambda char: _COMMON.find(char) if char in _COMMON else len(_COMMON))
 
 
 #: The longest threshold table: a larger need (a custom regex matching thousands of characters at least)

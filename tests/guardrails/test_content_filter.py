@@ -286,3 +286,11 @@ def test_threshold_masks_cap_large_needs_at_a_weaker_condition() -> None:
     assert len(masks) == _MAX_THRESHOLD + 1
     assert masks[0] == 0b001 and masks[2] == 0b001 and masks[3] == 0b011
     assert masks[-1] == 0b111  # a need past the cap still lets the rule be tried on long texts
+
+
+def test_hints_are_grouped_under_a_character_they_hold() -> None:
+    from routerd.guardrails.content_filter import _rarest
+
+    assert [_rarest(h) for h in ("eyJ", "aws", "sk-", "xox", "gh")] == ["J", "w", "-", "x", "g"]
+    for hint in ("AKIA", "github_pat_", "-----BEGIN", "@", "é"):
+        assert _rarest(hint) in hint  # a text without the character cannot hold the hint
