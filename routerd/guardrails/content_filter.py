@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 __all__ = ["Action", "ContentFilter", "Finding", "Rule", "ScanResult", "StreamScanner"]
 
@@ -46,6 +47,7 @@ class Rule:
     hints: tuple[str, ...] = ()
     requires: re.Pattern[str] | None = None  # a cheap pre-check searched once per text, shared by rules
     digits: int = 0  # the fewest ASCII digits a match holds (the text's digits are counted once)
+    shape: bytes = b""  # a run of kinds every match holds (see :func:`_shape`), found in the text's kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,17 @@ class ScanResult:
 
 _DIGITS = b"0123456789"
 _DIGIT_COUNT = -1  # where scan()'s ``seen`` keeps the text's digit count (ids of regexes are never negative)
+_SHAPE = -2  # where it keeps the text's kinds (see _shape)
+#: Each byte to its kind: ``A`` for an ASCII capital, ``0`` for an ASCII digit, a space for anything else
+#: (the bytes of a non-ASCII character included, so ASCII characters are next to each other in the kinds
+#: exactly when they are in the text).
+_KINDS = bytes(ord("A") if 65 <= b <= 90 else ord("0") if 48 <= b <= 57 else ord(" ") for b in range(256))
+
+
+def _shape(text: str) -> bytes:
+    """``text``'s kinds, one byte per UTF-8 byte: ``b"AA00" in _shape(t)`` exactly when ``[A-Z][A-Z][0-9][0-9]``
+    matches somewhere in ``t``."""
+    return text.encode("utf-8", "surrogatepass").translate(_KINDS)
 
 
 def _digit_count(text: str) -> int:
@@ -117,7 +130,7 @@ class _Prefilter:
         self._by_digits = _threshold_masks([rule.digits for rule, _ in rules])
         self._needs_digits = any(rule.digits for rule, _ in rules)
 
-    def worth_trying(self, text: str, seen: dict[int, int]) -> Iterator[Rule]:
+    def worth_trying(self, text: str, seen: dict[int, Any]) -> Iterator[Rule]:
         """The rules, in order, whose cheap necessary conditions hold for ``text``."""
         candidates = self._hintless
         for char, group in self._hints:
@@ -138,6 +151,12 @@ class _Prefilter:
             lowest = candidates & -candidates
             candidates ^= lowest
             rule = rules[lowest.bit_length() - 1]
+            if rule.shape:
+                kinds = seen.get(_SHAPE)
+                if kinds is None:
+                    kinds = seen[_SHAPE] = _shape(text)
+                if rule.shape not in kinds:
+                    continue
             requires = rule.requires
             if requires is not None:
                 found = seen.get(id(requires))
@@ -230,7 +249,7 @@ class ContentFilter:
         by an earlier scan: see :class:`StreamScanner`)."""
         if len(text) < self._shortest or not self.rules:
             return ScanResult(text, None, ())
-        seen: dict[int, int] = {}
+        seen: dict[int, Any] = {}
         for rule in self._block.worth_trying(text, seen):
             for start, end in _matches(rule, text):
                 if start >= skip_before:

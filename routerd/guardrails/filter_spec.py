@@ -190,6 +190,7 @@ def _pattern_rule(spec: PatternSpec, redaction: str) -> Rule:
             hints=prebuilt.hints,
             requires=_requirement(prebuilt.requires) if prebuilt.requires else None,
             digits=prebuilt.digits,
+            shape=prebuilt.shape.encode("ascii"),
         )
     return Rule(spec.label, "pattern", re.compile(spec.pattern or ""), spec.action, tag)
 

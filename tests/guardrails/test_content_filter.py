@@ -233,6 +233,13 @@ def test_texts_as_short_as_the_shortest_match_are_still_scanned() -> None:
     assert content_filter.scan("ID").blocked is None and content_filter.scan("ID").text == "ID"
 
 
+def _shape_regex(shape: str):  # type: ignore[no-untyped-def]
+    """What a shape says, as a regex (``A`` an ASCII capital, ``0`` an ASCII digit)."""
+    import re
+
+    return re.compile("".join({"A": "[A-Z]", "0": "[0-9]"}[kind] for kind in shape))
+
+
 def _each_rule_worth_trying(rule, shortest: int, text: str) -> bool:  # type: ignore[no-untyped-def]
     """The reference: one rule's necessary conditions checked on their own (what the prefilter's bit
     masks must reproduce exactly, rule by rule)."""
@@ -243,6 +250,8 @@ def _each_rule_worth_trying(rule, shortest: int, text: str) -> bool:  # type: ig
     if rule.hints and not any(hint in text for hint in rule.hints):
         return False
     if _digit_count(text) < rule.digits:
+        return False
+    if rule.shape and not _shape_regex(rule.shape.decode()).search(text):
         return False
     return rule.requires is None or rule.requires.search(text) is not None
 
@@ -267,7 +276,9 @@ def test_prefilter_tries_exactly_the_rules_whose_conditions_hold() -> None:
     prefilter = _Prefilter(rules)
     hints = sorted({hint for rule, _ in rules for hint in rule.hints})
     assert len(hints) > 10 and any(rule.digits for rule, _ in rules) and any(r.requires for r, _ in rules)
+    assert any(rule.shape for rule, _ in rules)
     pieces = [*hints, *"0123456789" * 3, " ", "-", ".", "GB82", "10.0.0", "secret", "x" * 30, "1234567"]
+    pieces += ["G", "B", "ü", "€", "Ω"]  # capitals on their own, and characters of two and three bytes
     rng = random.Random(11)
     tried_some = tried_none = 0
     for _ in range(3000):
@@ -294,3 +305,31 @@ def test_hints_are_grouped_under_a_character_they_hold() -> None:
     assert [_rarest(h) for h in ("eyJ", "aws", "sk-", "xox", "gh")] == ["J", "w", "-", "x", "g"]
     for hint in ("AKIA", "github_pat_", "-----BEGIN", "@", "é"):
         assert _rarest(hint) in hint  # a text without the character cannot hold the hint
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("GB82", True),
+        ("xGB82y", True),
+        ("GB8 2", False),
+        ("Gb82", False),
+        ("GÜ82", False),
+        ("ÜGB82", True),
+        ("GB€82", False),
+        ("GB\U0001f60082", False),
+        ("", False),
+        ("G[82", False),
+        ("@B82", False),
+        ("GB/8", False),
+        ("GB8:", False),
+        ("\uff27\uff22\uff18\uff12", False),  # full-width GB82
+    ],
+)
+def test_shape_is_the_regex_it_stands_for(text: str, found: bool) -> None:
+    """``AA00`` in a text's kinds exactly when ``[A-Z][A-Z][0-9][0-9]`` matches (non-ASCII characters,
+    whatever their bytes, are never capitals or digits and never make ASCII ones adjacent)."""
+    from routerd.guardrails.content_filter import _shape
+
+    assert (b"AA00" in _shape(text)) is found
+    assert (_shape_regex("AA00").search(text) is not None) is found

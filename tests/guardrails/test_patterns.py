@@ -160,14 +160,18 @@ def test_pre_checks_are_necessary_conditions() -> None:
     ]
     checked = 0
     for name, prebuilt in PREBUILT.items():
-        if not (prebuilt.digits or prebuilt.requires):
+        if not (prebuilt.digits or prebuilt.requires or prebuilt.shape):
             continue
         regex = re.compile(prebuilt.regex, prebuilt.flags)
         requires = re.compile(prebuilt.requires) if prebuilt.requires else None
+        # a shape as the regex it stands for (A an ASCII capital, 0 an ASCII digit)
+        kinds = {"A": "[A-Z]", "0": "[0-9]"}
+        shape = re.compile("".join(kinds[k] for k in prebuilt.shape)) if prebuilt.shape else None
         for text in texts:
             for match in regex.finditer(text):
                 value = match.group()
                 assert sum(c.isascii() and c.isdigit() for c in value) >= prebuilt.digits, (name, value)
                 assert requires is None or requires.search(value), (name, value)
+                assert shape is None or shape.search(value), (name, value)
                 checked += 1
     assert checked > 100  # the random texts did produce matches to check
