@@ -102,8 +102,8 @@ class HttpxClient:
     ) -> None:
         self._client = client or httpx.AsyncClient(timeout=None, follow_redirects=False)
         self._owned = owned if owned is not None else client is None
-        self._limits = limits or HttpLimits()
-        self.limits = self._limits  # read by stream readers for the line bound, as FastHttpClient.limits
+        # public, as FastHttpClient.limits: stream readers read the line bound from it
+        self.limits = limits or HttpLimits()
 
     async def request(
         self,
@@ -143,7 +143,7 @@ class HttpxClient:
     async def _read(self, response: httpx.Response, url: str, asked: bool) -> bytes:
         if 300 <= response.status_code < 400:
             raise redirect_error(url, response.status_code)
-        limit = self._limits.max_body_bytes
+        limit = self.limits.max_body_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large_error(url, "a body", limit)
@@ -186,7 +186,7 @@ class HttpxClient:
         try:
             if 300 <= response.status_code < 400:
                 raise redirect_error(url, response.status_code)
-            yield _HttpxStream(response, url, self._limits, asked)
+            yield _HttpxStream(response, url, self.limits, asked)
         except httpx.TimeoutException as exc:
             raise timeout_error(url, exc) from exc
         except httpx.TransportError as exc:

@@ -37,6 +37,7 @@ from routerd.server.auth import presented_key, require_key
 from routerd.server.gate import Passage, identify
 from routerd.server.inference import (
     RequestLog,
+    abandon_stream,
     answer_headers,
     cache_headers,
     chat_usage,
@@ -232,19 +233,7 @@ async def _stream(
         )
     finally:
         if not log.finished:  # the client left: the body was interrupted, or never started
-            await _abandon(body, result, log)
-
-
-async def _abandon(body: AsyncGenerator[bytes, None], result: CallResult, log: RequestLog) -> None:
-    """Finish a stream whose client left now (as inference does): closing a body that started runs its
-    own accounting; one that never started closes the upstream stream and ends the request here."""
-    with anyio.CancelScope(shield=True):
-        await body.aclose()
-        if not log.finished:
-            aclose = getattr(result.stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            log.finish(499, result.info, error="ClientDisconnect")
+            await abandon_stream(body, result, log)
 
 
 class _Meter:

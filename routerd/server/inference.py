@@ -550,6 +550,7 @@ rerank = InferenceEndpoint(RERANK)
 # What the front doors (routerd.server.frontdoor_routes) reuse of this module's machinery.
 RequestLog = _RequestLog
 refuse = _refuse
+abandon_stream = _abandon
 answer_headers = _answer_headers
 cache_headers = _cache_headers
 text_chars = _text_chars
