@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import orjson
 
 from routerd.config.table import Deployment
-from routerd.errors import APIConnectionError, BadRequestError, ConfigError, OpenAIError
+from routerd.errors import APIConnectionError, ConfigError, OpenAIError
 from routerd.http import HttpClient
 from routerd.providers import textcompat
 from routerd.providers.base import (
@@ -45,7 +45,7 @@ from routerd.providers.base import (
 from routerd.providers.errors import ErrorContext
 from routerd.providers.infer import DEFAULT_API_BASE_ENV, DEFAULT_API_KEY_ENV
 from routerd.providers.sse import iter_data
-from routerd.providers.sse_stream import OpenAIStream
+from routerd.providers.sse_stream import OpenAIStream, json_body
 
 __all__ = [
     "KEPT_RESPONSE_HEADERS",
@@ -485,7 +485,7 @@ class OpenAIAdapter(BaseAdapter):
     async def speech(self, http: HttpClient, request: UpstreamRequest) -> UpstreamResponse:
         """``/audio/speech``: the answer's body is ``{"audio": bytes, "content_type": str}``."""
         ep = self.endpoint(request.deployment)
-        content = _dumps(ep.body(request.body, stream=None), ep.errors)
+        content = json_body(ep.body(request.body, stream=None), ep.errors)
         response = await _send(
             http, ep, ep.speech_url, _headers(ep, request), request.timeout, content=content
         )
@@ -622,13 +622,6 @@ def _headers(ep: OpenAIEndpoint, request: UpstreamRequest) -> Mapping[str, str]:
     return {**{k.lower(): v for k, v in request.extra_headers.items()}, **ep.headers}
 
 
-def _dumps(body: JSON, errors: ErrorContext) -> bytes:
-    try:
-        return orjson.dumps(body)
-    except TypeError as exc:
-        raise errors.make(BadRequestError, f"request body is not JSON-serializable: {exc}") from exc
-
-
 async def post_json(
     http: HttpClient,
     url: str,
@@ -638,7 +631,7 @@ async def post_json(
     errors: ErrorContext,
 ) -> UpstreamResponse:
     """POST ``body`` as JSON and return the JSON answer; any failure raised translated."""
-    content = _dumps(body, errors)
+    content = json_body(body, errors)
     try:
         response = await http.request("POST", url, headers=headers, content=content, timeout=timeout)
     except OpenAIError as exc:
@@ -724,7 +717,7 @@ async def stream_events(
     A non-2xx answer (or an ``error`` event before any other) is raised before anything is yielded;
     a body that ends before a final event is a cut stream.
     """
-    content = _dumps(body, errors)
+    content = json_body(body, errors)
     events = 0
     try:
         async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:

@@ -361,6 +361,14 @@ def complete_as_chunks(content: bytes, status: int, errors: ErrorContext) -> lis
     return chunks
 
 
+def json_body(body: JSON, errors: ErrorContext) -> bytes:
+    """``body`` as the JSON bytes of a request; a body that cannot be serialised is the client's 400."""
+    try:
+        return orjson.dumps(body)
+    except TypeError as exc:
+        raise errors.make(BadRequestError, f"request body is not JSON-serializable: {exc}") from exc
+
+
 async def _reads(
     http: HttpClient,
     url: str,
@@ -374,10 +382,7 @@ async def _reads(
     A generator, so the event loop's async-generator finaliser closes the upstream response when a
     stream is dropped unclosed.
     """
-    try:
-        content = orjson.dumps(body)
-    except TypeError as exc:
-        raise errors.make(BadRequestError, f"request body is not JSON-serializable: {exc}") from exc
+    content = json_body(body, errors)
     async with http.stream("POST", url, headers=headers, content=content, timeout=timeout) as response:
         status = response.status
         if not 200 <= status < 300:

@@ -117,14 +117,9 @@ class StreamRelay:
                 except BaseException as exc:
                     raise await self._fail(exc)  # noqa: B904 -- _fail chains it (or returns exc itself)
             self.chunks += 1
-            usage = chunk.get("usage")
-            if not usage:
-                return chunk
-            self.usage = usage
-            if not self._strip_usage:
-                return chunk
-            if chunk.get("choices") != []:
-                return {k: v for k, v in chunk.items() if k != "usage"}
+            handed = self._hand_on(chunk)
+            if handed is not None:
+                return handed
             # a usage-only chunk (no choices) the client did not ask for: read on
 
     @property
