@@ -56,12 +56,23 @@ TYPE_KEYS: Mapping[str, frozenset[str]] = {
         }
     ),
     WEBHOOK: frozenset(
-        {"api_base", "api_key", "headers", "timeout", "fail_open", "additional_provider_specific_params"}
+        {
+            "api_base",
+            "api_key",
+            "headers",
+            "timeout",
+            "fail_open",
+            "additional_provider_specific_params",
+            "stream_check_chars",
+        }
     ),
-    MODERATION: frozenset({"model", "categories", "timeout", "fail_open"}),
+    MODERATION: frozenset({"model", "categories", "timeout", "fail_open", "stream_check_chars"}),
 }
 #: Longest a guardrail service may take, whatever the file says.
 MAX_TIMEOUT = 60.0
+#: A service guardrail's ``stream_check_chars`` (routerd): the streamed text held back per check.
+STREAM_CHECK_CHARS = 512
+_STREAM_CHECK_RANGE = (16, 65536)
 
 
 def _modes(value: Any) -> Any:
@@ -110,6 +121,9 @@ class _WebhookParams(BaseModel):
     timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = 5.0
     fail_open: bool = False
     additional_provider_specific_params: dict[str, Any] = Field(default_factory=dict)
+    stream_check_chars: Annotated[
+        int, Field(strict=True, ge=_STREAM_CHECK_RANGE[0], le=_STREAM_CHECK_RANGE[1])
+    ] = STREAM_CHECK_CHARS
 
 
 class _ModerationParams(BaseModel):
@@ -118,6 +132,9 @@ class _ModerationParams(BaseModel):
     categories: tuple[str, ...] = ()
     timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = 10.0
     fail_open: bool = False
+    stream_check_chars: Annotated[
+        int, Field(strict=True, ge=_STREAM_CHECK_RANGE[0], le=_STREAM_CHECK_RANGE[1])
+    ] = STREAM_CHECK_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +154,7 @@ class CompiledGuardrail:
     params: Mapping[str, Any] = field(default_factory=dict)
     model: str | None = None
     categories: frozenset[str] = frozenset()
+    stream_check_chars: int = STREAM_CHECK_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +244,7 @@ def _compile_one(spec: GuardrailSpec, extra: dict[str, Any], reader: Any) -> Com
             timeout=hook.timeout,
             fail_open=hook.fail_open,
             params=dict(hook.additional_provider_specific_params),
+            stream_check_chars=hook.stream_check_chars,
         )
     moderation = _ModerationParams.model_validate(extra)
     return CompiledGuardrail(
@@ -234,4 +253,5 @@ def _compile_one(spec: GuardrailSpec, extra: dict[str, Any], reader: Any) -> Com
         categories=frozenset(moderation.categories),
         timeout=moderation.timeout,
         fail_open=moderation.fail_open,
+        stream_check_chars=moderation.stream_check_chars,
     )

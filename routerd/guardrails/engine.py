@@ -313,12 +313,12 @@ class StreamGuard:
                 continue
             index = choice.get("index", 0)
             finished = choice.get("finish_reason") is not None
-            slots = self._slots(choice)
+            slots = stream_slots(choice, self.endpoint)
             for key, slot in slots:
                 slot.replace(self._feed(index, key, slot.text, finished))
             if finished:
                 self._flush(index, choice, {key for key, _ in slots})
-            meaningful = meaningful or finished or _has_more_than_text(choice, self.endpoint)
+            meaningful = meaningful or finished or has_more_than_text(choice, self.endpoint)
             meaningful = meaningful or any(slot.text for _, slot in slots)
         return chunk if meaningful else None
 
@@ -330,23 +330,6 @@ class StreamGuard:
                 out += self._drain(scanners)
         self._scanners.clear()
         return out
-
-    def _slots(self, choice: MutableMapping[str, Any]) -> list[tuple[str, Slot]]:
-        if self.endpoint == "completions":
-            return [("text", Slot(choice, "text"))] if isinstance(choice.get("text"), str) else []
-        delta = choice.get("delta")
-        if not isinstance(delta, MutableMapping):
-            return []
-        slots: list[tuple[str, Slot]] = []
-        if isinstance(delta.get("content"), str):
-            slots.append(("text", Slot(delta, "content")))
-        calls = delta.get("tool_calls")
-        if isinstance(calls, list):
-            for call in calls:
-                function = call.get("function") if isinstance(call, MutableMapping) else None
-                if isinstance(function, MutableMapping) and isinstance(function.get("arguments"), str):
-                    slots.append((f"tool{call.get('index', 0)}", Slot(function, "arguments")))
-        return slots
 
     def _feed(self, index: int, key: str, text: str, finished: bool) -> str:
         scanners = self._scanners.get((index, key))
@@ -365,17 +348,8 @@ class StreamGuard:
                 continue
             rest = self._drain(scanners)
             del self._scanners[(i, key)]
-            if not rest:
-                continue
-            if key == "text":
-                target = choice if self.endpoint == "completions" else choice.setdefault("delta", {})
-                field_name = "text" if self.endpoint == "completions" else "content"
-                target[field_name] = (target.get(field_name) or "") + rest if key in present else rest
-            # held-back tool-call arguments: appended to a tool call entry of this chunk
-            else:
-                delta = choice.setdefault("delta", {})
-                calls = delta.setdefault("tool_calls", [])
-                calls.append({"index": int(key[4:]), "function": {"arguments": rest}})
+            if rest:
+                append_held(choice, self.endpoint, key, rest, key in present)
 
     def _drain(self, scanners: list[StreamScanner]) -> str:
         # each scanner's remainder passes through the scanners after it
@@ -402,7 +376,43 @@ class StreamGuard:
             run.reason = _reason([f.rule for f in scanner.masked], verb="masked")
 
 
-def _has_more_than_text(choice: Mapping[str, Any], endpoint: str) -> bool:
+def stream_slots(choice: MutableMapping[str, Any], endpoint: str) -> list[tuple[str, Slot]]:
+    """The texts of one streamed choice, each under its key: ``text`` for the answer's text (a chat
+    delta's content, a text completion's text), ``toolN`` for the arguments of tool call N."""
+    if endpoint == "completions":
+        return [("text", Slot(choice, "text"))] if isinstance(choice.get("text"), str) else []
+    delta = choice.get("delta")
+    if not isinstance(delta, MutableMapping):
+        return []
+    slots: list[tuple[str, Slot]] = []
+    if isinstance(delta.get("content"), str):
+        slots.append(("text", Slot(delta, "content")))
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            function = call.get("function") if isinstance(call, MutableMapping) else None
+            if isinstance(function, MutableMapping) and isinstance(function.get("arguments"), str):
+                slots.append((f"tool{call.get('index', 0)}", Slot(function, "arguments")))
+    return slots
+
+
+def append_held(choice: MutableMapping[str, Any], endpoint: str, key: str, rest: str, present: bool) -> None:
+    """Put held-back text released at a choice's finish into that choice's chunk: after the chunk's own
+    text under ``key`` when it has one (``present``), else as that text."""
+    if key == "text":
+        target = choice if endpoint == "completions" else choice.setdefault("delta", {})
+        field_name = "text" if endpoint == "completions" else "content"
+        target[field_name] = (target.get(field_name) or "") + rest if present else rest
+    # held-back tool-call arguments: appended to a tool call entry of this chunk
+    else:
+        delta = choice.setdefault("delta", {})
+        calls = delta.setdefault("tool_calls", [])
+        calls.append({"index": int(key[4:]), "function": {"arguments": rest}})
+
+
+def has_more_than_text(choice: Mapping[str, Any], endpoint: str) -> bool:
+    """Whether a streamed choice says something besides its texts (a role, a tool call's id or name,
+    logprobs): a chunk that does is handed on even when all its text is held back."""
     if endpoint == "completions":
         return bool(choice.get("logprobs"))
     delta = choice.get("delta")

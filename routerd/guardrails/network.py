@@ -1,5 +1,8 @@
 """Guardrails that ask a service: a webhook (LiteLLM's generic guardrail API shape) and OpenAI moderation.
 
+On streams (``during_call``) both check the text in segments of ``stream_check_chars`` characters:
+see :mod:`routerd.guardrails.remote_stream`.
+
 Both are bounded by a timeout and declare what happens when the service does not answer (or answers
 something that is not a decision): ``fail_open: true`` lets the call through (counted as ``allow``, the
 log line's reason saying the service was unavailable), the default fails the call with a 503. The HTTP call itself is injected
@@ -63,6 +66,7 @@ class WebhookGuardrail:
     fail_open: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     default_on: bool = False
+    stream_check_chars: int = 512  # on streams: the text held per check (routerd.guardrails.remote_stream)
     kind: ClassVar[str] = "generic_guardrail_api"
 
     async def check(self, texts: Sequence[str], *, stage: str, context: Mapping[str, Any]) -> Verdict:
@@ -113,6 +117,7 @@ class ModerationGuardrail:
     timeout: float = 10.0
     fail_open: bool = False
     default_on: bool = False
+    stream_check_chars: int = 512  # as for the webhook
     kind: ClassVar[str] = "openai_moderation"
 
     async def check(self, texts: Sequence[str], *, stage: str, context: Mapping[str, Any]) -> Verdict:

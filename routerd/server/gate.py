@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         unknown_names,
     )
     from routerd.guardrails.network import ModerationGuardrail, Moderator, Poster, WebhookGuardrail
+    from routerd.guardrails.remote_stream import RemoteStreamGuard, StreamChecked
 
     # (id of the table, its guardrails bound to this process, the default_on ones per mode)
     _Binding = tuple[int, dict[str, Guardrail], tuple[tuple[Guardrail, ...], ...]]
@@ -79,7 +80,7 @@ def _load_guardrails() -> None:
     """Bind the guardrail engine's names in this module, the first time a table with guardrails is
     bound (or a call names a guardrail, or ``explain`` previews them). Until then they are not
     imported; from then on the request path finds them as plain globals, with no import per call."""
-    from routerd.guardrails import engine, network
+    from routerd.guardrails import engine, network, remote_stream
 
     names = (
         *("ContentFilterGuardrail", "GuardrailBlockedError", "GuardrailUnavailableError", "StreamGuard"),
@@ -87,7 +88,9 @@ def _load_guardrails() -> None:
     )
     globals().update({name: getattr(engine, name) for name in names})
     globals().update(
-        ModerationGuardrail=network.ModerationGuardrail, WebhookGuardrail=network.WebhookGuardrail
+        ModerationGuardrail=network.ModerationGuardrail,
+        WebhookGuardrail=network.WebhookGuardrail,
+        RemoteStreamGuard=remote_stream.RemoteStreamGuard,
     )
 
 
@@ -260,6 +263,7 @@ class Gate:
                 compiled.fail_open,
                 compiled.params,
                 compiled.default_on,
+                compiled.stream_check_chars,
             )
         if compiled.kind == MODERATION:
             return ModerationGuardrail(
@@ -271,6 +275,7 @@ class Gate:
                 compiled.timeout,
                 compiled.fail_open,
                 compiled.default_on,
+                compiled.stream_check_chars,
             )
         raise ValueError(f"guardrail type {compiled.kind!r} has no runtime")
 
@@ -384,6 +389,8 @@ class Passage:
     runs: list[GuardrailRun] = field(default_factory=list)
     post: tuple[Guardrail, ...] = ()
     during: tuple[ContentFilterGuardrail, ...] = ()
+    # during_call guardrails that ask a service (webhook, moderation): on streams, checked per segment
+    during_remote: tuple[StreamChecked, ...] = ()
     admission: Admission | None = None
     budgets: tuple[BudgetScope, ...] = ()
     cache: CacheConfig | None = None
@@ -488,10 +495,13 @@ class Passage:
         self.post = post
         if during:
             self.during = tuple(g for g in during if isinstance(g, ContentFilterGuardrail))
-            # network guardrails in during_call check the complete answer of a call that is not streamed
-            self.post += tuple(
-                g for g in during if not isinstance(g, ContentFilterGuardrail) and g not in self.post
+            remote = tuple(g for g in during if not isinstance(g, ContentFilterGuardrail))
+            # on streams they check the text in segments (stream_check_chars); on a call that is not
+            # streamed, the complete answer, as post_call guardrails do
+            self.during_remote = tuple(
+                g for g in remote if isinstance(g, WebhookGuardrail | ModerationGuardrail)
             )
+            self.post += tuple(g for g in remote if g not in self.post)
 
     def _check_budgets(self, now: float) -> tuple[BudgetScope, ...]:
         """400 ``budget_exceeded`` if a budget of the key, its team or the end user is spent; else the
@@ -641,7 +651,11 @@ class Passage:
     def reads_stream(self) -> bool:
         """Whether :meth:`relay` must read a stream's chunks (during_call guardrails, or the cache
         keeping the answer); when not, the server may hand the upstream's bytes on unread."""
-        return bool(self.during) or (self.cache_key is not None and not self.controls.no_store)
+        return (
+            bool(self.during)
+            or bool(self.during_remote)
+            or (self.cache_key is not None and not self.controls.no_store)
+        )
 
     def replayed(self, answer: Mapping[str, Any], *, include_usage: bool) -> list[JSON]:
         """A cached answer as the chunks of a stream (a hit: the cache's code is loaded)."""
@@ -650,10 +664,19 @@ class Passage:
     def stream_guard(self) -> StreamGuard | None:
         return StreamGuard(self.during, self.endpoint) if self.during else None
 
+    def remote_stream_guard(self) -> RemoteStreamGuard | None:
+        """The during_call service guardrails over this call's stream (None: it has none)."""
+        if not self.during_remote:
+            return None
+        context = {"model": self.group, "user": self.end_user or None, "endpoint": self.endpoint}
+        return RemoteStreamGuard(self.during_remote, self.endpoint, context)
+
     async def relay(self, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-        """The stream as the client gets it: during_call guardrails applied chunk by chunk, and the
-        chunks kept (bounded by the cache's entry size) to store a completed answer."""
+        """The stream as the client gets it: during_call guardrails applied chunk by chunk (content
+        filters first, then the service guardrails on what the filters released), and the chunks kept
+        (bounded by the cache's entry size) to store a completed answer."""
         guard = self.stream_guard()
+        remote = self.remote_stream_guard()
         keep: list[Mapping[str, Any]] | None = (
             [] if self.cache_key is not None and not self.controls.no_store else None
         )
@@ -664,6 +687,10 @@ class Passage:
                 out = guard.chunk(chunk) if guard is not None else chunk
                 if out is None:
                     continue
+                if remote is not None:  # one service check at a time: the upstream waits meanwhile
+                    out = await remote.chunk(out)
+                    if out is None:
+                        continue
                 if keep is not None:
                     # an estimate, not a second serialisation of every chunk: the text plus the envelope
                     kept_bytes += _CHUNK_ENVELOPE + sum(
@@ -677,6 +704,8 @@ class Passage:
         finally:
             if guard is not None:  # a block ends the stream: its runs are counted all the same
                 self.runs += list(guard.runs.values())
+            if remote is not None:
+                self.runs += list(remote.runs.values())
         if keep is not None:
             answer = answer_from_chunks(self.endpoint, keep)
             if answer is not None:
