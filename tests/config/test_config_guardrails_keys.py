@@ -182,3 +182,42 @@ def test_hash_changes_with_keys(check: Check) -> None:
     one = check(BASE + "keys:\n  - {key_alias: a, key: sk-aaaaaaaaaaaaaaaaaaaa}\n").table
     two = check(BASE + "keys:\n  - {key_alias: a, key: sk-bbbbbbbbbbbbbbbbbbbb}\n").table
     assert one is not None and two is not None and one.content_hash != two.content_hash
+
+
+def test_stream_check_chars_of_service_guardrails_is_bounded_and_located(check: Check) -> None:
+    result = check(
+        BASE
+        + """\
+guardrails:
+  - guardrail_name: hook
+    litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://127.0.0.1:9/', stream_check_chars: 128}
+  - guardrail_name: mod
+    litellm_params: {guardrail: openai_moderation, model: omni-moderation}
+"""
+    )
+    assert result.ok and result.table is not None
+    assert result.table.guardrails["hook"].stream_check_chars == 128
+    assert result.table.guardrails["mod"].stream_check_chars == 512  # the documented default
+    result = check(
+        BASE
+        + """\
+guardrails:
+  - guardrail_name: hook
+    litellm_params:
+      guardrail: generic_guardrail_api
+      api_base: http://127.0.0.1:9/
+      stream_check_chars: 8
+  - guardrail_name: mod
+    litellm_params:
+      guardrail: openai_moderation
+      model: omni-moderation
+      stream_check_char: 64
+"""
+    )
+    located = [f"{e.line}:{e.col}: {e.path}: {e.message}" for e in result.errors]
+    assert located[0].startswith("12:27: guardrails[0].litellm_params.stream_check_chars: ")
+    assert "greater than or equal to 16" in located[0]
+    assert located[1] == (
+        "17:7: guardrails[1].litellm_params.stream_check_char: not a key of openai_moderation guardrails; "
+        "did you mean 'stream_check_chars'?"
+    )
