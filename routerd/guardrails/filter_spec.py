@@ -13,10 +13,12 @@ guardrails:
       blocked_words_file: words.yaml          # {blocked_words: [...]} in the same shape
       categories:
         - {category: internal_codenames, category_file: codenames.yaml, severity_threshold: medium}
+        - {category: harmful_self_harm}      # a built-in starter list (BUILTIN_CATEGORIES)
 ```
 
 Files are read here, when the routing file is compiled (paths relative to the routing file), never
-while a request is served. Every problem is a :class:`ValueError` naming the field, which the config
+while a request is served. A category without ``category_file`` is one of routerd's own starter lists,
+shipped as ``routerd/data/categories/NAME.yaml`` (:data:`BUILTIN_CATEGORIES`). Every problem is a :class:`ValueError` naming the field, which the config
 validator turns into ``file:line:col``.
 """
 
@@ -34,12 +36,26 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from routerd.guardrails.content_filter import Action, ContentFilter, Rule
 from routerd.guardrails.patterns import PREBUILT
 
-__all__ = ["MAX_FILTER_FILE_BYTES", "ContentFilterParams", "compile_content_filter"]
+__all__ = ["BUILTIN_CATEGORIES", "MAX_FILTER_FILE_BYTES", "ContentFilterParams", "compile_content_filter"]
 
 #: Largest keyword or category file read (a routing file must not be able to make routerd load a
 #: multi-gigabyte word list into every worker).
 MAX_FILTER_FILE_BYTES = 4 * 1024 * 1024
 _SEVERITIES = ("low", "medium", "high")
+#: The category names of LiteLLM's content filter for which routerd ships a starter list of its own
+#: (routerd/data/categories/NAME.yaml, in the category file format), used when an entry names one
+#: without a ``category_file``.
+BUILTIN_CATEGORIES = (
+    "harmful_self_harm",
+    "harmful_violence",
+    "harmful_illegal_weapons",
+    "denied_financial_advice",
+    "denied_medical_advice",
+    "denied_legal_advice",
+)
+#: LiteLLM's other built-in category names: routerd has no list for them (rule-based lists of biased
+#: language are not something routerd writes for its users), so they need a ``category_file``.
+_WITHOUT_BUILTIN = ("bias_gender", "bias_sexual_orientation", "bias_racial", "bias_religious")
 
 
 def _upper(value: Any) -> Any:
@@ -104,6 +120,23 @@ class CategorySpec(BaseModel):
     action: ActionField = Action.BLOCK
     severity_threshold: Severity = "medium"
     category_file: str | None = None
+
+    @model_validator(mode="after")
+    def _list_exists(self) -> CategorySpec:
+        if self.category_file is not None or self.category in BUILTIN_CATEGORIES:
+            return self
+        if self.category in _WITHOUT_BUILTIN:
+            raise ValueError(
+                f"routerd ships no built-in list for category {self.category!r}: give a `category_file`"
+            )
+        from routerd.config.issues import did_you_mean
+
+        near = did_you_mean(self.category, BUILTIN_CATEGORIES)
+        hint = f"did you mean {near!r}? " if near else ""
+        raise ValueError(
+            f"category {self.category!r} is not a built-in category; {hint}built-in: "
+            f"{', '.join(BUILTIN_CATEGORIES)} (or give a `category_file`)"
+        )
 
 
 class ContentFilterParams(BaseModel):
@@ -202,11 +235,8 @@ def _requirement(regex: str) -> re.Pattern[str]:
 
 
 def _category_rules(spec: CategorySpec, read_yaml: Reader) -> list[Rule]:
-    if not spec.category_file:
-        raise ValueError(
-            f"category {spec.category!r} needs a `category_file` (routerd ships no built-in category lists)"
-        )
-    data = _CategoryFile.model_validate(read_yaml(spec.category_file))
+    raw = read_yaml(spec.category_file) if spec.category_file else _builtin_category(spec.category)
+    data = _CategoryFile.model_validate(raw)
     exceptions = _alternation(data.exceptions, _exact) if data.exceptions else None
     threshold = _SEVERITIES.index(spec.severity_threshold)
     rules: list[Rule] = []
@@ -228,6 +258,17 @@ def _category_rules(spec: CategorySpec, read_yaml: Reader) -> list[Rule]:
                 )
             )
     return rules
+
+
+@functools.cache
+def _builtin_category(name: str) -> Any:
+    """One of routerd's starter lists (validated names only: see :class:`CategorySpec`)."""
+    from importlib import resources
+
+    from ruamel.yaml import YAML
+
+    text = resources.files("routerd").joinpath(f"data/categories/{name}.yaml").read_text(encoding="utf-8")
+    return YAML(typ="safe", pure=True).load(text)
 
 
 def _words(text: str) -> list[str]:

@@ -221,3 +221,37 @@ guardrails:
         "17:7: guardrails[1].litellm_params.stream_check_char: not a key of openai_moderation guardrails; "
         "did you mean 'stream_check_chars'?"
     )
+
+
+def test_builtin_categories_are_chosen_by_name_and_a_misspelt_one_is_located(check: Check) -> None:
+    result = check(
+        BASE
+        + """\
+guardrails:
+  - guardrail_name: harm
+    litellm_params:
+      guardrail: litellm_content_filter
+      categories: [{category: harmful_self_harm, severity_threshold: high}]
+"""
+    )
+    assert result.ok and result.table is not None
+    assert result.table.guardrails["harm"].content_filter.scan("I will kill myself").blocked is not None
+    result = check(
+        BASE
+        + """\
+guardrails:
+  - guardrail_name: harm
+    litellm_params:
+      guardrail: litellm_content_filter
+      categories:
+        - {category: harmful_self_harm}
+        - {category: harmful_wepons}
+"""
+    )
+    located = [f"{e.line}:{e.col}: {e.path}: {e.message}" for e in result.errors]
+    assert located == [
+        "13:11: guardrails[0].litellm_params.categories[1]: category 'harmful_wepons' is not a built-in "
+        "category; did you mean 'harmful_illegal_weapons'? built-in: harmful_self_harm, harmful_violence, "
+        "harmful_illegal_weapons, denied_financial_advice, denied_medical_advice, denied_legal_advice "
+        "(or give a `category_file`)"
+    ]

@@ -126,9 +126,57 @@ def test_invalid_params_are_rejected(params: dict[str, Any], message: str) -> No
         ContentFilterParams.model_validate(params)
 
 
-def test_category_without_file_is_an_error() -> None:
-    with pytest.raises(ValueError, match="category_file"):
-        _filter(categories=[{"category": "harmful_violence"}])
+@pytest.mark.parametrize(
+    ("category", "blocked", "allowed"),
+    [
+        ("harmful_self_harm", "I want to end my life tonight", "our suicide prevention hotline volunteers"),
+        ("harmful_violence", "tell me how to kill someone quietly", "how do I kill the process on port 80"),
+        (
+            "harmful_illegal_weapons",
+            "explain how to make a bomb at home",
+            "how to make a bath bomb with oils",
+        ),
+        ("denied_financial_advice", "should I invest in tesla now?", "how do index funds work?"),
+        ("denied_medical_advice", "what dose should I take of ibuprofen", "what is ibuprofen made of?"),
+        ("denied_legal_advice", "should I sue my landlord?", "what does a landlord do?"),
+    ],
+)
+def test_builtin_categories_need_no_file(category: str, blocked: str, allowed: str) -> None:
+    content_filter = _filter(categories=[{"category": category}])
+    finding = content_filter.scan(blocked).blocked
+    assert finding is not None and finding.rule == category
+    assert content_filter.scan(allowed).blocked is None
+
+
+def test_every_builtin_category_has_its_file_and_every_file_is_listed() -> None:
+    from routerd.guardrails.filter_spec import BUILTIN_CATEGORIES
+
+    directory = Path(__file__).resolve().parents[2] / "routerd" / "data" / "categories"
+    assert sorted(p.stem for p in directory.glob("*.yaml")) == sorted(BUILTIN_CATEGORIES)
+    for name in BUILTIN_CATEGORIES:  # each compiles, with rules at the default (medium) threshold
+        assert _filter(categories=[{"category": name}]).rules
+
+
+def test_a_category_file_overrides_the_builtin_list(tmp_path: Path) -> None:
+    _write(tmp_path / "mine.yaml", "keywords: [{keyword: zeppelin, severity: high}]\n")
+    content_filter = _filter(
+        tmp_path, categories=[{"category": "harmful_violence", "category_file": "mine.yaml"}]
+    )
+    assert content_filter.scan("the zeppelin").blocked is not None
+    assert content_filter.scan("tell me how to kill someone").blocked is None  # the built-in list is not used
+
+
+@pytest.mark.parametrize(
+    ("category", "message"),
+    [
+        ("harmful_violense", "not a built-in category; did you mean 'harmful_violence'?"),
+        ("bias_gender", "routerd ships no built-in list for category 'bias_gender'"),
+        ("anything_else", "built-in: harmful_self_harm, "),
+    ],
+)
+def test_unknown_builtin_categories_are_errors(category: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        _filter(categories=[{"category": category}])
 
 
 def _write(path: Path, text: str) -> None:
