@@ -31,6 +31,13 @@ _METRICS_SERVER = "tests/metrics/test_server.py"
 _PROCESS = "tests/e2e/test_process.py"
 _EFFECTS = "tests/test_settings_effects.py"
 _GATE = "tests/e2e/test_gate_e2e.py"
+# a guardrails: entry's keys (guardrails[].litellm_params.KEY)
+_GP = "guardrails[].litellm_params."
+_GUARD_KEYS = "tests/config/test_config_guardrails_keys.py"
+_ENGINE = "tests/guardrails/test_engine.py"
+_FILTER = "tests/guardrails/test_content_filter.py"
+_SERVICES = "tests/e2e/test_guardrail_services_e2e.py"
+_STREAMS = "tests/e2e/test_guardrail_streams_e2e.py"
 _SETTINGS = "tests/routing/test_routing_settings.py"
 # litellm_settings keys that mean the same as router_settings keys reach the same policy: this test
 # shows that, the router_settings entry's tests show the policy acting.
@@ -439,6 +446,43 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{_STATE}::test_without_leases_every_call_is_checked",
     ),
     "ROUTERD_STATE_QUEUE_MAX": (f"{_STATE}::test_background_writes_are_bounded_by_the_queue",),
+    # -- a guardrails: entry (issue 15; docs/guardrails.md)
+    "guardrails[].guardrail_name": (f"{_GUARD_KEYS}::test_guardrails_compile_into_the_table",),
+    f"{_GP}guardrail": (f"{_GUARD_KEYS}::test_guardrails_compile_into_the_table",),
+    f"{_GP}mode": (
+        f"{_GUARD_KEYS}::test_guardrails_compile_into_the_table",
+        f"{_ENGINE}::test_answer_runs_name_each_guardrails_mode",
+    ),
+    f"{_GP}default_on": (f"{_ENGINE}::test_select_default_on_requested_and_scoped",),
+    f"{_GP}skip_if_unsupported": (f"{_GUARD_KEYS}::test_skipped_unknown_guardrail_is_a_loud_warning",),
+    f"{_GP}patterns": (f"{_FILTER}::test_block_wins_over_mask_and_names_the_rule_not_the_value",),
+    f"{_GP}blocked_words": (f"{_FILTER}::test_keywords_match_whole_words_case_insensitively",),
+    f"{_GP}blocked_words_file": (f"{_FILTER}::test_blocked_words_file",),
+    f"{_GP}categories": (
+        f"{_FILTER}::test_categories_from_a_file_with_severity_threshold_and_exceptions",
+        f"{_FILTER}::test_builtin_categories_need_no_file",
+        f"{_ENGINE}::test_moderation_blocks_flagged_categories",
+    ),
+    f"{_GP}pattern_redaction_format": (f"{_FILTER}::test_custom_regex_and_redaction_formats",),
+    f"{_GP}keyword_redaction_tag": (f"{_FILTER}::test_custom_regex_and_redaction_formats",),
+    f"{_GP}stream_window": (f"{_ENGINE}::test_stream_guard_drops_chunks_that_only_carried_held_back_text",),
+    f"{_GP}api_base": (f"{_SERVICES}::test_the_webhook_receives_the_texts_and_request_data_without_keys",),
+    f"{_GP}api_key": (f"{_SERVICES}::test_the_webhook_receives_the_texts_and_request_data_without_keys",),
+    f"{_GP}headers": (f"{_STREAMS}::test_replacement_texts_reach_the_client",),
+    f"{_GP}timeout": (
+        f"{_SERVICES}::test_a_slow_webhook_fails_open_or_closed_as_declared",
+        f"{_ENGINE}::test_webhook_timeout_is_bounded",
+    ),
+    f"{_GP}fail_open": (
+        f"{_SERVICES}::test_a_slow_webhook_fails_open_or_closed_as_declared",
+        f"{_STREAMS}::test_a_slow_service_fails_open_or_closed_per_check",
+    ),
+    f"{_GP}additional_provider_specific_params": (f"{_ENGINE}::test_webhook_allow_block_and_replace",),
+    f"{_GP}model": (f"{_SERVICES}::test_moderation_blocks_a_flagged_prompt_and_passes_a_clean_one",),
+    f"{_GP}stream_check_chars": (
+        f"{_STREAMS}::test_the_check_window_sets_how_often_the_service_is_asked",
+        f"{_GUARD_KEYS}::test_stream_check_chars_of_service_guardrails_is_bounded_and_located",
+    ),
 }
 
 # What a test calls a setting when it is not the key's own name (the compiled table's or the health
@@ -481,6 +525,8 @@ NO_EFFECT: dict[str, str] = {
     "retry_policy.ContentPolicyViolationErrorRetries": "client errors are never retried (docs/routing.md, Retries)",
     "allowed_fails_policy.BadRequestErrorAllowedFails": "client errors never cool a deployment down",
     "allowed_fails_policy.ContentPolicyViolationErrorAllowedFails": "client errors never cool a deployment down",
+    "guardrails[].guardrail_info": "LiteLLM's free-form guardrail metadata; accepted, informational",
+    "guardrails[].litellm_params.description": "free-form, informational",
 }
 
 UNTESTED: dict[str, str] = {

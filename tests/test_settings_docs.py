@@ -30,6 +30,7 @@ from routerd.config.models import (
     RetryPolicySpec,
     RouterSettings,
 )
+from routerd.guardrails.config import TYPE_KEYS, GuardrailParams, GuardrailSpec
 from routerd.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,9 +60,18 @@ CONTAINERS = {
 EXTRA_VARIABLES: set[str] = set()
 
 
+def guardrail_keys() -> set[str]:
+    """The keys of a ``guardrails:`` entry and of its ``litellm_params`` (every type's own keys; a key
+    two types share, such as ``timeout``, is one setting)."""
+    params = set(GuardrailParams.model_fields).union(*TYPE_KEYS.values())
+    entry = set(GuardrailSpec.model_fields) - {"litellm_params"}
+    return {f"guardrails[].{name}" for name in entry} | {f"guardrails[].litellm_params.{k}" for k in params}
+
+
 def accepted_settings() -> set[str]:
     """Every key of the routing file (as the registry writes it) and every ROUTERD_* variable."""
     keys = {prefix + name for model, prefix in SECTIONS.items() for name in model.model_fields}
+    keys |= guardrail_keys()
     variables = {f"ROUTERD_{name.upper()}" for name in Settings.model_fields} | EXTRA_VARIABLES
     return (keys - CONTAINERS) | variables
 

@@ -47,6 +47,7 @@ class StreamPolicy:
     def __init__(self) -> None:
         self.port = 0
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self.tenants: list[str | None] = []  # the x-policy-tenant header of each request
         self.held = 0  # /hold requests waiting
         self.abandoned = 0  # /hold requests whose caller went away
         self.app = web.Application()
@@ -78,6 +79,7 @@ class StreamPolicy:
         action = request.match_info["action"]
         body = orjson.loads(await request.read())
         self.received.append((action, body))
+        self.tenants.append(request.headers.get("x-policy-tenant"))
         if action == "slow":
             await asyncio.sleep(SLOW_SECONDS)
             return web.json_response({"action": "NONE"})
@@ -116,7 +118,7 @@ def _config(upstream: str, service: StreamPolicy) -> str:
         f"  - {{model_name: moderation, litellm_params: {{model: openai/omni-moderation-latest, {params}}}}}\n"
         f"general_settings: {{master_key: {MASTER_KEY}}}\n"
         "guardrails:\n"
-        + _hook("policy", service, "check")
+        + _hook("policy", service, "check", "stream_check_chars: 64\n      headers: {x-policy-tenant: acme}")
         + _hook("policy-wide", service, "check", "stream_check_chars: 256")
         + _hook(
             "slow-open", service, "slow", "stream_check_chars: 64\n      timeout: 0.2\n      fail_open: true"
@@ -161,6 +163,7 @@ def server(
 def gateway(server: RouterdServer, fake: FakeOpenAI, service: StreamPolicy) -> RouterdServer:
     reset(fake)
     service.received.clear()
+    service.tenants.clear()
     return server
 
 
@@ -220,6 +223,7 @@ def test_replacement_texts_reach_the_client(
     assert got.error is None
     assert got.text == answer.replace(CODENAME, "[codename]")
     assert "".join(service.texts()) == answer  # each segment sent once, all of it
+    assert service.tenants and set(service.tenants) == {"acme"}  # the guardrail's `headers` go with each
 
 
 def test_the_check_window_sets_how_often_the_service_is_asked(
