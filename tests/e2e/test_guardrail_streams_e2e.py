@@ -9,11 +9,13 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import orjson
 import pytest
 from aiohttp import web
+from clients import tracked
 from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing import FakeOpenAI
@@ -37,6 +39,8 @@ FORBIDDEN = "forbidden"
 CODENAME = "titan"
 #: How long the slow endpoint sleeps: well past the guardrails' 0.2 s timeout.
 SLOW_SECONDS = 1.5
+#: A key whose calls run the `policy` webhook (the Anthropic door's requests carry no `guardrails`).
+DOOR_KEY = "sk-door-key-0123456789abcdef"
 
 
 class StreamPolicy:
@@ -117,6 +121,7 @@ def _config(upstream: str, service: StreamPolicy) -> str:
         f"  - {{model_name: gpt-4o-mini, litellm_params: {{model: openai/gpt-4o-mini, {params}}}}}\n"
         f"  - {{model_name: moderation, litellm_params: {{model: openai/omni-moderation-latest, {params}}}}}\n"
         f"general_settings: {{master_key: {MASTER_KEY}}}\n"
+        f"keys:\n  - {{key_alias: door, key: {DOOR_KEY}, guardrails: [policy]}}\n"
         "guardrails:\n"
         + _hook("policy", service, "check", "stream_check_chars: 64\n      headers: {x-policy-tenant: acme}")
         + _hook("policy-wide", service, "check", "stream_check_chars: 256")
@@ -343,3 +348,25 @@ def test_a_client_leaving_during_a_pending_check_cancels_it(
         return not [t for t in tasks if "check" in t or "post" in t or "relay" in t]
 
     wait_for(left, what="no task of the stream or its check left")
+
+
+def test_the_anthropic_door_streams_are_checked_too(
+    gateway: RouterdServer, fake: FakeOpenAI, service: StreamPolicy
+) -> None:
+    answer = CALM + f"Now the {FORBIDDEN} plan. " + CALM
+    fake.enqueue(Reply(content=answer))
+    claude = tracked(anthropic.Anthropic(base_url=gateway.base_url, api_key=DOOR_KEY, max_retries=0))
+    text = ""
+    with pytest.raises(anthropic.APIError) as caught:
+        stream = claude.messages.create(
+            model="gpt-4o-mini",
+            max_tokens=1024,
+            messages=[{"role": "user", "content": "tell me"}],
+            stream=True,
+        )
+        for event in stream:
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                text += event.delta.text
+    assert "policy" in str(caught.value)
+    assert FORBIDDEN not in text and text and answer.startswith(text)
+    assert any(FORBIDDEN in t for t in service.texts())
