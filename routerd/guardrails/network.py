@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from routerd.guardrails.config import STREAM_CHECK_CHARS
 from routerd.guardrails.engine import ALLOW, BLOCK, MASK, UNAVAILABLE, Mode, Verdict
 
 __all__ = ["ModerationGuardrail", "Moderator", "Poster", "WebhookGuardrail"]
@@ -66,7 +67,8 @@ class WebhookGuardrail:
     fail_open: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     default_on: bool = False
-    stream_check_chars: int = 512  # on streams: the text held per check (routerd.guardrails.remote_stream)
+    # on streams: the text held per check (see routerd.guardrails.remote_stream)
+    stream_check_chars: int = STREAM_CHECK_CHARS
     kind: ClassVar[str] = "generic_guardrail_api"
 
     async def check(self, texts: Sequence[str], *, stage: str, context: Mapping[str, Any]) -> Verdict:
@@ -117,7 +119,7 @@ class ModerationGuardrail:
     timeout: float = 10.0
     fail_open: bool = False
     default_on: bool = False
-    stream_check_chars: int = 512  # as for the webhook
+    stream_check_chars: int = STREAM_CHECK_CHARS  # as for the webhook
     kind: ClassVar[str] = "openai_moderation"
 
     async def check(self, texts: Sequence[str], *, stage: str, context: Mapping[str, Any]) -> Verdict:
