@@ -49,6 +49,10 @@ def evalsha_calls(server: RedisServer) -> int:
     return 0
 
 
+def redis_second(server: RedisServer) -> int:
+    return int(server.command("TIME").split()[0])
+
+
 async def window(url: str) -> tuple[int, int]:
     client = aioredis.Redis.from_url(url)
     try:
@@ -74,11 +78,13 @@ async def test_tpm_calls_are_served_from_a_token_lease(routers: Any, redis_serve
     assert gate is not None
     assert await gate(pick(router), 10, 1, router._clock())  # reserves 10 + 50 tokens
     assert await window(redis_server.url) == (1, 60)
-    before = evalsha_calls(redis_server)
+    before, started = evalsha_calls(redis_server), redis_second(redis_server)
     for _ in range(5):  # the 50 reserved tokens serve five more 10-token calls, in this second
         assert await gate(pick(router), 10, 1, router._clock())
     trips = evalsha_calls(redis_server) - before
-    assert trips <= 1  # none (one more reservation if the second ended in between)
+    # none; one more reservation if the second ended in between, and on a loaded machine the loop can
+    # span several seconds: each one crossed may cost a give-back and a new reservation
+    assert trips <= 1 + 2 * (redis_second(redis_server) - started)
     assert (await window(redis_server.url))[1] <= 120
 
 
