@@ -94,7 +94,11 @@ class SpendLedger:
         self._db: sqlite3.Connection | None = None
         # open_on_first_use: the time to load totals from (None: opened by open(), or not at all)
         self._open_at: float | None = None
-        self._open_lock = threading.Lock()  # a flush and a report opening it at once
+        # The one connection is shared by the flush thread and report threads (asyncio.to_thread):
+        # every use of it holds this lock, so a report's query never runs inside a flush's
+        # transaction and two flushes never BEGIN at once. Re-entrant: a report flushes first, and
+        # opening on first use happens under it (a flush and a report opening it at once open it once).
+        self._db_lock = threading.RLock()
 
     # -- the event loop side -------------------------------------------------------------------
 
@@ -215,17 +219,18 @@ class SpendLedger:
         import sqlite3
 
         target = str(self.path) if self.path is not None else ":memory:"
-        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        rows = db.execute(
-            "SELECT scope, period_start, period_end, usd FROM budget_spend WHERE period_end > ?", (now,)
-        )
-        with self._lock:
-            for scope, start, end, usd in rows:
-                self._budgets[(scope, start)] = (end, usd)
-        self._db = db
+        with self._db_lock:  # published under the lock: a report waits for the loaded totals
+            db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            rows = db.execute(
+                "SELECT scope, period_start, period_end, usd FROM budget_spend WHERE period_end > ?", (now,)
+            )
+            with self._lock:
+                for scope, start, end, usd in rows:
+                    self._budgets[(scope, start)] = (end, usd)
+            self._db = db
 
     @property
     def opened(self) -> bool:
@@ -238,19 +243,24 @@ class SpendLedger:
         record spend, and opening costs the ``sqlite3`` import and a worker thread at start-up."""
         self._open_at = now
 
+    def db_lock_held(self) -> bool:
+        """Whether this thread holds the connection lock (every use of the connection does)."""
+        return bool(self._db_lock._is_owned())  # type: ignore[attr-defined]
+
     def _opened(self) -> sqlite3.Connection | None:
-        db = self._db
-        if db is None and self._open_at is not None:
-            with self._open_lock:
-                if self._db is None and self._open_at is not None:
-                    self.open(self._open_at)
-                db = self._db
-        return db
+        """The connection, opened now if it is opened on first use. Call with the connection lock held."""
+        if self._db is None and self._open_at is not None:
+            self.open(self._open_at)
+        return self._db
 
     def flush(self) -> int:
         """Write what was recorded since the last flush, in one transaction; returns rows written. Blocking."""
         if self._db is None and not (self._pending_budgets or self._pending_hourly):
             return 0  # nothing to write: a ledger opened on first use stays closed
+        with self._db_lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> int:
         db = self._opened()
         if db is None:
             return 0  # not open yet: keep everything pending
@@ -292,23 +302,25 @@ class SpendLedger:
         """Spend grouped by ``key``, ``team``, ``end_user`` or ``model`` over [since, until). Blocking;
         flushes first so the report includes everything recorded."""
         column = GROUPINGS[group_by]
-        self.flush()
-        db = self._opened()
-        if db is None:
-            raise RuntimeError("the spend ledger is not open")
-        rows = db.execute(
-            f"SELECT {column}, SUM(usd), SUM(prompt_tokens), SUM(completion_tokens), SUM(requests), "
-            "SUM(estimated) FROM spend_hourly WHERE hour >= ? AND hour < ? GROUP BY 1 ORDER BY 2 DESC",
-            (int(since // 3600) * 3600, until),
-        )
+        with self._db_lock:
+            self._flush_locked()
+            db = self._opened()
+            if db is None:
+                raise RuntimeError("the spend ledger is not open")
+            rows = db.execute(
+                f"SELECT {column}, SUM(usd), SUM(prompt_tokens), SUM(completion_tokens), SUM(requests), "
+                "SUM(estimated) FROM spend_hourly WHERE hour >= ? AND hour < ? GROUP BY 1 ORDER BY 2 DESC",
+                (int(since // 3600) * 3600, until),
+            ).fetchall()  # read under the lock: the cursor steps the shared connection
         return [_row(name, totals) for name, *totals in rows]
 
     def close(self) -> None:
         """Flush and close the database. Blocking."""
-        if self._db is not None:
-            self.flush()
-            self._db.close()
-            self._db = None
+        with self._db_lock:
+            if self._db is not None:
+                self._flush_locked()
+                self._db.close()
+                self._db = None
 
 
 def _add_usd(
