@@ -43,6 +43,12 @@ class HttpSettings(BaseSettings):
         description="connections per upstream (scheme, host, port) per worker, busy and idle; at the cap "
         "a call waits for one within its timeout, then fails over as a connection error",
     )
+    upstream_pool_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a call without a timeout of its own waits for a free connection at the "
+        "connection cap before it fails as a connection error",
+    )
 
 
 class Settings(HttpSettings):

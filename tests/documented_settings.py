@@ -402,6 +402,12 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "ROUTERD_UPSTREAM_MAX_CONNECTIONS": (
         "tests/transport/test_connection_cap.py::test_calls_over_the_cap_wait_for_a_connection",
         "tests/transport/test_connection_cap.py::test_the_setting_reaches_the_default_client",
+        "tests/transport/test_pool_bounds.py::test_the_httpx_client_holds_the_connection_cap",
+        "tests/transport/test_pool_bounds.py::test_past_httpx_own_default_of_100",
+    ),
+    "ROUTERD_UPSTREAM_POOL_TIMEOUT": (
+        "tests/transport/test_pool_bounds.py::test_a_call_without_timeout_waits_for_a_connection_within_the_pool_timeout",
+        "tests/transport/test_pool_bounds.py::test_the_pool_timeout_setting_reaches_both_clients",
     ),
     "ROUTERD_UPSTREAM_MAX_LINE_MB": (
         "tests/hostile/test_upstream_http.py::test_environment_variables_reach_the_default_client",

@@ -79,5 +79,13 @@ def default_client(settings: HttpSettings | None = None) -> HttpClient:
     if choice == "httpx" or (choice == "auto" and any(os.environ.get(name) for name in _PROXY_VARS)):
         from routerd.http.httpx_client import HttpxClient
 
-        return HttpxClient(limits=limits)
-    return FastHttpClient(limits=limits, max_connections_per_origin=settings.upstream_max_connections)
+        return HttpxClient(
+            limits=limits,
+            max_connections=settings.upstream_max_connections,
+            pool_timeout=settings.upstream_pool_timeout,
+        )
+    return FastHttpClient(
+        limits=limits,
+        max_connections_per_origin=settings.upstream_max_connections,
+        pool_timeout=settings.upstream_pool_timeout,
+    )

@@ -41,6 +41,7 @@ from routerd.http.base import too_large_error
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_POOL_TIMEOUT",
     "IDEMPOTENT",
     "MAX_HEAD_BYTES",
     "Connection",
@@ -61,6 +62,9 @@ MAX_HEAD_BYTES: Final = 256 * 1024
 #: 512 calls in flight to one upstream), yet half of the common 1,024 open-file limit, so one slow
 #: upstream cannot take every descriptor the worker has (``ROUTERD_UPSTREAM_MAX_CONNECTIONS``)
 DEFAULT_MAX_CONNECTIONS: Final = 512
+#: seconds a call with no timeout of its own waits for a free connection at the cap
+#: (``ROUTERD_UPSTREAM_POOL_TIMEOUT``): without it such a call would wait without bound
+DEFAULT_POOL_TIMEOUT: Final = 60.0
 # a stream stops reading from the socket while this much body waits for its consumer
 _HIGH_WATER: Final = 256 * 1024
 # bodies up to this size are written together with the head (one send); larger ones separately

@@ -49,6 +49,7 @@ from routerd.http.base import (
 )
 from routerd.http.conn import (
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
     IDEMPOTENT,
     Connection,
     NoFreeConnection,
@@ -79,6 +80,8 @@ class FastHttpClient:
     ``max_idle_per_origin``: idle keep-alive connections kept per origin; more are closed.
     ``idle_timeout``: seconds an idle connection may wait for reuse before it is closed.
     ``connect_timeout``: a bound on connecting when the call has no deadline of its own.
+    ``pool_timeout``: a bound on waiting for a free connection at the cap when the call has no
+    deadline of its own (a call with one waits within it).
     ``limits``: bounds on what an upstream may send (default: :class:`~routerd.http.base.HttpLimits`).
     """
 
@@ -90,6 +93,7 @@ class FastHttpClient:
         max_idle_per_origin: int = 128,
         idle_timeout: float = 30.0,
         connect_timeout: float | None = None,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         user_agent: str = "routerd",
         limits: HttpLimits | None = None,
     ) -> None:
@@ -100,6 +104,7 @@ class FastHttpClient:
         self._max_idle = min(max_idle_per_origin, max_connections_per_origin)
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
         self._user_agent = user_agent
         self.limits = limits or HttpLimits()
         self._pool: Pool | None = None
@@ -213,7 +218,7 @@ class FastHttpClient:
             # imported here: httpx loads with the first rare call, not with the daemon
             from routerd.http.httpx_client import HttpxClient
 
-            self._fallback = HttpxClient(limits=self.limits)
+            self._fallback = HttpxClient(limits=self.limits, pool_timeout=self._pool_timeout)
         return self._fallback
 
     def _head(
@@ -272,8 +277,10 @@ class FastHttpClient:
         conn = None if fresh else pool.take(origin)
         if conn is None:
             deadline = self._connect_deadline(pool.loop, deadline, connect_timeout)
+            # a call with no deadline at all still waits for a free connection within a bound
+            wait_until = pool.loop.time() + self._pool_timeout if deadline is None else deadline
             try:
-                conn = await pool.acquire(origin, deadline, fresh=True)
+                conn = await pool.acquire(origin, wait_until, fresh=True)
             except NoFreeConnection as exc:
                 raise pool_full_error(request.url, exc) from None
             if conn is None:

@@ -7,7 +7,13 @@ variables; the fast client speaks no proxy protocol). Whatever the injected clie
 * redirects are never followed (the request carries the deployment's key): a 3xx answer raises;
 * ``Accept-Encoding: identity`` is sent unless the caller chose an encoding; the raw body is read
   and decoded here, incrementally and within :class:`~routerd.http.base.HttpLimits`, so a
-  compressed bomb cannot inflate without bound.
+  compressed bomb cannot inflate without bound;
+* a call without a timeout of its own waits at most ``pool_timeout`` seconds for a free connection
+  (httpx's pool timeout), then fails as the fast client's does: a retryable connection error.
+
+A client created here opens at most ``max_connections`` connections in all (httpx's pools have no
+cap per upstream; behind a proxy every connection goes to the proxy anyway). An injected client
+keeps its own pool limits.
 """
 
 from __future__ import annotations
@@ -27,12 +33,17 @@ from routerd.http.base import (
     asks_encoding,
     connection_error,
     content_decoder,
+    pool_full_error,
     redirect_error,
     timeout_error,
     too_large_error,
 )
+from routerd.http.conn import DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_TIMEOUT
 
 __all__ = ["HttpxClient"]
+
+# idle keep-alive connections a created client keeps (httpx's own default)
+_MAX_KEEPALIVE = 20
 
 
 class _HttpxStream:
@@ -90,7 +101,9 @@ class HttpxClient:
     """:class:`~routerd.http.HttpClient` over an ``httpx.AsyncClient`` (injected, or created with defaults).
 
     ``limits`` bounds what an upstream may send (default: :class:`~routerd.http.base.HttpLimits`).
-    A client created here honours ``HTTP(S)_PROXY`` / ``NO_PROXY`` (httpx's ``trust_env``).
+    A client created here honours ``HTTP(S)_PROXY`` / ``NO_PROXY`` (httpx's ``trust_env``) and opens
+    at most ``max_connections`` connections in all (ignored for an injected client).
+    ``pool_timeout``: seconds a call without a timeout waits for a free connection.
     """
 
     def __init__(
@@ -99,8 +112,21 @@ class HttpxClient:
         *,
         owned: bool | None = None,
         limits: HttpLimits | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
-        self._client = client or httpx.AsyncClient(timeout=None, follow_redirects=False)
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self._client = client or httpx.AsyncClient(
+            timeout=None,
+            follow_redirects=False,
+            # httpx's own default is 100 in all: ROUTERD_UPSTREAM_MAX_CONNECTIONS applies instead
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=min(_MAX_KEEPALIVE, max_connections),
+            ),
+        )
+        self._pool_timeout = pool_timeout
         self._owned = owned if owned is not None else client is None
         # public, as FastHttpClient.limits: stream readers read the line bound from it
         self.limits = limits or HttpLimits()
@@ -126,7 +152,7 @@ class HttpxClient:
             files=files,
             data=data,
             params=_clean_params(params),
-            timeout=httpx.Timeout(timeout),
+            timeout=self._timeout(timeout),
         )
         try:
             response = await self._client.send(request, stream=True, follow_redirects=False)
@@ -134,6 +160,8 @@ class HttpxClient:
                 body = await self._read(response, url, asked)
             finally:
                 await response.aclose()
+        except httpx.PoolTimeout as exc:
+            raise pool_full_error(url, exc) from exc
         except httpx.TimeoutException as exc:
             raise timeout_error(url, exc) from exc
         except httpx.TransportError as exc:
@@ -175,10 +203,12 @@ class HttpxClient:
     ) -> AsyncIterator[StreamResponse]:
         asked = asks_encoding(headers)
         request = self._client.build_request(
-            method, url, headers=_identity(headers, asked), content=content, timeout=httpx.Timeout(timeout)
+            method, url, headers=_identity(headers, asked), content=content, timeout=self._timeout(timeout)
         )
         try:
             response = await self._client.send(request, stream=True, follow_redirects=False)
+        except httpx.PoolTimeout as exc:
+            raise pool_full_error(url, exc) from exc
         except httpx.TimeoutException as exc:
             raise timeout_error(url, exc) from exc
         except httpx.TransportError as exc:
@@ -193,6 +223,12 @@ class HttpxClient:
             raise connection_error(url, exc) from exc
         finally:
             await response.aclose()
+
+    def _timeout(self, timeout: float | None) -> httpx.Timeout:
+        """The call's timeout for every phase; without one, only the wait for a connection is bounded."""
+        if timeout is None:
+            return httpx.Timeout(None, pool=self._pool_timeout)
+        return httpx.Timeout(timeout)
 
     async def aclose(self) -> None:
         if self._owned:
