@@ -25,6 +25,7 @@ from routerd.routing.executor import CallRouter
 from routerd.routing.limits import CallLimits
 from routerd.server import inference, model_info, ops
 from routerd.server.access_routes import access_routes, gate_lifespan
+from routerd.server.allow import allowed_methods
 from routerd.server.errors import error_response
 from routerd.server.lazy import LazyEndpoint, LazyRoutes
 from routerd.server.limits import ConnectionLimits, new_request_id
@@ -103,13 +104,17 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
             NotFoundError(f"no route {request.method} {request.url.path}", code="not_found")
         )
     # each status gets its own class, so the body carries that status's OpenAI type (405 is an
-    # invalid_request_error, never an api_error); Starlette's headers (Allow on a 405) are kept
+    # invalid_request_error, never an api_error); Starlette's other headers are kept
     cls = error_for_request_status(exc.status_code)
+    headers = dict(exc.headers or {})
     if cls is MethodNotAllowedError:
         err: OpenAIError = cls(f"{request.method} is not allowed on {request.url.path}")
+        # Starlette's Allow names the first matching route's methods only: list every route's
+        if allowed := allowed_methods(request.app.router.routes, request.scope):
+            headers["Allow"] = ", ".join(allowed)
     else:
         err = cls(str(exc.detail), status_code=exc.status_code, code="http_error")
-    return error_response(err, dict(exc.headers or {}))
+    return error_response(err, headers)
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
