@@ -13,8 +13,6 @@ from starlette.applications import Starlette
 from routerd.config import load_config
 from routerd.events import ManagementRequest
 from routerd.server.app import create_app
-from routerd.server.files import files_routes
-from routerd.server.fine_tuning import fine_tuning_routes
 from routerd.settings import Settings
 from routerd.testing.finetune_fakes import FakeAzureFineTuning, FakeOpenAIFineTuning, FakeVertexFineTuning
 from routerd.testing.gemini_fake import FakeGoogleToken
@@ -121,8 +119,5 @@ class Gateway:
 
 
 def build_app(config_path: Path, settings: Settings) -> Starlette:
-    app = create_app(load_config(config_path), settings=settings)
-    paths = {getattr(route, "path", None) for route in app.router.routes}
-    if "/v1/files" not in paths:  # until create_app serves these itself
-        app.router.routes.extend([*files_routes(), *fine_tuning_routes()])
-    return app
+    """The daemon's own app: it serves the Files and fine-tuning routes itself (lazily)."""
+    return create_app(load_config(config_path), settings=settings)

@@ -9,8 +9,10 @@ import httpx
 import openai
 import orjson
 import pytest
+from starlette.routing import Route
 
 from routerd.config import load_config
+from routerd.server.lazy import LazyRoutes
 from tests.finetune.conftest import StartGateway
 from tests.finetune.support import (
     MASTER_KEY,
@@ -253,3 +255,12 @@ async def test_upstream_failures_keep_their_status(gateway: Gateway, upstreams: 
     exc5 = await raises(openai.APIStatusError, gateway.client.fine_tuning.jobs.list())
     assert exc5.status_code == 502
     assert orjson.loads(exc5.response.content)["error"]["message"] == "bad gateway"
+
+
+async def test_the_gateway_is_the_daemons_own_app(gateway: Gateway) -> None:
+    # the files and fine-tuning routes are the app's lazy groups, not routes a test helper added
+    # (support.build_app once appended eager copies, so the daemon's own routing went untested)
+    routes = gateway.app.router.routes
+    assert not [route for route in routes if isinstance(route, Route) and "files" in route.path]
+    groups = {route.routes_factory for route in routes if isinstance(route, LazyRoutes)}
+    assert {"routerd.server.files:files_routes", "routerd.server.fine_tuning:fine_tuning_routes"} <= groups
