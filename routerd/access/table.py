@@ -89,7 +89,11 @@ class KeyPolicy(_Policy):
         team = self.team
         both: tuple[_Policy, ...] = (self,) if team is None else (self, team)
         unrestricted = all(not p.models or any(m in _ALL for m in p.models) for p in both)
-        limited = any(p.rpm_limit or p.tpm_limit or p.max_parallel_requests for p in both)
+        # `is not None`: a limit of 0 is a limit (refuse every call), not the absence of one
+        limited = any(
+            p.rpm_limit is not None or p.tpm_limit is not None or p.max_parallel_requests is not None
+            for p in both
+        )
         object.__setattr__(self, "scope", f"key:{self.alias}")
         object.__setattr__(self, "all_models", unrestricted)
         object.__setattr__(self, "limited", limited)
