@@ -5,7 +5,9 @@ and without ``stream`` (the action says it), with ``anthropic_version`` set to
 :data:`BEDROCK_ANTHROPIC_VERSION` and beta features in the body's ``anthropic_beta`` list (Bedrock
 reads no ``anthropic-beta`` header); it answers Anthropic's ``message``.
 InvokeModelWithResponseStream (``/invoke-with-response-stream``) answers AWS event-stream frames whose
-``chunk`` events carry ``{"bytes": <base64 of one Anthropic event>}``. The HTTP half (SigV4, framing,
+``chunk`` events carry ``{"bytes": <base64 of one Anthropic event>}``; the last one, ``message_stop``,
+also carries Bedrock's ``amazon-bedrock-invocationMetrics``, which is dropped here: the provider's
+own bookkeeping is not part of Anthropic's event, and the gateway does not relay it. The HTTP half (SigV4, framing,
 AWS errors) is :mod:`routerd.providers.bedrock`.
 """
 
@@ -27,6 +29,8 @@ from routerd.providers.openai_parts import DeploymentParams
 
 #: the ``anthropic_version`` Bedrock expects in the body
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+#: the field Bedrock adds to a stream's ``message_stop`` (token counts and latencies of its own)
+INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 
 
 def is_claude(model_id: str) -> bool:
@@ -62,7 +66,10 @@ async def _chunks(frames: AsyncGenerator[Message, None], errors: ErrorContext) -
         async for frame in frames:
             if frame.event_type != "chunk":
                 continue  # no other event type is documented; one added later is not Anthropic's
-            yield chunk_event(frame.payload, errors)
+            event = chunk_event(frame.payload, errors)
+            if type(event) is dict and event.get("type") == "message_stop":
+                event.pop(INVOCATION_METRICS, None)
+            yield event
 
 
 def chunk_event(payload: bytes, errors: ErrorContext) -> Any:

@@ -12,8 +12,9 @@ another front:
   SigV4-checked as :class:`~routerd.testing.bedrock_fake.FakeBedrock` checks it; the body has no
   ``model`` nor ``stream``, ``anthropic_version: "bedrock-2023-05-31"`` and beta features in
   ``anthropic_beta``. Streams are AWS event-stream frames whose ``chunk`` events carry
-  ``{"bytes": <base64 event>}``; an ``error`` event is sent as an exception frame. Errors are
-  AWS-shaped (:func:`aws_failure`).
+  ``{"bytes": <base64 event>}``; an ``error`` event is sent as an exception frame, and
+  ``message_stop`` carries Bedrock's own ``amazon-bedrock-invocationMetrics`` as the real runtime's
+  does. Errors are AWS-shaped (:func:`aws_failure`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ BEDROCK_FIELDS = (KNOWN_FIELDS - {"model", "stream"}) | {"anthropic_version", "a
 _BASE_VERSION = "2023-06-01"
 _VERTEX_METHODS = {"rawPredict": False, "streamRawPredict": True}
 _BEDROCK_ACTIONS = {"invoke": False, "invoke-with-response-stream": True}
+#: what the Bedrock runtime adds to a stream's ``message_stop`` event (its own bookkeeping)
+BEDROCK_INVOCATION_METRICS = {
+    "inputTokenCount": 9,
+    "outputTokenCount": 4,
+    "invocationLatency": 321,
+    "firstByteLatency": 123,
+}
 
 
 def google_failure(status: int, google_status: str, message: str) -> AnthropicReply:
@@ -143,6 +151,8 @@ class FakeBedrockClaude(FakeAnthropic):
                 ":content-type": "application/json",
             }
             return encode_message(headers, orjson.dumps({"message": message}))
+        if event.get("type") == "message_stop":
+            event = {**event, "amazon-bedrock-invocationMetrics": BEDROCK_INVOCATION_METRICS}
         headers = {":message-type": "event", ":event-type": "chunk", ":content-type": "application/json"}
         chunk = {"bytes": base64.b64encode(orjson.dumps(event)).decode()}
         return encode_message(headers, orjson.dumps(chunk))

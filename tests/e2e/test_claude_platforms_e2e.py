@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import orjson
 import pytest
 from clients import tracked
 from prometheus_client.parser import text_string_to_metric_families
@@ -303,6 +304,19 @@ def test_a_bedrock_stream_exception_ends_with_an_error_event(
     last = text.rstrip().split("\n\n")[-1]
     assert last.startswith("event: error") and "model broke" in last and "message_stop" not in text
     assert AWS_SECRET not in text
+
+
+def test_a_bedrock_stream_ends_with_anthropics_message_stop_only(server: RouterdServer) -> None:
+    # Bedrock adds its invocation metrics to message_stop: the gateway relays Anthropic's event alone
+    body = {"model": "bedrock-claude", "max_tokens": 64, "stream": True, "messages": _hi()}
+    with httpx.stream(
+        "POST", server.base_url + "/v1/messages", headers={"x-api-key": MASTER_KEY}, json=body
+    ) as reply:
+        text = reply.read().decode()
+    last = text.rstrip().split("\n\n")[-1]
+    assert last.startswith("event: message_stop\n")
+    assert orjson.loads(last.split("data: ", 1)[1]) == {"type": "message_stop"}
+    assert "amazon-bedrock" not in text and "invocationLatency" not in text
 
 
 # -- both -------------------------------------------------------------------------------------------

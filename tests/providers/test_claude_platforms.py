@@ -19,6 +19,7 @@ from routerd.providers import bedrock_claude, vertex_claude
 from routerd.providers.base import UpstreamRequest, get_adapter, speaks_natively
 from routerd.providers.bedrock import BedrockAdapter
 from routerd.providers.errors import ErrorContext
+from routerd.providers.eventstream import EventStreamDecoder
 from routerd.providers.vertex import VertexAdapter
 from routerd.testing.anthropic_fake import AnthropicReply
 from routerd.testing.claude_platforms_fake import (
@@ -249,6 +250,20 @@ async def test_bedrock_stream_cut_and_exception(
         await collect(adapter.messages_stream(http_client, call(deployment)))
     events = await collect(adapter.messages_stream(http_client, call(deployment)))
     assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+
+
+async def test_bedrock_invocation_metrics_are_not_relayed(
+    http_client: HttpClient, bedrock_fake: FakeBedrockClaude, make_deployment: MakeDeployment
+) -> None:
+    # the fake sends them as the Bedrock runtime does, on the last chunk
+    [frame] = EventStreamDecoder().feed(bedrock_fake.encode({"type": "message_stop"}))
+    sent = bedrock_claude.chunk_event(frame.payload, ErrorContext("bedrock", BEDROCK_MODEL))
+    assert sent[bedrock_claude.INVOCATION_METRICS]["outputTokenCount"] > 0
+    events = await collect(
+        BedrockAdapter().messages_stream(http_client, call(bedrock(bedrock_fake, make_deployment)))
+    )
+    assert events[-1] == {"type": "message_stop"}
+    assert not any(bedrock_claude.INVOCATION_METRICS in event for event in events)
 
 
 async def test_bedrock_native_answer_is_the_message(
