@@ -7,8 +7,10 @@ semantic-convention attributes: ``gen_ai.operation.name``, ``gen_ai.provider.nam
 ``gen_ai.response.model``, ``gen_ai.response.id``, ``gen_ai.response.finish_reasons``,
 ``gen_ai.usage.input_tokens`` / ``output_tokens``, and ``error.type`` on failures. Prompt and answer
 text are recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (or
-``capture_content=True``), as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` JSON, and never
-while ``turn_off_message_logging`` is on (the module or daemon setting, or this logger's own).
+``capture_content=True``), as ``gen_ai.input.messages`` (the request's messages) /
+``gen_ai.output.messages`` (one OpenAI-shaped assistant message per choice: its ``content`` and its
+``tool_calls`` with their arguments) JSON, and never while ``turn_off_message_logging`` is on (the
+module or daemon setting, or this logger's own).
 
 Spans are exported by OTLP over HTTP, configured by the standard variables
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``,
@@ -70,6 +72,42 @@ def _ns(moment: datetime) -> int:
 
 def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _output_messages(choices: Any) -> list[dict[str, Any]] | None:
+    """One assistant message per choice (OpenAI's shape, as the input messages are recorded): its
+    text and its tool calls with their arguments; None when any of them is redacted (message logging
+    is off for every callback: record nothing rather than placeholders)."""
+    messages: list[dict[str, Any]] = []
+    for choice in choices:
+        message = _field(choice, "message")
+        content = _field(message, "content") if message is not None else None
+        entry: dict[str, Any] = {"role": "assistant", "content": content or _field(choice, "text")}
+        calls = [_tool_call(call) for call in _field(message, "tool_calls") or ()]
+        if calls:
+            entry["tool_calls"] = calls
+        legacy = _field(message, "function_call")
+        if legacy is not None:
+            entry["function_call"] = {
+                "name": _field(legacy, "name"),
+                "arguments": _field(legacy, "arguments"),
+            }
+        arguments = [call["function"]["arguments"] for call in calls]
+        if legacy is not None:
+            arguments.append(entry["function_call"]["arguments"])
+        if is_redacted(entry["content"]) or any(is_redacted(value) for value in arguments):
+            return None
+        messages.append(entry)
+    return messages
+
+
+def _tool_call(call: Any) -> dict[str, Any]:
+    function = _field(call, "function")
+    return {
+        "id": _field(call, "id"),
+        "type": _field(call, "type") or "function",
+        "function": {"name": _field(function, "name"), "arguments": _field(function, "arguments")},
+    }
 
 
 class OpenTelemetryLogger(CustomLogger):
@@ -156,9 +194,10 @@ class OpenTelemetryLogger(CustomLogger):
         reasons = [str(_field(c, "finish_reason")) for c in choices if _field(c, "finish_reason")]
         if reasons:
             span.set_attribute("gen_ai.response.finish_reasons", reasons)
-        texts = [_field(_field(c, "message"), "content") or _field(c, "text") for c in choices]
-        if self._captures() and texts and not any(is_redacted(text) for text in texts):
-            span.set_attribute("gen_ai.output.messages", json.dumps(texts, default=str))
+        if self._captures() and choices:
+            output = _output_messages(choices)
+            if output is not None:
+                span.set_attribute("gen_ai.output.messages", json.dumps(output, default=str))
         span.end(end_time=_ns(end_time))
 
     def log_failure_event(

@@ -5,6 +5,7 @@ receiver on loopback (spans decoded with opentelemetry-proto)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import textwrap
 import time
@@ -291,3 +292,122 @@ def test_open_request_spans_are_bounded(
         logger.log_pre_api_call("m", [], {"litellm_call_id": f"c{index}", "call_type": "completion"})
     assert list(logger._spans) == ["c3", "c4"]
     assert len(exporter.get_finished_spans()) == 3  # the evicted spans were ended, not leaked
+
+
+SECRET_ARGUMENTS = '{"city": "secret city"}'
+TOOL_ANSWER = {
+    "id": "chatcmpl-tool",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": SECRET_ARGUMENTS},
+                    }
+                ],
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+}
+TOOL_CHUNKS = [
+    {
+        "id": "chatcmpl-tool",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    for delta, finish in [
+        (
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": SECRET_ARGUMENTS[:9]},
+                    }
+                ],
+            },
+            None,
+        ),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": SECRET_ARGUMENTS[9:]}}]}, None),
+        ({}, "tool_calls"),
+    ]
+]
+RECORDED_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": SECRET_ARGUMENTS}}
+    ],
+}
+
+
+def _request_span_attributes(exporter: InMemorySpanExporter) -> dict[str, Any]:
+    (span,) = [s for s in exporter.get_finished_spans() if not s.name.startswith("attempt ")]
+    return dict(span.attributes or {})
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_arguments_are_recorded_with_content_capture(
+    openai_env: Any,
+    memory: tuple[OpenTelemetryLogger, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+    stream: bool,
+) -> None:
+    logger, exporter = memory
+    logger.capture_content = True
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    if stream:
+        openai_env.enqueue(Reply(chunks=TOOL_CHUNKS))
+        assert list(routerd.completion(model="gpt-4o", messages=HI, stream=True))
+    else:
+        openai_env.enqueue(Reply(json=TOOL_ANSWER))
+        routerd.completion(model="gpt-4o", messages=HI)
+    attributes = _request_span_attributes(exporter)
+    assert json.loads(attributes["gen_ai.output.messages"]) == [RECORDED_CALL]
+
+
+def test_tool_call_arguments_are_not_recorded_without_content_capture(
+    openai_env: Any, memory: tuple[OpenTelemetryLogger, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, exporter = memory
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    openai_env.enqueue(Reply(json=TOOL_ANSWER))
+    routerd.completion(model="gpt-4o", messages=HI)
+    attributes = _request_span_attributes(exporter)
+    assert "gen_ai.output.messages" not in attributes and "secret city" not in repr(attributes)
+
+
+@pytest.mark.parametrize("where", ["logger", "module"])
+def test_message_logging_off_blanks_tool_call_arguments(
+    openai_env: Any,
+    memory: tuple[OpenTelemetryLogger, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    logger, exporter = memory
+    logger.capture_content = True
+    if where == "logger":
+        logger.turn_off_message_logging = True
+    else:
+        monkeypatch.setattr(routerd, "turn_off_message_logging", True)
+    monkeypatch.setattr(routerd, "callbacks", [logger])
+    openai_env.enqueue(Reply(json=TOOL_ANSWER))
+    routerd.completion(model="gpt-4o", messages=HI)
+    attributes = _request_span_attributes(exporter)
+    assert attributes["gen_ai.usage.output_tokens"] == 3  # the span is recorded, without the text
+    assert "gen_ai.output.messages" not in attributes
+    assert "secret city" not in repr(attributes) and "redacted" not in repr(attributes)
