@@ -10,8 +10,8 @@ the API; another provider answers a 400 naming it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from routerd.errors import BadRequestError
 from routerd.finetune.serving import PROVIDER_FIELD, PROVIDER_HEADER, ManagementCall, handle
-from routerd.finetune.types import FILES
+from routerd.finetune.types import FILES, PageQuery
 from routerd.finetune.validation import page_query
 from routerd.server import batch_gateway
 from routerd.server.inference import parse_json, read_body
@@ -72,6 +72,7 @@ def named_provider(request: Request, body: Any = None) -> Any:
 
 
 _PROVIDER_LEVEL = "a provider-level batch call (custom_llm_provider)"
+T = TypeVar("T")
 
 
 async def create_batch(request: Request) -> Response:
@@ -89,40 +90,60 @@ async def create_batch(request: Request) -> Response:
     return await handle(request, FILES, "batch_create", work, keyed=True)
 
 
-async def list_batches(request: Request) -> Response:
+async def _provider_or_gateway(
+    request: Request,
+    operation: str,
+    argument: Callable[[Request], T],
+    provider: Callable[[Any, T], Awaitable[Any]],
+    gateway: Callable[[ManagementCall, batch_gateway.Caller, T], Awaitable[Any]],
+) -> Response:
+    """A list/retrieve/cancel call: the provider's own Batch API when the request names
+    ``custom_llm_provider`` (the master key only), else the gateway's batches the caller may see.
+    ``argument`` (the query, the batch id) is read after the caller is known, before the split."""
+
     async def work(call: ManagementCall) -> Any:
         caller = batch_gateway.caller_of(call.state, request.headers)
-        query = page_query(request.query_params)
+        value = argument(request)
         if named_provider(request) is not None:
             batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
-            return await _batches(call, call.choose_provider()).list_batches(query)
-        return await batch_gateway.page(call, caller, query)
+            return await provider(_batches(call, call.choose_provider()), value)
+        return await gateway(call, caller, value)
 
-    return await handle(request, FILES, "batch_list", work, keyed=True)
+    return await handle(request, FILES, operation, work, keyed=True)
+
+
+def _query(request: Request) -> PageQuery:
+    return page_query(request.query_params)
+
+
+def _batch_id(request: Request) -> str:
+    return str(request.path_params["batch_id"])
+
+
+async def list_batches(request: Request) -> Response:
+    return await _provider_or_gateway(
+        request, "batch_list", _query, lambda client, query: client.list_batches(query), batch_gateway.page
+    )
 
 
 async def retrieve_batch(request: Request) -> Response:
-    async def work(call: ManagementCall) -> Any:
-        caller = batch_gateway.caller_of(call.state, request.headers)
-        batch_id = request.path_params["batch_id"]
-        if named_provider(request) is not None:
-            batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
-            return await _batches(call, call.choose_provider()).retrieve_batch(batch_id)
-        return await batch_gateway.retrieve(call, caller, batch_id)
-
-    return await handle(request, FILES, "batch_retrieve", work, keyed=True)
+    return await _provider_or_gateway(
+        request,
+        "batch_retrieve",
+        _batch_id,
+        lambda client, batch_id: client.retrieve_batch(batch_id),
+        batch_gateway.retrieve,
+    )
 
 
 async def cancel_batch(request: Request) -> Response:
-    async def work(call: ManagementCall) -> Any:
-        caller = batch_gateway.caller_of(call.state, request.headers)
-        batch_id = request.path_params["batch_id"]
-        if named_provider(request) is not None:
-            batch_gateway.require_admin(caller, _PROVIDER_LEVEL)
-            return await _batches(call, call.choose_provider()).cancel_batch(batch_id)
-        return await batch_gateway.cancel(call, caller, batch_id)
-
-    return await handle(request, FILES, "batch_cancel", work, keyed=True)
+    return await _provider_or_gateway(
+        request,
+        "batch_cancel",
+        _batch_id,
+        lambda client, batch_id: client.cancel_batch(batch_id),
+        batch_gateway.cancel,
+    )
 
 
 def batches_routes() -> list[BaseRoute]:

@@ -215,8 +215,14 @@ def test_a_batch_needs_access_to_its_model(server: RouterdServer, upstreams: Ups
         )
     with pytest.raises(openai.NotFoundError):
         bob.files.content(carol_upload.id)
-    with pytest.raises(openai.PermissionDeniedError):  # provider-level calls are the master key's
-        bob.batches.list(extra_query={"custom_llm_provider": "openai"})
+    provider = {"custom_llm_provider": "openai"}
+    for provider_level in (  # provider-level calls are the master key's, each of them
+        lambda: bob.batches.list(extra_query=provider),
+        lambda: bob.batches.retrieve("batch_1", extra_query=provider),
+        lambda: bob.batches.cancel("batch_1", extra_query=provider),
+    ):
+        with pytest.raises(openai.PermissionDeniedError, match="provider-level batch call"):
+            provider_level()
     with pytest.raises(openai.PermissionDeniedError):
         bob.files.create(file=("t.jsonl", b"{}\n"), purpose="fine-tune")
 
