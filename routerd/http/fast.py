@@ -218,7 +218,9 @@ class FastHttpClient:
             # imported here: httpx loads with the first rare call, not with the daemon
             from routerd.http.httpx_client import HttpxClient
 
-            self._fallback = HttpxClient(limits=self.limits, pool_timeout=self._pool_timeout)
+            self._fallback = HttpxClient(
+                limits=self.limits, max_connections=self._max_connections, pool_timeout=self._pool_timeout
+            )
         return self._fallback
 
     def _head(
