@@ -22,12 +22,13 @@ from starlette.types import Receive, Scope, Send
 from routerd.access.table import KeyPolicy, check_model
 from routerd.errors import BadRequestError, NotFoundError, OpenAIError
 from routerd.frontdoors import anthropic_messages, responses
-from routerd.frontdoors.anthropic_errors import anthropic_error, error_event
+from routerd.frontdoors.anthropic_errors import AnthropicRequestError, anthropic_error, error_event
 from routerd.frontdoors.anthropic_messages_stream import MessagesStreamTranslator, anthropic_events, sse
 from routerd.frontdoors.azure_routes import azure_route, routed_body
 from routerd.frontdoors.response_items import input_items_page
 from routerd.frontdoors.response_store import ResponseStore, StoredResponse, response_store
 from routerd.frontdoors.responses_stream import ResponsesStreamTranslator, responses_events
+from routerd.guardrails.selection import take_selection
 from routerd.providers.base import CHAT
 from routerd.routing.types import NativeCall
 from routerd.server import inference
@@ -75,6 +76,8 @@ class MessagesDoor(Door):
         return _json(body, status, {**extra, **headers})
 
     async def prepare(self, state: AppState, body: Any, headers: Mapping[str, str]) -> DoorCall:
+        # the guardrails the request names go to the gate, never upstream (natively or translated)
+        body, selected = take_selection(body, AnthropicRequestError)
         if (
             type(body) is dict or isinstance(body, Mapping)
         ) and not anthropic_messages.KNOWN_FIELDS.issuperset(body):
@@ -93,6 +96,8 @@ class MessagesDoor(Door):
             if stops or stream
             else _PLAIN_CONTEXT
         )
+        if selected is not None:
+            chat["guardrails"] = selected
         # the parsed body is this request's own and adapters copy it before changing it: no copy here
         return DoorCall(chat, NativeCall("messages", body, passed), beta, context)
 
@@ -128,7 +133,8 @@ async def count_tokens(request: Request) -> Response:
     try:
         policy = _caller(state, request.headers)
         raw = await inference.read_body(request, state.max_body_bytes)
-        body = inference.parse_json(raw)
+        # the guardrails a request names are routerd's, no part of what is counted
+        body, _ = take_selection(inference.parse_json(raw), AnthropicRequestError)
         _may_count(state, policy, body)
         return _json(anthropic_messages.count_tokens(body))
     except Exception as exc:
@@ -183,6 +189,9 @@ class ResponsesDoor(Door):
         return error_response(exc, headers)
 
     async def prepare(self, state: AppState, body: Any, headers: Mapping[str, str]) -> DoorCall:
+        # the guardrails the request names go to the gate, never upstream nor into the stored
+        # response's metadata
+        body, selected = take_selection(body)
         if isinstance(body, Mapping) and body.get("previous_response_id") is not None:
             authenticate(state, headers)  # a stored conversation is read: the caller must be known first
         owner = owner_of(headers)
@@ -200,6 +209,8 @@ class ResponsesDoor(Door):
         context = _ResponsesContext(
             call, owner, call.request.get("store") is not False, responses.new_response_id()
         )
+        if selected is not None:
+            call.chat["guardrails"] = selected
         return DoorCall(call.chat, NativeCall("responses", native), {}, context)
 
     async def answer(self, state: AppState, call: DoorCall, body: JSON, *, native: bool) -> JSON:

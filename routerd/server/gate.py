@@ -35,6 +35,7 @@ from routerd.cost import request_cost
 from routerd.errors import AuthenticationError, BadRequestError
 from routerd.guardrails.config import CONTENT_FILTER, MODERATION, WEBHOOK, CompiledGuardrail
 from routerd.guardrails.modes import Mode
+from routerd.guardrails.selection import MAX_REQUESTED_GUARDRAILS, check_selection, selection_of
 from routerd.server.auth import presented_key
 from routerd.tokens import count_request_tokens
 
@@ -69,8 +70,6 @@ __all__ = ["MAX_REQUESTED_GUARDRAILS", "Gate", "Passage"]
 
 log = logging.getLogger("routerd.gate")
 
-#: Guardrail names one request may ask for (``guardrails: [...]``).
-MAX_REQUESTED_GUARDRAILS = 32
 EMBEDDINGS = "embeddings"
 #: Bytes counted per streamed chunk kept for the cache, besides its text (ids, model, framing).
 _CHUNK_ENVELOPE = 160
@@ -301,19 +300,10 @@ def identify(
 
 
 def _requested_guardrails(body: MutableMapping[str, Any]) -> list[str]:
-    names: Any = body.pop("guardrails", None)
-    metadata = body.get("metadata")
-    if names is None and isinstance(metadata, Mapping):
-        names = metadata.get("guardrails")
-    if names is None:
-        return []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise BadRequestError("'guardrails' must be a list of guardrail names", param="guardrails")
-    if len(names) > MAX_REQUESTED_GUARDRAILS:
-        raise BadRequestError(
-            f"at most {MAX_REQUESTED_GUARDRAILS} guardrails per request", param="guardrails"
-        )
-    return names
+    # the front doors put theirs here too (routerd.guardrails.selection.take_selection)
+    names = selection_of(body)
+    body.pop("guardrails", None)
+    return [] if names is None else check_selection(names)
 
 
 def _usage_of(answer: Mapping[str, Any]) -> tuple[int, int]:
