@@ -2,26 +2,59 @@
 
 These are the settings of the *process* (where to listen, how many workers, logging). Routing lives in
 the YAML file and reloads live; these need a restart, and a reload that would change them says so.
+
+Each field ``name`` is read from the variable ``ROUTERD_NAME`` (upper or lower case, as
+pydantic-settings read them before) when the constructor is not given it, and validated by pydantic
+like a constructor argument. The reader is the few lines of :class:`EnvironmentSettings`, not
+pydantic-settings: that package, with its CLI, dotenv, cloud-secret and TOML sources, cost ~20 ms of
+``routerd serve``'s start-up to read a dozen plain variables (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from routerd.config.files import DEFAULT_MAX_ALIAS_NODES, DEFAULT_MAX_BYTES, LoadLimits
 
+#: every setting's environment variable is this prefix and the field's name
+ENV_PREFIX = "ROUTERD_"
 
-class HttpSettings(BaseSettings):
+
+def environment_values(model: type[BaseModel], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``ROUTERD_*`` values of ``model``'s fields found in ``environ`` (default: ``os.environ``),
+    by field name. Names match whatever their case; when two spellings are set, the later one wins."""
+    prefix = ENV_PREFIX.lower()
+    found = {
+        name.lower(): value
+        for name, value in (os.environ if environ is None else environ).items()
+        if name[: len(prefix)].lower() == prefix
+    }
+    return {field: found[prefix + field] for field in model.model_fields if prefix + field in found}
+
+
+class EnvironmentSettings(BaseModel):
+    """Frozen settings whose fields not given to the constructor come from ``ROUTERD_<FIELD>``.
+
+    Order of precedence: constructor arguments (the command line's flags), then the environment,
+    then the field's default. Values from the environment count as set (``model_fields_set``), as
+    arguments do. Variables that name no field are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**environment_values(type(self)), **values})
+
+
+class HttpSettings(EnvironmentSettings):
     """Settings of the upstream HTTP clients (:func:`routerd.http.default_client` reads them alone).
 
     The bounds keep a broken or hostile upstream from exhausting the gateway; each is per response.
     """
-
-    model_config = SettingsConfigDict(env_prefix="ROUTERD_", extra="ignore", frozen=True)
 
     http_client: Literal["auto", "fast", "httpx"] = Field(
         default="auto",
@@ -53,8 +86,6 @@ class HttpSettings(BaseSettings):
 
 class Settings(HttpSettings):
     """``routerd serve`` settings (``ROUTERD_HOST``, ``ROUTERD_PORT``, ...)."""
-
-    model_config = SettingsConfigDict(env_prefix="ROUTERD_", extra="ignore", frozen=True)
 
     config: Path = Field(default=Path("config.yaml"), description="routing file (YAML)")
     host: str = Field(default="127.0.0.1", description="listen address; 0.0.0.0 in containers")

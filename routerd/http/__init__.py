@@ -71,7 +71,7 @@ def default_client(settings: HttpSettings | None = None) -> HttpClient:
     proxy protocol, and httpx honours those variables (and ``NO_PROXY``).
     """
     if settings is None:
-        from routerd.settings import HttpSettings  # pydantic-settings: only when a client is made
+        from routerd.settings import HttpSettings  # the ROUTERD_* reader: only when a client is made
 
         settings = HttpSettings()
     limits = limits_from(settings)

@@ -131,6 +131,9 @@ NOT_AT_START = (
     "anyio._backends",
     # PyYAML: a file as small as the example is parsed by ruamel alone (loader.FAST_PARSE_MIN_CHARS)
     "yaml",
+    # ROUTERD_* variables are read by routerd.settings itself (pydantic-settings is not a dependency)
+    "pydantic_settings",
+    "dotenv",
 )
 
 #: a file with guardrails, client keys in a team with limits and budgets, and a cache
