@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import platform
 
-from prometheus_client import CollectorRegistry
-
 from routerd import __version__
-from routerd.metrics.lean import CounterFamily, GaugeFamily, HistogramFamily, metric_classes
+from routerd.metrics.lean import CounterFamily, GaugeFamily, HistogramFamily, Registry, metric_classes
 from routerd.metrics.multiprocess import multiprocess_dir
 
 # Whole requests and upstream calls: LLM answers take from milliseconds (embeddings, cached) to minutes.
@@ -38,7 +36,7 @@ _DEPLOYMENT = ("model_group", "deployment", "provider")
 class RouterdMetrics:
     """The metric families, registered on ``registry`` (a private one per app, so tests are isolated)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         r = registry
         # prometheus_client's classes only when values must be shared with other worker processes

@@ -11,21 +11,24 @@ live in files every worker can read; :func:`metric_classes` picks the right set.
 
 A scrape may run in a thread while the event loop updates: each read is one attribute or one copy,
 atomic under the GIL; at worst a histogram's count and sum straddle one observation.
+
+prometheus_client itself (~15 ms of imports: its exposition brings http.server, wsgiref and urllib)
+is needed only to describe and collect the families, so it is imported then, not when they are made:
+:class:`PendingRegistry` holds them until the first scrape asks for the real registry, and ``routerd
+serve`` does not load prometheus_client before it is ready (tests/server/test_startup_imports.py).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client import CollectorRegistry
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge as PromGauge
-from prometheus_client import Histogram as PromHistogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 __all__ = [
     "CounterFamily",
@@ -34,8 +37,68 @@ __all__ = [
     "LeanCounter",
     "LeanGauge",
     "LeanHistogram",
+    "PendingRegistry",
+    "Registry",
     "metric_classes",
 ]
+
+
+class Registry(Protocol):
+    """Where a family registers itself: prometheus_client's ``CollectorRegistry`` or a
+    :class:`PendingRegistry`."""
+
+    def register(self, collector: Any) -> None: ...
+
+
+class PendingRegistry:
+    """Collectors kept in order until :meth:`build` makes prometheus_client's registry of them.
+
+    ``build`` (the first scrape, or a test reading samples) imports prometheus_client, makes the
+    registry, registers the ``first`` collectors (the process, platform and GC ones) and then every
+    collector registered here, in order -- the registry prometheus_client would have had from the
+    start, so the exposition is the same -- and keeps it: later registrations go straight to it.
+    A second family of a name already registered is refused at once, as prometheus_client would.
+    """
+
+    def __init__(self, first: Callable[[CollectorRegistry], None] | None = None) -> None:
+        self._first = first
+        self._collectors: list[Any] = []
+        self._names: set[str] = set()
+        self._registry: CollectorRegistry | None = None
+        self._lock = threading.Lock()  # two first scrapes in worker threads build one registry
+
+    @property
+    def built(self) -> bool:
+        """Whether :meth:`build` has made the registry."""
+        return self._registry is not None
+
+    def register(self, collector: Any) -> None:
+        """Keep ``collector`` for the registry (or register it there once that exists)."""
+        with self._lock:
+            if self._registry is not None:
+                self._registry.register(collector)
+                return
+            name = getattr(collector, "name", None)
+            if name is not None:
+                if name in self._names:
+                    raise ValueError(f"Duplicated timeseries in CollectorRegistry: {{{name!r}}}")
+                self._names.add(name)
+            self._collectors.append(collector)
+
+    def build(self) -> CollectorRegistry:
+        """prometheus_client's registry of every collector kept (made once)."""
+        with self._lock:
+            if self._registry is None:
+                from prometheus_client import CollectorRegistry
+
+                registry = CollectorRegistry()
+                if self._first is not None:
+                    self._first(registry)
+                for collector in self._collectors:
+                    registry.register(collector)
+                self._registry = registry
+                self._collectors.clear()
+            return self._registry
 
 
 # -- what the recorder relies on: satisfied by these classes and by prometheus_client's ---------------
@@ -127,7 +190,7 @@ class _Family:
         documentation: str,
         labelnames: Iterable[str] = (),
         *,
-        registry: CollectorRegistry,
+        registry: Registry,
     ) -> None:
         self.name = name
         self.documentation = documentation
@@ -160,7 +223,7 @@ class _Family:
     def _family(self) -> Metric:
         raise NotImplementedError
 
-    def _add(self, family: Metric, labels: Sequence[str], child: Any) -> None:
+    def _add(self, family: Any, labels: Sequence[str], child: Any) -> None:
         raise NotImplementedError
 
     def describe(self) -> list[Metric]:
@@ -181,10 +244,11 @@ class LeanCounter(_Family):
         self._only_child().inc(amount)
 
     def _family(self) -> Metric:
+        from prometheus_client.core import CounterMetricFamily
+
         return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
-    def _add(self, family: Metric, labels: Sequence[str], child: _CounterValue) -> None:
-        assert isinstance(family, CounterMetricFamily)
+    def _add(self, family: CounterMetricFamily, labels: Sequence[str], child: _CounterValue) -> None:
         family.add_metric(labels, child.value)
 
 
@@ -195,7 +259,7 @@ class LeanGauge(_Family):
         documentation: str,
         labelnames: Iterable[str] = (),
         *,
-        registry: CollectorRegistry,
+        registry: Registry,
         multiprocess_mode: str = "all",  # only meaningful to prometheus_client's multiprocess gauges
     ) -> None:
         super().__init__(name, documentation, labelnames, registry=registry)
@@ -213,10 +277,11 @@ class LeanGauge(_Family):
         self._only_child().set(value)
 
     def _family(self) -> Metric:
+        from prometheus_client.core import GaugeMetricFamily
+
         return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
-    def _add(self, family: Metric, labels: Sequence[str], child: _GaugeValue) -> None:
-        assert isinstance(family, GaugeMetricFamily)
+    def _add(self, family: GaugeMetricFamily, labels: Sequence[str], child: _GaugeValue) -> None:
         family.add_metric(labels, child.value)
 
 
@@ -227,14 +292,14 @@ class LeanHistogram(_Family):
         documentation: str,
         labelnames: Iterable[str] = (),
         *,
-        registry: CollectorRegistry,
+        registry: Registry,
         buckets: Sequence[float],
     ) -> None:
         bounds = sorted(float(b) for b in buckets)
         if not bounds or bounds[-1] != math.inf:
             bounds.append(math.inf)
         self._bounds = tuple(bounds)
-        self._le = tuple(floatToGoString(b) for b in self._bounds)  # type: ignore[no-untyped-call]
+        self._le: tuple[str, ...] | None = None  # the bounds as "le" labels, made by the first collect
         super().__init__(name, documentation, labelnames, registry=registry)
 
     def _new_child(self) -> _HistogramValue:
@@ -244,14 +309,22 @@ class LeanHistogram(_Family):
         self._only_child().observe(amount)
 
     def _family(self) -> Metric:
+        from prometheus_client.core import HistogramMetricFamily
+
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
-    def _add(self, family: Metric, labels: Sequence[str], child: _HistogramValue) -> None:
-        assert isinstance(family, HistogramMetricFamily)
+    def _labels_le(self) -> tuple[str, ...]:
+        if self._le is None:
+            from prometheus_client.utils import floatToGoString
+
+            self._le = tuple(floatToGoString(b) for b in self._bounds)  # type: ignore[no-untyped-call]
+        return self._le
+
+    def _add(self, family: HistogramMetricFamily, labels: Sequence[str], child: _HistogramValue) -> None:
         counts, total = child.counts[:], child.sum
         cumulative = 0
         buckets = []
-        for le, count in zip(self._le, counts, strict=True):
+        for le, count in zip(self._labels_le(), counts, strict=True):
             cumulative += count
             buckets.append((le, float(cumulative)))
         family.add_metric(labels, buckets, total)
@@ -260,5 +333,7 @@ class LeanHistogram(_Family):
 def metric_classes(multiprocess: bool) -> tuple[type[Any], type[Any], type[Any]]:
     """(Counter, Gauge, Histogram): prometheus_client's across worker processes, else the lean ones."""
     if multiprocess:
-        return PromCounter, PromGauge, PromHistogram
+        from prometheus_client import Counter, Gauge, Histogram
+
+        return Counter, Gauge, Histogram
     return LeanCounter, LeanGauge, LeanHistogram

@@ -18,9 +18,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+# prometheus_client is imported by the functions that use it: a single-process server loads it with
+# its first scrape (routerd.metrics.lean.PendingRegistry), and this module is imported at start-up
 
 log = logging.getLogger("routerd.metrics")
 
@@ -59,6 +63,9 @@ def prepare_multiprocess_dir(*, cleanup: bool = True) -> Path:
 
 def collection_registry() -> CollectorRegistry:
     """A registry that, when collected, merges every worker's files (build once, collect per scrape)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
     registry = CollectorRegistry(auto_describe=True)
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
@@ -87,6 +94,9 @@ def forget_dead_workers(path: Path) -> list[int]:
             pid = int(match.group(1))
             if pid != os.getpid() and not _alive(pid):
                 dead.add(pid)
+    if dead:
+        from prometheus_client.multiprocess import mark_process_dead
+
     for pid in dead:
         mark_process_dead(pid, str(path))  # type: ignore[no-untyped-call]
     return sorted(dead)
@@ -96,4 +106,6 @@ def worker_exiting() -> None:
     """Remove this process's live gauges (its in-flight count, its view of deployment health)."""
     path = multiprocess_dir()
     if path is not None and path.is_dir():
+        from prometheus_client.multiprocess import mark_process_dead
+
         mark_process_dead(os.getpid(), str(path))  # type: ignore[no-untyped-call]

@@ -134,6 +134,8 @@ NOT_AT_START = (
     # ROUTERD_* variables are read by routerd.settings itself (pydantic-settings is not a dependency)
     "pydantic_settings",
     "dotenv",
+    # prometheus_client: the lean metric families wait for the first scrape (metrics.lean.PendingRegistry)
+    "prometheus_client",
 )
 
 #: a file with guardrails, client keys in a team with limits and budgets, and a cache
