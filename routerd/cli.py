@@ -18,6 +18,7 @@ from typing import TextIO
 import orjson
 
 from routerd import __version__
+from routerd.codecache import startup_code_cache
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -114,7 +115,8 @@ def _collector_paused() -> Iterator[None]:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``routerd serve --config FILE [--host] [--port] [--workers N] [--no-watch]``."""
-    with _collector_paused():
+    # the dataclass code cache (routerd.codecache) is finished by serve once start-up is over
+    with _collector_paused(), startup_code_cache():
         return _run_serve(args)
 
 
@@ -229,7 +231,7 @@ def _add_check(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``routerd check CONFIG [--json] [--strict]``."""
-    with _collector_paused():
+    with _collector_paused(), startup_code_cache():
         return _run_check(args, out)
 
 

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from routerd.codecache import finish_startup
 from routerd.config.table import RoutingTable
 from routerd.logs import configure_logging
 from routerd.server.limits import raise_open_file_limit
@@ -96,7 +97,9 @@ def collect_from_here() -> None:
 
     ``routerd serve`` pauses the collector while it starts (routerd.cli.run_serve); a worker process
     freezes what its start made too (app_from_settings), so that later full collections do not walk
-    it again (CPython's gc.freeze)."""
+    it again (CPython's gc.freeze). Start-up's dataclass code cache, if the command line installed
+    one, is saved and removed here too (routerd.codecache)."""
+    finish_startup()
     gc.freeze()
     gc.enable()
 
