@@ -115,7 +115,7 @@ def _collector_paused() -> Iterator[None]:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``routerd serve --config FILE [--host] [--port] [--workers N] [--no-watch]``."""
-    # the dataclass code cache (routerd.codecache) is finished by serve once start-up is over
+    # the start-up code cache (routerd.codecache) is finished by serve once start-up is over
     with _collector_paused(), startup_code_cache():
         return _run_serve(args)
 

@@ -1,23 +1,26 @@
-"""A cache of the code :mod:`dataclasses` generates, so that ``routerd serve`` does not compile it on every start.
+"""A cache of the code ``routerd serve`` generates and compiles at every start, kept between starts.
 
 Python 3.11's dataclasses write each class's ``__init__``, ``__repr__``, ``__eq__``, ``__hash__`` and (for
-frozen classes) ``__setattr__``/``__delattr__`` as source text and ``exec`` it. ``routerd serve`` makes
-~140 dataclasses (routerd's and its dependencies') before it is ready: ~650 small functions parsed
-and compiled on every start, about a quarter of the instructions it spent to get ready
-(docs/performance.md). Python caches the bytecode of modules, not of this generated code.
+frozen classes) ``__setattr__``/``__delattr__`` as source text and ``exec`` it, and ``typing.ForwardRef``
+compiles every annotation written as a string (pydantic-core's hundreds of ``TypedDict`` fields,
+pydantic's models under ``from __future__ import annotations``). ``routerd serve`` makes ~140
+dataclasses and ~1,000 forward references before it is ready: parsing and compiling them was about a
+third of the instructions it spent to get ready (docs/performance.md). Python caches the bytecode of
+modules, not of this generated code.
 
 While a :class:`CodeCache` is installed (:func:`startup_code_cache`: ``routerd serve`` until just
-before it serves, ``routerd check``), the ``exec`` that dataclasses calls looks the text up first:
-a text compiled on an earlier start runs as the code object compiled then, read from one file beside
-routerd's bytecode; any other text is compiled as ``exec`` compiles it (file name ``<string>``, no
-flags inherited from the caller) and the file is rewritten when the cache is closed.
+before it serves, ``routerd check``), the ``exec`` dataclasses calls and the ``compile`` typing calls
+look the text up first: a text compiled on an earlier start runs as the code object compiled then,
+read from one file beside routerd's bytecode; any other text is compiled as they would compile it
+(file name ``<string>``, no flags inherited from the caller) and the file is rewritten when the cache
+is closed.
 
-Nothing else changes: the file is keyed by the texts themselves and by Python's bytecode magic
-number and optimisation level, so a code object is only ever the one its text compiles to; a
-missing, unreadable, foreign or oversized file is ignored; a directory that cannot be written is
-left alone, and ``PYTHONDONTWRITEBYTECODE`` turns writing off, as it does for bytecode. The file is
-as trusted as the ``.pyc`` files beside it. Only the daemon's command line installs the cache: a
-program that imports routerd as a library never has its dataclasses touched.
+Nothing else changes: the file is keyed by the texts themselves (and their mode) and by Python's
+bytecode magic number and optimisation level, so a code object is only ever the one its text
+compiles to; a missing, unreadable, foreign or oversized file is ignored; a directory that cannot be
+written is left alone, and ``PYTHONDONTWRITEBYTECODE`` turns writing off, as it does for bytecode.
+The file is as trusted as the ``.pyc`` files beside it. Only the daemon's command line installs the
+cache: a program that imports routerd as a library never has its dataclasses or typing touched.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging
 import marshal
 import os
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import CodeType
@@ -38,11 +42,15 @@ __all__ = ["MAX_CACHE_BYTES", "CodeCache", "active", "default_path", "finish_sta
 
 log = logging.getLogger("routerd.codecache")
 
-#: Largest cache file read or written, in bytes (one start of ``routerd serve`` writes ~0.5 MB). A
+#: Largest cache file read or written, in bytes (one start of ``routerd serve`` writes ~0.8 MB). A
 #: larger file is ignored; when keeping earlier entries would pass it, only this start's are written.
 MAX_CACHE_BYTES = 8 * 1024 * 1024
 
-_EXEC = exec  # the builtin, whatever the dataclasses module is given meanwhile
+# the builtins, whatever the dataclasses and typing modules are given meanwhile
+_EXEC = exec
+_COMPILE = compile
+
+Key = tuple[str, str]  # (compile mode, source text)
 
 
 def default_path() -> Path | None:
@@ -51,7 +59,7 @@ def default_path() -> Path | None:
     tag = sys.implementation.cache_tag
     if not tag:  # None where bytecode is not cached at all
         return None
-    return Path(importlib.util.cache_from_source(__file__)).with_name(f"dataclass-code.{tag}.bin")
+    return Path(importlib.util.cache_from_source(__file__)).with_name(f"startup-code.{tag}.bin")
 
 
 def _header() -> tuple[bytes, int]:
@@ -63,13 +71,13 @@ class CodeCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.known: dict[str, CodeType] = self._read(path) if path is not None else {}
-        self.used: dict[str, CodeType] = {}
+        self.known: dict[Key, CodeType] = self._read(path) if path is not None else {}
+        self.used: dict[Key, CodeType] = {}
         self.compiled = 0  # texts compiled here (not in the file)
         self.reused = 0  # texts whose code came from the file
 
     @staticmethod
-    def _read(path: Path) -> dict[str, CodeType]:
+    def _read(path: Path) -> dict[Key, CodeType]:
         try:
             if path.stat().st_size > MAX_CACHE_BYTES:
                 return {}
@@ -81,21 +89,46 @@ class CodeCache:
         entries = data[1]
         if not isinstance(entries, dict):
             return {}
-        return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, CodeType)}
+        return {
+            k: v
+            for k, v in entries.items()
+            if isinstance(k, tuple)
+            and len(k) == 2
+            and all(isinstance(p, str) for p in k)
+            and isinstance(v, CodeType)
+        }
+
+    def code(self, source: str, mode: str) -> CodeType:
+        """The code object of ``source`` compiled in ``mode`` (from the file when it is there)."""
+        key = (mode, source)
+        code = self.known.get(key)
+        if code is None:
+            # what exec(source) and typing's compile(source, "<string>", mode) make: their modules
+            # have no __future__ imports, so none of this module's flags (dont_inherit)
+            code = _COMPILE(source, "<string>", mode, dont_inherit=True)
+            self.compiled += 1
+        else:
+            self.reused += 1
+        self.used[key] = code
+        return code
 
     def exec(self, source: Any, /, *args: Any, **kwargs: Any) -> None:
         """``exec`` as dataclasses calls it, with the compiled code of a known text."""
-        if type(source) is str:
-            code = self.known.get(source)
-            if code is None:
-                # what exec(source) compiles: file "<string>", none of this module's __future__ flags
-                code = compile(source, "<string>", "exec", dont_inherit=True)
-                self.compiled += 1
-            else:
-                self.reused += 1
-            self.used[source] = code
-            source = code
-        _EXEC(source, *args, **kwargs)
+        _EXEC(self.code(source, "exec") if type(source) is str else source, *args, **kwargs)
+
+    def compile(
+        self,
+        source: Any,
+        filename: Any,
+        mode: str,
+        flags: int = 0,
+        dont_inherit: bool = False,
+        optimize: int = -1,
+    ) -> Any:
+        """``compile`` as typing calls it (a forward reference), with the code of a known text."""
+        if type(source) is str and filename == "<string>" and mode == "eval" and not flags and optimize == -1:
+            return self.code(source, mode)  # a SyntaxError is raised, and nothing kept, as before
+        return _COMPILE(source, filename, mode, flags, True, optimize)
 
     def save(self) -> bool:
         """Write the file when this start compiled something; True when it was written."""
@@ -133,8 +166,10 @@ _active: CodeCache | None = None
 
 def _install(cache: CodeCache) -> None:
     global _active
-    # dataclasses looks ``exec`` up as a global of its module before the builtins: the one hook there is
+    # both modules look ``exec`` / ``compile`` up as globals of their own before the builtins: the one
+    # hook there is
     vars(dataclasses)["exec"] = cache.exec
+    vars(typing)["compile"] = cache.compile
     _active = cache
 
 
@@ -144,7 +179,7 @@ def active() -> CodeCache | None:
 
 
 def finish_startup() -> CodeCache | None:
-    """Remove the installed cache (if any) from dataclasses and save it; returns it.
+    """Remove the installed cache (if any) from dataclasses and typing and save it; returns it.
 
     ``routerd serve`` calls this once start-up is over (routerd.server.run.collect_from_here): code
     generated while serving (a lazily imported route module) is compiled as usual."""
@@ -152,8 +187,9 @@ def finish_startup() -> CodeCache | None:
     cache, _active = _active, None
     if cache is None:
         return None
-    if vars(dataclasses).get("exec") == cache.exec:
-        del vars(dataclasses)["exec"]
+    for module, name, hook in ((dataclasses, "exec", cache.exec), (typing, "compile", cache.compile)):
+        if vars(module).get(name) == hook:
+            del vars(module)[name]
     cache.save()
     return cache
 

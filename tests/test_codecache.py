@@ -1,4 +1,5 @@
-"""The dataclass code cache (routerd.codecache): the same classes, their code compiled once per text.
+"""The start-up code cache (routerd.codecache): the same classes and forward references, their code
+compiled once per text.
 
 Each test makes its own dataclasses with a field name of its own, so the texts dataclasses generates
 are new to every cache file here.
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -74,16 +76,34 @@ def test_each_code_object_is_what_its_text_compiles_to(tmp_path: Path) -> None:
         make_class("beta")
     cache = CodeCache(path)
     assert cache.known
-    for text, code in cache.known.items():
-        assert marshal.dumps(code) == marshal.dumps(compile(text, "<string>", "exec", dont_inherit=True))
+    for (mode, text), code in cache.known.items():
+        expected = compile(text, "<string>", mode, dont_inherit=True)
+        assert code == expected and code.co_filename == expected.co_filename  # code, consts, names, flags
+
+
+def test_forward_references_are_compiled_once_and_refused_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "cache.bin"
+    text = "dict[str, 'Iota'] | None"
+    with startup_code_cache(path) as first:
+        ref = typing.ForwardRef(text)
+        with pytest.raises(SyntaxError, match="Forward reference must be an expression"):
+            typing.ForwardRef("not an ( expression")
+    assert first.compiled == 1  # the bad text is not kept
+    with startup_code_cache(path) as second:
+        again = typing.ForwardRef(text)
+    assert (second.compiled, second.reused) == (0, 1)
+    assert again == ref
+    # what typing compiles (its module has no __future__ imports, so none are inherited)
+    expected = compile(text, "<string>", "eval", dont_inherit=True)
+    assert again.__forward_code__ == expected and again.__forward_code__.co_flags == expected.co_flags
 
 
 def test_the_hook_is_removed_when_start_up_is_over(tmp_path: Path) -> None:
     with startup_code_cache(tmp_path / "cache.bin") as cache:
         assert codecache.active() is cache
-        assert "exec" in vars(dataclasses)
+        assert "exec" in vars(dataclasses) and "compile" in vars(typing)
         assert finish_startup() is cache  # what routerd serve does before it serves
-        assert "exec" not in vars(dataclasses)
+        assert "exec" not in vars(dataclasses) and "compile" not in vars(typing)
         make_class("gamma")  # compiled by dataclasses itself now
     assert cache.compiled == 0
     assert codecache.active() is None
@@ -95,7 +115,8 @@ def test_the_hook_is_removed_when_start_up_is_over(tmp_path: Path) -> None:
         b"not marshal data",
         marshal.dumps((b"\x00\x00\r\n", 0, {})),  # not the (header, entries) shape
         marshal.dumps(((b"\x00\x00\r\n", 0), {})),  # another Python's magic number
-        marshal.dumps(((codecache._header()), {"def f(): pass": "not code"})),
+        marshal.dumps(((codecache._header()), {("exec", "def f(): pass"): "not code"})),
+        marshal.dumps(((codecache._header()), {"def f(): pass": compile("0", "<string>", "eval")})),
     ],
 )
 def test_a_foreign_or_broken_file_is_ignored_and_replaced(tmp_path: Path, content: bytes) -> None:

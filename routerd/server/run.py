@@ -97,7 +97,7 @@ def collect_from_here() -> None:
 
     ``routerd serve`` pauses the collector while it starts (routerd.cli.run_serve); a worker process
     freezes what its start made too (app_from_settings), so that later full collections do not walk
-    it again (CPython's gc.freeze). Start-up's dataclass code cache, if the command line installed
+    it again (CPython's gc.freeze). Start-up's code cache, if the command line installed
     one, is saved and removed here too (routerd.codecache)."""
     finish_startup()
     gc.freeze()
