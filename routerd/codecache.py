@@ -162,15 +162,30 @@ class CodeCache:
 
 
 _active: CodeCache | None = None
+_HOOKED = ((dataclasses, "exec"), (typing, "compile"))
+_MISSING = object()
+_previous: list[Any] = []  # what each hooked name was before the hooks (normally nothing)
 
 
 def _install(cache: CodeCache) -> None:
     global _active
     # both modules look ``exec`` / ``compile`` up as globals of their own before the builtins: the one
     # hook there is
+    _previous[:] = [vars(module).get(name, _MISSING) for module, name in _HOOKED]
     vars(dataclasses)["exec"] = cache.exec
     vars(typing)["compile"] = cache.compile
     _active = cache
+
+
+def _uninstall(cache: CodeCache) -> None:
+    hooks = (cache.exec, cache.compile)
+    for (module, name), hook, previous in zip(_HOOKED, hooks, _previous, strict=True):
+        if vars(module).get(name) != hook:
+            continue  # replaced by someone else meanwhile: theirs stays
+        if previous is _MISSING:
+            del vars(module)[name]
+        else:
+            vars(module)[name] = previous
 
 
 def active() -> CodeCache | None:
@@ -187,9 +202,7 @@ def finish_startup() -> CodeCache | None:
     cache, _active = _active, None
     if cache is None:
         return None
-    for module, name, hook in ((dataclasses, "exec", cache.exec), (typing, "compile", cache.compile)):
-        if vars(module).get(name) == hook:
-            del vars(module)[name]
+    _uninstall(cache)
     cache.save()
     return cache
 

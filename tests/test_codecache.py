@@ -109,6 +109,14 @@ def test_the_hook_is_removed_when_start_up_is_over(tmp_path: Path) -> None:
     assert codecache.active() is None
 
 
+def test_a_name_those_modules_had_before_comes_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own = compile  # a global typing might define one day: it is restored, not deleted
+    monkeypatch.setattr(typing, "compile", own, raising=False)
+    with startup_code_cache(tmp_path / "cache.bin") as cache:
+        assert vars(typing)["compile"] == cache.compile
+    assert vars(typing)["compile"] is own and "exec" not in vars(dataclasses)
+
+
 @pytest.mark.parametrize(
     "content",
     [
