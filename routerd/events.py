@@ -130,6 +130,14 @@ class ManagementRequest:
 
 
 @dataclass(slots=True)
+class GuardrailsChecked:
+    """Guardrails ran outside a call (a gateway batch's input lines, its output file's answers): counted
+    like a call's (``routerd_guardrail_actions_total``), without a request of their own."""
+
+    runs: tuple[Any, ...]  # routerd.guardrails.engine.GuardrailRun records, one per guardrail and line
+
+
+@dataclass(slots=True)
 class ConfigReloaded:
     result: str  # "success" | "failure"
     generation: int

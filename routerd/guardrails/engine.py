@@ -99,6 +99,7 @@ class GuardrailUnavailableError(OpenAIError):
     def __init__(self, guardrail: str, reason: str) -> None:
         super().__init__(f"Guardrail {guardrail!r} could not check the call ({reason}); it is fail-closed")
         self.guardrail = guardrail
+        self.reason = reason
         self.runs: list[GuardrailRun] = []
         self.caller: dict[str, str] = {}  # as GuardrailBlockedError.caller
 

@@ -5,9 +5,11 @@ Request texts (``pre_call``): chat message contents (plain strings and the ``tex
 contents), tool results, the arguments of earlier assistant tool calls, text-completion prompts and
 embedding inputs (token-id arrays are not text and are left alone); moderation inputs (strings and
 ``text`` parts), image generation and edit prompts, the text to speak, a transcription's prompt, a
-rerank's query and documents (strings, or the ``text`` of document objects). Answer texts
-(``post_call``): each choice's message content, refusal and tool-call arguments, a text completion's
-text, or a transcript's text (and its segments' texts).
+rerank's query and documents (strings, or the ``text`` of document objects); a Responses API request's
+instructions and input (a string, or its items' texts: see :func:`responses_request_slots`). Answer
+texts (``post_call``): each choice's message content, refusal and tool-call arguments, a text
+completion's text, a transcript's text (and its segments' texts), or a Responses API answer's output
+texts and function-call arguments.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import Any
 #: Python-level call per check, several per request for every guardrail's texts).
 _OBJECT = (dict, MutableMapping)
 
-__all__ = ["Slot", "answer_slots", "media_request_slots", "request_slots", "transcript_slots"]
+__all__ = [
+    "Slot",
+    "answer_slots",
+    "media_request_slots",
+    "request_slots",
+    "responses_answer_slots",
+    "responses_request_slots",
+    "transcript_slots",
+]
 
 CHAT = "chat"
 COMPLETIONS = "completions"
@@ -31,6 +41,9 @@ IMAGE_EDITS = "image_edits"
 SPEECH = "speech"
 TRANSCRIPTIONS = "transcriptions"
 RERANK = "rerank"
+#: OpenAI's Responses API, read natively (batch lines of ``/v1/responses``; the ``/v1/responses`` door
+#: translates its requests to chat before the gate, so it never needs these)
+RESPONSES = "responses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,8 @@ def request_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
         return list(_strings(body, "prompt"))
     if endpoint == EMBEDDINGS:
         return list(_strings(body, "input"))
+    if endpoint == RESPONSES:
+        return responses_request_slots(body)
     return media_request_slots(endpoint, body)
 
 
@@ -117,6 +132,8 @@ def answer_slots(endpoint: str, body: MutableMapping[str, Any]) -> list[Slot]:
     """The texts of a non-streamed answer of ``endpoint``."""
     if endpoint == TRANSCRIPTIONS:
         return transcript_slots(body)
+    if endpoint == RESPONSES:
+        return responses_answer_slots(body)
     slots: list[Slot] = []
     choices = body.get("choices")
     if not isinstance(choices, list):
@@ -177,4 +194,48 @@ def transcript_slots(body: MutableMapping[str, Any]) -> list[Slot]:
         for segment in segments:
             if isinstance(segment, _OBJECT) and isinstance(segment.get("text"), str):
                 slots.append(Slot(segment, "text"))
+    return slots
+
+
+def _item_slots(item: MutableMapping[str, Any], slots: list[Slot]) -> None:
+    """The texts of one Responses item: a message's content (a string, or its parts' ``text``), a
+    function call's arguments, a function call output (a string, or its parts' ``text``)."""
+    for key in ("content", "output"):
+        if key in item:
+            slots.extend(_content_slots(item, key))
+    if isinstance(item.get("arguments"), str):
+        slots.append(Slot(item, "arguments"))
+
+
+def responses_request_slots(body: MutableMapping[str, Any]) -> list[Slot]:
+    """The texts of a Responses API request: ``instructions``, and ``input`` (a string, or items)."""
+    slots: list[Slot] = []
+    if isinstance(body.get("instructions"), str):
+        slots.append(Slot(body, "instructions"))
+    value = body.get("input")
+    if isinstance(value, str):
+        slots.append(Slot(body, "input"))
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, _OBJECT):
+                _item_slots(item, slots)
+    return slots
+
+
+def responses_answer_slots(body: MutableMapping[str, Any]) -> list[Slot]:
+    """The texts of a Responses API answer: its output messages' texts (and refusals), function calls'
+    arguments."""
+    slots: list[Slot] = []
+    output = body.get("output")
+    if not isinstance(output, list):
+        return slots
+    for item in output:
+        if not isinstance(item, _OBJECT):
+            continue
+        _item_slots(item, slots)
+        content = item.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, _OBJECT) and isinstance(part.get("refusal"), str):
+                    slots.append(Slot(part, "refusal"))
     return slots

@@ -27,6 +27,7 @@ from routerd.events import (
     CooldownStarted,
     DeploymentStateChanged,
     FallbackTaken,
+    GuardrailsChecked,
     RequestFinished,
     RequestStarted,
     RetryScheduled,
@@ -220,6 +221,7 @@ class MetricsRecorder:
             DeploymentStateChanged: self._on_state,
             ConfigReloaded: self._on_reload,
             RequestStarted: self._on_started,
+            GuardrailsChecked: self._on_guardrails,
         }
         self._on_reloaded: Callable[[], None] | None = None
 
@@ -323,6 +325,12 @@ class MetricsRecorder:
             m.cache_requests.labels(self._endpoint(event.endpoint), event.cache).inc()
             if event.cache == "hit" and event.saved_cost:
                 m.cache_saved.labels().inc(event.saved_cost)
+
+    def _on_guardrails(self, event: GuardrailsChecked) -> None:
+        for run in event.runs:
+            action, duration = self._guardrail_children(run.guardrail, run.action, run.mode)
+            action.inc()
+            duration.observe(run.seconds)
 
     def _guardrail_children(self, guardrail: str, action: str, mode: str) -> tuple[Counter, Histogram]:
         """A guardrail's action counter and duration histogram for one action and mode (looked up once:

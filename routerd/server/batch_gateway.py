@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from routerd.access.ledger import BudgetScope, SpendEvent
@@ -37,6 +37,7 @@ from routerd.finetune.providers import make_client
 from routerd.finetune.serving import ManagementCall
 from routerd.finetune.types import FileUpload, PageQuery, slice_after
 from routerd.server.auth import require_key
+from routerd.server.batch_guard import guard_input, guard_output
 from routerd.server.batch_input import (
     BatchInput,
     batch_cost,
@@ -198,6 +199,9 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
         )
         _check_budgets(state, caller.policy)
     group_name, deployments = batch_deployments(table, batch_input.model)
+    # the lines as the calls they stand for: pre_call guardrails, selections taken out (batch_guard)
+    guarded = await guard_input(state, caller.policy, batch_input, body["endpoint"])
+    batch_input = guarded.batch
     for index, deployment in enumerate(deployments):
         try:
             created = await _create_on(call, deployment, batch_input, body)
@@ -219,6 +223,8 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
         group=group_name,
         deployment_id=deployment.id,
         input_file_id=file_id,
+        endpoint=body["endpoint"],
+        guardrails=list(guarded.requested),
     )
     return await _seen(state, batch, created)
 
@@ -309,13 +315,16 @@ async def page(call: ManagementCall, caller: Caller, query: PageQuery) -> JSON:
 
 async def output_content(call: ManagementCall, batch: GatewayBatch, file_id: str) -> Any:
     """An output or error file of a gateway batch, from its deployment; an output file fetched before
-    the batch was metered meters it."""
+    the batch was metered meters it (on the deployment's own answers), and its answers are checked by
+    the batch's post_call guardrails before the client gets them (:func:`guard_output`)."""
     client = deployment_client(call, _deployment(call.state, batch))
-    if file_id == batch.last.get("output_file_id"):
-        content = await _meter_once(call.state, batch, lambda: client.file_content(file_id))
-        if content is not None:
-            return content
-    return await client.file_content(file_id)
+    if file_id != batch.last.get("output_file_id"):
+        return await client.file_content(file_id)
+    content = await _meter_once(call.state, batch, lambda: client.file_content(file_id))
+    if content is None:
+        content = await client.file_content(file_id)
+    checked = await guard_output(call.state, batch, content.content)
+    return content if checked is content.content else replace(content, content=checked)
 
 
 async def output_file(call: ManagementCall, batch: GatewayBatch, file_id: str) -> JSON:

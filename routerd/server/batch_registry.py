@@ -50,6 +50,9 @@ class GatewayBatch:
     input_file_id: str  # the client's file (the deployment's copy has another id)
     last: JSON = field(default_factory=dict)  # the batch object as last seen
     metered: bool = False
+    endpoint: str = ""  # the batch's endpoint ("/v1/chat/completions"); "" in records made before it
+    # every guardrail name a line of the input asked for (its output's answers run them too)
+    guardrails: list[str] = field(default_factory=list)
 
     def file_ids(self) -> list[str]:
         """Its output and error files, once the deployment named them."""

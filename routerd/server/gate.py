@@ -231,6 +231,26 @@ class Gate:
         ``default_on`` guardrails of each mode (pre_call, post_call, during_call), chosen once per table."""
         return self._binding(table)[2]
 
+    def choose(
+        self, table: RoutingTable, policy: KeyPolicy | None, requested: Sequence[str] = ()
+    ) -> tuple[tuple[Guardrail, ...], ...]:
+        """The guardrails a call of ``policy``'s key naming ``requested`` runs, per mode (pre_call,
+        post_call, during_call): the ``default_on`` ones, the key's and its team's, the requested ones.
+        A requested name the table does not have is a 400 ``unknown_guardrail``."""
+        guardrails = self.guardrails(table)
+        missing = unknown_names(guardrails, requested)
+        if missing:
+            raise BadRequestError(
+                f"unknown guardrail {missing[0]!r}", param="guardrails", code="unknown_guardrail"
+            )
+        scoped = [*policy.guardrails, *(policy.team.guardrails if policy.team else ())] if policy else []
+        if not (requested or scoped):
+            return self.default_guardrails(table)
+        return tuple(
+            select(guardrails, mode, requested, scoped)
+            for mode in (Mode.PRE_CALL, Mode.POST_CALL, Mode.DURING_CALL)
+        )
+
     def _binding(self, table: RoutingTable) -> _Binding:
         bound = self._bound
         if bound is not None and bound[0] == id(table):
@@ -459,14 +479,7 @@ class Passage:
 
     async def _guard_request(self, requested: list[str], model: str, body: MutableMapping[str, Any]) -> None:
         """Run the pre_call guardrails and choose the post_call and during_call ones."""
-        policy = self.policy
-        guardrails = self.gate.guardrails(self.table)
-        missing = unknown_names(guardrails, requested)
-        if missing:
-            raise BadRequestError(
-                f"unknown guardrail {missing[0]!r}", param="guardrails", code="unknown_guardrail"
-            )
-        scoped = [*policy.guardrails, *(policy.team.guardrails if policy.team else ())] if policy else []
+        pre, post, during = self.gate.choose(self.table, self.policy, requested)
         context = {
             "model": model,
             "user": self.end_user or None,
@@ -474,12 +487,6 @@ class Passage:
             "team_id": self.team_id or None,
             "endpoint": self.endpoint,
         }
-        if requested or scoped:
-            pre = select(guardrails, Mode.PRE_CALL, requested, scoped)
-            post = select(guardrails, Mode.POST_CALL, requested, scoped)
-            during = select(guardrails, Mode.DURING_CALL, requested, scoped)
-        else:
-            pre, post, during = self.gate.default_guardrails(self.table)
         if pre:
             self.runs = await apply_request(pre, self.endpoint, body, context)
         self.post = post
