@@ -6,12 +6,15 @@ A batch created without ``custom_llm_provider`` is routerd's own:
 2. its input file -- uploaded through ``/v1/files`` (``purpose=batch``) to the ``files_settings``
    provider -- is read back (bounded: ``ROUTERD_BATCH_MAX_FILE_BYTES``, ``ROUTERD_BATCH_MAX_LINES``) and
    every line checked (:mod:`routerd.server.batch_input`); the key must be allowed the model the lines
-   name (403), within its budgets (400 ``budget_exceeded``);
+   name (403), within its budgets (400 ``budget_exceeded``); every line runs the pre_call guardrails
+   the call it stands for would run (:mod:`routerd.server.batch_guard`: a block refuses the batch, a
+   mask rewrites the line, a line's guardrail selection is taken out);
 3. the model group's first deployment that has the Batch API (OpenAI, Azure OpenAI) gets the file, its
    upstream model id written into every line, uploaded with its own credentials, and the batch created
    there (an upstream that is down or busy -- a retryable error -- passes to the group's next one);
 4. the batch is recorded here for the key that created it: only that key (or the master key) sees it,
-   and its output and error files are fetched from the deployment through ``/v1/files/{id}/content``;
+   and its output and error files are fetched from the deployment through ``/v1/files/{id}/content``
+   (the output's answers checked by the batch's post_call guardrails on the way);
 5. when the batch is seen completed (a ``GET /v1/batches/{id}``, or its output file fetched), the usage
    of its output lines is recorded against the key and team, at the deployment's batch prices when it has
    them (:func:`routerd.server.batch_input.batch_cost`).

@@ -6,7 +6,8 @@ header; default ``openai``) and must have a ``files_settings`` entry. Fine-tunin
 
 The master key may do everything. A client key may upload batch input files (``purpose=batch``, no
 ``custom_llm_provider``) and read or delete its own uploads, and fetch the output and error files of
-its gateway batches (from the deployment that ran them; see :mod:`routerd.server.batch_gateway`).
+its gateway batches (from the deployment that ran them, the output's answers checked by the batch's
+post_call guardrails; see :mod:`routerd.server.batch_gateway`).
 """
 
 from __future__ import annotations
