@@ -58,6 +58,21 @@ async def test_records_uploads_claims_and_the_bound(client: aioredis.Redis) -> N
     assert 0 < ttl <= found.ttl_ms  # BATCH_RECORD_TTL_SECONDS
 
 
+async def test_a_batchs_endpoint_and_guardrails_are_kept_and_old_records_still_load(
+    client: aioredis.Redis,
+) -> None:
+    found = RedisBatchRegistry(client, prefix="t:guarded:")
+    guarded = _batch("g1", "alice")
+    guarded.endpoint, guarded.guardrails = "/v1/chat/completions", ["answers", "policy"]
+    await found.put(guarded)
+    assert await found.get("g1") == guarded  # the output's guardrails come back on every replica
+    old = orjson.loads(await client.get("t:guarded:b:g1"))
+    del old["endpoint"], old["guardrails"]  # a record written before batches had guardrails
+    await client.set("t:guarded:b:g1", orjson.dumps(old))
+    loaded = await found.get("g1")
+    assert loaded is not None and loaded.endpoint == "" and loaded.guardrails == []
+
+
 async def test_redis_down_is_a_503() -> None:
     unreachable = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     try:
