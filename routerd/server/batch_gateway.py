@@ -203,7 +203,7 @@ async def create(call: ManagementCall, caller: Caller, body: JSON, files_client:
         _check_budgets(state, caller.policy)
     group_name, deployments = batch_deployments(table, batch_input.model)
     # the lines as the calls they stand for: pre_call guardrails, selections taken out (batch_guard)
-    guarded = await guard_input(state, caller.policy, batch_input, body["endpoint"])
+    guarded = await guard_input(state, caller.policy, batch_input, body["endpoint"], file_id)
     batch_input = guarded.batch
     for index, deployment in enumerate(deployments):
         try:

@@ -98,15 +98,18 @@ async def _each_line(
 
 
 def _report(state: AppState, outcome: _Outcome, fields: JSON) -> None:
-    """Count the runs like a call's and write the batch's one log line (guardrails and action counts)."""
+    """Count the runs like a call's and write the batch's one log line: whose batch, the guardrails and
+    how often each acted, the first refused line (never any content)."""
     if not outcome.runs:
         return
     state.events.emit(GuardrailsChecked(tuple(outcome.runs)))
     counts: dict[str, Counter[str]] = {}
     for run in outcome.runs:
         counts.setdefault(run.guardrail, Counter())[run.action] += 1
-    actions = {name: dict(sorted(c.items())) for name, c in counts.items()}
-    log.info("batch guardrails", extra={"fields": {**fields, "guardrails": actions}})
+    fields["guardrails"] = {name: dict(sorted(c.items())) for name, c in counts.items()}
+    if outcome.refusals:
+        fields["refused_line"] = min(outcome.refusals) + 1
+    log.info("batch guardrails", extra={"fields": {k: v for k, v in fields.items() if v is not None}})
 
 
 def _scoped_context(policy: KeyPolicy | None, model: str, endpoint: str) -> JSON:
@@ -152,7 +155,7 @@ def _take_selections(batch: BatchInput) -> tuple[list[JSON], list[list[str] | No
 
 
 async def guard_input(
-    state: AppState, policy: KeyPolicy | None, batch: BatchInput, endpoint: str
+    state: AppState, policy: KeyPolicy | None, batch: BatchInput, endpoint: str, file_id: str = ""
 ) -> GuardedInput:
     """The input file checked by its ``pre_call`` guardrails (see the module docstring); raises the
     refusal: a 400 naming the line, or a 503 for a fail-closed service that did not answer."""
@@ -173,8 +176,11 @@ async def guard_input(
             except BadRequestError as exc:
                 raise _line_error(number, exc) from None
         pre_calls.append(chosen[key])
-    outcome = await _check_lines(lines, pre_calls, kind, _scoped_context(policy, batch.model, kind))
-    _report(state, outcome, {"stage": "input", "endpoint": endpoint, "lines": len(lines)})
+    context = _scoped_context(policy, batch.model, kind)
+    outcome = await _check_lines(lines, pre_calls, kind, context)
+    fields: JSON = {"stage": "input", "input_file_id": file_id or None, "endpoint": endpoint}
+    fields.update(lines=len(lines), key_alias=context["key_alias"], team=context["team_id"])
+    _report(state, outcome, fields)
     if outcome.refusals:
         index = min(outcome.refusals)
         raise _input_refusal(index + 1, outcome.refusals[index])
@@ -263,7 +269,9 @@ async def guard_output(state: AppState, batch: GatewayBatch, content: bytes) -> 
         return runs
 
     outcome = await _each_line(len(raws), check, stop_at_block=False)
-    _report(state, outcome, {"stage": "output", "batch_id": batch.batch_id, "lines": len(raws)})
+    fields: JSON = {"stage": "output", "batch_id": batch.batch_id, "endpoint": endpoint, "lines": len(raws)}
+    fields.update(key_alias=batch.key_alias or None, team=batch.team_id or None)
+    _report(state, outcome, fields)
     if not (changed or outcome.refusals):
         return content  # as the deployment wrote it, byte for byte
     return _output_bytes(raws, parsed, changed, outcome)

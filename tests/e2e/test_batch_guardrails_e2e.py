@@ -266,7 +266,9 @@ def test_the_creation_counts_each_lines_actions_and_logs_them_once(fresh: World)
     assert grew == {("secrets", "mask", "pre_call"): 2, ("secrets", "allow", "pre_call"): 1}
     lines = [r for r in logs.records if r.getMessage() == "batch guardrails"]
     assert len(lines) == 1
-    assert lines[0].fields["guardrails"] == {"secrets": {"allow": 1, "mask": 2}}  # type: ignore[attr-defined]
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["guardrails"] == {"secrets": {"allow": 1, "mask": 2}}
+    assert fields["key_alias"] == "carol" and fields["stage"] == "input" and fields["lines"] == 3
     assert "example.com" not in logs.text and "example.org" not in logs.text
 
 
