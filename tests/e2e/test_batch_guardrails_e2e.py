@@ -290,7 +290,11 @@ def test_the_output_file_is_masked_and_blocked_per_line(fresh: World) -> None:
     answers = ["mail ann@example.com", f"the key is {AWS_KEY}", "all clear"]
     output_id = _complete_with(fresh, batch.id, answers)
     assert carol.batches.retrieve(batch.id).output_file_id == output_id
+    before = _guardrail_counts(fresh.server)
     fetched = carol.files.content(output_id)
+    after = _guardrail_counts(fresh.server)
+    grew = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+    assert grew == {("answers", action, "post_call"): 1 for action in ("mask", "block", "allow")}
     assert AWS_KEY not in fetched.text and "ann@example.com" not in fetched.text
     lines = {line["custom_id"]: line for line in map(orjson.loads, fetched.content.splitlines())}
     masked = lines["a"]["response"]["body"]["choices"][0]["message"]["content"]
