@@ -316,3 +316,22 @@ def test_the_output_runs_guardrails_a_line_named(fresh: World) -> None:
     assert lines["a"]["response"] is None and lines["a"]["error"]["guardrail"] == "answer-policy"
     assert "a forbidden answer" not in fetched.text
     assert lines["b"]["response"]["body"]["choices"][0]["message"]["content"] == "a fine answer"
+
+
+def test_responses_lines_are_read_natively(fresh: World) -> None:
+    def line(custom_id: str, text: str) -> dict[str, Any]:
+        body = {"model": "gpt", "instructions": "be brief", "input": [{"role": "user", "content": text}]}
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/responses", "body": body}
+
+    client = client_for(fresh.server, CAROL)
+    secret = client.files.create(
+        file=("in.jsonl", _jsonl(line("a", "ok"), line("b", AWS_KEY))), purpose="batch"
+    )
+    with pytest.raises(openai.BadRequestError, match="line 2 of the batch input file"):
+        client.batches.create(input_file_id=secret.id, endpoint="/v1/responses", completion_window="24h")
+    assert fresh.deployment.requests == []
+    mail = client.files.create(file=("in.jsonl", _jsonl(line("a", "to ann@example.com"))), purpose="batch")
+    batch = client.batches.create(input_file_id=mail.id, endpoint="/v1/responses", completion_window="24h")
+    [uploaded] = _uploaded_lines(fresh, batch.id)
+    text = uploaded["body"]["input"][0]["content"]
+    assert "ann@example.com" not in text and "REDACTED" in text
