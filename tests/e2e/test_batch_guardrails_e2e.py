@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from routerd.testing.fake_http import FakeServer
 from routerd.testing.finetune_fakes import FakeOpenAIFineTuning
 from routerd.testing.server import RouterdServer
 
@@ -31,32 +32,16 @@ AWS_KEY = "AKIAIOSFODNN7EXAMPLE"  # what the default_on 'secrets' guardrail bloc
 SECRETS = (STAGING_KEY, DEPLOY_KEY, CAROL, PHONES, MASTER_KEY, AWS_KEY)
 
 
-class PolicyService:
+class PolicyService(FakeServer[None]):
     """A policy webhook on loopback: ``/check`` blocks texts that say "forbidden", ``/down`` answers 500.
     It records the texts of every check."""
 
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__(None)
         self.checked: list[list[str]] = []
-        self.app = web.Application()
-        self.app.add_routes([web.post("/{action}", self._check)])
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> PolicyService:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/{action}", self._check)]
 
     async def _check(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())

@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing import FakeOpenAI
+from routerd.testing.fake_http import FakeServer
 from routerd.testing.openai_fake import MODERATION_MARKER, Reply
 from routerd.testing.server import RouterdServer
 
@@ -30,36 +31,18 @@ SECRETS = (POLICY_KEY, HOOKED, PLAIN, MASTER_KEY, OPENAI_KEY)
 SLOW_SECONDS = 1.5
 
 
-class PolicyService:
+class PolicyService(FakeServer[None]):
     """A policy webhook on loopback: ``/allow``, ``/block``, ``/replace`` and ``/slow`` answer in the
     generic guardrail API shape. Every request is recorded; what breaks the contract is noted in
     ``problems`` (a key in the body, a missing service key, a malformed body)."""
 
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__(None)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.problems: list[str] = []
-        self.app = web.Application()
-        self.app.add_routes([web.post("/{action}", self._check)])
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> PolicyService:
-        self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, handler_cancellation=True
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/{action}", self._check)]
 
     async def _check(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]

@@ -19,6 +19,7 @@ from clients import tracked
 from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing import FakeOpenAI
+from routerd.testing.fake_http import FakeServer
 from routerd.testing.openai_fake import MODERATION_MARKER, Reply
 from routerd.testing.server import RouterdServer
 
@@ -43,41 +44,23 @@ SLOW_SECONDS = 1.5
 DOOR_KEY = "sk-door-key-0123456789abcdef"
 
 
-class StreamPolicy:
+class StreamPolicy(FakeServer[None]):
     """A policy webhook on loopback. ``/check`` blocks a text holding :data:`FORBIDDEN`, replaces
     :data:`CODENAME` with ``[codename]`` and allows the rest; ``/slow`` answers after
     :data:`SLOW_SECONDS`; ``/hold`` never answers (it notes when routerd gives up on it)."""
 
     def __init__(self) -> None:
-        self.port = 0
+        super().__init__(None)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.tenants: list[str | None] = []  # the x-policy-tenant header of each request
         self.held = 0  # /hold requests waiting
         self.abandoned = 0  # /hold requests whose caller went away
-        self.app = web.Application()
-        self.app.add_routes([web.post("/{action}", self._check)])
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/{action}", self._check)]
 
     def texts(self, action: str = "check") -> list[str]:
         return [text for path, body in self.received if path == action for text in body["texts"]]
-
-    async def start(self) -> StreamPolicy:
-        self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, handler_cancellation=True
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _check(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]
