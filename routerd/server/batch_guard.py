@@ -91,9 +91,14 @@ async def _each_line(
             # content filters never wait: let the daemon's other requests run between lines
             await asyncio.sleep(0)
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(BATCH_GUARD_CONCURRENCY, count)):
-            group.create_task(worker())
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(BATCH_GUARD_CONCURRENCY, count)):
+                group.create_task(worker())
+    except ExceptionGroup as failed:
+        # the task group wraps what a worker raised; the caller's error handling (its status and
+        # shape) needs the error itself, as a call's guardrail would raise it
+        raise failed.exceptions[0] from None
     return outcome
 
 

@@ -156,3 +156,15 @@ async def test_responses_answer_texts_are_read_and_masked() -> None:
     }
     runs = await apply_answer([EMAILS], "responses", body, {})
     assert runs[0].action == "mask" and "example.com" not in orjson.dumps(body).decode()
+
+
+async def test_an_unexpected_error_of_a_line_is_raised_as_itself_not_as_a_group() -> None:
+    # the request's error handling gives each error its status and shape: a task group's wrapper
+    # would reach it as an ExceptionGroup and be answered as an anonymous 500
+    async def check(index: int) -> list[Any]:
+        if index == 5:
+            raise LookupError("the service answered something unreadable")
+        return []
+
+    with pytest.raises(LookupError, match="unreadable"):
+        await _each_line(20, check, stop_at_block=False)
