@@ -49,24 +49,28 @@ _FRAMING = 8
 _DONE_LINE = b"data: [DONE]\n\n"
 
 
-def _plain_events(region: bytes) -> int:
-    """How many events ``region`` holds when it may be handed on unchanged (0 when it may not).
+def _plain_events(buf: bytes, lo: int, hi: int, *, finish: bool = True) -> int:
+    """How many events ``buf[lo:hi]`` holds when it may be handed on unchanged (0 when it may not).
 
     Every newline of a region that passes belongs to a ``\\n\\n`` pair that ends the region or is
     followed by ``data: {``, so each line is a ``data: {...}`` line or the blank line after it (a
-    line may end in ``\\r\\n``, which is SSE too; JSON holds no raw CR or LF).
+    line may end in ``\\r\\n``, which is SSE too; JSON holds no raw CR or LF). ``finish=False``
+    skips the two scans for finish reasons: a region whose block ends the stream (``[DONE]``) has no
+    use for them (they only tell a stream cut after its finish from one cut before it). Searched in
+    place (offsets, no copy of the region): each scan reads every byte, so there are as few as can be.
     """
-    if not (region.startswith(b"data: {") and region.endswith(b"\n\n")):
+    if not (buf.startswith(b"data: {", lo) and buf.endswith(b"\n\n", lo, hi)):
         return 0
-    events = region.count(b"\n\ndata: {") + 1
-    if region.count(b"\n") != 2 * events or b'"error"' in region:
+    events = buf.count(b"\n\ndata: {", lo, hi) + 1
+    if buf.count(b"\n", lo, hi) != 2 * events or buf.find(b'"error"', lo, hi) >= 0:
         return 0
-    usage = region.count(b'"usage"')
-    if usage and usage != region.count(b'"usage":null'):
+    usage = buf.count(b'"usage"', lo, hi)
+    if usage and usage != buf.count(b'"usage":null', lo, hi):
         return 0
-    finish = region.count(b'"finish_reason"')
-    if finish and finish != region.count(b'"finish_reason":null'):
-        return 0
+    if finish:
+        count = buf.count(b'"finish_reason"', lo, hi)
+        if count and count != buf.count(b'"finish_reason":null', lo, hi):
+            return 0
     return events
 
 
@@ -110,6 +114,7 @@ class SSEReader:
         "finished",
         "plain_bytes",
         "plain_events",
+        "raw",
         "seen",
         "strip_usage",
         "usage",
@@ -134,6 +139,7 @@ class SSEReader:
         self.strip_usage = False  # the byte path drops usage the client did not ask for
         self.plain_events = 0  # events handed on unparsed, and their data's bytes (to estimate text)
         self.plain_bytes = 0
+        self.raw = b""  # the data of the last chunk read as a dict, as it came (to hand it on unchanged)
 
     # --- input ------------------------------------------------------------------------------------
 
@@ -231,6 +237,7 @@ class SSEReader:
         self.seen += 1
         if not self.finished:
             self.finished = _has_finish(chunk)
+        self.raw = data
         return chunk
 
     # --- reading as bytes -------------------------------------------------------------------------
@@ -241,41 +248,43 @@ class SSEReader:
         An error event stops the block: the bytes before it are returned and the error is left in
         :attr:`error`. ``[DONE]`` ends the block with routerd's own ``data: [DONE]``.
         """
-        region = self._buf[self._pos :] if self._pos else self._buf
+        buf, lo, hi = self._buf, self._pos, len(self._buf)
         self._buf = b""
         self._pos = 0
-        if region[:1] == b"\n":
+        if buf[lo : lo + 1] == b"\n":
             # the blank line ending an event read as a dict (or the last block's last event)
-            region = region[1:]
+            lo += 1
             self._event = b""
-        if not region or self.ended:
+        if lo >= hi or self.ended:
             return b""
         # A block that ends the stream has its markers in its last events: look there first.
-        if not region.endswith(_DONE_LINE):
-            events = _plain_events(region)
+        ends = buf.endswith(_DONE_LINE, lo)
+        if not ends:
+            events = _plain_events(buf, lo, hi)
             if events:
-                self._handed_on(events, len(region))
-                return region
-        out: list[bytes] = []
-        cut = self._plain_prefix(region)
+                self._handed_on(events, hi - lo)
+                return buf[lo:] if lo else buf
+        out: list[bytes | memoryview] = []
+        cut = self._plain_prefix(buf, lo, hi, finish=not ends)
         if cut:
-            out.append(region[:cut])
-            region = region[cut:]
-        self._lines(region, out)
+            out.append(memoryview(buf)[lo:cut])  # joined below: copied once
+            lo = cut
+        self._lines(buf[lo:], out)
         return b"".join(out)
 
-    def _plain_prefix(self, region: bytes) -> int:
-        """Where the last few events of ``region`` start, when all events before them are plain."""
-        cut = len(region) - 2
+    def _plain_prefix(self, buf: bytes, lo: int, hi: int, *, finish: bool) -> int:
+        """Where the last few events of ``buf[lo:hi]`` start, when all events before them are plain
+        (0 when they are not)."""
+        cut = hi - 2
         for _ in range(_TAIL_EVENTS):
-            cut = region.rfind(b"\n\n", 0, cut)
+            cut = buf.rfind(b"\n\n", lo, cut)
             if cut < 0:
                 return 0
         cut += 2
-        events = _plain_events(region[:cut])
+        events = _plain_events(buf, lo, cut, finish=finish)
         if not events:
             return 0
-        self._handed_on(events, cut)
+        self._handed_on(events, cut - lo)
         return cut
 
     def _handed_on(self, events: int, size: int) -> None:
@@ -283,7 +292,7 @@ class SSEReader:
         self.plain_events += events
         self.plain_bytes += size - _FRAMING * events
 
-    def _lines(self, region: bytes, out: list[bytes]) -> None:
+    def _lines(self, region: bytes, out: list[bytes | memoryview]) -> None:
         """The line-by-line way: every event rendered as ``data: ...\\n\\n``; markers read."""
         for line in region.split(b"\n")[:-1]:
             if line.endswith(b"\r"):
@@ -311,7 +320,7 @@ class SSEReader:
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip()
 
-    def _relay_read(self, chunk: JSON, data: bytes, out: list[bytes]) -> None:
+    def _relay_read(self, chunk: JSON, data: bytes, out: list[bytes | memoryview]) -> None:
         usage = chunk.get("usage")
         if usage:
             self.usage = usage

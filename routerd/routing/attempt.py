@@ -52,7 +52,7 @@ from routerd.routing.health import (
 from routerd.routing.limits import DEFAULT_LIMITS, CallLimits
 from routerd.routing.options import RequestOptions
 from routerd.routing.plan import GroupPlan, Pick
-from routerd.routing.relay import StreamRelay, close_iterator
+from routerd.routing.relay import StreamRelay, StreamTimer, close_iterator
 from routerd.routing.strategies import Strategy
 from routerd.routing.types import CallResult, NativeCall, RoutingInfo
 from routerd.state import HealthStore
@@ -364,12 +364,19 @@ class Attempt:
 
     async def stream(self, iterator: AsyncIterator[JSON], *, native: bool = False) -> CallResult:
         """Wait for the first chunk (bounded in total, not only per read), then hand out the relay."""
+        # The adapter's timeout is per read: an upstream dripping bytes or ``: ping`` comments
+        # would reset it forever. The first content chunk must come within the attempt's timeout,
+        # bounded by the stream's one timer, which the relay then keeps for the stream's duration.
+        loop = asyncio.get_running_loop()
+        timer = StreamTimer(loop, loop.time() + self._timeout, asyncio.current_task())
         try:
-            # The adapter's timeout is per read: an upstream dripping bytes or ``: ping`` comments
-            # would reset it forever. The first content chunk must come within the attempt's timeout.
-            async with asyncio.timeout(self._timeout):
-                first = await anext(iterator)
+            first = await anext(iterator)
         except BaseException as exc:
+            timer.cancel()
+            if timer.timed_out(exc):
+                timeout = TimeoutError()
+                timeout.__cause__ = exc
+                exc = timeout
             await close_iterator(iterator)
             raise self.failed(exc)  # noqa: B904 -- failed() chains it (or returns exc itself)
         runner = self._runner
@@ -389,7 +396,13 @@ class Attempt:
         # native events are the client's own API: nothing in them is routerd's to hide
         wants_usage = native or (isinstance(options, dict) and bool(options.get("include_usage")))
         relay = StreamRelay(
-            iterator, first, self._dep, on_end, runner.limits.max_stream_duration, strip_usage=not wants_usage
+            iterator,
+            first,
+            self._dep,
+            on_end,
+            runner.limits.max_stream_duration,
+            strip_usage=not wants_usage,
+            timer=timer,
         )
         return CallResult(deployment=self._dep, info=self._call.info, stream=relay)
 

@@ -10,9 +10,13 @@ collected unread.
 A relayed stream lasts at most ``max_duration`` seconds (``ROUTERD_MAX_STREAM_DURATION``): the adapter's
 timeouts are per read, so an upstream that keeps sending (``: ping`` comments, or chunks forever) would
 otherwise be relayed forever. Past it the reader gets a :class:`~routerd.errors.Timeout` mid-stream
-(which the server turns into an in-band error event) and the upstream is closed. The bound is one
-event-loop timer per stream, armed when the relay is made: an ``asyncio.timeout`` around every read
-cost a timer handle and a context manager per chunk, a good part of the relay's own work. When it
+(which the server turns into an in-band error event) and the upstream is closed. A stream has one
+event-loop timer for both of its bounds (:class:`StreamTimer`): armed by the attempt for the first
+chunk (which must come within the attempt's timeout), it is handed to the relay, which lets it run
+on and, when it fires before the duration bound (a stream longer than the attempt's timeout),
+re-arms it once for the duration bound; a stream that ends first cancels it. An
+``asyncio.timeout`` around the first read and a second timer for the relay cost a context manager
+and two timer handles per stream; a timeout around every read cost them per chunk. When the timer
 fires while the reader waits for the upstream, the waiting task is cancelled (and the cancellation
 turned into the timeout); when it fires between reads, the next read fails.
 
@@ -35,7 +39,7 @@ import orjson
 from routerd.config.table import Deployment
 from routerd.errors import APIError, OpenAIError, Timeout
 
-__all__ = ["StreamRelay", "close_iterator"]
+__all__ = ["StreamRelay", "StreamTimer", "close_iterator"]
 
 log = logging.getLogger("routerd.router")
 
@@ -43,6 +47,63 @@ JSON = dict[str, Any]
 
 # (relay, error or None, whether the upstream ended normally) -> None; called exactly once
 OnEnd = Callable[["StreamRelay", "OpenAIError | None", bool], None]
+
+
+class StreamTimer:
+    """The one timer of a stream (see the module docstring): the bound on its first chunk, then,
+    once a relay adopts it, on the relay's duration."""
+
+    __slots__ = ("_cancelling", "_handle", "_loop", "_relay", "_task", "at", "late")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, task: asyncio.Task[Any] | None = None
+    ) -> None:
+        self._loop = loop
+        self._task = task  # waits for the first chunk: cancelled when the timer fires before it comes
+        self._cancelling = task.cancelling() if task is not None else 0
+        self._relay: weakref.ref[StreamRelay] | None = None  # weak: a pending timer keeps no relay alive
+        self.late = False  # fired before the first chunk came
+        self.at = deadline
+        self._handle: asyncio.TimerHandle | None = loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        ref = self._relay
+        if ref is not None:
+            relay = ref()
+            if relay is not None:
+                relay._on_timer(self)
+            return
+        self.late = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def timed_out(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised while waiting for the first chunk, is this timer's cancellation;
+        if so the task's cancellation is taken back (it becomes a timeout, as ``asyncio.timeout``'s)."""
+        if not self.late or not isinstance(exc, asyncio.CancelledError) or self._task is None:
+            return False
+        return self._task.uncancel() <= self._cancelling
+
+    def adopt(self, relay: StreamRelay, deadline: float | None) -> None:
+        """From now on the timer bounds ``relay``'s duration (``deadline``; None: unbounded)."""
+        self._task = None
+        if deadline is None:
+            self.cancel()
+            return
+        self._relay = weakref.ref(relay)
+        if self._handle is None or self.at > deadline:
+            self.rearm(deadline)
+
+    def rearm(self, deadline: float) -> None:
+        self.cancel()
+        self.at = deadline
+        self._handle = self._loop.call_at(deadline, self._fire)
+
+    def cancel(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
 
 
 class StreamRelay:
@@ -73,20 +134,23 @@ class StreamRelay:
         on_end: OnEnd,
         max_duration: float = math.inf,
         strip_usage: bool = False,
+        timer: StreamTimer | None = None,
     ) -> None:
         self._iterator = iterator
         # the upstream was asked for usage the client did not ask for: record it, do not hand it on
         self._strip_usage = strip_usage
         self._limit = max_duration
         self._deadline: float | None = None  # on the event loop's clock; None: unbounded
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = timer  # the stream's timer (the first chunk's, handed on), or one made here
         self._expired = False  # the timer fired: the stream has lasted as long as it may
         self._waiter: asyncio.Task[Any] | None = None  # the task waiting on the upstream, while it waits
         if max_duration < math.inf:
             loop = asyncio.get_running_loop()
             self._deadline = loop.time() + max_duration
-            # through a weak reference: a pending timer must not keep an abandoned relay alive
-            self._timer = loop.call_at(self._deadline, _expire, weakref.ref(self))
+            if timer is None:
+                self._timer = timer = StreamTimer(loop, self._deadline)
+        if timer is not None:
+            timer.adopt(self, self._deadline)
         self._first: JSON | None = first
         self._deployment = deployment
         self._on_end = on_end
@@ -137,37 +201,41 @@ class StreamRelay:
         """The first chunk, until it is handed to the reader."""
         return self._first
 
-    async def blocks(self) -> AsyncIterator[bytes]:
-        """The stream as SSE bytes ready to write, one block per upstream read (see
-        :class:`~routerd.providers.sse_stream.OpenAIStream`); the last block ends with ``data: [DONE]``.
+    @property
+    def done(self) -> bool:
+        """Whether the relay has finished (and accounted for the stream)."""
+        return self._done
+
+    async def next_block(self) -> bytes | None:
+        """The next SSE bytes ready to write, one block per upstream read (see
+        :class:`~routerd.providers.sse_stream.OpenAIStream`); None after the last block, which ends
+        with ``data: [DONE]``.
 
         Only for a relay whose :attr:`relays_bytes` is true, read from the start instead of iterating
-        it: the first chunk (already parsed) is rendered and joined with the events that arrived in
-        the same read. Usage, the usage the client did not ask for, the bound on the stream's
-        duration, errors and the end are handled as when iterating; the relay is finished (and
-        accounted for) before its last block is handed out.
+        it: the first chunk (already parsed) is handed on as the upstream sent it (re-rendered only
+        when its usage is hidden) and joined with the events that arrived in the same read. Usage,
+        the usage the client did not ask for, the bound on the stream's duration, errors and the end
+        are handled as when iterating; the relay is finished (and accounted for) before its last
+        block is handed out. A coroutine, not an async generator: no generator object, finaliser
+        hook or hop per block between the upstream read and the write.
         """
         stream: Any = self._iterator
         reader = stream.reader
-        reader.strip_usage = self._strip_usage
-        first, self._first = self._first, None
-        block: bytes | None = b""
+        first = self._first
         if first is not None:
-            first = self._hand_on(first)
-            if first is not None:
-                block = b"data: " + orjson.dumps(first) + b"\n\n"
+            self._first = None
+            reader.strip_usage = self._strip_usage
+            handed = self._hand_on(first)
+            block = b""
+            if handed is first and reader.raw:
+                block = b"data: " + reader.raw + b"\n\n"
+            elif handed is not None:
+                block = b"data: " + orjson.dumps(handed) + b"\n\n"
             if reader.has_data:
                 block += reader.take_block()  # already here: one write for both
-        while True:
             if block:
-                self.chunks = reader.seen  # the reader parsed the first chunk too
-                if reader.usage is not None:
-                    self.usage = reader.usage
-                if reader.ended and reader.error is None:
-                    await self._finish(None, finished=True)
-                    yield block
-                    return
-                yield block
+                return await self._handed(block, reader)
+        while not self._done:
             try:
                 if self._expired:
                     raise TimeoutError
@@ -181,7 +249,24 @@ class StreamRelay:
             if block is None:  # the upstream ended with nothing more to hand on
                 self.chunks = reader.seen
                 await self._finish(None, finished=True)
-                return
+                return None
+            if block:
+                return await self._handed(block, reader)
+        return None
+
+    async def _handed(self, block: bytes, reader: Any) -> bytes:
+        """Note what ``block`` carried; finish the relay first when it ends the stream."""
+        self.chunks = reader.seen  # the reader parsed the first chunk too
+        if reader.usage is not None:
+            self.usage = reader.usage
+        if reader.ended and reader.error is None:
+            await self._finish(None, finished=True)
+        return block
+
+    async def blocks(self) -> AsyncIterator[bytes]:
+        """:meth:`next_block` as an async iterator (for a response that iterates its body)."""
+        while (block := await self.next_block()) is not None:
+            yield block
 
     def _hand_on(self, chunk: JSON) -> JSON | None:
         """The chunk as the reader gets it (its usage recorded, and hidden when not asked for)."""
@@ -228,9 +313,19 @@ class StreamRelay:
         error.__cause__ = exc
         return error
 
+    def _on_timer(self, timer: StreamTimer) -> None:
+        """The stream's timer fired: at the duration bound, or at the first chunk's bound before it
+        (then it waits on for the duration bound)."""
+        if self._done:
+            return
+        deadline = self._deadline
+        if deadline is not None and timer.at < deadline:
+            timer.rearm(deadline)
+            return
+        self._expire()
+
     def _expire(self) -> None:
-        """The stream's timer: it has lasted as long as it may (see the module docstring)."""
-        self._timer = None
+        """The stream has lasted as long as it may (see the module docstring)."""
         if self._done:
             return
         self._expired = True
@@ -269,7 +364,7 @@ class StreamRelay:
             self._on_end(self, error, finished)
 
     def _disarm(self) -> None:
-        timer, self._timer = self._timer, None
+        timer = self._timer
         if timer is not None:
             timer.cancel()
 
@@ -283,12 +378,6 @@ class StreamRelay:
                 self._on_end(self, None, False)
             except Exception:
                 log.exception("accounting for an abandoned stream failed")
-
-
-def _expire(ref: weakref.ref[StreamRelay]) -> None:
-    relay = ref()
-    if relay is not None:
-        relay._expire()
 
 
 async def close_iterator(iterator: AsyncIterator[Any]) -> None:

@@ -21,7 +21,7 @@ import anyio
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from routerd.cost import request_cost, response_cost_header
 from routerd.errors import BadRequestError, OpenAIError, RequestTooLargeError
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from routerd.guardrails.engine import GuardrailRun
 
 _SSE_DONE = b"data: [DONE]\n\n"
+_BODY_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
@@ -278,15 +279,19 @@ async def handle(
         if passage is not None:
             stream_headers.update(_cache_headers(passage))
         stream = result.stream
-        relay = (
-            _relay_bytes(result, log, stream)
-            if isinstance(stream, StreamRelay)
+        as_bytes = (
+            isinstance(stream, StreamRelay)
             and stream.relays_bytes
             and (passage is None or not passage.reads_stream)
-            else _relay(result, log)
         )
+        direct = getattr(send, "streams_direct", False)
+        if as_bytes and direct:
+            assert isinstance(stream, StreamRelay)
+            await _send_bytes(result, log, stream, stream_headers, send)
+            return
+        relay = _relay_bytes(result, log, stream) if as_bytes else _relay(result, log)  # type: ignore[arg-type]
         try:
-            if getattr(send, "streams_direct", False):
+            if direct:
                 await _send_stream(relay, stream_headers, send)
             else:
                 response = StreamingResponse(relay, media_type="text/event-stream", headers=stream_headers)
@@ -366,31 +371,62 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, 
         log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
 
 
+def _stream_head(headers: dict[str, str]) -> Message:
+    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    raw_headers += [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+    return {"type": "http.response.start", "status": 200, "headers": raw_headers}
+
+
 async def _send_stream(relay: AsyncGenerator[bytes, None], headers: dict[str, str], send: Send) -> None:
     """Write a stream through a ``send`` that writes each body message straight to the client
     (:class:`routerd.server.protocol`'s direct path): no task group watching for the disconnect,
     which the protocol handles by cancelling the request. Blocks after the first are written when
     the task next waits, so the last block goes out with the end of the body in one write."""
-    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-    raw_headers += [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+    await send(_stream_head(headers))
     async for block in relay:
         await send({"type": "http.response.body", "body": block, "more_body": True})
     # The body ends after the relay's accounting (usage, spend, limits, the request log), as it did
     # through Starlette: a client that read the whole answer finds it accounted for.
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send(_BODY_END)
+
+
+async def _send_bytes(
+    result: CallResult, log: _RequestLog, relay: StreamRelay, headers: dict[str, str], send: Send
+) -> None:
+    """:func:`_send_stream` of a stream relayed as the upstream's bytes, in one coroutine: each
+    block of :meth:`StreamRelay.next_block` goes straight to ``send`` (no generator between the
+    upstream read and the write); an error after the first byte becomes an in-band error event; the
+    accounting runs before the body ends (see :func:`_send_stream`)."""
+    status = 200
+    error: str | None = None
+    first = relay.first
+    try:
+        await send(_stream_head(headers))
+        try:
+            while (block := await relay.next_block()) is not None:
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+        except Exception as exc:
+            status = exc.status_code if isinstance(exc, OpenAIError) else 500
+            error = type(exc).__name__
+            await send({"type": "http.response.body", "body": sse_error_event(exc), "more_body": True})
+    except BaseException:
+        status, error = 499, "ClientDisconnect"  # cancelled: the client went away
+        raise
+    finally:
+        await _end_bytes(result, log, relay, first, status, error)
+    await send(_BODY_END)
 
 
 async def _relay_bytes(
     result: CallResult, log: _RequestLog, relay: StreamRelay
 ) -> AsyncGenerator[bytes, None]:
-    """:func:`_relay` for a stream relayed as the upstream's bytes (:meth:`StreamRelay.blocks`):
+    """:func:`_relay` for a stream relayed as the upstream's bytes (:meth:`StreamRelay.next_block`):
     one block per upstream read, the last one ending with ``data: [DONE]``."""
     status = 200
     error: str | None = None
     first = relay.first
     try:
-        async for block in relay.blocks():
+        while (block := await relay.next_block()) is not None:
             yield block
     except Exception as exc:
         status = exc.status_code if isinstance(exc, OpenAIError) else 500
@@ -400,17 +436,31 @@ async def _relay_bytes(
         status, error = 499, "ClientDisconnect"
         raise
     finally:
+        await _end_bytes(result, log, relay, first, status, error)
+
+
+async def _end_bytes(
+    result: CallResult,
+    log: _RequestLog,
+    relay: StreamRelay,
+    first: dict[str, Any] | None,
+    status: int,
+    error: str | None,
+) -> None:
+    """Close a byte-relayed stream and account for it (usage, or the text it carried, estimated)."""
+    if not relay.done:
+        # shielded: this runs while the task is being cancelled when the client disconnects
         with anyio.CancelScope(shield=True):
             await relay.aclose()
-        tokens = (0, 0)
-        if isinstance(relay.usage, dict):
-            tokens = _usage({"usage": relay.usage})
-        chars = _estimated_chars(first, relay) if tokens == (0, 0) else 0
-        estimated = tokens == (0, 0) and chars > 0
-        if estimated:
-            tokens = (log.prompt_tokens_estimate(), math.ceil(chars / CHARS_PER_TOKEN))
-        cost = request_cost(result.deployment, *tokens) if tokens != (0, 0) else None
-        log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
+    tokens = (0, 0)
+    if isinstance(relay.usage, dict):
+        tokens = _usage({"usage": relay.usage})
+    chars = _estimated_chars(first, relay) if tokens == (0, 0) else 0
+    estimated = tokens == (0, 0) and chars > 0
+    if estimated:
+        tokens = (log.prompt_tokens_estimate(), math.ceil(chars / CHARS_PER_TOKEN))
+    cost = request_cost(result.deployment, *tokens) if tokens != (0, 0) else None
+    log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
 
 
 def _estimated_chars(first: dict[str, Any] | None, relay: StreamRelay) -> int:

@@ -11,8 +11,8 @@ gives it a ``send`` that renders a complete answer (``http.response.start`` foll
 ``http.response.body``) itself -- the same status line, uvicorn's default headers and keep-alive
 handling, and uvicorn's access-log record when that log is on -- and writes it at once, checking
 every header in one pass. A stream (body messages with ``more_body``) is written the same way: its
-head with its first chunk in one write, then one write per upstream read, with uvicorn's flow
-control; the client's disconnect cancels the request's task, which closes the upstream (the server
+head with what the first upstream read brought in one write, then one write per upstream read, with
+uvicorn's flow control; the client's disconnect cancels the request's task, which closes the upstream (the server
 then needs no task watching ``receive`` per stream). Answers it cannot vouch for go to uvicorn's
 ``send`` unchanged.
 With the access log on, the request still passes the proxy-headers middleware (the log shows the
@@ -147,11 +147,13 @@ def _chunk(body: bytes) -> bytes:
 class _DirectSend:
     """The ASGI ``send`` of one fast-path request (see the module docstring).
 
-    A stream (``more_body``) is written directly too: its head with the first chunk in one write,
-    then each body message as one chunk of the chunked body, the chunks sent while the request's
-    task ran written together when it next waits (one write per upstream read), and waiting while
-    the client's transport buffer is full (uvicorn's flow control). The request's task is cancelled if the client disconnects meanwhile
-    (:meth:`RouterdHttpProtocol.connection_lost`), which stops the relay and closes the upstream.
+    A stream (``more_body``) is written directly too: its head and each body message (one chunk of
+    the chunked body each) are held while the request's task runs and written together when it
+    next waits (one write per upstream read; a stream that ends before it waits -- its whole answer
+    in one upstream read -- is one write with its end, like a complete answer), and waiting while
+    the client's transport buffer is full (uvicorn's flow control). The request's task is cancelled
+    if the client disconnects meanwhile (:meth:`RouterdHttpProtocol.connection_lost`), which stops
+    the relay and closes the upstream.
     """
 
     __slots__ = ("_cycle", "_pending", "_start", "streaming")
@@ -199,16 +201,19 @@ class _DirectSend:
         data = _chunk(message.get("body", b""))
         if message.get("more_body", False):
             if data:
-                # Written when the task next waits (for the upstream): the chunks made from one
-                # upstream read go out in one write, however many messages they took.
-                if not self._pending:
-                    asyncio.get_running_loop().call_soon(self._flush)
-                self._pending.append(data)
+                self._hold(data)
             return
         if self._pending:
             data = b"".join(self._pending) + data
             self._pending.clear()
         self._complete(data + b"0\r\n\r\n")
+
+    def _hold(self, data: bytes) -> None:
+        """Write ``data`` when the task next waits (for the upstream): the chunks made from one
+        upstream read go out in one write, however many messages they took."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(data)
 
     def _flush(self) -> None:
         """Write the chunks held since the last write (see :meth:`_stream`)."""
@@ -255,8 +260,10 @@ class _DirectSend:
         if chunked:
             cycle.chunked_encoding = True
             if more:
+                # Written when the task next waits, as later blocks are: a stream whose whole answer
+                # came in one upstream read goes out with its end in one write, as a complete answer.
                 self.streaming = True
-                cycle.transport.write(answer)
+                self._hold(answer)
                 return True
             answer += b"0\r\n\r\n"
         self._complete(answer)

@@ -227,7 +227,9 @@ async def test_a_direct_stream_waits_while_the_client_buffer_is_full() -> None:
     send = protocol._DirectSend(cycle)  # type: ignore[arg-type]
     await send(_start((b"content-type", b"text/event-stream")))
     await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
-    assert len(cycle.transport.written) == 1  # the head with the first chunk, at once
+    assert cycle.transport.written == []  # held until the task waits
+    await asyncio.sleep(0)
+    assert len(cycle.transport.written) == 1  # the head with the first chunk, in one write
     assert cycle.transport.written[0].endswith(b"\r\n\r\n9\r\ndata: 1\n\n\r\n")
 
     await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
@@ -248,3 +250,20 @@ async def test_a_direct_stream_waits_while_the_client_buffer_is_full() -> None:
         b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
     )
     assert cycle.response_complete and cycle.completed == 1 and not send.streaming
+
+
+async def test_a_direct_stream_that_ends_before_it_waits_is_one_write() -> None:
+    # the whole answer came in one upstream read: head, blocks and the end of the body go out together
+    cycle = _StreamCycle()
+    send = protocol._DirectSend(cycle)  # type: ignore[arg-type]
+    await send(_start((b"content-type", b"text/event-stream")))
+    await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    assert len(cycle.transport.written) == 1
+    head, _, body = cycle.transport.written[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"transfer-encoding: chunked" in head
+    assert body == b"9\r\ndata: 1\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+    assert cycle.response_complete and cycle.completed == 1
+    await asyncio.sleep(0)  # the flush scheduled for the first block finds nothing left to write
+    assert len(cycle.transport.written) == 1
