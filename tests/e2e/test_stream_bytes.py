@@ -100,6 +100,21 @@ def test_odd_framing_split_across_reads_reaches_the_client_as_clean_events(
     wait_for(lambda: _tokens(gateway, "output") == before + 7, what="the stream's usage to be metered")
 
 
+def test_the_first_chunk_reaches_the_client_as_the_upstream_sent_it(
+    gateway: RouterdServer, fake_openai: FakeOpenAI
+) -> None:
+    # the router reads the first chunk as a dict (failover before the first byte); its bytes are
+    # handed on as they came, not re-serialised (spaces and key order kept)
+    first = b'{"choices": [{"delta": {"content": "Hi", "role": "assistant"}, "index": 0}], "id": "x"}'
+    body = b"data: " + first + b"\n\n" + b"data: " + orjson.dumps(_finish()) + b"\n\ndata: [DONE]\n\n"
+    fake_openai.enqueue(Reply(chunks=[body], done=False))
+
+    text = _stream(gateway).text
+
+    assert text.startswith("data: " + first.decode() + "\n\n")
+    assert _events(text)[1:] == [_finish(), "[DONE]"]
+
+
 def test_usage_asked_for_is_relayed_and_metered(gateway: RouterdServer, fake_openai: FakeOpenAI) -> None:
     before = _tokens(gateway, "input")
     response = _stream(gateway, stream_options={"include_usage": True})

@@ -388,6 +388,49 @@ async def test_l6_the_longest_duration_also_ends_a_stream_whose_reader_is_slow(
     assert router.state.record("slow-reader").in_flight == 0
 
 
+async def test_l6_a_stream_may_outlast_the_bound_on_its_first_chunk(
+    fake: CountingFake, routers: list[CallRouter]
+) -> None:
+    # one timer per stream: armed for the first chunk (0.2 s), it fires mid-stream and is re-armed
+    # for the duration bound, which this stream stays within
+    router = CallRouter(
+        table_of("model_list:" + chat_group("chat", fake.base_url, "long", "stream_timeout: 0.2")),
+        limits=CallLimits(max_stream_duration=3600),
+    )
+    routers.append(router)
+    fake.enqueue(Reply(chunks=[_chat_chunk("x")] * 30, chunk_delay=0.02))
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with asyncio.timeout(BOUND):
+        result = await router.call("chat", body)
+        assert result.stream is not None
+        chunks = [chunk async for chunk in result.stream]
+    assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")) == 30
+    assert router.state.record("long").in_flight == 0
+
+
+async def test_l6_the_duration_bound_holds_after_the_first_chunk_bound_fired(
+    fake: CountingFake, routers: list[CallRouter]
+) -> None:
+    # the first chunk's bound (0.1 s) passes mid-stream; the same timer then ends it at 0.4 s
+    router = CallRouter(
+        table_of("model_list:" + chat_group("chat", fake.base_url, "endless", "stream_timeout: 0.1")),
+        limits=CallLimits(max_stream_duration=0.4),
+    )
+    routers.append(router)
+    fake.enqueue(Reply(chunks=[_chat_chunk("x")] * 10_000, chunk_delay=0.02, done=False))
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    received = 0
+    async with asyncio.timeout(BOUND):
+        result = await router.call("chat", body)
+        assert result.stream is not None
+        with pytest.raises(Timeout) as caught:
+            async for _ in result.stream:
+                received += 1
+    assert "ROUTERD_MAX_STREAM_DURATION" in caught.value.message
+    assert 0 < received < 10_000
+    assert router.state.record("endless").in_flight == 0
+
+
 async def test_l6_the_stream_timer_does_not_keep_an_abandoned_relay_alive(
     fake: CountingFake, routers: list[CallRouter]
 ) -> None:
