@@ -491,6 +491,10 @@ class _FastStream:
             if data:
                 return data
 
+    #: the body received since the last call, ``b""`` at its end: what :meth:`aiter_bytes` yields,
+    #: for a reader that wants no async generator between it and the connection
+    next_chunk = _next_chunk
+
     def _inflated(self, inflate: Inflater, data: bytes) -> bytes:
         try:
             return inflate.step(data)

@@ -74,15 +74,18 @@ def _plain_events(buf: bytes, lo: int, hi: int, *, finish: bool = True) -> int:
     return events
 
 
-def _plain_data(data: bytes) -> bool:
-    """Whether one event's data is a content chunk that needs no reading (see the module docstring)."""
+def _plain_data(data: bytes, finish: bool = True) -> bool:
+    """Whether one event's data is a content chunk that needs no reading (see the module docstring;
+    ``finish`` as for :func:`_plain_events`)."""
     if data[:1] != b"{" or b'"error"' in data:
         return False
     usage = data.count(b'"usage"')
     if usage and usage != data.count(b'"usage":null'):
         return False
-    finish = data.count(b'"finish_reason"')
-    return not finish or finish == data.count(b'"finish_reason":null')
+    if not finish:
+        return True
+    count = data.count(b'"finish_reason"')
+    return not count or count == data.count(b'"finish_reason":null')
 
 
 def _has_finish(chunk: JSON) -> bool:
@@ -269,7 +272,7 @@ class SSEReader:
         if cut:
             out.append(memoryview(buf)[lo:cut])  # joined below: copied once
             lo = cut
-        self._lines(buf[lo:], out)
+        self._lines(buf[lo:], out, finish=not ends)
         return b"".join(out)
 
     def _plain_prefix(self, buf: bytes, lo: int, hi: int, *, finish: bool) -> int:
@@ -292,8 +295,9 @@ class SSEReader:
         self.plain_events += events
         self.plain_bytes += size - _FRAMING * events
 
-    def _lines(self, region: bytes, out: list[bytes | memoryview]) -> None:
-        """The line-by-line way: every event rendered as ``data: ...\\n\\n``; markers read."""
+    def _lines(self, region: bytes, out: list[bytes | memoryview], *, finish: bool = True) -> None:
+        """The line-by-line way: every event rendered as ``data: ...\\n\\n``; markers read (finish
+        reasons only when ``finish``: see :func:`_plain_events`)."""
         for line in region.split(b"\n")[:-1]:
             if line.endswith(b"\r"):
                 line = line[:-1]
@@ -301,7 +305,7 @@ class SSEReader:
                 data = line[5:]
                 if data[:1] == b" ":
                     data = data[1:]
-                if self._event != b"error" and _plain_data(data):
+                if self._event != b"error" and _plain_data(data, finish):
                     self._handed_on(1, len(data) + _FRAMING)
                     out.append(b"data: " + data + b"\n\n")
                     continue
@@ -401,6 +405,12 @@ async def _reads(
             # the server ignored stream=true and sent one complete answer: as the events it stands for
             chunks = complete_as_chunks(await response.aread(), status, errors)
             yield b"".join(encode_event(chunk) for chunk in chunks) + DONE_EVENT
+            return
+        read = getattr(response, "next_chunk", None)
+        if read is not None:
+            # routerd's own client: its reads without another async generator in between
+            while data := await read():
+                yield data
             return
         pieces = response.aiter_bytes()
         try:

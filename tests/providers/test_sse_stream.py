@@ -91,9 +91,20 @@ def test_a_whole_answer_in_one_read_keeps_its_bytes_and_reads_its_markers() -> N
     body = answer(*[f"w{i} " for i in range(10)])
     out, reader = relay([body])
     assert out == body  # usage wanted by the client: every byte as it came
-    assert reader.usage == USAGE and reader.finished and reader.ended
+    assert reader.usage == USAGE and reader.ended
     assert reader.seen == 12  # 10 content chunks, the finish chunk and the usage chunk
-    assert reader.plain_events == 10  # only the finish and usage chunks were parsed
+    # only the usage chunk was parsed: a block that ends with [DONE] needs no finish reason (it only
+    # tells a stream cut after its finish from one cut before it)
+    assert reader.plain_events == 11
+
+
+def test_a_finish_is_read_when_the_block_does_not_end_the_stream() -> None:
+    # the same answer without [DONE]: its finish chunk is read, so the cut body still counts complete
+    body = answer(*[f"w{i} " for i in range(10)], done=False)
+    out, reader = relay([body])
+    assert out == body
+    assert reader.finished and reader.ended and reader.usage == USAGE
+    assert reader.plain_events == 10
 
 
 def test_usage_the_client_did_not_ask_for_is_dropped() -> None:
@@ -161,7 +172,9 @@ def test_escaped_markers_inside_text_are_content() -> None:
     out, reader = relay([body])
     assert out == body  # nothing in the text was taken for a marker
     assert data_of(out)[0]["choices"][0]["delta"]["content"] == tricky
-    assert reader.plain_events == 3  # the two tricky chunks and the last content chunk
+    # the two tricky chunks, the last content chunk and the finish chunk (a block that ends with
+    # [DONE] needs no finish reason): only the usage chunk was parsed
+    assert reader.plain_events == 4
 
 
 def test_spaced_json_is_read_and_handed_on_as_it_came() -> None:
