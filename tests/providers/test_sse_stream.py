@@ -166,6 +166,26 @@ def test_data_lines_without_a_space_comments_and_fields_are_normalised() -> None
     assert reader.finished and reader.ended
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [b"\ndata: " + orjson.dumps(content("b")) + b"\n", b"\nid: 7\n", b"\n\n\n"],
+    ids=["two-data-lines", "field", "extra-blank-lines"],
+)
+def test_a_lone_newline_among_plain_events_takes_the_line_by_line_way(odd: bytes) -> None:
+    # a region is handed on unchanged only when every line is a data line or the blank line after it
+    body = event(content("a")) + event(content("x"))[:-1] + odd + event(content("c")) + event(finish())
+    out, reader = relay([body])
+    events = data_of(out)  # every event rendered as one data line and a blank line
+    assert [e["choices"][0]["delta"].get("content") for e in events] == [
+        "a",
+        "x",
+        *(["b"] if b"data" in odd else []),
+        "c",
+        None,
+    ]
+    assert reader.finished
+
+
 def test_escaped_markers_inside_text_are_content() -> None:
     tricky = 'say "usage": {1}, "error", "finish_reason": "x", [DONE] and data: {"a"}\\n'
     body = event(content(tricky)) + event(content("é ✓ \u2028")) + answer("z")
