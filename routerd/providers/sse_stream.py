@@ -41,8 +41,10 @@ __all__ = ["OpenAIStream", "SSEReader", "complete_as_chunks"]
 
 JSON = dict[str, Any]
 
-#: events at the end of a block read line by line while the block before them is handed on whole
-_TAIL_EVENTS = 4
+#: events at the end of a block read line by line while the block before them is handed on whole:
+#: the finish, usage and ``[DONE]`` events that usually end a stream (more cost a line-by-line read
+#: each; an answer whose markers reach further back is read line by line whole, correct but slower)
+_TAIL_EVENTS = 3
 #: bytes of SSE framing around one event's data on the byte path: ``data: `` and the blank line
 _FRAMING = 8
 #: the bytes between two events of a region handed on unchanged
