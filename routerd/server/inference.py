@@ -325,6 +325,11 @@ async def handle(
         log.finish(200, result.info, tokens, cost=cost)
 
 
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The status and error name a stream's request log gets for a failure after its first byte."""
+    return (exc.status_code if isinstance(exc, OpenAIError) else 500), type(exc).__name__
+
+
 async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, None]:
     """Relay chunks as SSE; an error after the first byte becomes an in-band error event."""
     assert result.stream is not None
@@ -345,8 +350,7 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, 
     except Exception as exc:
         # Headers (200) are gone already: the only honest signal left is an error event, then closing
         # the stream without [DONE], so no client mistakes a truncated answer for a complete one.
-        status = exc.status_code if isinstance(exc, OpenAIError) else 500
-        error = type(exc).__name__
+        status, error = _failure(exc)
         yield sse_error_event(exc)
     except BaseException:
         status, error = 499, "ClientDisconnect"  # cancelled: the client went away
@@ -406,8 +410,7 @@ async def _send_bytes(
             while (block := await relay.next_block()) is not None:
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except Exception as exc:
-            status = exc.status_code if isinstance(exc, OpenAIError) else 500
-            error = type(exc).__name__
+            status, error = _failure(exc)
             await send({"type": "http.response.body", "body": sse_error_event(exc), "more_body": True})
     except BaseException:
         status, error = 499, "ClientDisconnect"  # cancelled: the client went away
@@ -429,8 +432,7 @@ async def _relay_bytes(
         while (block := await relay.next_block()) is not None:
             yield block
     except Exception as exc:
-        status = exc.status_code if isinstance(exc, OpenAIError) else 500
-        error = type(exc).__name__
+        status, error = _failure(exc)
         yield sse_error_event(exc)
     except BaseException:
         status, error = 499, "ClientDisconnect"
