@@ -87,6 +87,10 @@ def daemon_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], 
     and uvicorn's loggers are put back afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # the daemon's loggers as a fresh process has them: no handler of their own, propagating
+    for name in ("routerd", "routerd.request"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
     uvicorn = {
         name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate) for name in UVICORN
     }

@@ -101,6 +101,7 @@ def test_set_verbose_turns_on_debug_logs(monkeypatch: pytest.MonkeyPatch) -> Non
 
     logger = logging.getLogger("routerd")
     monkeypatch.setattr(logger, "level", logging.WARNING)
+    monkeypatch.setattr(logger, "handlers", [])  # set_verbose adds one: not left behind for other tests
     monkeypatch.setattr(module_globals, "_verbose_applied", False)
     monkeypatch.setattr(routerd, "set_verbose", True)
     routerd.completion(model="gpt-4o", messages=HI, mock_response="ok")
