@@ -89,6 +89,15 @@ class LogCapture(logging.Handler):
     def text(self) -> str:
         return "\n".join(self.lines)
 
+    @property
+    def gateway_text(self) -> str:
+        """:attr:`text` without the test's own openai client, which logs what it sends at DEBUG
+        (openai 1.80 includes uploaded files' contents)."""
+        names = (record.name for record in self.records)
+        return "\n".join(
+            line for line, name in zip(self.lines, names, strict=True) if not name.startswith("openai")
+        )
+
 
 @contextmanager
 def capture_logs() -> Iterator[LogCapture]:

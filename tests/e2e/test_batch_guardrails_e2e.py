@@ -254,7 +254,7 @@ def test_the_creation_counts_each_lines_actions_and_logs_them_once(fresh: World)
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert fields["guardrails"] == {"secrets": {"allow": 1, "mask": 2}}
     assert fields["key_alias"] == "carol" and fields["stage"] == "input" and fields["lines"] == 3
-    assert "example.com" not in logs.text and "example.org" not in logs.text
+    assert "example.com" not in logs.gateway_text and "example.org" not in logs.gateway_text
 
 
 def _complete_with(world: World, batch_id: str, answers: list[str]) -> str:
