@@ -34,7 +34,7 @@ from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT
 from routerd.routing.types import CallResult, NativeCall
 from routerd.server.auth import presented_key, require_key
-from routerd.server.gate import Passage, identify
+from routerd.server.gate import Passage, caller_of, identify
 from routerd.server.inference import (
     RequestLog,
     abandon_stream,
@@ -138,8 +138,8 @@ async def serve(state: AppState, door: Door, scope: Scope, receive: Receive, sen
     passage: Passage | None = None
     try:
         table = state.table
-        if state.gate is None:
-            require_key(headers, state.master_key)
+        # the key before the body: a missing or unknown key costs no body read or parse
+        caller = caller_of(state.gate, table, state.master_key, headers)
         raw = await receive_body(receive, headers.get("content-length"), state.max_body_bytes)
         call = await door.prepare(state, parse_json(raw), headers)
         chat = call.chat
@@ -148,7 +148,7 @@ async def serve(state: AppState, door: Door, scope: Scope, receive: Receive, sen
         if log.stream:
             log.body = chat
         if state.gate is not None:
-            passage = await Passage.enter(state.gate, table, state.master_key, CHAT, headers, chat)
+            passage = await Passage.enter(state.gate, table, state.master_key, CHAT, headers, chat, caller)
             log.passage = passage
             cached = await passage.cached_answer(chat)
             if cached is not None:

@@ -36,7 +36,7 @@ from routerd.errors import AuthenticationError, BadRequestError
 from routerd.guardrails.config import CONTENT_FILTER, MODERATION, WEBHOOK, CompiledGuardrail
 from routerd.guardrails.modes import Mode
 from routerd.guardrails.selection import MAX_REQUESTED_GUARDRAILS, check_selection, selection_of
-from routerd.server.auth import presented_key
+from routerd.server.auth import presented_key, require_key
 from routerd.tokens import count_request_tokens
 
 if TYPE_CHECKING:
@@ -299,6 +299,26 @@ class Gate:
         raise ValueError(f"guardrail type {compiled.kind!r} has no runtime")
 
 
+class Unidentified:
+    """The type of :data:`UNIDENTIFIED`: :meth:`Passage.enter` identifies the caller itself."""
+
+
+UNIDENTIFIED = Unidentified()
+
+
+def caller_of(
+    gate: Gate | None, table: RoutingTable, master_key: str | None, headers: Mapping[str, str]
+) -> KeyPolicy | Unidentified | None:
+    """Who is calling, known from the headers alone: called before a request's body is read, so that
+    a missing or unknown key is a 401 that costs no body read or parse. The key policy (None: the
+    master key or an open gateway) to hand to :meth:`Passage.enter`; without a gate (an app without
+    its lifespan), the master key is required and :data:`UNIDENTIFIED` returned."""
+    if gate is None:
+        require_key(headers, master_key)
+        return UNIDENTIFIED
+    return identify(table, master_key, headers, gate.clock())
+
+
 def identify(
     table: RoutingTable, master_key: str | None, headers: Mapping[str, str], now: float
 ) -> KeyPolicy | None:
@@ -441,11 +461,13 @@ class Passage:
         endpoint: str,
         headers: Mapping[str, str],
         body: MutableMapping[str, Any],
+        caller: KeyPolicy | Unidentified | None = UNIDENTIFIED,
     ) -> Passage:
-        """Authenticate, authorise, check budgets and limits, run ``pre_call`` guardrails (which may
-        rewrite ``body``) and strip the gate's own fields from ``body``. Raises the refusal."""
+        """Authenticate (unless ``caller`` is the :func:`caller_of` the request, already known),
+        authorise, check budgets and limits, run ``pre_call`` guardrails (which may rewrite ``body``)
+        and strip the gate's own fields from ``body``. Raises the refusal."""
         now = gate.clock()
-        policy = identify(table, master_key, headers, now)
+        policy = identify(table, master_key, headers, now) if isinstance(caller, Unidentified) else caller
         requested = _requested_guardrails(body)
         controls = parse_controls(body.pop("cache", None))
         model = str(body.get("model", ""))

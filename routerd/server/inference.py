@@ -30,9 +30,8 @@ from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RERANK
 from routerd.routing.relay import StreamRelay
 from routerd.routing.types import CallResult, RoutingInfo
-from routerd.server.auth import require_key
 from routerd.server.errors import error_response, sse_error_event
-from routerd.server.gate import Passage
+from routerd.server.gate import Passage, caller_of
 from routerd.server.limits import new_request_id
 from routerd.server.state import AppState
 from routerd.server.validation import validate_body
@@ -245,8 +244,8 @@ async def handle(
     passage: Passage | None = None
     try:
         table = state.table
-        if state.gate is None:
-            require_key(headers, state.master_key)
+        # the key before the body: a missing or unknown key costs no body read or parse
+        caller = caller_of(state.gate, table, state.master_key, headers)
         raw = await receive_body(receive, headers.get("content-length"), state.max_body_bytes)
         parsed = parse_json(raw)
         body = validate_body(endpoint, rewrite(parsed) if rewrite is not None else parsed)
@@ -255,7 +254,9 @@ async def handle(
         if log.stream:
             log.body = body
         if state.gate is not None:
-            passage = await Passage.enter(state.gate, table, state.master_key, endpoint, headers, body)
+            passage = await Passage.enter(
+                state.gate, table, state.master_key, endpoint, headers, body, caller
+            )
             log.passage = passage
             cached = await passage.cached_answer(body)
             if cached is not None:

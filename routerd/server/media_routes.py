@@ -26,14 +26,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from routerd.access.table import KeyPolicy
 from routerd.errors import BadRequestError, OpenAIError
 from routerd.events import RequestStarted
 from routerd.providers.base import IMAGE_EDITS, SPEECH, TRANSCRIPTIONS
 from routerd.routing.types import CallResult, RoutingInfo
-from routerd.server.auth import require_key
 from routerd.server.errors import error_response
 from routerd.server.files import read_form
-from routerd.server.gate import Passage
+from routerd.server.gate import Passage, Unidentified, caller_of
 from routerd.server.inference import RequestLog, parse_json, read_body, routing_headers
 from routerd.server.limits import new_request_id
 from routerd.server.state import AppState
@@ -44,7 +44,9 @@ TRANSCRIPTION_FIELDS = frozenset(
 )
 
 
-async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Response:
+async def _route(
+    request: Request, endpoint: str, body: dict[str, Any], caller: KeyPolicy | Unidentified | None
+) -> Response:
     """Gate, route and account for one audio call; ``body`` is the upstream request (already read)."""
     state: AppState = request.app.state.routerd
     headers = {k.lower(): v for k, v in request.headers.items()}
@@ -58,7 +60,7 @@ async def _route(request: Request, endpoint: str, body: dict[str, Any]) -> Respo
             raise BadRequestError("'model' is required: a model group", param="model")
         if state.gate is not None:
             log.passage = await Passage.enter(
-                state.gate, state.table, state.master_key, endpoint, headers, body
+                state.gate, state.table, state.master_key, endpoint, headers, body, caller
             )
         result = await state.router.call(endpoint, body, request_id=request_id)
         if log.passage is not None and result.response is not None and endpoint == TRANSCRIPTIONS:
@@ -113,17 +115,17 @@ async def _form(request: Request, limit: int, *, max_files: int) -> dict[str, An
         await form.close()
 
 
-def _authenticate(request: Request) -> None:
+def _authenticate(request: Request) -> KeyPolicy | Unidentified | None:
+    """Who is calling, before the body (an upload, for transcriptions and edits) is read."""
     state: AppState = request.app.state.routerd
-    if state.gate is None:
-        require_key(request.headers, state.master_key)
+    return caller_of(state.gate, state.table, state.master_key, request.headers)
 
 
 async def speech(request: Request) -> Response:
     """``POST /v1/audio/speech``."""
     state: AppState = request.app.state.routerd
     try:
-        _authenticate(request)
+        caller = _authenticate(request)
         body = parse_json(await read_body(request, state.max_body_bytes))
         if not isinstance(body, dict):
             raise BadRequestError("request body must be a JSON object", code="invalid_request_body")
@@ -133,14 +135,14 @@ async def speech(request: Request) -> Response:
         return Response(status_code=499)
     except Exception as exc:
         return error_response(exc)
-    return await _route(request, SPEECH, body)
+    return await _route(request, SPEECH, body, caller)
 
 
 async def transcriptions(request: Request) -> Response:
     """``POST /v1/audio/transcriptions`` (multipart: ``file``, ``model``, options)."""
     state: AppState = request.app.state.routerd
     try:
-        _authenticate(request)
+        caller = _authenticate(request)
         form = await _form(request, state.max_body_bytes, max_files=1)
         upload = form.get("file")
         if not isinstance(upload, tuple):
@@ -154,7 +156,7 @@ async def transcriptions(request: Request) -> Response:
         return Response(status_code=499)
     except Exception as exc:
         return error_response(exc)
-    return await _route(request, TRANSCRIPTIONS, body)
+    return await _route(request, TRANSCRIPTIONS, body, caller)
 
 
 #: form fields of an image edit passed on (besides ``image``, ``mask`` and ``model``)
@@ -167,7 +169,7 @@ async def image_edits(request: Request) -> Response:
     """``POST /v1/images/edits`` (multipart: ``image``, optional ``mask``, ``prompt``, ``model``, options)."""
     state: AppState = request.app.state.routerd
     try:
-        _authenticate(request)
+        caller = _authenticate(request)
         form = await _form(request, state.max_body_bytes, max_files=2)
         image, mask = form.get("image"), form.get("mask")
         if not isinstance(image, tuple):
@@ -185,7 +187,7 @@ async def image_edits(request: Request) -> Response:
         return Response(status_code=499)
     except Exception as exc:
         return error_response(exc)
-    return await _route(request, IMAGE_EDITS, body)
+    return await _route(request, IMAGE_EDITS, body, caller)
 
 
 def media_routes() -> list[BaseRoute]:

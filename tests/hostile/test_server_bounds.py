@@ -160,6 +160,43 @@ def test_a_slow_body_is_closed_after_the_body_timeout(server: RouterdServer) -> 
     assert not answer.startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/v1/chat/completions", "openai"),
+        ("/v1/embeddings", "openai"),
+        ("/v1/messages", "anthropic"),
+        ("/v1/responses", "openai"),
+        ("/v1/audio/transcriptions", "openai"),
+    ],
+)
+@pytest.mark.parametrize("key", [None, "sk-not-the-key"])
+def test_a_request_without_a_valid_key_is_refused_before_its_body_is_read(
+    server: RouterdServer, path: str, shape: str, key: str | None
+) -> None:
+    # the head promises a large body that never comes: the 401 must not wait for it (it used to be read,
+    # up to the body size bound, and parsed, for any caller)
+    auth = b"" if key is None else b"authorization: Bearer " + key.encode() + b"\r\n"
+    with _connect(server) as sock:
+        sock.sendall(
+            b"POST " + path.encode() + b" HTTP/1.1\r\nhost: x\r\n" + auth
+            + b"content-type: application/json\r\ncontent-length: 900000\r\n\r\n"
+        )  # fmt: skip
+        answer = b""
+        while not answer.endswith(b"}"):  # the JSON error body, or the server closing (bounded by WAIT)
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    status, _, body = _split(answer)
+    assert status == 401
+    if shape == "anthropic":
+        assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    else:
+        assert body["error"]["code"] == "invalid_api_key"
+    assert "sk-not-the-key" not in json.dumps(body)
+
+
 def test_the_bounds_apply_to_every_request_of_a_kept_alive_connection(server: RouterdServer) -> None:
     with _connect(server) as sock:
         sock.sendall(b"GET /health/liveness HTTP/1.1\r\nhost: x\r\n\r\n")
