@@ -5,6 +5,7 @@ product drift apart."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -109,3 +110,50 @@ def test_readme_curl_example_gets_an_answer_offline(readme_commands: list[list[s
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] in EXAMPLE_ANSWERS
     assert response.headers["x-routerd-model-id"] in {"mini-primary", "mini-secondary"}
+
+
+MASTER = "sk-readme-master-0123456789"
+BOT = "sk-readme-support-bot-01234"
+
+
+def yaml_block_under(text: str, heading: str) -> str:
+    """The first YAML code block after ``heading`` in ``text``."""
+    section = text[text.index(heading) :]
+    found = re.search(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    assert found is not None, f"no YAML example under {heading!r}"
+    return found.group(1)
+
+
+def test_readme_teams_keys_and_guardrails_example_does_what_it_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    config = tmp_path / "routerd.yaml"
+    config.write_text(yaml_block_under(text, "### Teams, keys and guardrails"))
+    monkeypatch.setenv("ROUTERD_MASTER_KEY", MASTER)
+    monkeypatch.setenv("SUPPORT_BOT_KEY", BOT)
+    masked = re.search(r"reaches the client as `(.*?)`", text)
+    assert masked is not None
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "How do I reset my password?"}]}
+    with RouterdServer.from_file(config) as server:
+        url, bot = server.base_url + "/v1/chat/completions", {"authorization": f"Bearer {BOT}"}
+        plain = httpx.post(url, json=chat, headers=bot, timeout=10)
+        streamed = httpx.post(url, json={**chat, "stream": True}, headers=bot, timeout=10)
+        secret = {**chat, "messages": [{"role": "user", "content": "my key is AKIAIOSFODNN7EXAMPLE"}]}
+        refused = httpx.post(url, json=secret, headers=bot, timeout=10)
+        unknown = httpx.post(
+            url, json=chat, headers={"authorization": "Bearer sk-nobody-0123456789"}, timeout=10
+        )
+        master = httpx.post(url, json=chat, headers={"authorization": f"Bearer {MASTER}"}, timeout=10)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["choices"][0]["message"]["content"] == masked.group(1)
+    text_streamed = "".join(
+        chunk["choices"][0]["delta"].get("content") or ""
+        for line in streamed.text.splitlines()
+        if line.startswith("data: {") and (chunk := json.loads(line[6:]))["choices"]
+    )
+    assert text_streamed == masked.group(1)
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "guardrail_violation"
+    assert unknown.status_code == 401
+    # the key's guardrail is the key's: the master key's calls get the answer as it is
+    assert "ana@example.com" in master.json()["choices"][0]["message"]["content"]
