@@ -201,23 +201,28 @@ class SSEReader:
         size = len(buf)
         while pos < size and not self.ended:
             end = buf.index(b"\n", pos)
-            line = buf[pos:end]
+            data = self._field(buf[pos:end])
             pos = end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line.startswith(b"data:"):
-                data = line[5:]
-                if data[:1] == b" ":
-                    data = data[1:]
+            if data is not None:
                 self._pos = pos
                 chunk = self._read(data)
                 if chunk is not None:
                     return chunk
-            elif not line:
-                self._event = b""
-            elif line.startswith(b"event:"):
-                self._event = line[6:].strip()
         self._pos = pos
+        return None
+
+    def _field(self, line: bytes) -> bytes | None:
+        """One SSE line (without its ``\\n``): the data of a ``data:`` line; else None, after noting
+        an ``event:`` name or, at a blank line, the end of the event."""
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.startswith(b"data:"):
+            data = line[5:]
+            return data[1:] if data[:1] == b" " else data
+        if not line:
+            self._event = b""
+        elif line.startswith(b"event:"):
+            self._event = line[6:].strip()
         return None
 
     def check_end(self) -> None:
@@ -305,30 +310,23 @@ class SSEReader:
         """The line-by-line way: every event rendered as ``data: ...\\n\\n``; markers read (finish
         reasons only when ``finish``: see :func:`_plain_events`)."""
         for line in region.split(b"\n")[:-1]:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if line.startswith(b"data:"):
-                data = line[5:]
-                if data[:1] == b" ":
-                    data = data[1:]
-                if self._event != b"error" and _plain_data(data, finish):
-                    self._handed_on(1, len(data) + _FRAMING)
-                    out.append(b"data: " + data + b"\n\n")
-                    continue
-                try:
-                    chunk = self._read(data)
-                except OpenAIError as exc:
-                    self.error = exc
-                    return
-                if chunk is not None:
-                    self._relay_read(chunk, data, out)
-                elif self.ended:
-                    out.append(DONE_EVENT)
-                    return
-            elif not line:
-                self._event = b""
-            elif line.startswith(b"event:"):
-                self._event = line[6:].strip()
+            data = self._field(line)
+            if data is None:
+                continue
+            if self._event != b"error" and _plain_data(data, finish):
+                self._handed_on(1, len(data) + _FRAMING)
+                out.append(b"data: " + data + b"\n\n")
+                continue
+            try:
+                chunk = self._read(data)
+            except OpenAIError as exc:
+                self.error = exc
+                return
+            if chunk is not None:
+                self._relay_read(chunk, data, out)
+            elif self.ended:
+                out.append(DONE_EVENT)
+                return
 
     def _relay_read(self, chunk: JSON, data: bytes, out: list[bytes | memoryview]) -> None:
         usage = chunk.get("usage")
