@@ -305,23 +305,15 @@ class StreamGuard:
     _scanners: dict[tuple[int, str], list[StreamScanner]] = field(default_factory=dict)
 
     def chunk(self, chunk: MutableMapping[str, Any]) -> MutableMapping[str, Any] | None:
-        choices = chunk.get("choices")
-        if not isinstance(choices, list):
+        choices = stream_choices(chunk, self.endpoint)
+        if choices is None:
             return chunk
-        meaningful = bool(chunk.get("usage")) or not choices
         for choice in choices:
-            if not isinstance(choice, MutableMapping):
-                continue
-            index = choice.get("index", 0)
-            finished = choice.get("finish_reason") is not None
-            slots = stream_slots(choice, self.endpoint)
-            for key, slot in slots:
-                slot.replace(self._feed(index, key, slot.text, finished))
-            if finished:
-                self._flush(index, choice, {key for key, _ in slots})
-            meaningful = meaningful or finished or has_more_than_text(choice, self.endpoint)
-            meaningful = meaningful or any(slot.text for _, slot in slots)
-        return chunk if meaningful else None
+            for key, slot in choice.slots:
+                slot.replace(self._feed(choice.index, key, slot.text, choice.finished))
+            if choice.finished:
+                self._flush(choice.index, choice.choice, {key for key, _ in choice.slots})
+        return chunk if says_something(chunk, choices, self.endpoint) else None
 
     def finish(self) -> str:
         """The end of the stream without a finish chunk: whatever is still held, for choice 0's text."""
@@ -375,6 +367,42 @@ class StreamGuard:
         if scanner.masked and run.action == ALLOW:
             run.action = MASK
             run.reason = _reason([f.rule for f in scanner.masked], verb="masked")
+
+
+@dataclass(slots=True)
+class StreamChoice:
+    """One choice of a streamed chunk, as the stream guards read it."""
+
+    choice: MutableMapping[str, Any]
+    index: int
+    finished: bool  # it carries a finish reason: what is held for it must be released now
+    slots: list[tuple[str, Slot]]  # its texts (stream_slots)
+
+
+def stream_choices(chunk: Mapping[str, Any], endpoint: str) -> list[StreamChoice] | None:
+    """The choices of a streamed chunk and their texts; None when the chunk has no choices list (it is
+    handed on as it is)."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        return None
+    return [
+        StreamChoice(c, c.get("index", 0), c.get("finish_reason") is not None, stream_slots(c, endpoint))
+        for c in choices
+        if isinstance(c, MutableMapping)
+    ]
+
+
+def says_something(chunk: Mapping[str, Any], choices: Sequence[StreamChoice], endpoint: str) -> bool:
+    """Whether a guarded chunk is still worth handing on: it carries usage or no choices at all, or a
+    choice finishes, says more than its texts, or has text left after the guard held some back."""
+    return (
+        bool(chunk.get("usage"))
+        or not chunk.get("choices")
+        or any(
+            c.finished or has_more_than_text(c.choice, endpoint) or any(slot.text for _, slot in c.slots)
+            for c in choices
+        )
+    )
 
 
 def stream_slots(choice: MutableMapping[str, Any], endpoint: str) -> list[tuple[str, Slot]]:

@@ -49,8 +49,8 @@ from routerd.guardrails.engine import (
     Mode,
     Verdict,
     append_held,
-    has_more_than_text,
-    stream_slots,
+    says_something,
+    stream_choices,
 )
 
 __all__ = ["MAX_STREAM_CHECKS", "RemoteStreamGuard", "StreamChecked"]
@@ -96,23 +96,15 @@ class RemoteStreamGuard:
     _held: dict[tuple[int, str], list[str]] = field(default_factory=dict)
 
     async def chunk(self, chunk: MutableMapping[str, Any]) -> MutableMapping[str, Any] | None:
-        choices = chunk.get("choices")
-        if not isinstance(choices, list):
+        choices = stream_choices(chunk, self.endpoint)
+        if choices is None:
             return chunk
-        meaningful = bool(chunk.get("usage")) or not choices
         for choice in choices:
-            if not isinstance(choice, MutableMapping):
-                continue
-            index = choice.get("index", 0)
-            finished = choice.get("finish_reason") is not None
-            slots = stream_slots(choice, self.endpoint)
-            for key, slot in slots:
-                slot.replace(await self._feed(index, key, slot.text))
-            if finished:
-                await self._flush(index, choice, {key for key, _ in slots})
-            meaningful = meaningful or finished or has_more_than_text(choice, self.endpoint)
-            meaningful = meaningful or any(slot.text for _, slot in slots)
-        return chunk if meaningful else None
+            for key, slot in choice.slots:
+                slot.replace(await self._feed(choice.index, key, slot.text))
+            if choice.finished:
+                await self._flush(choice.index, choice.choice, {key for key, _ in choice.slots})
+        return chunk if says_something(chunk, choices, self.endpoint) else None
 
     async def _feed(self, index: int, key: str, text: str) -> str:
         held = self._held.get((index, key))
