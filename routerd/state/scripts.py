@@ -47,6 +47,28 @@ local now = tonumber(t[1])
 local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# A usage window hash ('r:<second>' calls, 't:<second>' tokens): its last 60 seconds per second and
+# summed; older fields are deleted on the way. ADMIT (deployments) and ACCESS (keys and teams) read
+# their windows through it.
+_READ_WINDOW = """
+local function read_window(key)
+  local flat = redis.call('HGETALL', key)
+  local reqs, toks, req, tok, stale = {}, {}, 0, 0, {}
+  for i = 1, #flat, 2 do
+    local sec, v = tonumber(string.sub(flat[i], 3)), tonumber(flat[i + 1])
+    if sec < now - 60 then
+      stale[#stale + 1] = flat[i]
+    elseif string.sub(flat[i], 1, 1) == 'r' then
+      reqs[sec] = v; req = req + v
+    else
+      toks[sec] = v; tok = tok + v
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  return reqs, toks, req, tok
+end
+"""
+
 # KEYS: window, probe. ARGV: rpm (-1: none), tpm (-1: none), tokens, probe lease ms (0: not a probe),
 # owner, calls (the attempt's upstream calls: more than 1 for a fanned-out text completion), extra
 # calls to reserve ahead (a lease; 0: none; only with an rpm limit), extra tokens to reserve ahead (a
@@ -56,6 +78,7 @@ local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 # attempt larger than the limit still fits an empty window. Reservations never go past the limit.
 ADMIT = (
     _PRELUDE
+    + _READ_WINDOW
     + """
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
@@ -71,19 +94,7 @@ local function fits(req, tok)
   if rpm >= 0 and req + calls > rpm and req > 0 then return false end
   return tpm < 0 or tok <= 0 or tok + tokens <= tpm
 end
-local flat = redis.call('HGETALL', KEYS[1])
-local reqs, toks, req, tok, stale = {}, {}, 0, 0, {}
-for i = 1, #flat, 2 do
-  local sec, v = tonumber(string.sub(flat[i], 3)), tonumber(flat[i + 1])
-  if sec < now - 60 then
-    stale[#stale + 1] = flat[i]
-  elseif string.sub(flat[i], 1, 1) == 'r' then
-    reqs[sec] = v; req = req + v
-  else
-    toks[sec] = v; tok = tok + v
-  end
-end
-if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+local reqs, toks, req, tok = read_window(KEYS[1])
 if fits(req, tok) then
   local granted, more = calls, 0
   if extra > 0 and rpm >= 0 then granted = calls + math.max(0, math.min(extra, rpm - req - calls)) end
@@ -225,6 +236,7 @@ return {now_ms, cooling, peers}
 # {0, scope number (1-based), 'r' | 't' | 'p', ms until it may fit}.
 ACCESS = (
     _PRELUDE
+    + _READ_WINDOW
     + """
 local owner, ttl = ARGV[1], tonumber(ARGV[2])
 local n = #KEYS / 2
@@ -235,19 +247,8 @@ for i = 1, n do
   local rpm, tpm, calls, tokens = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   local req, tok = 0, 0
   if calls > 0 and (rpm >= 0 or tpm >= 0) then
-    local reqs, toks, stale = {}, {}, {}
-    local flat = redis.call('HGETALL', KEYS[2 * i - 1])
-    for j = 1, #flat, 2 do
-      local sec, v = tonumber(string.sub(flat[j], 3)), tonumber(flat[j + 1])
-      if sec < now - 60 then
-        stale[#stale + 1] = flat[j]
-      elseif string.sub(flat[j], 1, 1) == 'r' then
-        reqs[sec] = v; req = req + v
-      else
-        toks[sec] = v; tok = tok + v
-      end
-    end
-    if #stale > 0 then redis.call('HDEL', KEYS[2 * i - 1], unpack(stale)) end
+    local reqs, toks
+    reqs, toks, req, tok = read_window(KEYS[2 * i - 1])
     local function over(r, t)
       if rpm >= 0 and r + calls > rpm and r > 0 then return 'r' end
       if tpm >= 0 and t > 0 and t + tokens > tpm then return 't' end
