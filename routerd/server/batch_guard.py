@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from routerd.access.table import KeyPolicy
 from routerd.errors import BadRequestError, OpenAIError
 from routerd.events import GuardrailsChecked
 from routerd.guardrails.selection import take_selection
-from routerd.server.batch_input import BatchInput
+from routerd.server.batch_input import ENDPOINT_NAMES, BatchInput
 from routerd.server.batch_registry import GatewayBatch
 from routerd.server.state import AppState
 
@@ -47,14 +47,6 @@ JSON = dict[str, Any]
 #: Lines checked at once: remote guardrails (webhook, moderation) make one request per line, and a
 #: batch must not open thousands of them at a time (content filters do no I/O; they run line by line).
 BATCH_GUARD_CONCURRENCY = 8
-#: The guardrails' name for each batch endpoint (the texts they read: routerd.guardrails.texts).
-GUARD_ENDPOINTS: Mapping[str, str] = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-    "/v1/moderations": "moderations",
-    "/v1/responses": "responses",
-}
 
 
 @dataclass(slots=True)
@@ -170,7 +162,7 @@ async def guard_input(
     table = state.table
     if gate is None or not (table.guardrails or requested):
         return GuardedInput(BatchInput(batch.model, tuple(lines)), requested)
-    kind = GUARD_ENDPOINTS[endpoint]
+    kind = ENDPOINT_NAMES[endpoint]
     chosen: dict[tuple[str, ...], tuple[Any, ...]] = {}
     pre_calls: list[tuple[Any, ...]] = []
     for number, names in enumerate(selections, 1):
@@ -253,7 +245,7 @@ async def guard_output(state: AppState, batch: GatewayBatch, content: bytes) -> 
     fail-closed service cannot answer."""
     guardrails = output_guardrails(state, batch)
     endpoint = batch.endpoint or str(batch.last.get("endpoint") or "")
-    kind = GUARD_ENDPOINTS.get(endpoint)
+    kind = ENDPOINT_NAMES.get(endpoint)
     if not guardrails or kind is None:
         return content
     raws = content.splitlines()

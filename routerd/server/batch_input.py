@@ -23,13 +23,18 @@ from routerd.server.validation import validate_body
 
 JSON = dict[str, Any]
 
-#: the body validator of each batch endpoint (None: only ``model`` is checked)
-ENDPOINT_KINDS: Mapping[str, str | None] = {
+#: the endpoints a batch may run (OpenAI's list), each with routerd's name for it (what the body
+#: validators and the guardrails' text readers are keyed by)
+ENDPOINT_NAMES: Mapping[str, str] = {
     "/v1/chat/completions": CHAT,
     "/v1/completions": COMPLETIONS,
     "/v1/embeddings": EMBEDDINGS,
     "/v1/moderations": MODERATIONS,
-    "/v1/responses": None,
+    "/v1/responses": "responses",
+}
+#: the body validator of each batch endpoint (None: only ``model`` is checked)
+ENDPOINT_KINDS: Mapping[str, str | None] = {
+    path: None if name == "responses" else name for path, name in ENDPOINT_NAMES.items()
 }
 #: the per-token batch prices of LiteLLM's price format (a deployment's ``litellm_params`` /
 #: ``model_info``, or a registered model entry)

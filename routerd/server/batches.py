@@ -22,12 +22,11 @@ from routerd.finetune.serving import PROVIDER_FIELD, PROVIDER_HEADER, Management
 from routerd.finetune.types import FILES, PageQuery
 from routerd.finetune.validation import page_query
 from routerd.server import batch_gateway
+from routerd.server.batch_input import ENDPOINT_NAMES
 from routerd.server.inference import parse_json, read_body
 
 #: the endpoints a batch may run (OpenAI's list)
-BATCH_ENDPOINTS = frozenset(
-    {"/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses", "/v1/moderations"}
-)
+BATCH_ENDPOINTS = frozenset(ENDPOINT_NAMES)
 _FIELDS = frozenset({"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"})
 
 
