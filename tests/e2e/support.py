@@ -223,3 +223,18 @@ general_settings:
   master_key: {MASTER_KEY}
   max_request_size_mb: {BODY_LIMIT_MB}
 """
+
+
+def guardrail_counts(server: RouterdServer) -> dict[tuple[str, str, str], float]:
+    """``routerd_guardrail_actions_total`` scraped from the daemon's /metrics, by (guardrail, action,
+    mode)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(server.base_url + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+    counts: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "routerd_guardrail_actions_total":
+                labels = sample.labels
+                counts[(labels["guardrail"], labels["action"], labels["mode"])] = sample.value
+    return counts

@@ -11,18 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing.fake_http import FakeServer
 from routerd.testing.finetune_fakes import FakeOpenAIFineTuning
 from routerd.testing.server import RouterdServer
 
-from .support import MASTER_KEY, capture_logs, client_for, reset, running_fake, write_config
+from .support import MASTER_KEY, capture_logs, client_for, guardrail_counts, reset, running_fake, write_config
 
 STAGING_KEY = "sk-staging-upstream-9f8e7d6c"
 DEPLOY_KEY = "sk-deploy-upstream-5b4a3928"
@@ -230,23 +228,12 @@ def test_a_fail_closed_webhook_that_is_down_refuses_with_503(fresh: World) -> No
     assert "policy-down" in error["message"] and "line 1" in error["message"]
 
 
-def _guardrail_counts(server: RouterdServer) -> dict[tuple[str, str, str], float]:
-    text = httpx.get(server.base_url + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
-    counts: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "routerd_guardrail_actions_total":
-                labels = sample.labels
-                counts[(labels["guardrail"], labels["action"], labels["mode"])] = sample.value
-    return counts
-
-
 def test_the_creation_counts_each_lines_actions_and_logs_them_once(fresh: World) -> None:
-    before = _guardrail_counts(fresh.server)
+    before = guardrail_counts(fresh.server)
     content = _jsonl(_line("a", "x ann@example.com"), _line("b", "plain"), _line("c", "y bo@example.org"))
     with capture_logs() as logs:
         _create(fresh, content)
-    after = _guardrail_counts(fresh.server)
+    after = guardrail_counts(fresh.server)
     grew = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
     assert grew == {("secrets", "mask", "pre_call"): 2, ("secrets", "allow", "pre_call"): 1}
     lines = [r for r in logs.records if r.getMessage() == "batch guardrails"]
@@ -275,9 +262,9 @@ def test_the_output_file_is_masked_and_blocked_per_line(fresh: World) -> None:
     answers = ["mail ann@example.com", f"the key is {AWS_KEY}", "all clear"]
     output_id = _complete_with(fresh, batch.id, answers)
     assert carol.batches.retrieve(batch.id).output_file_id == output_id
-    before = _guardrail_counts(fresh.server)
+    before = guardrail_counts(fresh.server)
     fetched = carol.files.content(output_id)
-    after = _guardrail_counts(fresh.server)
+    after = guardrail_counts(fresh.server)
     grew = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
     assert grew == {("answers", action, "post_call"): 1 for action in ("mask", "block", "allow")}
     assert AWS_KEY not in fetched.text and "ann@example.com" not in fetched.text

@@ -9,19 +9,26 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.fake_http import FakeServer
 from routerd.testing.openai_fake import MODERATION_MARKER, Reply
 from routerd.testing.server import RouterdServer
 
-from .support import MASTER_KEY, OPENAI_KEY, client_for, reset, running_fake, user, write_config
+from .support import (
+    MASTER_KEY,
+    OPENAI_KEY,
+    client_for,
+    guardrail_counts,
+    reset,
+    running_fake,
+    user,
+    write_config,
+)
 
 POLICY_KEY = "sk-policy-service-5d1e0b7c"
 HOOKED = "sk-hooked-key-0123456789abcd"  # a key whose calls run the moderation guardrail
@@ -235,21 +242,8 @@ def test_key_guardrails_run_only_on_that_keys_calls(gateway: RouterdServer, fake
     assert len(_upstream_chats(fake)) == 1
 
 
-def _guardrail_counts(server: RouterdServer) -> dict[tuple[str, str, str], float]:
-    text = httpx.get(server.base_url + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
-    counts: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "routerd_guardrail_actions":
-            continue
-        for sample in family.samples:
-            if sample.name == "routerd_guardrail_actions_total":
-                labels = sample.labels
-                counts[(labels["guardrail"], labels["action"], labels["mode"])] = sample.value
-    return counts
-
-
 def test_metrics_count_each_guardrails_actions(gateway: RouterdServer) -> None:
-    before = _guardrail_counts(gateway)
+    before = guardrail_counts(gateway)
     _chat(gateway, "project titan", ["hook-allow", "hook-replace", "slow-open"], key=PLAIN)
     for names in (["hook-block"], ["slow-closed"]):
         with pytest.raises((openai.BadRequestError, openai.InternalServerError)):
@@ -257,7 +251,7 @@ def test_metrics_count_each_guardrails_actions(gateway: RouterdServer) -> None:
     with pytest.raises(openai.BadRequestError):
         _chat(gateway, MODERATION_MARKER, [], key=HOOKED)
     _chat(gateway, "calm", [], key=HOOKED)
-    after = _guardrail_counts(gateway)
+    after = guardrail_counts(gateway)
     grew = {labels: after[labels] - before.get(labels, 0.0) for labels in after}
     grew = {labels: n for labels, n in grew.items() if n}
     assert grew == {
@@ -273,7 +267,7 @@ def test_metrics_count_each_guardrails_actions(gateway: RouterdServer) -> None:
 
 def test_answer_blocks_are_counted_plain_and_streamed(gateway: RouterdServer, fake: FakeOpenAI) -> None:
     client = client_for(gateway, PLAIN)
-    before = _guardrail_counts(gateway)
+    before = guardrail_counts(gateway)
     fake.enqueue(Reply(content="his number is 078-05-1120"))
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
@@ -287,6 +281,6 @@ def test_answer_blocks_are_counted_plain_and_streamed(gateway: RouterdServer, fa
     with pytest.raises(openai.APIError):
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
         pytest.fail(f"the stream ended without an error event: {text!r}")
-    after = _guardrail_counts(gateway)
+    after = guardrail_counts(gateway)
     assert after[("no-ssn", "block", "post_call")] - before.get(("no-ssn", "block", "post_call"), 0) == 1
     assert after[("no-ssn", "block", "during_call")] - before.get(("no-ssn", "block", "during_call"), 0) == 1

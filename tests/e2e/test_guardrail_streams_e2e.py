@@ -16,7 +16,6 @@ import orjson
 import pytest
 from aiohttp import web
 from clients import tracked
-from prometheus_client.parser import text_string_to_metric_families
 
 from routerd.testing import FakeOpenAI
 from routerd.testing.fake_http import FakeServer
@@ -28,6 +27,7 @@ from .support import (
     OPENAI_KEY,
     capture_logs,
     client_for,
+    guardrail_counts,
     reset,
     running_fake,
     user,
@@ -268,21 +268,10 @@ def test_the_content_filter_masks_before_the_service_sees_the_text(
     assert "alice" not in str(service.received)
 
 
-def _counts(server: RouterdServer) -> dict[tuple[str, str, str], float]:
-    text = httpx.get(server.base_url + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
-    counts: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "routerd_guardrail_actions_total":
-                labels = sample.labels
-                counts[(labels["guardrail"], labels["action"], labels["mode"])] = sample.value
-    return counts
-
-
 def test_stream_checks_are_counted_and_logged_once_per_stream(
     gateway: RouterdServer, fake: FakeOpenAI
 ) -> None:
-    before = _counts(gateway)
+    before = guardrail_counts(gateway)
     with capture_logs() as logs:
         _stream(gateway, fake, CALM, ["policy"])
         _stream(gateway, fake, CALM + FORBIDDEN, ["policy"])
@@ -292,7 +281,7 @@ def test_stream_checks_are_counted_and_logged_once_per_stream(
             return [f for f in found if f.get("endpoint") == "chat" and "guardrails" in f]
 
         wait_for(lambda: len(lines()) == 2, what="two request log lines")
-    after = _counts(gateway)
+    after = guardrail_counts(gateway)
     grew = {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)}
     assert grew == {("policy", "allow", "during_call"): 1, ("policy", "block", "during_call"): 1}
     logged = [[dict(run) for run in f["guardrails"]] for f in lines()]
