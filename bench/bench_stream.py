@@ -266,9 +266,15 @@ def wait_port(port: int) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """The process's user and system CPU seconds so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
 
 
 def steal_ticks() -> tuple[int, int]:
@@ -410,14 +416,19 @@ def run(
     )
     for conc in args.conc:
         relay, routed, ratios, cpu_req, relay_cpu = [], [], [], [], []
+        sys_share: dict[str, list[float]] = {"relay": [], "routerd": []}  # system CPU per request
         total, stolen = steal_ticks()
         for _ in range(args.rounds):
-            before = cpu_seconds(relay_pid)
+            before = cpu_split(relay_pid)
             r = wrk(stream, relay_port, conc, args.seconds)
-            relay_cpu.append((cpu_seconds(relay_pid) - before) / max(r[2], 1) * 1e6)
-            before = cpu_seconds(routerd_pid)
+            after = cpu_split(relay_pid)
+            relay_cpu.append((sum(after) - sum(before)) / max(r[2], 1) * 1e6)
+            sys_share["relay"].append((after[1] - before[1]) / max(r[2], 1) * 1e6)
+            before = cpu_split(routerd_pid)
             d = wrk(stream, routerd_port, conc, args.seconds)
-            cpu_req.append((cpu_seconds(routerd_pid) - before) / max(d[2], 1) * 1e6)
+            after = cpu_split(routerd_pid)
+            cpu_req.append((sum(after) - sum(before)) / max(d[2], 1) * 1e6)
+            sys_share["routerd"].append((after[1] - before[1]) / max(d[2], 1) * 1e6)
             relay.append(r)
             routed.append(d)
             ratios.append(d[0] / r[0] if r[0] else float("nan"))
@@ -427,9 +438,11 @@ def run(
         cpu = med(cpu_req)
         print(
             f"{conc:>2} in flight: relay {med(x[0] for x in relay):6.0f} rps p50 {med(x[1] for x in relay):5.2f} ms"
-            f" ({med(relay_cpu):4.0f} us CPU/req) | routerd {med(x[0] for x in routed):6.0f} rps"
+            f" ({med(relay_cpu):4.0f} us CPU/req, {med(sys_share['relay']):3.0f} system)"
+            f" | routerd {med(x[0] for x in routed):6.0f} rps"
             f" p50 {med(x[1] for x in routed):5.2f} ms | ratio {med(ratios):4.2f}"
-            f" (rounds {' '.join(f'{x:.2f}' for x in ratios)}) | routerd CPU {cpu:4.0f} us/req,"
+            f" (rounds {' '.join(f'{x:.2f}' for x in ratios)}) | routerd CPU {cpu:4.0f} us/req"
+            f" ({med(sys_share['routerd']):3.0f} system),"
             f" {cpu / CHUNKS_PER_ANSWER:4.1f} us/chunk | errors {sum(x[3] for x in routed)} | steal {steal:.0f}%"
         )
     marginal_per_chunk(args, scripts, routerd_port, routerd_pid)
