@@ -124,7 +124,9 @@ class Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self._paused = False
         self._head_bytes = 0  # read while the head was incomplete
-        self._repeated: dict[str, list[str]] | None = None  # header names seen more than once
+        # the head's header lines as the parser hands them over: name, value, name, value, ...
+        # (decoded all at once when the head is complete: see on_headers_complete)
+        self._raw: list[bytes] = []
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -184,37 +186,20 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("utf-8", "surrogateescape")
-        headers = self.headers
-        previous = headers.get(key)
-        if previous is None:
-            headers[key] = text
-            return
-        # a repeated name: joined once the head is complete (joining each time copies quadratically)
-        repeated = self._repeated
-        if repeated is None:
-            repeated = self._repeated = {}
-        values = repeated.get(key)
-        if values is None:
-            repeated[key] = [previous, text]
-        else:
-            values.append(text)
+        # Called once per header line: only keep the bytes. Decoding them one by one (two decodes,
+        # a lower() and a dict insert per line) cost more than the rest of this module per request.
+        self._raw.extend((name, value))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         self.status = status
         if 100 <= status < 200:
             # an interim answer (we never send Expect: 100-continue); the real one follows
-            self.headers = {}
-            self._repeated = None
+            self._raw = []
             return
         self.head_done = True
-        headers = self.headers
-        if self._repeated is not None:
-            for key, values in self._repeated.items():
-                headers[key] = ", ".join(values)
-            self._repeated = None
+        headers = self.headers = _decode_headers(self._raw)
+        self._raw = []
         limit = self.max_body
         declared = headers.get("content-length", "")
         if limit is not None and declared.isdigit() and int(declared) > limit:
@@ -403,6 +388,37 @@ class Connection(asyncio.Protocol):
     @property
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed
+
+
+def _decode_headers(raw: list[bytes]) -> dict[str, str]:
+    """The response headers from ``[name, value, name, value, ...]`` as the parser gave them.
+
+    Lower-case ``str`` names (latin-1), values decoded as UTF-8 with ``surrogateescape``; a name
+    sent more than once gets its values joined with ``", "`` in the order they came. All names are
+    decoded in one call and all values in another, joined by a byte no name or value carries (the
+    parser refuses LF in a name and NUL in a value); if one ever did, the counts differ and each is
+    decoded on its own. Decoding each line's bytes apart gives the same text: UTF-8 never reads past
+    an ASCII byte, so a bad sequence at the end of one value cannot swallow the separator.
+    """
+    if not raw:
+        return {}
+    names, values = raw[0::2], raw[1::2]
+    keys = b"\n".join(names).decode("latin-1").lower().split("\n")
+    texts = b"\0".join(values).decode("utf-8", "surrogateescape").split("\0")
+    count = len(names)
+    if len(keys) != count or len(texts) != count:
+        keys = [name.decode("latin-1").lower() for name in names]
+        texts = [value.decode("utf-8", "surrogateescape") for value in values]
+    headers = dict(zip(keys, texts, strict=True))
+    if len(headers) != count:
+        # a repeated name (rare: Set-Cookie, Vary): joined once, not on every repeat (quadratic)
+        joined: dict[str, list[str]] = {}
+        for key, text in zip(keys, texts, strict=True):
+            joined.setdefault(key, []).append(text)
+        for key, parts in joined.items():
+            if len(parts) > 1:
+                headers[key] = ", ".join(parts)
+    return headers
 
 
 _HEAD, _BODY, _DONE = 1, 2, 3

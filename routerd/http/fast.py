@@ -62,13 +62,22 @@ from routerd.http.conn import (
 if TYPE_CHECKING:
     from routerd.http.httpx_client import HttpxClient
 
-__all__ = ["FastHttpClient"]
+__all__ = ["HEAD_CACHE_SIZE", "FastHttpClient"]
 
 # request headers the client writes itself (a caller's copy would duplicate or contradict them)
 _MANAGED: Final = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive"})
 _METHODS_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 # what a failed wait may raise besides TimeoutError and routerd's own errors
 _BROKEN = (OSError, httptools.HttpParserError, StaleConnection)
+#: request heads a client keeps rendered (see ``FastHttpClient._head``): a deployment sends the same
+#: method, URL and headers on every call, so its head is rendered and checked once. Header values can
+#: carry per-request data (forwarded headers), so the cache is emptied when it reaches this size:
+#: whatever callers send, it never holds more.
+HEAD_CACHE_SIZE: Final = 256
+# what ends a head after the cached part, by body
+_NO_BODY_END: Final = b"Connection: keep-alive\r\n\r\n"
+_EMPTY_BODY_END: Final = b"Content-Length: 0\r\n" + _NO_BODY_END
+_BODY_END: Final = b"Content-Length: %d\r\n" + _NO_BODY_END
 
 
 class FastHttpClient:
@@ -111,6 +120,9 @@ class FastHttpClient:
         self._fallback: HttpxClient | None = None
         # origins no deployment uses any more (after a reload): their connections are not pooled again
         self._retired: frozenset[tuple[str, str, int]] = frozenset()
+        # (method, URL, the headers' items) -> the head up to its body's framing, and whether the
+        # caller chose Accept-Encoding (bounded by HEAD_CACHE_SIZE)
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[bytes, bool]] = {}
 
     def retire_origins(self, removed: Iterable[str], kept: Iterable[str] = ()) -> None:
         """Stop pooling connections to the upstreams of removed deployments.
@@ -150,8 +162,8 @@ class FastHttpClient:
                 params=params,
             )
         pool = self._get_pool()
-        origin, target = _url(url)
-        head, asked = self._head(method, origin, target, headers, content)
+        origin = _url(url)[0]
+        head, asked = self._head(method, url, headers, content)
         deadline = None if timeout is None else pool.loop.time() + timeout
         request = _Request(method, url, head, content, self.limits.max_body_bytes)
         conn = await self._send(pool, origin, request, deadline, None)
@@ -226,12 +238,38 @@ class FastHttpClient:
     def _head(
         self,
         method: str,
-        origin: Origin,
-        target: str,
+        url: str,
         headers: Mapping[str, str],
         content: bytes | None,
     ) -> tuple[bytes, bool]:
-        """The request head, and whether the caller chose its own ``Accept-Encoding``."""
+        """The request head, and whether the caller chose its own ``Accept-Encoding``.
+
+        All but the body's framing comes from a cache keyed on everything it is made of (see
+        :data:`HEAD_CACHE_SIZE`): a head is rendered and checked for CR/LF once per distinct
+        request, not once per call.
+        """
+        try:
+            key = (method, url, tuple(headers.items()))
+            cached = self._heads.get(key)
+        except TypeError:  # a value that cannot be hashed: rendered without the cache
+            cached = key = None
+        if cached is None:
+            cached = self._render(method, url, headers)
+            if key is not None:
+                heads = self._heads
+                if len(heads) >= HEAD_CACHE_SIZE:
+                    heads.clear()  # per-request values: start over rather than grow
+                heads[key] = cached
+        start, asked = cached
+        if content is not None:
+            return start + _BODY_END % len(content), asked
+        if method in _METHODS_WITH_BODY:
+            return start + _EMPTY_BODY_END, asked
+        return start + _NO_BODY_END, asked
+
+    def _render(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[bytes, bool]:
+        """The head up to (without) its body's framing and ``Connection``; refuses CR/LF in headers."""
+        origin, target = _url(url)
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
         seen_agent = seen_accept = seen_encoding = False
         for name, value in headers.items():
@@ -251,14 +289,9 @@ class FastHttpClient:
             lines.append("Accept: */*\r\n")
         if not seen_encoding:
             lines.append("Accept-Encoding: identity\r\n")
-        if content is not None:
-            lines.append(f"Content-Length: {len(content)}\r\n")
-        elif method in _METHODS_WITH_BODY:
-            lines.append("Content-Length: 0\r\n")
-        lines.append("Connection: keep-alive\r\n\r\n")
         head = "".join(lines)
         # one CRLF per line and nowhere else: a header value cannot smuggle in another header
-        if head.count("\n") != len(lines) + 2 or head.count("\r") != len(lines) + 2:
+        if head.count("\n") != len(lines) + 1 or head.count("\r") != len(lines) + 1:
             raise ValueError("header names and values must not contain CR or LF")
         return head.encode("utf-8"), seen_encoding
 
@@ -399,9 +432,8 @@ class _StreamContext(AbstractAsyncContextManager[StreamResponse]):
     async def __aenter__(self) -> StreamResponse:
         client, url, timeout = self._client, self._url, self._timeout
         pool = self._pool = client._get_pool()
-        origin, target = _url(url)
-        self._origin = origin
-        head, asked = client._head(self._method, origin, target, self._headers, self._content)
+        origin = self._origin = _url(url)[0]
+        head, asked = client._head(self._method, url, self._headers, self._content)
         request = _Request(self._method, url, head, self._content, None)
         conn = await client._send(pool, origin, request, None, timeout)
         try:
