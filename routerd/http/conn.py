@@ -231,11 +231,22 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if not self.head_done or self.error is not None:
             return  # the end of an interim (1xx) answer, or of an abandoned one
+        if self._raw:
+            self._add_trailers()
         self.complete = True
         # read it now: once feed_data returns, the parser has moved on and answers False
         self.keep_alive = self._parser.should_keep_alive()
         self._active = False
         self._notify()
+
+    def _add_trailers(self) -> None:
+        """Trailer fields after a chunked body join the headers; a name already there keeps its value."""
+        headers, raw = self.headers, self._raw
+        for index in range(0, len(raw), 2):
+            headers.setdefault(
+                raw[index].decode("latin-1").lower(), raw[index + 1].decode("utf-8", "surrogateescape")
+            )
+        self._raw = []
 
     # --- the requesting side ---------------------------------------------------------------------
 

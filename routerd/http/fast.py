@@ -120,9 +120,9 @@ class FastHttpClient:
         self._fallback: HttpxClient | None = None
         # origins no deployment uses any more (after a reload): their connections are not pooled again
         self._retired: frozenset[tuple[str, str, int]] = frozenset()
-        # (method, URL, the headers' items) -> the head up to its body's framing, and whether the
-        # caller chose Accept-Encoding (bounded by HEAD_CACHE_SIZE)
-        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[bytes, bool]] = {}
+        # (method, URL, the headers' items) -> the head up to its body's framing, whether the caller
+        # chose Accept-Encoding, and the URL's origin (bounded by HEAD_CACHE_SIZE)
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[bytes, bool, Origin]] = {}
 
     def retire_origins(self, removed: Iterable[str], kept: Iterable[str] = ()) -> None:
         """Stop pooling connections to the upstreams of removed deployments.
@@ -162,8 +162,7 @@ class FastHttpClient:
                 params=params,
             )
         pool = self._get_pool()
-        origin = _url(url)[0]
-        head, asked = self._head(method, url, headers, content)
+        head, asked, origin = self._head(method, url, headers, content)
         deadline = None if timeout is None else pool.loop.time() + timeout
         request = _Request(method, url, head, content, self.limits.max_body_bytes)
         conn = await self._send(pool, origin, request, deadline, None)
@@ -241,8 +240,8 @@ class FastHttpClient:
         url: str,
         headers: Mapping[str, str],
         content: bytes | None,
-    ) -> tuple[bytes, bool]:
-        """The request head, and whether the caller chose its own ``Accept-Encoding``.
+    ) -> tuple[bytes, bool, Origin]:
+        """The request head, whether the caller chose its own ``Accept-Encoding``, and the origin.
 
         All but the body's framing comes from a cache keyed on everything it is made of (see
         :data:`HEAD_CACHE_SIZE`): a head is rendered and checked for CR/LF once per distinct
@@ -260,14 +259,14 @@ class FastHttpClient:
                 if len(heads) >= HEAD_CACHE_SIZE:
                     heads.clear()  # per-request values: start over rather than grow
                 heads[key] = cached
-        start, asked = cached
+        start, asked, origin = cached
         if content is not None:
-            return start + _BODY_END % len(content), asked
+            return start + _BODY_END % len(content), asked, origin
         if method in _METHODS_WITH_BODY:
-            return start + _EMPTY_BODY_END, asked
-        return start + _NO_BODY_END, asked
+            return start + _EMPTY_BODY_END, asked, origin
+        return start + _NO_BODY_END, asked, origin
 
-    def _render(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[bytes, bool]:
+    def _render(self, method: str, url: str, headers: Mapping[str, str]) -> tuple[bytes, bool, Origin]:
         """The head up to (without) its body's framing and ``Connection``; refuses CR/LF in headers."""
         origin, target = _url(url)
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
@@ -293,7 +292,7 @@ class FastHttpClient:
         # one CRLF per line and nowhere else: a header value cannot smuggle in another header
         if head.count("\n") != len(lines) + 1 or head.count("\r") != len(lines) + 1:
             raise ValueError("header names and values must not contain CR or LF")
-        return head.encode("utf-8"), seen_encoding
+        return head.encode("utf-8"), seen_encoding, origin
 
     async def _send(
         self,
@@ -432,8 +431,8 @@ class _StreamContext(AbstractAsyncContextManager[StreamResponse]):
     async def __aenter__(self) -> StreamResponse:
         client, url, timeout = self._client, self._url, self._timeout
         pool = self._pool = client._get_pool()
-        origin = self._origin = _url(url)[0]
-        head, asked = client._head(self._method, url, self._headers, self._content)
+        head, asked, origin = client._head(self._method, url, self._headers, self._content)
+        self._origin = origin
         request = _Request(self._method, url, head, self._content, None)
         conn = await client._send(pool, origin, request, None, timeout)
         try:
@@ -504,7 +503,8 @@ class _FastStream:
         conn = self._conn
         while True:
             try:
-                await conn.wait_body(_after(self._loop, self._timeout))
+                timeout = self._timeout  # (not _after: one call less per chunk)
+                await conn.wait_body(None if timeout is None else self._loop.time() + timeout)
             except TimeoutError as exc:
                 conn.abort()
                 raise timeout_error(self._url, exc) from None
