@@ -27,25 +27,25 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from routerd.cache.replay import chunks_from_answer
-from routerd.cost import request_cost, response_cost_header
+from routerd.cost import request_cost
 from routerd.errors import OpenAIError
 from routerd.events import RequestStarted
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT
 from routerd.routing.types import CallResult, NativeCall
+from routerd.server.answer_headers import routing_headers
 from routerd.server.auth import presented_key, require_key
 from routerd.server.gate import Passage, caller_of, identify
 from routerd.server.inference import (
     RequestLog,
     abandon_stream,
-    answer_headers,
+    answer_start,
     cache_headers,
     chat_usage,
     parse_json,
     receive_body,
     refuse,
     request_headers,
-    routing_headers,
     text_chars,
 )
 from routerd.server.limits import new_request_id
@@ -200,12 +200,9 @@ async def _complete(
             log.finish(status, result.info, tokens, error=type(exc).__name__, cost=cost)
         return
     payload = orjson.dumps(answer)
-    raw_headers = answer_headers(request_id, result.info, len(payload))
-    raw_headers += [(k.encode(), v.encode()) for k, v in response_cost_header(cost).items()]
-    if log.passage is not None:
-        raw_headers += [(k.encode(), v.encode()) for k, v in cache_headers(log.passage).items()]
+    blocks = getattr(send, "head_blocks", False)
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        await send(answer_start(request_id, result.info, len(payload), cost, log.passage, blocks))
         await send({"type": "http.response.body", "body": payload})
     finally:
         log.finish(200, result.info, tokens, cost=cost)

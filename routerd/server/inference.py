@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import orjson
@@ -23,13 +22,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from routerd.cost import request_cost, response_cost_header
+from routerd.cost import COST_HEADER, request_cost, response_cost_header
 from routerd.errors import BadRequestError, OpenAIError, RequestTooLargeError
 from routerd.events import RequestFinished, RequestStarted
 from routerd.integrations.context import REQUEST_HEADERS
 from routerd.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RERANK
 from routerd.routing.relay import StreamRelay
 from routerd.routing.types import CallResult, RoutingInfo
+from routerd.server.answer_headers import (
+    HEAD_BLOCK,
+    asgi_start,
+    header_lines,
+    routing_block,
+    routing_headers,
+)
 from routerd.server.errors import error_response, sse_error_event
 from routerd.server.gate import Passage, caller_of
 from routerd.server.limits import new_request_id
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 
 _SSE_DONE = b"data: [DONE]\n\n"
 _BODY_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+_STREAM_TYPE = b"content-type: text/event-stream; charset=utf-8\r\n"
 
 
 async def receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
@@ -87,45 +94,33 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequestError(f"request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def routing_headers(request_id: str, info: RoutingInfo | None) -> dict[str, str]:
-    """``x-request-id``, the ``x-routerd-*`` routing headers and their ``x-litellm-*`` twins (the names
-    LiteLLM's proxy sends, which its users' tooling reads)."""
-    headers = {"x-request-id": request_id, "x-litellm-call-id": request_id}
-    if info is not None:
-        if info.deployment_id:
-            headers["x-routerd-model-id"] = headers["x-litellm-model-id"] = info.deployment_id
-        headers["x-routerd-attempts"] = str(info.attempts)
-        headers["x-routerd-attempted-retries"] = headers["x-litellm-attempted-retries"] = str(info.retries)
-        headers["x-routerd-attempted-fallbacks"] = headers["x-litellm-attempted-fallbacks"] = str(
-            info.fallbacks
-        )
-        if info.group:
-            headers["x-litellm-model-group"] = info.group
-        base = public_api_base(info.api_base)
-        if base:
-            headers["x-litellm-model-api-base"] = base
-    return headers
+def _answer_start(
+    request_id: str, info: RoutingInfo, length: int, cost: float | None, passage: Passage | None, blocks: bool
+) -> Message:
+    """The start of a successful answer of ``length`` bytes: its headers pre-rendered for a ``send``
+    that takes them so (``blocks``), else as ASGI's list (see :mod:`routerd.server.answer_headers`)."""
+    block = b"content-type: application/json\r\n" + routing_block(request_id, info)
+    if cost is not None:
+        value = response_cost_header(cost)[COST_HEADER].encode()
+        block += b"%b: %b\r\nx-litellm-response-cost: %b\r\n" % (COST_HEADER.encode(), value, value)
+    if passage is not None:
+        block += header_lines(_cache_headers(passage))
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-length", b"%d" % length)],
+        HEAD_BLOCK: block,
+    }
+    return start if blocks else asgi_start(start)
 
 
-def public_api_base(url: str) -> str:
-    """``url`` without anything that may hold a credential (user:password@, query, fragment); ""
-    when it is not an http(s) URL. Keys are never part of a header routerd sends."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    host = parts.netloc.rpartition("@")[2]
-    if parts.scheme not in ("http", "https") or not host:
-        return ""
-    base = urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return base if base.isascii() and base.isprintable() else ""
-
-
-def _answer_headers(request_id: str, info: RoutingInfo, length: int) -> list[tuple[bytes, bytes]]:
-    """:func:`routing_headers` of a successful answer, as ASGI wants them, plus its type and length."""
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % length)]
-    headers += [(k.encode(), v.encode("latin-1")) for k, v in routing_headers(request_id, info).items()]
-    return headers
+def _stream_start(request_id: str, info: RoutingInfo, passage: Passage | None, blocks: bool) -> Message:
+    """The start of a streamed answer (see :func:`_answer_start`)."""
+    block = _STREAM_TYPE + routing_block(request_id, info) + b"cache-control: no-cache\r\n"
+    if passage is not None:
+        block += header_lines(_cache_headers(passage))
+    start = {"type": "http.response.start", "status": 200, "headers": [], HEAD_BLOCK: block}
+    return start if blocks else asgi_start(start)
 
 
 def _usage(body: dict[str, Any] | None) -> tuple[int, int]:
@@ -274,11 +269,8 @@ async def handle(
         await _refuse(exc, error_response, log, request_id, scope, receive, send)
         return
 
+    blocks = getattr(send, "head_blocks", False)  # routerd's direct send (routerd.server.protocol)
     if result.stream is not None:
-        stream_headers = routing_headers(request_id, result.info)
-        stream_headers["cache-control"] = "no-cache"
-        if passage is not None:
-            stream_headers.update(_cache_headers(passage))
         stream = result.stream
         as_bytes = (
             isinstance(stream, StreamRelay)
@@ -288,13 +280,18 @@ async def handle(
         direct = getattr(send, "streams_direct", False)
         if as_bytes and direct:
             assert isinstance(stream, StreamRelay)
-            await _send_bytes(result, log, stream, stream_headers, send)
+            start = _stream_start(request_id, result.info, passage, blocks)
+            await _send_bytes(result, log, stream, start, send)
             return
         relay = _relay_bytes(result, log, stream) if as_bytes else _relay(result, log)  # type: ignore[arg-type]
         try:
             if direct:
-                await _send_stream(relay, stream_headers, send)
+                await _send_stream(relay, _stream_start(request_id, result.info, passage, blocks), send)
             else:
+                stream_headers = routing_headers(request_id, result.info)
+                stream_headers["cache-control"] = "no-cache"
+                if passage is not None:
+                    stream_headers.update(_cache_headers(passage))
                 response = StreamingResponse(relay, media_type="text/event-stream", headers=stream_headers)
                 await response(scope, receive, send)
         finally:
@@ -314,13 +311,8 @@ async def handle(
                 log.finish(exc.status_code, result.info, tokens, error=type(exc).__name__, cost=cost)
             return
     payload = orjson.dumps(response_body)
-    raw_headers = _answer_headers(request_id, result.info, len(payload))
-    for name, value in response_cost_header(cost).items():
-        raw_headers += [(name.encode(), value.encode()), (b"x-litellm-response-cost", value.encode())]
-    if passage is not None:
-        raw_headers += [(name.encode(), value.encode()) for name, value in _cache_headers(passage).items()]
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        await send(_answer_start(request_id, result.info, len(payload), cost, passage, blocks))
         await send({"type": "http.response.body", "body": payload})
     finally:
         log.finish(200, result.info, tokens, cost=cost)
@@ -376,18 +368,12 @@ async def _relay(result: CallResult, log: _RequestLog) -> AsyncGenerator[bytes, 
         log.finish(status, result.info, tokens, error=error, cost=cost, estimated=estimated)
 
 
-def _stream_head(headers: dict[str, str]) -> Message:
-    raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
-    raw_headers += [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
-    return {"type": "http.response.start", "status": 200, "headers": raw_headers}
-
-
-async def _send_stream(relay: AsyncGenerator[bytes, None], headers: dict[str, str], send: Send) -> None:
+async def _send_stream(relay: AsyncGenerator[bytes, None], start: Message, send: Send) -> None:
     """Write a stream through a ``send`` that writes each body message straight to the client
     (:class:`routerd.server.protocol`'s direct path): no task group watching for the disconnect,
     which the protocol handles by cancelling the request. Blocks after the first are written when
     the task next waits, so the last block goes out with the end of the body in one write."""
-    await send(_stream_head(headers))
+    await send(start)
     async for block in relay:
         await send({"type": "http.response.body", "body": block, "more_body": True})
     # The body ends after the relay's accounting (usage, spend, limits, the request log), as it did
@@ -396,7 +382,7 @@ async def _send_stream(relay: AsyncGenerator[bytes, None], headers: dict[str, st
 
 
 async def _send_bytes(
-    result: CallResult, log: _RequestLog, relay: StreamRelay, headers: dict[str, str], send: Send
+    result: CallResult, log: _RequestLog, relay: StreamRelay, start: Message, send: Send
 ) -> None:
     """:func:`_send_stream` of a stream relayed as the upstream's bytes, in one coroutine: each
     block of :meth:`StreamRelay.next_block` goes straight to ``send`` (no generator between the
@@ -406,7 +392,7 @@ async def _send_bytes(
     error: str | None = None
     first = relay.first
     try:
-        await send(_stream_head(headers))
+        await send(start)
         try:
             while (block := await relay.next_block()) is not None:
                 await send({"type": "http.response.body", "body": block, "more_body": True})
@@ -604,7 +590,7 @@ rerank = InferenceEndpoint(RERANK)
 RequestLog = _RequestLog
 refuse = _refuse
 abandon_stream = _abandon
-answer_headers = _answer_headers
+answer_start = _answer_start
 cache_headers = _cache_headers
 text_chars = _text_chars
 chat_usage = _usage

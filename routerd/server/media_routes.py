@@ -31,10 +31,11 @@ from routerd.errors import BadRequestError, OpenAIError
 from routerd.events import RequestStarted
 from routerd.providers.base import IMAGE_EDITS, SPEECH, TRANSCRIPTIONS
 from routerd.routing.types import CallResult, RoutingInfo
+from routerd.server.answer_headers import routing_headers
 from routerd.server.errors import error_response
 from routerd.server.files import read_form
 from routerd.server.gate import Passage, Unidentified, caller_of
-from routerd.server.inference import RequestLog, parse_json, read_body, routing_headers
+from routerd.server.inference import RequestLog, parse_json, read_body
 from routerd.server.limits import new_request_id
 from routerd.server.state import AppState
 

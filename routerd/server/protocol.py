@@ -47,6 +47,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
+from routerd.server.answer_headers import HEAD_BLOCK, asgi_start
 from routerd.server.app import RouterdApp
 from routerd.server.limits import ConnectionLimits, raw_error
 
@@ -107,36 +108,65 @@ def _render_head(cycle: RequestResponseCycle, start: Message, body: bytes, *, st
     status_line = STATUS_LINE.get(status)
     if status_line is None or status in (204, 304):
         return None
-    names: list[bytes] = []
-    values: list[bytes] = []
-    parts = [status_line]
-    length: bytes | None = None
-    for name, value in (*cycle.default_headers, *start.get("headers", ())):
-        lower = name.lower()
-        if lower in _FRAMING:
-            if lower != b"content-length" or length is not None:
-                return None
-            length = value
-            continue
-        names.append(lower)
-        values.append(value)
-        parts += (lower, b": ", value, b"\r\n")
+    defaults = _default_lines(cycle.default_headers)
+    rendered = _header_lines(start.get("headers", ()))
+    if defaults is None or rendered is None:
+        return None
+    lines, length = rendered
     if stream:
         if length is not None:
             return None
-    elif length is None or length.strip() != b"%d" % len(body):
+    elif length is None or length != b"%d" % len(body):
         return None
-    # one scan each over all names and all values (tab is allowed in a value, so it joins them)
-    if _BAD_NAME.search(b"".join(names)) or _BAD_VALUE.search(b"\t".join(values)):
-        return None
+    parts = [status_line, defaults, lines]
+    block = start.get(HEAD_BLOCK)
+    if block:
+        parts.append(block)  # routerd's own lines, checked when they were rendered
     if length is None:
         parts.append(b"transfer-encoding: chunked\r\n")
     else:
-        parts += (b"content-length: ", length.strip(), b"\r\n")
+        parts += (b"content-length: ", length, b"\r\n")
     if not cycle.keep_alive:
         parts.append(b"connection: close\r\n")
     parts += (b"\r\n", _chunk(body) if stream else body)
     return b"".join(parts)
+
+
+def _header_lines(headers: Any) -> tuple[bytes, bytes | None] | None:
+    """ASGI ``headers`` as ``name: value\\r\\n`` lines (names lower-cased) and the content-length
+    value they carry; None when they must go uvicorn's way (a framing header, a bad name or value)."""
+    names: list[bytes] = []
+    values: list[bytes] = []
+    parts: list[bytes] = []
+    length: bytes | None = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _FRAMING:
+            if lower != b"content-length" or length is not None:
+                return None
+            length = value.strip()
+            continue
+        names.append(lower)
+        values.append(value)
+        parts += (lower, b": ", value, b"\r\n")
+    # one scan each over all names and all values (tab is allowed in a value, so it joins them)
+    if _BAD_NAME.search(b"".join(names)) or _BAD_VALUE.search(b"\t".join(values)):
+        return None
+    return b"".join(parts), length
+
+
+# uvicorn's default headers (date, server): the list it makes (each second, for the date), as lines
+_defaults: tuple[object, bytes | None] = (None, None)
+
+
+def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """uvicorn's default ``headers`` as lines, rendered once per list (None: uvicorn's way). The
+    list itself is kept, so the identity check cannot match a later list at the same address."""
+    global _defaults
+    if headers is not _defaults[0]:
+        rendered = _header_lines(headers)
+        _defaults = (headers, rendered[0] if rendered is not None and rendered[1] is None else None)
+    return _defaults[1]
 
 
 def _chunk(body: bytes) -> bytes:
@@ -160,6 +190,8 @@ class _DirectSend:
 
     #: the server may write a stream through this send without watching for the disconnect itself
     streams_direct = True
+    #: start messages may carry pre-rendered header lines (routerd.server.answer_headers)
+    head_blocks = True
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self._cycle = cycle
@@ -184,8 +216,8 @@ class _DirectSend:
                 and self._write(start, message.get("body", b""), more=message.get("more_body", False))
             ):
                 return
-            await cycle.send(start)  # type: ignore[arg-type]
-        await cycle.send(message)  # type: ignore[arg-type]
+            await cycle.send(asgi_start(start))  # type: ignore[arg-type]
+        await cycle.send(asgi_start(message))  # type: ignore[arg-type]
 
     async def _stream(self, message: Message) -> None:
         """One body message of a stream whose head this send wrote."""
