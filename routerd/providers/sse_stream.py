@@ -94,6 +94,19 @@ def _plain_data(data: bytes, finish: bool = True) -> bool:
     return not count or count == data.count(b'"finish_reason":null')
 
 
+def _data_events(region: bytes) -> list[bytes] | None:
+    """The data of each event of ``region`` when every event is a single ``data: `` line ending in a
+    blank line (LF framing); None when any is not (then it is read line by line)."""
+    events = region.split(b"\n\n")
+    if events.pop() or b"\r" in region:
+        return None
+    for i, event in enumerate(events):
+        if not event.startswith(b"data: ") or b"\n" in event:
+            return None
+        events[i] = event[6:]
+    return events
+
+
 def _has_finish(chunk: JSON) -> bool:
     choices = chunk.get("choices")
     if not choices:
@@ -309,24 +322,36 @@ class SSEReader:
     def _lines(self, region: bytes, out: list[bytes | memoryview], *, finish: bool = True) -> None:
         """The line-by-line way: every event rendered as ``data: ...\\n\\n``; markers read (finish
         reasons only when ``finish``: see :func:`_plain_events`)."""
+        events = _data_events(region) if not self._event else None
+        if events is not None:
+            # every event one "data: " line (the usual tail of a stream): no line-by-line reading
+            for data in events:
+                if self._event_data(data, out, finish):
+                    return
+            return
         for line in region.split(b"\n")[:-1]:
             data = self._field(line)
-            if data is None:
-                continue
-            if self._event != b"error" and _plain_data(data, finish):
-                self._handed_on(1, len(data) + _FRAMING)
-                out.append(b"data: " + data + b"\n\n")
-                continue
-            try:
-                chunk = self._read(data)
-            except OpenAIError as exc:
-                self.error = exc
+            if data is not None and self._event_data(data, out, finish):
                 return
-            if chunk is not None:
-                self._relay_read(chunk, data, out)
-            elif self.ended:
-                out.append(DONE_EVENT)
-                return
+
+    def _event_data(self, data: bytes, out: list[bytes | memoryview], finish: bool) -> bool:
+        """Hand on (or read) one event's data; True when the block stops here (an error, the end)."""
+        if self._event != b"error" and _plain_data(data, finish):
+            self._handed_on(1, len(data) + _FRAMING)
+            out.append(b"data: " + data + b"\n\n")
+            return False
+        try:
+            chunk = self._read(data)
+        except OpenAIError as exc:
+            self.error = exc
+            return True
+        if chunk is not None:
+            self._relay_read(chunk, data, out)
+            return False
+        if self.ended:
+            out.append(DONE_EVENT)
+            return True
+        return False
 
     def _relay_read(self, chunk: JSON, data: bytes, out: list[bytes | memoryview]) -> None:
         usage = chunk.get("usage")

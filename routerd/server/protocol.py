@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from itertools import chain
 from typing import Any
 
 import httptools
@@ -471,7 +472,8 @@ class RouterdHttpProtocol(HttpToolsProtocol):
         self._in_head = self._head_started = True
 
     def on_headers_complete(self) -> None:
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        headers = self.headers  # (name, value) pairs; each line also has ": " and CRLF
+        size = len(self.url) + 4 * len(headers) + sum(map(len, chain.from_iterable(headers)))
         if size > self._limits.max_header_bytes:
             self._refuse_head()
             raise _Rejected  # httptools stops parsing; uvicorn answers through send_400_response

@@ -18,7 +18,7 @@ from routerd.http import FastHttpClient
 from routerd.http.base import HttpLimits
 from routerd.providers.errors import ErrorContext
 from routerd.providers.sse import DONE_EVENT
-from routerd.providers.sse_stream import OpenAIStream, SSEReader
+from routerd.providers.sse_stream import OpenAIStream, SSEReader, _data_events
 from routerd.testing import FakeOpenAI, Reply
 
 CTX = ErrorContext(provider="openai", model="gpt-4o-mini", deployment_id="dep-1")
@@ -320,3 +320,45 @@ async def test_the_line_bound_of_the_client_applies_to_the_byte_path(fake_openai
             await stream.next_block()
     finally:
         await http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (b"data: {}\n\ndata: [DONE]\n\n", [b"{}", b"[DONE]"]),
+        (b"data: {}\n\n", [b"{}"]),
+        (b"data:{}\n\n", None),  # no space: read line by line
+        (b"data: {}\r\n\r\n", None),  # CRLF framing
+        (b"data: {}\n\n\n", None),  # an extra blank line
+        (b"event: error\ndata: {}\n\n", None),  # a field line
+        (b"data: {}\ndata: {}\n\n", None),  # two data lines in one event
+        (b"data: {}\n", None),  # no blank line after the last event
+    ],
+)
+def test_a_tail_of_single_data_line_events_is_split_without_reading_lines(
+    tail: bytes, expected: list[bytes] | None
+) -> None:
+    assert _data_events(tail) == expected
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        event(finish()) + b"event: error\n" + event({"message": "late failure"}) + b"data: [DONE]\n\n",
+        event(finish()) + b"data:" + orjson.dumps(usage_only()) + b"\n\n" + b"data: [DONE]\n\n",
+        event(finish()) + event(usage_only()).replace(b"\n", b"\r\n") + b"data: [DONE]\n\n",
+    ],
+    ids=["named-error", "no-space", "crlf"],
+)
+def test_tails_that_are_not_single_data_lines_are_read_line_by_line(tail: bytes) -> None:
+    # the fast split of a stream's last events gives way to the line-by-line reading: the same markers
+    body = b"".join(event(content(t)) for t in ("a", "b", "c")) + tail
+    reader = SSEReader(CTX)
+    reader.feed(body)
+    block = reader.take_block()
+    if b"event: error" in tail:
+        assert data_of(block) == [content("a"), content("b"), content("c"), finish()]
+        assert isinstance(reader.error, errors.OpenAIError) and "late failure" in str(reader.error)
+        return
+    assert data_of(block) == [content("a"), content("b"), content("c"), finish(), usage_only(), "[DONE]"]
+    assert reader.usage == USAGE and reader.ended and reader.error is None
