@@ -96,15 +96,13 @@ def _plain_data(data: bytes, finish: bool = True) -> bool:
 
 def _data_events(region: bytes) -> list[bytes] | None:
     """The data of each event of ``region`` when every event is a single ``data: `` line ending in a
-    blank line (LF framing); None when any is not (then it is read line by line)."""
-    events = region.split(b"\n\n")
-    if events.pop() or b"\r" in region:
+    blank line (LF framing); None when any is not (then it is read line by line). Split at the
+    boundaries, the only newlines left must be theirs (JSON holds no raw CR or LF)."""
+    if not (region.startswith(b"data: ") and region.endswith(b"\n\n")) or b"\r" in region:
         return None
-    for i, event in enumerate(events):
-        if not event.startswith(b"data: ") or b"\n" in event:
-            return None
-        events[i] = event[6:]
-    return events
+    inner = region[6:-2]
+    events = inner.split(b"\n\ndata: ")
+    return events if inner.count(b"\n") == 2 * len(events) - 2 else None
 
 
 def _has_finish(chunk: JSON) -> bool:
