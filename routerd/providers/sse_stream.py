@@ -330,8 +330,8 @@ class SSEReader:
                     return
             return
         for line in region.split(b"\n")[:-1]:
-            data = self._field(line)
-            if data is not None and self._event_data(data, out, finish):
+            field = self._field(line)
+            if field is not None and self._event_data(field, out, finish):
                 return
 
     def _event_data(self, data: bytes, out: list[bytes | memoryview], finish: bool) -> bool:
