@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from docs_pages import doc_page
 
 from routerd.routing.types import RoutingInfo
 from routerd.server import answer_headers
@@ -149,3 +150,10 @@ def test_the_daemon_sends_x_litellm_headers_beside_x_routerd(tmp_path: Path) -> 
     assert failed.json()["error"]["type"] == "timeout"
     assert failed.headers["x-litellm-attempted-retries"] == failed.headers["x-routerd-attempted-retries"]
     assert int(failed.headers["x-litellm-attempted-retries"]) >= 1
+
+
+def test_the_bound_and_the_encoding_are_documented() -> None:
+    page = " ".join(doc_page("api/openai.md").split())
+    assert f"at most {answer_headers.MAX_ROUTES} routes (`routerd.server.answer_headers.MAX_ROUTES`" in page
+    model = "mock/\u043c\u043e\u0434\u0435\u043b\u044c"
+    assert f"`{model}` becomes `{header_value(model)}`" in page
