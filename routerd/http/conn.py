@@ -124,6 +124,8 @@ class Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self._paused = False
         self._head_bytes = 0  # read while the head was incomplete
+        self._body_bytes = 0  # body bytes the parser handed over (never reset by take_body)
+        self._bare_bytes = 0  # read since the head without carrying body: chunk framing, trailers
         # the head's header lines as the parser hands them over: name, value, name, value, ...
         # (decoded all at once when the head is complete: see on_headers_complete)
         self._raw: list[bytes] = []
@@ -140,6 +142,8 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
+        after_head = self.head_done
+        body_before = self._body_bytes
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -147,10 +151,19 @@ class Connection(asyncio.Protocol):
             # must learn it now, or it sleeps past every deadline (the close stops the timer)
             self._abandon(exc)
             return
-        if not self.head_done and self._active:
+        if not self._active:
+            return
+        if not self.head_done:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._abandon(too_large_error(self.url, "a response head", MAX_HEAD_BYTES))
+        elif after_head:
+            # Trailer lines after a chunked body are kept whole by the parser (and then here) until
+            # the message ends: the bytes read since the last body byte are bounded like a head.
+            carried = self._body_bytes - body_before
+            self._bare_bytes = len(data) - carried if carried else self._bare_bytes + len(data)
+            if self._bare_bytes > MAX_HEAD_BYTES:
+                self._abandon(too_large_error(self.url, "response trailers", MAX_HEAD_BYTES))
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost decides what it meant
@@ -219,6 +232,7 @@ class Connection(asyncio.Protocol):
             return  # abandoned: the rest of this read is dropped with the connection
         self.body.append(body)
         self.buffered += len(body)
+        self._body_bytes += len(body)
         if self.max_body is not None and self.buffered > self.max_body:
             self._abandon(too_large_error(self.url, "a body", self.max_body))
             return

@@ -497,3 +497,37 @@ async def test_the_token_client_reads_a_bounded_answer() -> None:
     async with RawUpstream(always(Act(answer))) as upstream:
         with pytest.raises(google.auth.exceptions.TransportError, match="larger than"):
             await asyncio.to_thread(UrllibRequest(), upstream.url, "POST", b"x", {}, 30)
+
+
+ENDLESS_TRAILERS = {
+    "one endless trailer": b"X-Pad: " + b"p" * (1024 * KIB),
+    "endless distinct trailers": b"".join(b"X-T%d: v\r\n" % i for i in range(60_000)),
+}
+
+
+@pytest.mark.parametrize("trailers", list(ENDLESS_TRAILERS.values()), ids=list(ENDLESS_TRAILERS))
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_endless_trailers_after_a_chunked_body_are_refused(
+    client: HttpClient, trailers: bytes, stream: bool
+) -> None:
+    # the trailer section never ends and the upstream keeps the connection open: only a bound on the
+    # bytes after the last body byte ends the call (the parser keeps trailer lines whole)
+    first = b'data: {"n": 1}\n\n'
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n" % (len(first), first)
+        + trailers
+    )
+    lines: list[bytes] = []
+    async with RawUpstream(always(Act(answer, hang=True))) as upstream:
+        async with asyncio.timeout(30):  # a hang guard only; the call has no deadline of its own
+            with pytest.raises(OpenAIError) as caught:
+                if stream:
+                    async with client.stream("POST", upstream.url, headers={}, content=b"{}") as response:
+                        async for line in response.aiter_lines():
+                            lines.append(line)
+                else:
+                    await client.request("POST", upstream.url, headers={}, content=b"{}", timeout=None)
+        await settle(lambda: upstream.client_closed == 1, "the client dropped the connection")
+    assert caught.value.retryable
+    assert lines[:1] == ([b'data: {"n": 1}'] if stream else [])
