@@ -151,7 +151,7 @@ class Connection(asyncio.Protocol):
             # must learn it now, or it sleeps past every deadline (the close stops the timer)
             self._abandon(exc)
             return
-        if not self._active:
+        if not self.receiving:  # the parser completed or abandoned the answer
             return
         if not self.head_done:
             self._head_bytes += len(data)
@@ -164,6 +164,11 @@ class Connection(asyncio.Protocol):
             self._bare_bytes = len(data) - carried if carried else self._bare_bytes + len(data)
             if self._bare_bytes > MAX_HEAD_BYTES:
                 self._abandon(too_large_error(self.url, "response trailers", MAX_HEAD_BYTES))
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a request is out and its answer is not complete (nor abandoned)."""
+        return self._active
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost decides what it meant
