@@ -257,8 +257,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int) -> None:
-    for _ in range(200):
+def wait_port(port: int, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.05)):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -332,6 +332,47 @@ def ttft_ms(port: int, model: str, samples: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
+def stream_requests(port: int, count: int, model: str = "bench-stream") -> None:
+    """``count`` streamed chat completions one after another on one keep-alive connection."""
+    body = orjson.dumps(
+        {
+            "model": model,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 64,
+        }
+    )
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-bench\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        for _ in range(count):
+            s.sendall(head)
+            data = b""
+            while not data.endswith(b"0\r\n\r\n"):  # the end of the chunked answer
+                more = s.recv(65536)
+                if not more:
+                    raise SystemExit(f"the server on {port} closed the connection: {data[:300]!r}")
+                data += more
+            if b"[DONE]" not in data:
+                raise SystemExit(f"an answer without [DONE] from {port}: {data[:300]!r}")
+
+
+def instructions_per_request(port: int, pid: int, work: Path, count: int) -> float:
+    """Instructions a process under callgrind executes per streamed request: a warm-up, then
+    collection on for ``count`` sequential requests, then a dump whose total is divided by ``count``."""
+    stream_requests(port, 200)
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
+    stream_requests(port, count)
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+    dumps = sorted(work.glob(f"callgrind.{pid}.*"), key=lambda f: f.stat().st_mtime)
+    for line in dumps[-1].read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1]) / count
+    raise SystemExit(f"no totals in {dumps[-1]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=3)
@@ -342,6 +383,14 @@ def main() -> None:
     )
     parser.add_argument("--soak-requests", type=int, default=0, help="soak instead: stream this many answers")
     parser.add_argument("--soak-every", type=int, default=250_000, help="print RSS every this many requests")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: count the instructions relay and routerd execute per streamed request"
+        " (valgrind callgrind, N sequential requests after a warm-up)",
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -365,10 +414,25 @@ def main() -> None:
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     procs = [subprocess.Popen([nginx_bin, "-p", str(work), "-c", str(work / "nginx.conf")])]
     env = {**os.environ, "ROUTERD_WATCH": "false", "PYTHONPATH": str(REPO)}
-    procs.append(subprocess.Popen([sys.executable, "-c", RELAY, str(up), str(relay_port)]))
+    if args.instructions:  # the same hashes every run: set and dict layouts, and so the counts, repeat
+        env["PYTHONHASHSEED"] = "0"
+    # under --instructions both contestants run inside callgrind, counting from the first request on
+    under = (
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "-q",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={work}/callgrind.%p",
+        ]
+        if args.instructions
+        else []
+    )
+    procs.append(subprocess.Popen([*under, sys.executable, "-c", RELAY, str(up), str(relay_port)], env=env))
     log_file = (work / "routerd.log").open("wb")
     routerd = subprocess.Popen(
         [
+            *under,
             sys.executable,
             "-m",
             "routerd.cli",
@@ -386,8 +450,14 @@ def main() -> None:
     procs.append(routerd)
     try:
         for port in (up, relay_port, routerd_port):
-            wait_port(port)
-        if args.soak_requests:
+            wait_port(port, 60 if args.instructions else 10)
+        if args.instructions:
+            for name, port, proc in (("relay", relay_port, procs[1]), ("routerd", routerd_port, routerd)):
+                count = instructions_per_request(port, proc.pid, work, args.instructions)
+                print(
+                    f"{name}: {count / 1000:,.0f}k instructions per streamed request ({args.instructions} requests)"
+                )
+        elif args.soak_requests:
             soak(scripts["bench-stream"], routerd_port, routerd.pid, args.soak_requests, args.soak_every)
         else:
             run(args, scripts, relay_port, procs[1].pid, routerd_port, routerd.pid)
